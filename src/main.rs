@@ -1,0 +1,44 @@
+//! The `jam-server` binary: parse the configuration, start logging, run until Ctrl-C or
+//! SIGTERM, then shut down cleanly.
+
+use anyhow::Result;
+use clap::Parser;
+use jam_server::{Config, RunningServer};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,quinn=warn")),
+        )
+        .init();
+    let config = Config::parse();
+    let server = RunningServer::start(config).await?;
+    tracing::info!(url = %server.http_url(), "open the web demo");
+    wait_for_signal().await;
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

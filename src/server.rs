@@ -1,0 +1,310 @@
+//! Starts and stops the whole server: binds the TCP (HTTP + WebSocket) and UDP
+//! (WebTransport) listeners, loads the certificate and keeps it renewed, and owns the one
+//! shutdown token and task tracker every connection hangs off.
+//!
+//! Tests use [`RunningServer`] in-process on ephemeral ports; `main.rs` uses it too.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::room::{Hub, Outbox, Stats};
+use crate::session::{Session, SessionLimits};
+use crate::tls::{self, CertSource};
+use crate::transport::wt::WtServer;
+use crate::{http, transport};
+
+/// What every connection needs: the hub, the limits, and the shutdown machinery.
+pub struct Context {
+    /// The room core.
+    pub hub: Arc<Hub>,
+    /// Per-connection limits.
+    pub session_limits: SessionLimits,
+    /// Outgoing queue length per connection.
+    pub outbox_capacity: usize,
+    /// Keep-alive / ping period.
+    pub ping_interval: Duration,
+    /// Silence after which a peer is dropped.
+    pub peer_timeout: Duration,
+    /// Cancelled on shutdown; every connection's token is a child of it.
+    pub shutdown: CancellationToken,
+    /// Tracks every connection task so shutdown can wait for them.
+    pub tracker: TaskTracker,
+    next_conn: AtomicU64,
+}
+
+impl Context {
+    /// A fresh connection number for logs.
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// A new session with its outbox and the receiving end of that outbox.
+    pub fn open_session(
+        &self,
+        datagrams: Option<(Box<dyn crate::room::DatagramSink>, crate::room::Encoding)>,
+        token: CancellationToken,
+    ) -> (Session, Outbox, tokio::sync::mpsc::Receiver<bytes::Bytes>) {
+        let (outbox, rx) = Outbox::new(
+            self.outbox_capacity,
+            datagrams,
+            token,
+            self.hub.stats().clone(),
+        );
+        let session = Session::new(
+            self.hub.clone(),
+            outbox.clone(),
+            self.session_limits.clone(),
+        );
+        (session, outbox, rx)
+    }
+}
+
+/// What `GET /connect` publishes, kept current across certificate renewals.
+pub struct Published {
+    /// The bound HTTP address.
+    pub http_addr: SocketAddr,
+    /// The bound WebTransport address.
+    pub wt_addr: SocketAddr,
+    /// SHA-256 of the current WebTransport certificate.
+    pub cert_hash: RwLock<String>,
+}
+
+impl Published {
+    /// The current certificate hash.
+    pub fn cert_hash(&self) -> String {
+        self.cert_hash
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// A server that is up and serving.
+pub struct RunningServer {
+    ctx: Arc<Context>,
+    published: Arc<Published>,
+    wt: Arc<WtServer>,
+    cert_source: CertSource,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Binds both listeners and starts serving.
+    pub async fn start(config: Config) -> Result<RunningServer> {
+        let cert_source = match (&config.cert, &config.key) {
+            (Some(cert), Some(key)) => CertSource::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            _ if config.ephemeral_cert => CertSource::Dev { dir: None },
+            _ => CertSource::Dev {
+                dir: Some(config.cert_dir.clone()),
+            },
+        };
+        let identity = cert_source.load().context("loading the certificate")?;
+        let not_after = identity.not_after;
+
+        let ctx = Arc::new(Context {
+            hub: Hub::new(config.room_limits()),
+            session_limits: config.session_limits(),
+            outbox_capacity: config.outbox_capacity,
+            ping_interval: config.ping_interval,
+            peer_timeout: config.peer_timeout,
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            next_conn: AtomicU64::new(0),
+        });
+
+        let listener = tokio::net::TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("binding HTTP on {}", config.http_addr))?;
+        let http_addr = listener.local_addr()?;
+        let wt = Arc::new(
+            WtServer::bind(config.wt_addr, &identity, &ctx)
+                .with_context(|| format!("binding WebTransport on {}", config.wt_addr))?,
+        );
+        let wt_addr = wt.local_addr()?;
+        let published = Arc::new(Published {
+            http_addr,
+            wt_addr,
+            cert_hash: RwLock::new(identity.hash_hex.clone()),
+        });
+
+        let mut tasks = Vec::new();
+        let app = http::router(ctx.clone(), published.clone(), config.web_dir.clone());
+        let shutdown = ctx.shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            let served = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        }));
+        tasks.push(tokio::spawn(transport::wt::run(wt.clone(), ctx.clone())));
+        tasks.push(tokio::spawn(renew_certificates(
+            cert_source.clone(),
+            not_after,
+            wt.clone(),
+            published.clone(),
+            ctx.shutdown.clone(),
+        )));
+
+        info!(
+            http = %http_addr,
+            webtransport = %wt_addr,
+            cert_sha256 = %identity.hash_hex,
+            "listening"
+        );
+        Ok(RunningServer {
+            ctx,
+            published,
+            wt,
+            cert_source,
+            tasks,
+        })
+    }
+
+    /// The bound HTTP/WebSocket address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.published.http_addr
+    }
+
+    /// The bound WebTransport address.
+    pub fn wt_addr(&self) -> SocketAddr {
+        self.published.wt_addr
+    }
+
+    /// SHA-256 (hex) of the certificate WebTransport serves now.
+    pub fn cert_hash(&self) -> String {
+        self.published.cert_hash()
+    }
+
+    /// The server-wide counters.
+    pub fn stats(&self) -> &Arc<Stats> {
+        self.ctx.hub.stats()
+    }
+
+    /// The room core.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.ctx.hub
+    }
+
+    /// `ws://` URL of the WebSocket endpoint on loopback.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", loopback(self.http_addr()))
+    }
+
+    /// `https://` URL of the WebTransport endpoint on loopback.
+    pub fn wt_url(&self) -> String {
+        format!("https://{}/jam", loopback(self.wt_addr()))
+    }
+
+    /// `http://` URL of the web demo on loopback.
+    pub fn http_url(&self) -> String {
+        format!("http://{}/", loopback(self.http_addr()))
+    }
+
+    /// Makes and installs a fresh development certificate now (what the renewal task does
+    /// before expiry). Returns the new hash, or `None` for real certificates.
+    pub fn renew_certificate(&self) -> Result<Option<String>> {
+        renew_once(&self.cert_source, &self.wt, &self.published).map(|r| r.map(|(h, _)| h))
+    }
+
+    /// A token that is cancelled when the server shuts down.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.ctx.shutdown.clone()
+    }
+
+    /// Closes every connection (WebSocket close 1001, WebTransport close with a code and
+    /// reason) and waits, at most a few seconds, for them to end.
+    pub async fn shutdown(self) {
+        info!("shutting down");
+        self.ctx.shutdown.cancel();
+        self.ctx.tracker.close();
+        if tokio::time::timeout(Duration::from_secs(3), self.ctx.tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!("some connections did not close within 3 s");
+        }
+        self.wt.close();
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.wt.wait_idle()).await;
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
+        }
+        info!("stopped");
+    }
+}
+
+/// The address to reach a listener bound to `addr` from this machine.
+fn loopback(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(a) if a.ip().is_unspecified() => {
+            SocketAddr::from(([127, 0, 0, 1], a.port()))
+        }
+        SocketAddr::V6(a) if a.ip().is_unspecified() => {
+            SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], a.port()))
+        }
+        other => other,
+    }
+}
+
+fn renew_once(
+    source: &CertSource,
+    wt: &WtServer,
+    published: &Published,
+) -> Result<Option<(String, std::time::SystemTime)>> {
+    let Some(identity) = source.renew()? else {
+        return Ok(None);
+    };
+    wt.reload_identity(&identity)?;
+    *published
+        .cert_hash
+        .write()
+        .unwrap_or_else(|e| e.into_inner()) = identity.hash_hex.clone();
+    info!(cert_sha256 = %identity.hash_hex, "renewed the development certificate");
+    Ok(Some((identity.hash_hex, identity.not_after)))
+}
+
+/// Renews the development certificate [`tls::RENEW_BEFORE`] before it expires.
+async fn renew_certificates(
+    source: CertSource,
+    mut not_after: std::time::SystemTime,
+    wt: Arc<WtServer>,
+    published: Arc<Published>,
+    shutdown: CancellationToken,
+) {
+    if matches!(source, CertSource::Files { .. }) {
+        return;
+    }
+    loop {
+        let left = not_after
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        let wait = left
+            .saturating_sub(tls::RENEW_BEFORE)
+            .max(Duration::from_secs(60));
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        match renew_once(&source, &wt, &published) {
+            Ok(Some((_, next))) => not_after = next,
+            Ok(None) => return,
+            Err(e) => warn!(error = %e, "certificate renewal failed; retrying in a minute"),
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! Certificates for WebTransport: load a PEM pair, or make, store, reuse and renew a
+//! development certificate that Chromium accepts through `serverCertificateHashes`
+//! (ECDSA P-256, valid at most 14 days). Also the SHA-256 that `/connect` publishes.
+//! This module does not know about endpoints; the server reloads its config with what
+//! this module hands back.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+use wtransport::tls::{Certificate, CertificateChain, PrivateKey};
+use wtransport::Identity;
+
+/// Total validity of a development certificate (Chromium's limit is 14 days).
+pub const DEV_CERT_VALIDITY: Duration = Duration::from_secs(13 * 24 * 3600);
+/// How far `notBefore` is back-dated, for clocks that are slightly behind.
+const BACKDATE: Duration = Duration::from_secs(3600);
+/// A stored development certificate is reused only while it has more than this left,
+/// and the running server renews it this long before it expires.
+pub const RENEW_BEFORE: Duration = Duration::from_secs(24 * 3600);
+
+const DEV_CERT_FILE: &str = "dev-cert.pem";
+const DEV_KEY_FILE: &str = "dev-key.pem";
+
+/// Where the WebTransport certificate comes from.
+#[derive(Debug, Clone)]
+pub enum CertSource {
+    /// A real certificate chain and key, as PEM files.
+    Files {
+        /// Certificate chain.
+        cert: PathBuf,
+        /// Private key.
+        key: PathBuf,
+    },
+    /// A development certificate, stored in `dir` (or only in memory when `None`).
+    Dev {
+        /// Directory for `dev-cert.pem` and `dev-key.pem`.
+        dir: Option<PathBuf>,
+    },
+}
+
+/// A loaded identity with what the server publishes about it.
+pub struct TlsIdentity {
+    /// The identity for the WebTransport endpoint.
+    pub identity: Identity,
+    /// SHA-256 of the leaf certificate's DER, 64 lowercase hex digits.
+    pub hash_hex: String,
+    /// When the leaf certificate expires.
+    pub not_after: SystemTime,
+}
+
+impl std::fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsIdentity")
+            .field("hash_hex", &self.hash_hex)
+            .field("not_after", &self.not_after)
+            .finish()
+    }
+}
+
+impl CertSource {
+    /// Loads (or makes) the identity.
+    pub fn load(&self) -> Result<TlsIdentity> {
+        match self {
+            CertSource::Files { cert, key } => load_pem_files(cert, key),
+            CertSource::Dev { dir: Some(dir) } => load_or_make_dev(dir),
+            CertSource::Dev { dir: None } => Ok(make_dev()?.0),
+        }
+    }
+
+    /// Makes a fresh development identity (stored when the source has a directory);
+    /// `None` for real certificates, which are not the server's to renew.
+    pub fn renew(&self) -> Result<Option<TlsIdentity>> {
+        match self {
+            CertSource::Files { .. } => Ok(None),
+            CertSource::Dev { dir } => {
+                let (id, cert_pem, key_pem) = make_dev()?;
+                if let Some(dir) = dir {
+                    store(dir, &cert_pem, &key_pem)?;
+                }
+                Ok(Some(id))
+            }
+        }
+    }
+}
+
+/// SHA-256 of `der` as lowercase hex.
+pub fn sha256_hex(der: &[u8]) -> String {
+    Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn identity_from_pem(cert_pem: &str, key_pem: &str) -> Result<TlsIdentity> {
+    let certs: Vec<Vec<u8>> = rustls_pemfile::certs(&mut cert_pem.as_bytes())
+        .map(|c| c.map(|c| c.to_vec()))
+        .collect::<std::result::Result<_, _>>()
+        .context("reading PEM certificates")?;
+    let Some(leaf) = certs.first() else {
+        bail!("no certificate in the PEM file");
+    };
+    let not_after = leaf_not_after(leaf)?;
+    let hash_hex = sha256_hex(leaf);
+    let chain = certs
+        .into_iter()
+        .map(|der| Certificate::from_der(der).context("parsing certificate"))
+        .collect::<Result<Vec<_>>>()?;
+    let key = rustls_pemfile::private_key(&mut key_pem.as_bytes())
+        .context("reading PEM private key")?
+        .context("no private key in the PEM file")?;
+    let key = match key {
+        rustls::pki_types::PrivateKeyDer::Pkcs8(k) => {
+            PrivateKey::from_der_pkcs8(k.secret_pkcs8_der().to_vec())
+        }
+        _ => bail!("the private key must be PKCS#8 (BEGIN PRIVATE KEY)"),
+    };
+    Ok(TlsIdentity {
+        identity: Identity::new(CertificateChain::new(chain), key),
+        hash_hex,
+        not_after,
+    })
+}
+
+fn leaf_not_after(der: &[u8]) -> Result<SystemTime> {
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(der).context("parsing the leaf certificate")?;
+    let secs = cert.validity().not_after.timestamp();
+    Ok(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0)))
+}
+
+fn load_pem_files(cert: &Path, key: &Path) -> Result<TlsIdentity> {
+    let cert_pem = std::fs::read_to_string(cert)
+        .with_context(|| format!("reading certificate {}", cert.display()))?;
+    let key_pem =
+        std::fs::read_to_string(key).with_context(|| format!("reading key {}", key.display()))?;
+    identity_from_pem(&cert_pem, &key_pem)
+}
+
+/// Makes a development certificate: ECDSA P-256, for `localhost`, `127.0.0.1` and `::1`,
+/// valid for [`DEV_CERT_VALIDITY`] from an hour ago. Returns it with its PEM text.
+pub fn make_dev() -> Result<(TlsIdentity, String, String)> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .context("generating a P-256 key")?;
+    let mut params = rcgen::CertificateParams::new(vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ])
+    .context("certificate names")?;
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        "jam-server development certificate",
+    );
+    let now = time::OffsetDateTime::now_utc();
+    let not_before = now - BACKDATE;
+    params.not_before = not_before;
+    params.not_after = not_before + DEV_CERT_VALIDITY;
+    let cert = params
+        .self_signed(&key)
+        .context("signing the certificate")?;
+    let cert_pem = cert.pem();
+    let key_pem = key.serialize_pem();
+    let id = identity_from_pem(&cert_pem, &key_pem)?;
+    Ok((id, cert_pem, key_pem))
+}
+
+fn store(dir: &Path, cert_pem: &str, key_pem: &str) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let key_path = dir.join(DEV_KEY_FILE);
+    write_private(&key_path, key_pem)?;
+    std::fs::write(dir.join(DEV_CERT_FILE), cert_pem)
+        .with_context(|| format!("writing {}", dir.join(DEV_CERT_FILE).display()))?;
+    Ok(())
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Reuses the stored development certificate while it has more than [`RENEW_BEFORE`]
+/// left (and is one Chromium accepts); otherwise makes and stores a new one.
+pub fn load_or_make_dev(dir: &Path) -> Result<TlsIdentity> {
+    let cert = dir.join(DEV_CERT_FILE);
+    let key = dir.join(DEV_KEY_FILE);
+    if cert.exists() && key.exists() {
+        match load_pem_files(&cert, &key) {
+            Ok(id) if remaining(&id) > RENEW_BEFORE => return Ok(id),
+            Ok(_) => {
+                tracing::info!("stored development certificate expires soon; making a new one")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "stored development certificate unusable; making a new one")
+            }
+        }
+    }
+    let (id, cert_pem, key_pem) = make_dev()?;
+    store(dir, &cert_pem, &key_pem)?;
+    Ok(id)
+}
+
+/// Time left before the identity expires (zero when it has).
+pub fn remaining(id: &TlsIdentity) -> Duration {
+    id.not_after
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_certificate_is_p256_and_short_lived() {
+        let (id, cert_pem, _) = make_dev().unwrap();
+        let der = rustls_pemfile::certs(&mut cert_pem.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let v = cert.validity();
+        let days = (v.not_after.timestamp() - v.not_before.timestamp()) as f64 / 86400.0;
+        assert!(days <= 14.0, "valid {days} days");
+        assert!(days >= 12.0, "valid {days} days");
+        let alg = &cert.public_key().algorithm;
+        assert_eq!(
+            alg.algorithm.to_id_string(),
+            "1.2.840.10045.2.1",
+            "EC public key"
+        );
+        let curve = alg.parameters.as_ref().unwrap().as_oid().unwrap();
+        assert_eq!(curve.to_id_string(), "1.2.840.10045.3.1.7", "P-256");
+        assert_eq!(id.hash_hex, sha256_hex(&der));
+        assert_eq!(id.hash_hex.len(), 64);
+        let names = cert.subject_alternative_name().unwrap().unwrap();
+        assert_eq!(names.value.general_names.len(), 3);
+    }
+
+    #[test]
+    fn stored_certificate_is_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = load_or_make_dev(dir.path()).unwrap();
+        let b = load_or_make_dev(dir.path()).unwrap();
+        assert_eq!(a.hash_hex, b.hash_hex);
+        let renewed = CertSource::Dev {
+            dir: Some(dir.path().into()),
+        }
+        .renew()
+        .unwrap()
+        .unwrap();
+        assert_ne!(renewed.hash_hex, a.hash_hex);
+        assert_eq!(
+            load_or_make_dev(dir.path()).unwrap().hash_hex,
+            renewed.hash_hex
+        );
+    }
+}

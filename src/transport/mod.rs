@@ -1,0 +1,6 @@
+//! Thin transport adapters: they frame bytes into messages for a
+//! [`Session`](crate::session::Session) and drain its outbox back onto the wire. Neither
+//! knows about rooms.
+
+pub mod ws;
+pub mod wt;

@@ -1,0 +1,177 @@
+//! The WebSocket binding (PROTOCOL.md §3) on axum: `GET /ws`, one envelope per text
+//! frame, pings, the silent-peer timeout, and close codes. It only moves frames; the
+//! protocol lives in [`crate::session::Session`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, info_span, Instrument};
+
+use crate::room::{CloseReason, Path};
+use crate::server::Context;
+
+/// The subprotocol the server accepts when offered.
+pub const SUBPROTOCOL: &str = "jam.v1";
+/// A frame or message larger than this is not read: the connection closes with 1009.
+pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
+
+fn close_code_for(reason: CloseReason) -> u16 {
+    match reason {
+        CloseReason::Shutdown | CloseReason::PeerTimeout => 1001,
+        CloseReason::SlowConsumer | CloseReason::ProtocolViolation => 1008,
+        CloseReason::InvalidData => 1007,
+        CloseReason::TooBig => 1009,
+        CloseReason::PeerClosed => 1000,
+    }
+}
+
+/// `GET /ws`: upgrades and runs the connection.
+pub async fn upgrade(
+    ws: WebSocketUpgrade,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    State(ctx): State<Arc<Context>>,
+) -> Response {
+    let guard = ctx.tracker.token();
+    ws.protocols([SUBPROTOCOL])
+        .max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| async move {
+            let _guard = guard;
+            run(socket, peer, ctx).await;
+        })
+}
+
+async fn run(socket: WebSocket, peer: SocketAddr, ctx: Arc<Context>) {
+    let conn_id = ctx.next_conn_id();
+    let span =
+        info_span!("conn", conn = conn_id, transport = "ws", %peer, room = tracing::field::Empty);
+    async move {
+        info!("connected");
+        let token = ctx.shutdown.child_token();
+        let (mut session, outbox, rx) = ctx.open_session(None, token.clone());
+        let (sink, mut stream) = socket.split();
+        let writer = tokio::spawn(write(sink, rx, token.clone(), outbox.clone(), ctx.ping_interval));
+
+        let reason = loop {
+            let next = tokio::select! {
+                biased;
+                _ = token.cancelled() => break outbox.close_reason().unwrap_or(CloseReason::Shutdown),
+                next = tokio::time::timeout(ctx.peer_timeout, stream.next()) => next,
+            };
+            match next {
+                Err(_) => break CloseReason::PeerTimeout,
+                Ok(None) | Ok(Some(Ok(Message::Close(_)))) => break CloseReason::PeerClosed,
+                Ok(Some(Ok(Message::Text(text)))) => session.handle_text(text.as_str(), Path::Reliable),
+                Ok(Some(Ok(Message::Binary(_)))) => {
+                    session.invalid("binary frames are not accepted; send JSON text frames")
+                }
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
+                Ok(Some(Err(e))) => break read_error_reason(e),
+            }
+        };
+        if let Some(code) = session.room_code() {
+            tracing::Span::current().record("room", code.as_str());
+        }
+        session.leave();
+        outbox.close(reason);
+        let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+        info!(reason = reason.as_str(), "disconnected");
+        drop(stream);
+    }
+    .instrument(span)
+    .await;
+}
+
+fn read_error_reason(e: axum::Error) -> CloseReason {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let inner = e.into_inner();
+    match inner.downcast_ref::<WsError>() {
+        Some(WsError::Utf8(_)) => CloseReason::InvalidData,
+        Some(WsError::Capacity(_)) => CloseReason::TooBig,
+        Some(WsError::Protocol(_)) => CloseReason::ProtocolViolation,
+        other => {
+            debug!(error = ?other, "read failed");
+            CloseReason::PeerClosed
+        }
+    }
+}
+
+/// Drains the outbox onto the socket, flushing once per batch, and pings.
+async fn write(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Bytes>,
+    token: CancellationToken,
+    outbox: crate::room::Outbox,
+    ping_interval: Duration,
+) {
+    let mut ping =
+        tokio::time::interval_at(tokio::time::Instant::now() + ping_interval, ping_interval);
+    loop {
+        let first = tokio::select! {
+            biased;
+            m = rx.recv() => match m { Some(m) => m, None => break },
+            _ = token.cancelled() => break,
+            _ = ping.tick() => {
+                let sent = tokio::select! {
+                    r = sink.send(Message::Ping(Bytes::new())) => r.is_ok(),
+                    _ = token.cancelled() => false,
+                };
+                if !sent { break; }
+                continue;
+            }
+        };
+        let ok = tokio::select! {
+            r = send_batch(&mut sink, first, &mut rx) => r.is_ok(),
+            _ = token.cancelled() => false,
+        };
+        if !ok {
+            break;
+        }
+    }
+    let reason = outbox.close_reason().unwrap_or(CloseReason::Shutdown);
+    if reason == CloseReason::SlowConsumer {
+        // Its socket buffer is full: a close frame would not get through. Just drop it.
+        return;
+    }
+    // Deliver what is still queued (a last error, session:left), then the close frame.
+    let finish = async {
+        while let Ok(m) = rx.try_recv() {
+            sink.feed(text(m)).await?;
+        }
+        sink.send(Message::Close(Some(CloseFrame {
+            code: close_code_for(reason),
+            reason: Utf8Bytes::from_static(reason.as_str()),
+        })))
+        .await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), finish).await;
+}
+
+async fn send_batch(
+    sink: &mut SplitSink<WebSocket, Message>,
+    first: Bytes,
+    rx: &mut mpsc::Receiver<Bytes>,
+) -> Result<(), axum::Error> {
+    sink.feed(text(first)).await?;
+    for _ in 0..64 {
+        match rx.try_recv() {
+            Ok(m) => sink.feed(text(m)).await?,
+            Err(_) => break,
+        }
+    }
+    sink.flush().await
+}
+
+fn text(bytes: Bytes) -> Message {
+    // The server only queues JSON it encoded itself, which is UTF-8.
+    Message::Text(Utf8Bytes::try_from(bytes).unwrap_or_else(|_| Utf8Bytes::from_static("{}")))
+}

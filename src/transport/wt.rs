@@ -1,0 +1,445 @@
+//! The WebTransport binding (PROTOCOL.md §4) on wtransport: the endpoint at `/jam`, the
+//! control stream as newline-delimited JSON, and `event:broadcast` datagrams in JSON or
+//! MessagePack. It only frames and moves bytes; the protocol lives in [`Session`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, info_span, warn, Instrument};
+use wtransport::config::{Ipv6DualStackConfig, QuicTransportConfig};
+use wtransport::endpoint::endpoint_side::Server;
+use wtransport::endpoint::IncomingSession;
+use wtransport::stream::SendStream;
+use wtransport::{Connection, Endpoint, ServerConfig, VarInt};
+
+use crate::room::{CloseReason, DatagramSink, Encoding, Path};
+use crate::server::Context;
+use crate::session::Session;
+use crate::tls::TlsIdentity;
+
+/// The URL path of the WebTransport endpoint.
+pub const PATH: &str = "/jam";
+/// quinn keeps this many bytes of outgoing datagrams at most; beyond it the oldest are
+/// dropped. quinn's 1 MiB default would hold thousands of stale notes, and a late note
+/// is worse than a lost one.
+const DATAGRAM_SEND_BUFFER: usize = 64 * 1024;
+
+/// WebTransport application close codes (documented in the README).
+pub mod close_code {
+    /// The client finished its control stream or closed normally.
+    pub const NORMAL: u32 = 0;
+    /// The server is shutting down.
+    pub const SHUTDOWN: u32 = 1;
+    /// The client stopped reading and its queue overflowed.
+    pub const SLOW_CONSUMER: u32 = 2;
+    /// The client was silent for the peer timeout.
+    pub const TIMEOUT: u32 = 3;
+    /// The client broke the binding.
+    pub const PROTOCOL: u32 = 4;
+}
+
+fn close_code_for(reason: CloseReason) -> u32 {
+    match reason {
+        CloseReason::Shutdown => close_code::SHUTDOWN,
+        CloseReason::SlowConsumer => close_code::SLOW_CONSUMER,
+        CloseReason::PeerTimeout => close_code::TIMEOUT,
+        CloseReason::ProtocolViolation | CloseReason::InvalidData | CloseReason::TooBig => {
+            close_code::PROTOCOL
+        }
+        CloseReason::PeerClosed => close_code::NORMAL,
+    }
+}
+
+/// The WebTransport endpoint.
+pub struct WtServer {
+    endpoint: Endpoint<Server>,
+    addr: SocketAddr,
+    ping_interval: Duration,
+    peer_timeout: Duration,
+}
+
+impl WtServer {
+    /// Binds the UDP socket (`[::]` dual-stack) with the given identity.
+    pub fn bind(addr: SocketAddr, identity: &TlsIdentity, ctx: &Context) -> Result<Self> {
+        let mut server = WtServer {
+            endpoint: Endpoint::server(server_config(
+                addr,
+                identity,
+                ctx.ping_interval,
+                ctx.peer_timeout,
+            ))?,
+            addr,
+            ping_interval: ctx.ping_interval,
+            peer_timeout: ctx.peer_timeout,
+        };
+        server.addr = server.endpoint.local_addr()?;
+        Ok(server)
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.endpoint.local_addr()
+    }
+
+    /// Installs a new certificate for new sessions; open sessions keep theirs.
+    pub fn reload_identity(&self, identity: &TlsIdentity) -> Result<()> {
+        let config = server_config(self.addr, identity, self.ping_interval, self.peer_timeout);
+        self.endpoint.reload_config(config, false)?;
+        Ok(())
+    }
+
+    /// Closes the endpoint and every connection left on it.
+    pub fn close(&self) {
+        self.endpoint.close(
+            VarInt::from_u32(close_code::SHUTDOWN),
+            b"server shutting down",
+        );
+    }
+
+    /// Waits until every connection has finished closing.
+    pub async fn wait_idle(&self) {
+        self.endpoint.wait_idle().await;
+    }
+}
+
+fn server_config(
+    addr: SocketAddr,
+    identity: &TlsIdentity,
+    ping_interval: Duration,
+    peer_timeout: Duration,
+) -> ServerConfig {
+    let mut transport = QuicTransportConfig::default();
+    transport
+        .keep_alive_interval(Some(ping_interval))
+        .max_idle_timeout(peer_timeout.try_into().ok())
+        .datagram_send_buffer_size(DATAGRAM_SEND_BUFFER);
+    let builder = ServerConfig::builder();
+    let builder = match addr {
+        SocketAddr::V6(v6) if v6.ip().is_unspecified() => {
+            builder.with_bind_address_v6(v6, Ipv6DualStackConfig::Allow)
+        }
+        other => builder.with_bind_address(other),
+    };
+    builder
+        .with_custom_transport(identity.identity.clone_identity(), transport)
+        .build()
+}
+
+/// Accepts sessions until shutdown.
+pub async fn run(wt: Arc<WtServer>, ctx: Arc<Context>) {
+    loop {
+        let incoming = tokio::select! {
+            biased;
+            _ = ctx.shutdown.cancelled() => return,
+            incoming = wt.endpoint.accept() => incoming,
+        };
+        let ctx2 = ctx.clone();
+        ctx.tracker.spawn(handle_incoming(incoming, ctx2));
+    }
+}
+
+struct WtDatagrams(Connection);
+
+impl DatagramSink for WtDatagrams {
+    fn max_size(&self) -> Option<usize> {
+        self.0.max_datagram_size()
+    }
+
+    fn send(&self, datagram: Bytes) -> bool {
+        // A failed send is a lost note, never the end of the session.
+        self.0.send_datagram(datagram).is_ok()
+    }
+}
+
+async fn handle_incoming(incoming: IncomingSession, ctx: Arc<Context>) {
+    let peer = incoming.remote_address();
+    let conn_id = ctx.next_conn_id();
+    let span =
+        info_span!("conn", conn = conn_id, transport = "wt", %peer, room = tracing::field::Empty);
+    async move {
+        let request = tokio::select! {
+            _ = ctx.shutdown.cancelled() => return,
+            r = tokio::time::timeout(ctx.peer_timeout, incoming) => match r {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => { debug!(error = %e, "handshake failed"); return; }
+                Err(_) => { debug!("handshake timed out"); return; }
+            },
+        };
+        let (path, query) = match request.path().split_once('?') {
+            Some((p, q)) => (p.to_owned(), q.to_owned()),
+            None => (request.path().to_owned(), String::new()),
+        };
+        if path != PATH {
+            debug!(%path, "no such path");
+            request.not_found().await;
+            return;
+        }
+        let encoding = match query_param(&query, "encoding") {
+            None | Some("json") => Encoding::Json,
+            Some("msgpack") => Encoding::MsgPack,
+            Some(other) => {
+                warn!(encoding = other, "unknown encoding; session refused");
+                request.forbidden().await;
+                return;
+            }
+        };
+        let connection = match request.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                debug!(error = %e, "session accept failed");
+                return;
+            }
+        };
+        info!(?encoding, "connected");
+        let reason = serve(connection.clone(), encoding, &ctx).await;
+        let code = close_code_for(reason);
+        connection.close(VarInt::from_u32(code), reason.as_str().as_bytes());
+        info!(reason = reason.as_str(), "disconnected");
+    }
+    .instrument(span)
+    .await;
+}
+
+fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+/// Runs one session until it ends; returns why.
+async fn serve(connection: Connection, encoding: Encoding, ctx: &Context) -> CloseReason {
+    let token = ctx.shutdown.child_token();
+    // Wait for the control stream; datagrams before it are dropped.
+    let (send, mut recv) = loop {
+        tokio::select! {
+            biased;
+            _ = token.cancelled() => return CloseReason::Shutdown,
+            s = connection.accept_bi() => match s {
+                Ok(s) => break s,
+                Err(_) => return CloseReason::PeerClosed,
+            },
+            d = connection.receive_datagram() => if d.is_err() { return CloseReason::PeerClosed },
+            _ = tokio::time::sleep(ctx.peer_timeout) => return CloseReason::PeerTimeout,
+        }
+    };
+    let sink: Box<dyn DatagramSink> = Box::new(WtDatagrams(connection.clone()));
+    let (mut session, outbox, rx) = ctx.open_session(Some((sink, encoding)), token.clone());
+    let writer = tokio::spawn(write_control(send, rx, token.clone()));
+
+    let mut framer = LineFramer::new(session.max_message_bytes() + 1);
+    let mut buf = vec![0u8; 16 * 1024];
+    let reason = loop {
+        tokio::select! {
+            biased;
+            _ = token.cancelled() => break outbox.close_reason().unwrap_or(CloseReason::Shutdown),
+            r = recv.read(&mut buf) => match r {
+                Ok(Some(n)) => framer.push(&buf[..n], |line| handle_line(&mut session, line)),
+                Ok(None) => break CloseReason::PeerClosed,
+                Err(_) => break CloseReason::PeerClosed,
+            },
+            d = connection.receive_datagram() => match d {
+                Ok(d) => session.handle_datagram(&d.payload()),
+                Err(_) => break CloseReason::PeerClosed,
+            },
+            s = connection.accept_bi() => match s {
+                // Only one control stream per session.
+                Ok((mut s, r)) => {
+                    let _ = s.reset(VarInt::from_u32(close_code::PROTOCOL));
+                    r.stop(VarInt::from_u32(close_code::PROTOCOL));
+                }
+                Err(_) => break CloseReason::PeerClosed,
+            },
+        }
+    };
+    if let Some(code) = session.room_code() {
+        tracing::Span::current().record("room", code.as_str());
+    }
+    session.leave();
+    outbox.close(reason);
+    let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
+    reason
+}
+
+fn handle_line(session: &mut Session, line: Line<'_>) {
+    match line {
+        Line::TooLong => session.too_large(),
+        Line::Text(bytes) => match std::str::from_utf8(bytes) {
+            Ok(text) if text.trim().is_empty() => {}
+            Ok(text) => session.handle_text(text, Path::Reliable),
+            Err(_) => session.invalid("the line is not valid UTF-8"),
+        },
+    }
+}
+
+/// Drains the outbox onto the control stream, one write per batch.
+async fn write_control(
+    mut send: SendStream,
+    mut rx: mpsc::Receiver<Bytes>,
+    token: CancellationToken,
+) {
+    let mut batch = Vec::with_capacity(16 * 1024);
+    loop {
+        let first = tokio::select! {
+            biased;
+            m = rx.recv() => match m { Some(m) => m, None => break },
+            _ = token.cancelled() => break,
+        };
+        batch.clear();
+        batch.extend_from_slice(&first);
+        batch.push(b'\n');
+        while batch.len() < 64 * 1024 {
+            match rx.try_recv() {
+                Ok(m) => {
+                    batch.extend_from_slice(&m);
+                    batch.push(b'\n');
+                }
+                Err(_) => break,
+            }
+        }
+        let written = tokio::select! {
+            r = send.write_all(&batch) => r.is_ok(),
+            _ = token.cancelled() => false,
+        };
+        if !written {
+            break;
+        }
+    }
+    // Flush what is left after a close was asked for (e.g. a last error or session:left).
+    while let Ok(m) = rx.try_recv() {
+        batch.clear();
+        batch.extend_from_slice(&m);
+        batch.push(b'\n');
+        if tokio::time::timeout(Duration::from_millis(200), send.write_all(&batch))
+            .await
+            .map_or(true, |r| r.is_err())
+        {
+            break;
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_millis(200), send.finish()).await;
+}
+
+/// What the framer found in the byte stream.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line<'a> {
+    /// A complete line, without `\n` (and without a trailing `\r`).
+    Text(&'a [u8]),
+    /// A line longer than the limit; its bytes up to the next newline are skipped.
+    TooLong,
+}
+
+/// Splits a byte stream into newline-terminated lines of bounded length.
+#[derive(Debug)]
+pub struct LineFramer {
+    buf: Vec<u8>,
+    max: usize,
+    skipping: bool,
+}
+
+impl LineFramer {
+    /// A framer for lines of at most `max` bytes (without the newline).
+    pub fn new(max: usize) -> Self {
+        LineFramer {
+            buf: Vec::new(),
+            max,
+            skipping: false,
+        }
+    }
+
+    /// Feeds bytes; calls `f` for every complete line or over-long line.
+    pub fn push(&mut self, mut data: &[u8], mut f: impl FnMut(Line<'_>)) {
+        while !data.is_empty() {
+            match data.iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    let part = &data[..i];
+                    data = &data[i + 1..];
+                    if self.skipping {
+                        self.skipping = false;
+                        continue;
+                    }
+                    if self.buf.len() + part.len() > self.max {
+                        self.buf.clear();
+                        f(Line::TooLong);
+                        continue;
+                    }
+                    if self.buf.is_empty() {
+                        f(Line::Text(strip_cr(part)));
+                    } else {
+                        self.buf.extend_from_slice(part);
+                        f(Line::Text(strip_cr(&self.buf)));
+                        self.buf.clear();
+                    }
+                }
+                None => {
+                    if !self.skipping {
+                        if self.buf.len() + data.len() > self.max {
+                            self.buf.clear();
+                            self.skipping = true;
+                            f(Line::TooLong);
+                        } else {
+                            self.buf.extend_from_slice(data);
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn strip_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(framer: &mut LineFramer, chunks: &[&[u8]]) -> Vec<String> {
+        let mut out = Vec::new();
+        for c in chunks {
+            framer.push(c, |l| {
+                out.push(match l {
+                    Line::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                    Line::TooLong => "<too long>".into(),
+                })
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn splits_lines_across_chunks_and_strips_cr() {
+        let mut f = LineFramer::new(10);
+        assert_eq!(
+            lines(&mut f, &[b"ab", b"c\r\nde\n", b"\n", b"f"]),
+            ["abc", "de", ""]
+        );
+        assert_eq!(lines(&mut f, &[b"g\n"]), ["fg"]);
+    }
+
+    #[test]
+    fn over_long_lines_are_reported_once_and_skipped() {
+        let mut f = LineFramer::new(4);
+        assert_eq!(
+            lines(&mut f, &[b"12345", b"678", b"9\nok\n"]),
+            ["<too long>", "ok"]
+        );
+        assert_eq!(lines(&mut f, &[b"123456\nyes\n"]), ["<too long>", "yes"]);
+        assert_eq!(lines(&mut f, &[b"1234\n"]), ["1234"]);
+    }
+
+    #[test]
+    fn query_parameters() {
+        assert_eq!(query_param("encoding=msgpack", "encoding"), Some("msgpack"));
+        assert_eq!(query_param("a=1&encoding=json", "encoding"), Some("json"));
+        assert_eq!(query_param("a=1", "encoding"), None);
+    }
+}
