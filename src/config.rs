@@ -77,7 +77,7 @@ impl Config {
     pub fn loopback() -> Self {
         let mut c = Config::parse_from(["jam-server"]);
         c.http_addr = "127.0.0.1:0".parse().expect("literal address");
-        c.wt_addr = "[::1]:0".parse().expect("literal address");
+        c.wt_addr = "127.0.0.1:0".parse().expect("literal address");
         c.ephemeral_cert = true;
         c
     }

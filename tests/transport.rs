@@ -1,0 +1,565 @@
+//! Transport bindings: datagrams (JSON, MessagePack, oversize fallback), control-stream
+//! framing, WebSocket frame rules, stalled and silent peers, HTTP endpoints, the
+//! certificate, and graceful shutdown.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use jam_server::client::{http_get, http_get_with_host, to_msgpack, Client, Closed, Via};
+use jam_server::protocol::{ErrorCode, ServerEvent};
+use jam_server::room::Encoding;
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+use tokio_tungstenite::tungstenite::Message;
+
+fn broadcast(room: &str, payload: Value) -> Value {
+    jam_server::client::broadcast_envelope(room, "note", &payload)
+}
+
+#[tokio::test]
+async fn datagrams_follow_their_path_in_json_and_msgpack() {
+    let s = TestServer::start().await;
+    let mut sender = s.wt().await;
+    let mut json_rx = s.wt().await;
+    let mut mp_rx = s.wt_with(Encoding::MsgPack).await;
+    let mut ws_rx = s.ws().await;
+    let room = create(&mut sender, "S").await;
+    for (c, n) in [(&mut json_rx, "J"), (&mut mp_rx, "M"), (&mut ws_rx, "W")] {
+        c.join(&room.room_code, n, "").await.unwrap();
+        // The sender sees each join before anything else.
+        assert!(matches!(
+            next_event(&mut sender).await,
+            ServerEvent::UserJoined(_)
+        ));
+    }
+
+    // A JSON datagram in: datagrams out to WebTransport, the socket for WebSocket.
+    sender
+        .send_datagram(
+            broadcast(&room.room_code, json!({"n": 60}))
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+    let got = next_broadcast(&mut json_rx).await;
+    assert_eq!(got.via, Via::Datagram);
+    assert_eq!(got.raw.first(), Some(&b'{'));
+    let got = next_broadcast(&mut mp_rx).await;
+    assert_eq!(got.via, Via::Datagram);
+    assert_ne!(
+        got.raw.first(),
+        Some(&b'{'),
+        "MessagePack session gets MessagePack"
+    );
+    assert!(
+        matches!(got.event(), ServerEvent::Broadcast { payload, .. } if payload == &json!({"n": 60}))
+    );
+    let got = next_broadcast(&mut ws_rx).await;
+    assert_eq!(got.via, Via::WebSocket);
+
+    // A MessagePack datagram in: converted for JSON receivers.
+    sender
+        .send_datagram(&to_msgpack(&broadcast(
+            &room.room_code,
+            json!({"n": 61, "v": [1.5, null]}),
+        )))
+        .unwrap();
+    for c in [&mut json_rx, &mut mp_rx, &mut ws_rx] {
+        let got = next_broadcast(c).await;
+        assert!(
+            matches!(got.event(), ServerEvent::Broadcast { payload, .. } if payload == &json!({"n": 61, "v": [1.5, null]}))
+        );
+    }
+
+    // An event sent on the control stream reaches WebTransport receivers on their stream.
+    sender
+        .broadcast(&room.room_code, "note", &json!({"n": 62}))
+        .await
+        .unwrap();
+    assert_eq!(next_broadcast(&mut json_rx).await.via, Via::Stream);
+    assert_eq!(next_broadcast(&mut mp_rx).await.via, Via::Stream);
+    sender
+        .expect_silence(Duration::from_millis(100))
+        .await
+        .unwrap();
+    assert!(s.server.stats().snapshot().datagrams_out >= 4);
+}
+
+#[tokio::test]
+async fn oversized_relays_fall_back_to_the_control_stream() {
+    let s = TestServer::start().await;
+    let mut sender = s.wt().await;
+    let mut rx = s.wt().await;
+    let room = create(&mut sender, "S").await;
+    rx.join(&room.room_code, "R", "").await.unwrap();
+    let max = sender.max_datagram_size().expect("datagrams supported");
+    // The relayed envelope adds `senderId` and drops `roomCode`: about 25 bytes more.
+    let empty = broadcast(&room.room_code, json!("")).to_string().len();
+    let pad = "x".repeat(max - 10 - empty);
+    let text = broadcast(&room.room_code, json!(pad)).to_string();
+    assert_eq!(text.len(), max - 10);
+    sender.send_datagram(text.as_bytes()).unwrap();
+    let got = next_broadcast(&mut rx).await;
+    assert_eq!(
+        got.via,
+        Via::Stream,
+        "too large for a datagram: sent on the stream"
+    );
+    assert!(
+        matches!(got.event(), ServerEvent::Broadcast { payload, .. } if payload == &json!(pad))
+    );
+}
+
+#[tokio::test]
+async fn bad_datagrams_answer_on_the_control_stream() {
+    let s = TestServer::start().await;
+    let mut a = s.wt().await;
+    let room = create(&mut a, "A").await;
+    let bad: Vec<Vec<u8>> = vec![
+        b"{not json".to_vec(),
+        json!({"event":"session:create","data":{"name":"x"}})
+            .to_string()
+            .into_bytes(),
+        // MessagePack binary has no JSON form.
+        {
+            let mut v = Vec::new();
+            rmpv::encode::write_value(&mut v, &rmpv::Value::Binary(vec![1, 2])).unwrap();
+            v
+        },
+        vec![0xc1],
+    ];
+    for d in bad {
+        a.send_datagram(&d).unwrap();
+        let (code, _) = expect_error(&mut a).await;
+        assert_eq!(code, ErrorCode::InvalidMessage);
+    }
+    // A valid datagram for another room is not_in_session.
+    a.send_datagram(broadcast("ZZZZZZ", json!(1)).to_string().as_bytes())
+        .unwrap();
+    assert_eq!(expect_error(&mut a).await.0, ErrorCode::NotInSession);
+    // The session still works.
+    a.leave(&room.room_code).await.unwrap();
+}
+
+#[tokio::test]
+async fn control_stream_framing_edge_cases() {
+    let s = TestServer::start_with(|c| c.max_message_bytes = 256).await;
+    let mut a = s.wt().await;
+    // Blank lines are ignored, CRLF accepted, a message split across writes is reassembled.
+    a.send_raw(b"\n\r\n  \n").await.unwrap();
+    a.send_raw(b"{\"event\":\"session:create\",").await.unwrap();
+    a.send_raw(b"\"data\":{\"name\":\"A\"},\"id\":1}\r\n")
+        .await
+        .unwrap();
+    let r = a.next().await.unwrap();
+    assert!(matches!(r.event(), ServerEvent::Created(_)), "{r:?}");
+    assert_eq!(r.message.id, Some(json!(1)));
+    // A line over the limit answers payload_too_large; the next line is read normally.
+    let long = format!(
+        "{{\"event\":\"x\",\"data\":{{\"pad\":\"{}\"}}}}\n",
+        "y".repeat(400)
+    );
+    a.send_raw(long.as_bytes()).await.unwrap();
+    a.send_raw(b"{\"event\":\"nope\",\"data\":{}}\n")
+        .await
+        .unwrap();
+    assert_eq!(expect_error(&mut a).await.0, ErrorCode::PayloadTooLarge);
+    assert_eq!(expect_error(&mut a).await.0, ErrorCode::InvalidMessage);
+    // Exactly at the limit is fine (the newline does not count).
+    let base = json!({"event":"nope","data":{"p":""}}).to_string().len();
+    let exact = json!({"event":"nope","data":{"p": "z".repeat(256 - base)}}).to_string();
+    assert_eq!(exact.len(), 256);
+    a.send_text(&exact).await.unwrap();
+    assert_eq!(expect_error(&mut a).await.0, ErrorCode::InvalidMessage);
+    // Invalid UTF-8 on a line answers invalid_message.
+    a.send_raw(b"{\"event\":\"\xff\"}\n").await.unwrap();
+    assert_eq!(expect_error(&mut a).await.0, ErrorCode::InvalidMessage);
+}
+
+#[tokio::test]
+async fn a_second_bidirectional_stream_is_refused() {
+    let s = TestServer::start().await;
+    let mut a = s.wt().await;
+    let conn = a.wt_connection().unwrap().clone();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap().await.unwrap();
+    let _ = send
+        .write_all(b"{\"event\":\"session:create\",\"data\":{\"name\":\"X\"}}\n")
+        .await;
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(T, recv.read(&mut buf))
+        .await
+        .expect("answered in time");
+    assert!(read.is_err(), "the second stream is reset, got {read:?}");
+    // The control stream still works.
+    create(&mut a, "A").await;
+}
+
+#[tokio::test]
+async fn finishing_the_control_stream_leaves_and_closes_the_session() {
+    let s = TestServer::start().await;
+    let mut a = s.wt().await;
+    let mut b = s.ws().await;
+    let room = create(&mut b, "B").await;
+    let aj = a.join(&room.room_code, "A", "").await.unwrap();
+    next_event(&mut b).await;
+    a.close().await.unwrap();
+    assert_eq!(
+        next_event(&mut b).await,
+        ServerEvent::UserLeft {
+            user_id: aj.user_id
+        }
+    );
+    let closed = a.wait_closed(T).await.unwrap();
+    assert_eq!(
+        closed,
+        Closed::WebTransport {
+            code: 0,
+            reason: "closed by peer".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn unknown_path_and_unknown_encoding_are_refused() {
+    let s = TestServer::start().await;
+    let base = s.server.wt_url();
+    let other = base.replace("/jam", "/nope");
+    let hash = s.server.cert_hash();
+    assert!(Client::connect_wt(&other, &hash, Encoding::Json)
+        .await
+        .is_err());
+    let bad_enc = format!("{base}?encoding=xml");
+    assert!(Client::connect_wt(&bad_enc, &hash, Encoding::Json)
+        .await
+        .is_err());
+    let wrong_hash = "00".repeat(32);
+    assert!(Client::connect_wt(&base, &wrong_hash, Encoding::Json)
+        .await
+        .is_err());
+    // Via /connect, the published hash works.
+    let mut c = Client::connect_via(&s.http_base(), Encoding::Json)
+        .await
+        .unwrap();
+    create(&mut c, "ok").await;
+}
+
+#[tokio::test]
+async fn websocket_frame_rules() {
+    let s = TestServer::start().await;
+    let mut watcher = s.ws().await;
+    let room = create(&mut watcher, "W").await;
+
+    // The subprotocol is accepted when offered.
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        s.server.ws_url(),
+    )
+    .unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "jam.v1".parse().unwrap());
+    let (mut raw, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(
+        resp.headers().get("sec-websocket-protocol").unwrap(),
+        "jam.v1"
+    );
+
+    // Invalid UTF-8 in a text frame closes with 1007. Write the frame by hand (masked).
+    let frame = [0x81u8, 0x82, 0, 0, 0, 0, 0xff, 0xfe];
+    match raw.get_mut() {
+        tokio_tungstenite::MaybeTlsStream::Plain(tcp) => tcp.write_all(&frame).await.unwrap(),
+        _ => unreachable!(),
+    }
+    let code = close_code(&mut raw).await;
+    assert_eq!(code, Some(1007));
+
+    // A frame over 1 MiB closes with 1009 (when the close frame gets through).
+    let (mut big, _) = tokio_tungstenite::connect_async(s.server.ws_url())
+        .await
+        .unwrap();
+    let _ = big.send(Message::text("x".repeat(1_100_000))).await;
+    let code = close_code(&mut big).await;
+    assert!(matches!(code, Some(1009) | None), "got {code:?}");
+
+    // Nobody else was harmed.
+    let mut other = s.ws().await;
+    other.join(&room.room_code, "O", "").await.unwrap();
+    other
+        .broadcast(&room.room_code, "note", &json!(1))
+        .await
+        .unwrap();
+    next_broadcast(&mut watcher).await;
+}
+
+async fn close_code(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> Option<u16> {
+    loop {
+        match tokio::time::timeout(T, ws.next())
+            .await
+            .expect("closed in time")
+        {
+            Some(Ok(Message::Close(f))) => return f.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_member_that_stops_reading_is_cut_off_and_the_room_carries_on() {
+    let s = TestServer::start_with(|c| {
+        c.outbox_capacity = 64;
+        c.rate_limit = 100_000;
+        c.rate_burst = 100_000;
+    })
+    .await;
+    let mut sender = s.ws().await;
+    let mut reader = s.wt().await;
+    let room = create(&mut sender, "S").await;
+    reader.join(&room.room_code, "R", "").await.unwrap();
+    // The stalled member: a WebSocket that joins and then never reads again.
+    let (mut stalled, _) = tokio_tungstenite::connect_async(s.server.ws_url())
+        .await
+        .unwrap();
+    stalled
+        .send(Message::text(
+            json!({"event":"session:join","data":{"roomCode": room.room_code, "name":"Stall"}})
+                .to_string(),
+        ))
+        .await
+        .unwrap();
+    let joined = reader
+        .wait_for(T, |r| matches!(r.event(), ServerEvent::UserJoined(_)))
+        .await
+        .unwrap();
+    let ServerEvent::UserJoined(stalled_user) = joined.message.event else {
+        unreachable!()
+    };
+
+    // Send ~32 MB of reliable events, far more than socket buffers hold, in windows of 16
+    // that the healthy reader must receive before the next window goes out: its queue never
+    // holds more than 16, while the stalled member's queue overflows.
+    let pad = "p".repeat(15_000);
+    let n = 2_000;
+    let mut received = 0;
+    let mut cut_off = false;
+    let run = async {
+        for window in 0..n / 16 {
+            for i in window * 16..(window + 1) * 16 {
+                sender
+                    .broadcast(&room.room_code, "note", &json!({"i": i, "pad": pad}))
+                    .await
+                    .unwrap();
+            }
+            while received < (window + 1) * 16 {
+                let r = reader.next().await.expect("reader keeps receiving");
+                match r.event() {
+                    ServerEvent::Broadcast { payload, .. } => {
+                        assert_eq!(payload["i"], json!(received), "in order, none lost");
+                        received += 1;
+                    }
+                    ServerEvent::UserLeft { user_id } if *user_id == stalled_user.id => {
+                        cut_off = true
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+        if !cut_off {
+            let left = reader
+                .wait_for(T, |r| matches!(r.event(), ServerEvent::UserLeft { .. }))
+                .await
+                .expect("the stalled member is cut off");
+            assert_eq!(
+                left.message.event,
+                ServerEvent::UserLeft {
+                    user_id: stalled_user.id.clone()
+                }
+            );
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the room carries on while one member stalls");
+    assert_eq!(received, n);
+    assert!(s.server.stats().snapshot().slow_consumers >= 1);
+    drop(stalled);
+}
+
+#[tokio::test]
+async fn silent_and_vanished_peers_are_dropped() {
+    let s = TestServer::start_with(|c| {
+        c.ping_interval = Duration::from_millis(200);
+        c.peer_timeout = Duration::from_millis(800);
+    })
+    .await;
+    let mut host = s.wt().await;
+    let room = create(&mut host, "H").await;
+    // A WebSocket peer that never reads, so never answers pings: silent.
+    let (mut silent, _) = tokio_tungstenite::connect_async(s.server.ws_url())
+        .await
+        .unwrap();
+    silent
+        .send(Message::text(
+            json!({"event":"session:join","data":{"roomCode": room.room_code, "name":"Quiet"}})
+                .to_string(),
+        ))
+        .await
+        .unwrap();
+    let ServerEvent::UserJoined(quiet) = next_event(&mut host).await else {
+        panic!()
+    };
+    let left = host
+        .wait_for(Duration::from_secs(5), |r| {
+            matches!(r.event(), ServerEvent::UserLeft { .. })
+        })
+        .await
+        .expect("the silent peer is dropped");
+    assert_eq!(
+        left.message.event,
+        ServerEvent::UserLeft { user_id: quiet.id }
+    );
+
+    // A WebSocket peer whose TCP connection vanishes without a close frame.
+    let mut gone = s.ws().await;
+    let gj = gone.join(&room.room_code, "Gone", "").await.unwrap();
+    next_event(&mut host).await;
+    drop(gone);
+    assert_eq!(
+        next_event(&mut host).await,
+        ServerEvent::UserLeft {
+            user_id: gj.user_id
+        }
+    );
+
+    // A live client with keep-alives is not dropped.
+    let mut alive = s.ws().await;
+    alive.join(&room.room_code, "Alive", "").await.unwrap();
+    next_event(&mut host).await;
+    host.expect_silence(Duration::from_millis(1500))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn http_endpoints() {
+    let s = TestServer::start().await;
+    let base = s.http_base();
+    let (status, body) = http_get(&format!("{base}/healthz")).await.unwrap();
+    assert_eq!((status, body.as_slice()), (200, b"ok".as_slice()));
+
+    let wt_port = s.server.wt_addr().port();
+    let ws_port = s.server.http_addr().port();
+    for host in ["localhost", "127.0.0.1", "[::1]"] {
+        let (status, body) = http_get_with_host(
+            &format!("{base}/connect"),
+            Some(&format!("{host}:{ws_port}")),
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 200);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v,
+            json!({
+                "webtransport": {
+                    "url": format!("https://{host}:{wt_port}/jam"),
+                    "certificateHashes": [{"algorithm": "sha-256", "value": s.server.cert_hash()}],
+                },
+                "websocket": {"url": format!("ws://{host}:{ws_port}/ws")},
+                "protocol": 1,
+            })
+        );
+        let hash = v["webtransport"]["certificateHashes"][0]["value"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            hash.len() == 64
+                && hash
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+    }
+
+    let (status, body) = http_get(&format!("{base}/")).await.unwrap();
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body)
+        .to_lowercase()
+        .contains("<html"));
+    let (status, _) = http_get(&format!("{base}/no-such-file.js")).await.unwrap();
+    assert_eq!(status, 404);
+    let (status, _) = http_get(&format!("{base}/e2e/package.json")).await.unwrap();
+    assert_eq!(status, 404, "test files are not served");
+    let (status, body) = http_get(&format!("{base}/stats")).await.unwrap();
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert!(v["deliveries"].is_u64() && v["rooms"].is_u64());
+}
+
+#[tokio::test]
+async fn certificate_renewal_changes_the_published_hash_for_new_sessions() {
+    let s = TestServer::start().await;
+    let old = s.server.cert_hash();
+    let mut before = s.wt().await;
+    let room = create(&mut before, "Before").await;
+    let new = s
+        .server
+        .renew_certificate()
+        .unwrap()
+        .expect("dev certificate renews");
+    assert_ne!(old, new);
+    let (_, body) = http_get(&format!("{}/connect", s.http_base()))
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        v["webtransport"]["certificateHashes"][0]["value"],
+        json!(new)
+    );
+    // New sessions get the new certificate: the old hash no longer matches.
+    assert!(Client::connect_wt(&s.server.wt_url(), &old, Encoding::Json)
+        .await
+        .is_err());
+    let mut after = Client::connect_wt(&s.server.wt_url(), &new, Encoding::Json)
+        .await
+        .unwrap();
+    after.join(&room.room_code, "After", "").await.unwrap();
+    // The session opened before the renewal carries on.
+    assert!(matches!(
+        next_event(&mut before).await,
+        ServerEvent::UserJoined(_)
+    ));
+}
+
+#[tokio::test]
+async fn graceful_shutdown_closes_clients_of_both_transports() {
+    let s = TestServer::start().await;
+    let mut ws = s.ws().await;
+    let mut wt = s.wt().await;
+    let room = create(&mut ws, "W").await;
+    wt.join(&room.room_code, "T", "").await.unwrap();
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(6), s.server.shutdown())
+        .await
+        .expect("shutdown finishes in time");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        ws.wait_closed(T).await.unwrap(),
+        Closed::WebSocket {
+            code: 1001,
+            reason: "server shutting down".into()
+        }
+    );
+    assert_eq!(
+        wt.wait_closed(T).await.unwrap(),
+        Closed::WebTransport {
+            code: 1,
+            reason: "server shutting down".into()
+        }
+    );
+}
