@@ -67,6 +67,10 @@ pub struct Config {
     #[arg(long, env = "JAM_OUTBOX_CAPACITY", default_value_t = 1024)]
     pub outbox_capacity: usize,
 
+    /// Make a fresh development certificate in `--cert-dir`, print its hash, and exit.
+    #[arg(long)]
+    pub make_cert: bool,
+
     /// Directory of the web demo to serve instead of the copy built into the binary.
     #[arg(long, env = "JAM_WEB_DIR")]
     pub web_dir: Option<PathBuf>,

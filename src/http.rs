@@ -67,13 +67,18 @@ fn request_host(headers: &HeaderMap) -> String {
 
 async fn connect(State(state): State<HttpState>, headers: HeaderMap) -> Response {
     let host = request_host(&headers);
+    // Behind a TLS-terminating proxy the page is https, so the socket must be wss.
+    let ws_scheme = match headers.get("x-forwarded-proto").map(|v| v.as_bytes()) {
+        Some(b"https") => "wss",
+        _ => "ws",
+    };
     let p = &state.published;
     let body = json!({
         "webtransport": {
             "url": format!("https://{host}:{}{}", p.wt_addr.port(), transport::wt::PATH),
             "certificateHashes": [{ "algorithm": "sha-256", "value": p.cert_hash() }],
         },
-        "websocket": { "url": format!("ws://{host}:{}/ws", p.http_addr.port()) },
+        "websocket": { "url": format!("{ws_scheme}://{host}:{}/ws", p.http_addr.port()) },
         "protocol": PROTOCOL_VERSION,
     });
     ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()

@@ -14,6 +14,15 @@ async fn main() -> Result<()> {
         )
         .init();
     let config = Config::parse();
+    if config.make_cert {
+        let source = jam_server::tls::CertSource::Dev {
+            dir: Some(config.cert_dir.clone()),
+        };
+        if let Some(id) = source.renew()? {
+            println!("{}", id.hash_hex);
+        }
+        return Ok(());
+    }
     let server = RunningServer::start(config).await?;
     tracing::info!(url = %server.http_url(), "open the web demo");
     wait_for_signal().await;

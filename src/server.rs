@@ -212,9 +212,14 @@ impl RunningServer {
         format!("https://{}/jam", loopback(self.wt_addr()))
     }
 
-    /// `http://` URL of the web demo on loopback.
+    /// `http://` URL of the web demo: `localhost` when the listener takes every address.
     pub fn http_url(&self) -> String {
-        format!("http://{}/", loopback(self.http_addr()))
+        let addr = self.http_addr();
+        if addr.ip().is_unspecified() {
+            format!("http://localhost:{}/", addr.port())
+        } else {
+            format!("http://{}/", addr)
+        }
     }
 
     /// Makes and installs a fresh development certificate now (what the renewal task does

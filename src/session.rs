@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
-use tracing::debug;
+use tracing::{debug, info};
 
 use crate::protocol::{self, ClientMessage, Envelope, ErrorCode, ProtocolError, RoomCode};
 use crate::room::{Hub, Membership, Outbox, Path, Relayed};
@@ -220,7 +220,8 @@ impl Session {
                     return Err(already());
                 }
                 let m = self.hub.create(name, instrument, &self.outbox, id);
-                debug!(room = %m.room_code(), user = %m.user(), "created room");
+                tracing::Span::current().record("room", m.room_code().as_str());
+                info!(user = %m.user(), "created room");
                 self.membership = Some(m);
             }
             ClientMessage::Join {
@@ -234,14 +235,15 @@ impl Session {
                 let m = self
                     .hub
                     .join(&room_code, name, instrument, &self.outbox, id)?;
-                debug!(room = %m.room_code(), user = %m.user(), "joined room");
+                tracing::Span::current().record("room", m.room_code().as_str());
+                info!(user = %m.user(), "joined room");
                 self.membership = Some(m);
             }
             ClientMessage::Leave { room_code } => {
                 let m = self.take_membership_of(&room_code)?;
                 let code = m.room_code().clone();
                 m.leave();
-                debug!(room = %code, "left room");
+                info!(room = %code, "left room");
                 self.outbox.push_reliable(protocol::encode_left(&code, id));
             }
             ClientMessage::Broadcast(b) => {

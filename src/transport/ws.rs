@@ -78,9 +78,6 @@ async fn run(socket: WebSocket, peer: SocketAddr, ctx: Arc<Context>) {
                 Ok(Some(Err(e))) => break read_error_reason(e),
             }
         };
-        if let Some(code) = session.room_code() {
-            tracing::Span::current().record("room", code.as_str());
-        }
         session.leave();
         outbox.close(reason);
         let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;

@@ -258,9 +258,6 @@ async fn serve(connection: Connection, encoding: Encoding, ctx: &Context) -> Clo
             },
         }
     };
-    if let Some(code) = session.room_code() {
-        tracing::Span::current().record("room", code.as_str());
-    }
     session.leave();
     outbox.close(reason);
     let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
