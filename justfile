@@ -1,0 +1,40 @@
+# jam-server tasks. `just --list` shows them all.
+
+# Run the server with the development certificate and debug logs.
+dev:
+    RUST_LOG=debug,quinn=info,h2=info,hyper=info cargo run -- --cert-dir certs
+
+# Run the server in release mode (what the README's first command does).
+run:
+    cargo run --release
+
+# The test suite (unit + integration on real sockets).
+test:
+    cargo test
+
+# Everything CI checks: formatting, clippy, tests.
+check:
+    cargo fmt --check
+    cargo clippy --all-targets -- -D warnings
+    cargo test
+
+# Browser tests in headless Chromium (installs chromium and playwright-core if missing).
+e2e:
+    bash web-demo/e2e/run.sh
+
+# Make a fresh development certificate in certs/ and print its SHA-256.
+certs:
+    cargo run --release -- --make-cert --cert-dir certs
+
+# Benchmark scenarios (release build; pins server and generator to different cores).
+bench:
+    cargo build --release --bins
+    bash bench/scenarios.sh
+
+# Criterion micro-benchmarks of the hot path.
+bench-hot:
+    cargo bench --bench hot_path
+
+# Format the code.
+fmt:
+    cargo fmt
