@@ -23,6 +23,8 @@ use crate::server::Context;
 pub const SUBPROTOCOL: &str = "jam.v1";
 /// A frame or message larger than this is not read: the connection closes with 1009.
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
+const READ_BUFFER: usize = 4 * 1024;
+const WRITE_BUFFER: usize = 16 * 1024;
 
 fn close_code_for(reason: CloseReason) -> u16 {
     match reason {
@@ -42,6 +44,10 @@ pub async fn upgrade(
 ) -> Response {
     let guard = ctx.tracker.token();
     ws.protocols([SUBPROTOCOL])
+        // tungstenite's 128 KiB default buffers would cost 256 KiB per idle connection;
+        // messages here are small and the writer flushes once per batch anyway.
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| async move {

@@ -234,7 +234,7 @@ async fn serve(connection: Connection, encoding: Encoding, ctx: &Context) -> Clo
     let writer = tokio::spawn(write_control(send, rx, token.clone()));
 
     let mut framer = LineFramer::new(session.max_message_bytes() + 1);
-    let mut buf = vec![0u8; 16 * 1024];
+    let mut buf = vec![0u8; 4 * 1024];
     let reason = loop {
         tokio::select! {
             biased;
@@ -281,7 +281,7 @@ async fn write_control(
     mut rx: mpsc::Receiver<Bytes>,
     token: CancellationToken,
 ) {
-    let mut batch = Vec::with_capacity(16 * 1024);
+    let mut batch = Vec::new();
     loop {
         let first = tokio::select! {
             biased;
