@@ -563,3 +563,109 @@ async fn graceful_shutdown_closes_clients_of_both_transports() {
         }
     );
 }
+
+/// A UDP relay between a client and the server that can go dark, so the client vanishes
+/// without a word (no CONNECTION_CLOSE, nothing at all).
+async fn udp_relay(
+    server: std::net::SocketAddr,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let front = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let back = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    back.connect(server).await.unwrap();
+    let addr = front.local_addr().unwrap();
+    let dark = Arc::new(AtomicBool::new(false));
+    let client: Arc<std::sync::Mutex<Option<std::net::SocketAddr>>> = Default::default();
+    {
+        let (front, back, dark, client) =
+            (front.clone(), back.clone(), dark.clone(), client.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            while let Ok((n, from)) = front.recv_from(&mut buf).await {
+                *client.lock().unwrap() = Some(from);
+                if !dark.load(Ordering::Relaxed) {
+                    let _ = back.send(&buf[..n]).await;
+                }
+            }
+        });
+    }
+    {
+        let dark = dark.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            while let Ok(n) = back.recv(&mut buf).await {
+                let to = *client.lock().unwrap();
+                if let (false, Some(to)) = (dark.load(Ordering::Relaxed), to) {
+                    let _ = front.send_to(&buf[..n], to).await;
+                }
+            }
+        });
+    }
+    (addr, dark)
+}
+
+#[tokio::test]
+async fn a_vanished_webtransport_peer_is_dropped_after_the_timeout() {
+    let s = TestServer::start_with(|c| {
+        c.ping_interval = Duration::from_millis(200);
+        c.peer_timeout = Duration::from_millis(1000);
+    })
+    .await;
+    let mut host = s.ws().await;
+    let room = create(&mut host, "H").await;
+    let (relay, dark) = udp_relay(s.server.wt_addr()).await;
+    let url = format!("https://{relay}/jam");
+    let mut ghost = Client::connect_wt(&url, &s.server.cert_hash(), Encoding::Json)
+        .await
+        .unwrap();
+    let gj = ghost.join(&room.room_code, "Ghost", "").await.unwrap();
+    assert!(matches!(
+        next_event(&mut host).await,
+        ServerEvent::UserJoined(_)
+    ));
+    dark.store(true, std::sync::atomic::Ordering::Relaxed);
+    let started = std::time::Instant::now();
+    let left = host
+        .wait_for(Duration::from_secs(5), |r| {
+            matches!(r.event(), ServerEvent::UserLeft { .. })
+        })
+        .await
+        .expect("the vanished peer is dropped");
+    assert_eq!(
+        left.message.event,
+        ServerEvent::UserLeft {
+            user_id: gj.user_id
+        }
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "not before the timeout"
+    );
+    drop(ghost);
+}
+
+#[tokio::test]
+async fn the_development_certificate_is_stored_and_reused_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    let first = TestServer::start_with(|c| {
+        c.ephemeral_cert = false;
+        c.cert_dir = path.clone();
+    })
+    .await;
+    let hash = first.server.cert_hash();
+    first.server.shutdown().await;
+    assert!(dir.path().join("dev-cert.pem").exists());
+    let second = TestServer::start_with(|c| {
+        c.ephemeral_cert = false;
+        c.cert_dir = path.clone();
+    })
+    .await;
+    assert_eq!(second.server.cert_hash(), hash);
+    let mut c = second.wt().await;
+    create(&mut c, "Again").await;
+}
