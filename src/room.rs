@@ -145,6 +145,17 @@ pub trait DatagramSink: Send + Sync + 'static {
     fn send(&self, datagram: Bytes) -> bool;
 }
 
+/// What became of one delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivered {
+    /// Queued on the receiver's reliable channel.
+    Queued,
+    /// Sent as a datagram.
+    Datagram,
+    /// Dropped: datagram-class and the receiver lags, or the datagram send failed.
+    Dropped,
+}
+
 /// An `event:broadcast` encoded once for all its receivers.
 #[derive(Debug)]
 pub struct Relayed {
@@ -237,21 +248,19 @@ impl Outbox {
 
     /// Queues a datagram-class event. Such events only use the lower half of the queue,
     /// so a lagging member loses these first and its control messages still fit.
-    fn push_lossy(&self, bytes: Bytes) -> bool {
+    fn push_lossy(&self, bytes: Bytes) -> Delivered {
         if self.0.tx.capacity() <= self.0.capacity / 2 || self.0.tx.try_send(bytes).is_err() {
-            self.0.stats.dropped.fetch_add(1, Ordering::Relaxed);
-            return false;
+            return Delivered::Dropped;
         }
-        true
+        Delivered::Queued
     }
 
     /// Delivers one relayed event along the path rules of PROTOCOL.md §4.
-    pub fn deliver(&self, event: &Relayed, path: Path) {
-        let stats = &self.0.stats;
-        stats.deliveries.fetch_add(1, Ordering::Relaxed);
+    pub fn deliver(&self, event: &Relayed, path: Path) -> Delivered {
         match (path, &self.0.datagrams) {
             (Path::Reliable, _) => {
                 self.push_reliable(event.json().clone());
+                Delivered::Queued
             }
             (Path::Datagram, Some((sink, encoding))) => {
                 let bytes = match encoding {
@@ -261,20 +270,16 @@ impl Outbox {
                 match (bytes, sink.max_size()) {
                     (Some(bytes), Some(max)) if bytes.len() <= max => {
                         if sink.send(bytes.clone()) {
-                            stats.datagrams_out.fetch_add(1, Ordering::Relaxed);
+                            Delivered::Datagram
                         } else {
-                            stats.dropped.fetch_add(1, Ordering::Relaxed);
+                            Delivered::Dropped
                         }
                     }
                     // Too large for this receiver: the control stream carries it, as JSON.
-                    _ => {
-                        self.push_lossy(event.json().clone());
-                    }
+                    _ => self.push_lossy(event.json().clone()),
                 }
             }
-            (Path::Datagram, None) => {
-                self.push_lossy(event.json().clone());
-            }
+            (Path::Datagram, None) => self.push_lossy(event.json().clone()),
         }
     }
 
@@ -585,9 +590,26 @@ impl Membership {
 
     /// Relays an event to every other member of the room.
     pub fn broadcast(&self, event: &Relayed, path: Path) {
-        let state = self.room.lock();
-        for seat in state.seats.iter().filter(|s| s.user != self.user) {
-            seat.outbox.deliver(event, path);
+        let (mut handed, mut datagrams, mut dropped) = (0, 0, 0);
+        {
+            let state = self.room.lock();
+            for seat in state.seats.iter().filter(|s| s.user != self.user) {
+                handed += 1;
+                match seat.outbox.deliver(event, path) {
+                    Delivered::Queued => {}
+                    Delivered::Datagram => datagrams += 1,
+                    Delivered::Dropped => dropped += 1,
+                }
+            }
+        }
+        // Shared counters are touched once per event, not once per receiver.
+        let stats = &self.hub.stats;
+        stats.deliveries.fetch_add(handed, Ordering::Relaxed);
+        if datagrams > 0 {
+            stats.datagrams_out.fetch_add(datagrams, Ordering::Relaxed);
+        }
+        if dropped > 0 {
+            stats.dropped.fetch_add(dropped, Ordering::Relaxed);
         }
     }
 
