@@ -1,0 +1,417 @@
+// jam.test.mjs: the JamSession page against the real jam-server, in Chromium.
+//
+// The first suite shares one server and one browser and runs in order: it
+// follows a jam from the first join to a server restart. The second starts a
+// server with tiny limits (room size, send rate). Run with `node --test` from
+// this folder (or ./run.sh, which also builds the server).
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import {
+  TIMEOUT,
+  JamServer,
+  createSession,
+  joinSession,
+  launchBrowser,
+  openPlayer,
+  participants,
+  recordNotes,
+  recordedNotes,
+  remoteNoteCount,
+  screenshot,
+  stats,
+  submitJoin,
+  transportOf,
+  waitForNames,
+  waitForRemoteNotes,
+} from './harness.mjs';
+
+describe('JamSession in Chromium', { timeout: 240_000 }, () => {
+  let server;
+  let browser;
+  const players = [];
+  let ana; // WebTransport, creates the room
+  let ben; // WebSocket, forced by the share link's ?transport=websocket
+  let cleo; // no WebTransport in her browser at all
+  let roomCode;
+
+  async function player(opts) {
+    const p = await openPlayer(browser, server, opts);
+    players.push(p);
+    return p;
+  }
+
+  before(async () => {
+    server = await JamServer.create();
+    await server.start();
+    browser = await launchBrowser();
+  });
+
+  after(async () => {
+    for (const p of players) await p.context.close().catch(() => {});
+    if (browser) await browser.close();
+    if (server) await server.dispose();
+  });
+
+  test('GET /connect answers as PROTOCOL.md §1 shows', async () => {
+    const res = await fetch(`${server.baseUrl}/connect`);
+    assert.equal(res.status, 200);
+    const info = await res.json();
+    assert.equal(info.protocol, 1);
+    assert.equal(info.websocket.url, `ws://127.0.0.1:${server.httpPort}/ws`);
+    assert.equal(info.webtransport.url, `https://127.0.0.1:${server.wtPort}/jam`);
+    assert.equal(info.webtransport.certificateHashes.length, 1);
+    assert.equal(info.webtransport.certificateHashes[0].algorithm, 'sha-256');
+    assert.match(info.webtransport.certificateHashes[0].value, /^[0-9a-f]{64}$/);
+  });
+
+  test('a WebTransport host and a WebSocket guest see each other', async () => {
+    ana = await player();
+    assert.equal(await transportOf(ana.page), 'webtransport', 'auto mode picks WebTransport when it works');
+    await assert.doesNotReject(ana.page.getByTestId('transport').filter({ hasText: 'WebTransport' }).waitFor());
+
+    roomCode = await createSession(ana.page, { name: 'Ana', instrument: 'piano' });
+    const link = await ana.page.getByTestId('share-link').inputValue();
+    assert.equal(new URL(link).search, `?room=${roomCode}`);
+
+    const shareUrl = new URL(link);
+    ben = await player({
+      query: `${shareUrl.pathname}${shareUrl.search}&transport=websocket`,
+      // Ben has a (fake) MIDI keyboard plugged in.
+      initScript: () => {
+        const input = { id: 'fake-1', name: 'Test Keys 49', onmidimessage: null };
+        window.__midiInput = input;
+        Object.defineProperty(navigator, 'requestMIDIAccess', {
+          configurable: true,
+          value: async () => ({ inputs: new Map([[input.id, input]]), outputs: new Map(), onstatechange: null }),
+        });
+      },
+    });
+    assert.equal(await transportOf(ben.page), 'websocket');
+    await ben.page.getByTestId('invite').waitFor();
+    assert.equal(await ben.page.getByTestId('room-code-input').inputValue(), roomCode, 'the share link fills in the code');
+    await screenshot(ben.page, 'lobby-invited.png');
+    await joinSession(ben.page, { name: 'Ben', instrument: 'synth' });
+
+    await waitForNames(ana.page, ['Ana', 'Ben']);
+    await waitForNames(ben.page, ['Ana', 'Ben']);
+
+    const seenByAna = await participants(ana.page);
+    const anaRow = seenByAna.find((p) => p.name === 'Ana');
+    const benRow = seenByAna.find((p) => p.name === 'Ben');
+    assert.ok(anaRow.you && anaRow.host, 'Ana is marked as herself and host');
+    assert.ok(!benRow.you && !benRow.host);
+    assert.match(benRow.text, /Synth/);
+    const seenByBen = await participants(ben.page);
+    assert.ok(seenByBen.find((p) => p.name === 'Ben').you);
+    assert.ok(seenByBen.find((p) => p.name === 'Ana').host);
+  });
+
+  test('notes go both ways, and the WebTransport host sends them as datagrams', async () => {
+    await recordNotes(ben.page);
+    await recordNotes(ana.page);
+    await ben.page.evaluate(() => {
+      window.__chats = [];
+      window.jam.client.on('event:broadcast', (d) => {
+        if (d.eventName === 'chat') window.__chats.push(d.payload.text);
+      });
+    });
+    const before = await stats(ana.page);
+
+    // Ana: three notes from the computer keyboard (A S D = C4 D4 E4), two by clicking keys.
+    for (const key of ['a', 's', 'd']) await ana.page.keyboard.press(key);
+    await ana.page.getByTestId('key-65').click();
+    await ana.page.getByTestId('key-67').click();
+    await waitForRemoteNotes(ben.page, 5);
+    assert.equal(await ana.page.getByTestId('local-note-count').textContent(), '5');
+
+    const after = await stats(ana.page);
+    const sent = after.datagramsSent - before.datagramsSent;
+    assert.ok(sent >= 10, `5 notes on and off went as datagrams (got ${sent})`);
+    assert.equal(after.streamSent, before.streamSent, 'no note fell back to the control stream');
+
+    const heard = (await recordedNotes(ben.page)).filter((n) => n.payload.type === 'on');
+    assert.deepEqual(
+      heard.map((n) => n.payload.note).sort(),
+      [60, 62, 64, 65, 67],
+    );
+    assert.deepEqual(heard[0].payload, { type: 'on', note: 60, velocity: 100, instrument: 'piano' });
+    const anaId = await ana.page.evaluate(() => window.jam.client.room.userId);
+    assert.ok(heard.every((n) => n.senderId === anaId));
+
+    // A held note lights the key on the other page, and releasing it clears it.
+    await ana.page.keyboard.down('h'); // A4 = 69
+    await ben.page.locator('[data-testid="key-69"].remote').waitFor();
+    await ana.page.keyboard.up('h');
+    await ben.page.locator('[data-testid="key-69"]:not(.remote)').waitFor();
+
+    // Ben plays back, by click and by keyboard; Ana hears him with his instrument.
+    const anaHeard = await remoteNoteCount(ana.page);
+    await ben.page.getByTestId('key-72').click();
+    await ben.page.keyboard.press('x'); // octave up
+    await ben.page.keyboard.press('a'); // C5 = 72
+    await ben.page.keyboard.press('z');
+    await waitForRemoteNotes(ana.page, anaHeard + 2);
+    // ... and from his MIDI keyboard, velocity included.
+    await ben.page.getByTestId('midi-button').click();
+    await ben.page.getByTestId('midi-status').filter({ hasText: 'Test Keys 49' }).waitFor();
+    await ben.page.evaluate(() => {
+      window.__midiInput.onmidimessage({ data: new Uint8Array([0x90, 64, 90]) });
+      window.__midiInput.onmidimessage({ data: new Uint8Array([0x80, 64, 0]) });
+    });
+    await waitForRemoteNotes(ana.page, anaHeard + 3);
+    const fromBen = (await recordedNotes(ana.page)).filter((n) => n.payload.type === 'on');
+    assert.deepEqual(
+      fromBen.map((n) => [n.payload.note, n.payload.velocity, n.payload.instrument]),
+      [[72, 100, 'synth'], [72, 100, 'synth'], [64, 90, 'synth']],
+    );
+    assert.ok(fromBen.every((n) => n.channel === 'stream'), 'a WebSocket sender reaches WebTransport receivers on the control stream');
+
+    // An event too large for one datagram goes on the control stream (Chromium would drop it
+    // silently), and so does one sent with { reliable: true }.
+    const paths = await ana.page.evaluate(() => {
+      const c = window.jam.client;
+      return {
+        max: c._conn.maxDatagramSize,
+        big: c.broadcast('chat', { text: 'x'.repeat(1500) }),
+        reliable: c.broadcast('chat', { text: 'hello' }, { reliable: true }),
+        small: c.broadcast('chat', { text: 'hi' }),
+      };
+    });
+    assert.ok(paths.max > 1000 && paths.max < 1500, `datagram limit ${paths.max}`);
+    assert.deepEqual([paths.big, paths.reliable, paths.small], ['stream', 'stream', 'datagram']);
+    await ben.page.waitForFunction(() => window.__chats.length >= 3, null, { timeout: TIMEOUT.ui });
+    const chats = await ben.page.evaluate(() => window.__chats);
+    // Datagrams and the stream are separate paths: no order between them.
+    assert.deepEqual(chats.map((c) => c.length).sort((a, b) => a - b), [2, 5, 1500]);
+    assert.equal((await stats(ana.page)).datagramTooLarge, 1);
+
+    const benRow = (await participants(ana.page)).find((p) => p.name === 'Ben');
+    assert.ok(benRow.notes >= 3, 'the list counts (and flashes) who played');
+
+    // Mid-jam screenshots: Ana holds a chord, Ben sees it.
+    await ana.page.keyboard.down('a');
+    await ana.page.keyboard.down('d');
+    await ana.page.keyboard.down('g');
+    await ben.page.locator('[data-testid="key-67"].remote').waitFor();
+    await screenshot(ana.page, 'jam-ana-webtransport.png');
+    await screenshot(ben.page, 'jam-ben-websocket.png');
+    for (const key of ['a', 'd', 'g']) await ana.page.keyboard.up(key);
+    await ben.page.locator('[data-testid="key-67"]:not(.remote)').waitFor();
+  });
+
+  test('a browser without WebTransport falls back to WebSocket and plays along', async () => {
+    const link = await ana.page.getByTestId('share-link').inputValue();
+    cleo = await player({
+      query: new URL(link).pathname + new URL(link).search,
+      initScript: () => {
+        delete window.WebTransport;
+      },
+      viewport: { width: 390, height: 844 }, // phone width
+    });
+    assert.equal(await cleo.page.evaluate(() => typeof window.WebTransport), 'undefined');
+    assert.equal(await transportOf(cleo.page), 'websocket');
+    await joinSession(cleo.page, { name: 'Cleo', instrument: 'drums' });
+    await waitForNames(ana.page, ['Ana', 'Ben', 'Cleo']);
+    await waitForNames(cleo.page, ['Ana', 'Ben', 'Cleo']);
+    await cleo.page.getByTestId('drum-pads').waitFor();
+
+    const anaHeard = await remoteNoteCount(ana.page);
+    const benHeard = await remoteNoteCount(ben.page);
+    await cleo.page.keyboard.press('a'); // kick
+    await cleo.page.getByTestId('pad-snare').click();
+    await waitForRemoteNotes(ana.page, anaHeard + 2);
+    await waitForRemoteNotes(ben.page, benHeard + 2);
+
+    const cleoHeard = await remoteNoteCount(cleo.page);
+    await ana.page.keyboard.press('f');
+    await ben.page.getByTestId('key-60').click();
+    await waitForRemoteNotes(cleo.page, cleoHeard + 2);
+    await screenshot(cleo.page, 'jam-cleo-phone-fallback.png');
+  });
+
+  test('a WebTransport handshake that fails (wrong certificate hash) falls back to WebSocket', async () => {
+    const context = await browser.newContext();
+    players.push({ context, errors: [] });
+    const page = await context.newPage();
+    await page.route('**/connect', async (route) => {
+      const res = await route.fetch();
+      const info = await res.json();
+      info.webtransport.certificateHashes[0].value = '00'.repeat(32);
+      await route.fulfill({ response: res, json: info });
+    });
+    await page.goto(`${server.baseUrl}/`);
+    await page.waitForFunction(() => window.jam.client.state === 'connected', null, { timeout: TIMEOUT.ui });
+    assert.equal(await transportOf(page), 'websocket');
+    assert.equal(await page.evaluate(() => window.jam.client.connectInfo.webtransport.certificateHashes[0].value), '00'.repeat(32));
+    await context.close();
+  });
+
+  test('an unknown room and a duplicate name show plain errors', async () => {
+    const dan = await player();
+    await submitJoin(dan.page, { name: 'Dan', roomCode: 'ZZZZZZ' });
+    await dan.page.getByTestId('error').waitFor();
+    assert.match(await dan.page.getByTestId('error-text').textContent(), /no session with that code/i);
+    await screenshot(dan.page, 'error-room-not-found.png');
+    assert.ok(await dan.page.getByTestId('lobby').isVisible(), 'still in the lobby');
+
+    await submitJoin(dan.page, { name: 'ana', roomCode: roomCode.toLowerCase() });
+    await dan.page.getByTestId('error-text').filter({ hasText: /already uses that name/i }).waitFor();
+    assert.ok(await dan.page.getByTestId('lobby').isVisible());
+    await waitForNames(ana.page, ['Ana', 'Ben', 'Cleo']);
+
+    // The connection stays usable after errors: Dan joins under his own name, over
+    // WebTransport, and Ana's notes reach him as datagrams.
+    assert.equal(await transportOf(dan.page), 'webtransport');
+    await dan.page.getByTestId('error-text').filter({ hasText: /already uses/ }).waitFor();
+    await joinSession(dan.page, { name: 'Dan', instrument: 'bass' });
+    await waitForNames(ana.page, ['Ana', 'Ben', 'Cleo', 'Dan']);
+    assert.ok(await dan.page.getByTestId('error').isHidden(), 'a successful join clears the error');
+    await recordNotes(dan.page);
+    await ana.page.keyboard.press('j');
+    await waitForRemoteNotes(dan.page, 1);
+    const [heard] = await recordedNotes(dan.page);
+    assert.equal(heard.payload.note, 71);
+    assert.equal(heard.channel, 'datagram', 'WebTransport to WebTransport travels as datagrams end to end');
+    assert.ok((await stats(dan.page)).datagramsReceived >= 1);
+
+    await dan.context.close();
+    await waitForNames(ana.page, ['Ana', 'Ben', 'Cleo']);
+  });
+
+  test('a closed page leaves the list', async () => {
+    await ben.context.close();
+    await waitForNames(ana.page, ['Ana', 'Cleo']);
+    await waitForNames(cleo.page, ['Ana', 'Cleo']);
+  });
+
+  test('a dropped transport reconnects and rejoins the same room by itself', async () => {
+    for (const [who, other, name] of [
+      [ana, cleo, 'Ana'],
+      [cleo, ana, 'Cleo'],
+    ]) {
+      const oldId = await who.page.evaluate(() => window.jam.client.room.userId);
+      const rejoinsBefore = (await stats(who.page)).rejoins;
+      const transport = await transportOf(who.page);
+      await other.page.evaluate((id) => {
+        window.__left = false;
+        window.jam.client.once('session:user-left', (d) => {
+          if (d.userId === id) window.__left = true;
+        });
+      }, oldId);
+
+      await who.page.evaluate(() => window.jam.client._debugDropTransport());
+      await who.page.waitForFunction(
+        (n) => window.jam.client.stats.rejoins > n && window.jam.client.state === 'connected',
+        rejoinsBefore,
+        { timeout: TIMEOUT.reconnect },
+      );
+      assert.equal(await transportOf(who.page), transport, 'the same transport comes back');
+      assert.equal(await who.page.getByTestId('room-code').textContent(), roomCode);
+      assert.ok(await who.page.getByTestId('session').isVisible());
+
+      const newId = await who.page.evaluate(() => window.jam.client.room.userId);
+      assert.notEqual(newId, oldId, 'a rejoin is a fresh seat');
+      await other.page.waitForFunction(() => window.__left === true, null, { timeout: TIMEOUT.ui });
+      await other.page.waitForFunction(
+        ([n, id]) => window.jam.client.room.participants.some((p) => p.name === n && p.id === id),
+        [name, newId],
+        { timeout: TIMEOUT.ui },
+      );
+      await waitForNames(who.page, ['Ana', 'Cleo']);
+      await waitForNames(other.page, ['Ana', 'Cleo']);
+      // The one who stayed became host when the other left.
+      await other.page.locator('[data-testid="participant"][data-you="true"][data-host="true"]').waitFor();
+      await who.page.locator(`[data-testid="participant"][data-name="${name}"][data-you="true"]:not([data-host])`).waitFor();
+
+      // And the jam goes on.
+      const heard = await remoteNoteCount(other.page);
+      await who.page.keyboard.press('a');
+      await waitForRemoteNotes(other.page, heard + 1);
+    }
+  });
+
+  test('after a server restart the page says the session ended and offers a new one', async () => {
+    await server.stop();
+    for (const p of [ana, cleo]) {
+      await p.page.waitForFunction(() => window.jam.client.state === 'reconnecting', null, { timeout: TIMEOUT.reconnect });
+      await p.page.locator('[data-testid="status"][data-state="reconnecting"]').waitFor();
+      await p.page.getByTestId('session-banner').filter({ hasText: /reconnecting/i }).waitFor();
+    }
+    await screenshot(ana.page, 'reconnecting.png');
+    await server.start();
+
+    for (const p of [ana, cleo]) {
+      await p.page.getByTestId('session-ended').waitFor({ timeout: TIMEOUT.reconnect });
+      assert.match(await p.page.getByTestId('session-ended-text').textContent(), new RegExp(`${roomCode}.*no longer exists`));
+      assert.ok(await p.page.getByTestId('new-session-button').isVisible());
+      await p.page.locator('[data-testid="status"][data-state="connected"]').waitFor();
+    }
+    await screenshot(ana.page, 'session-ended.png');
+    assert.equal(await transportOf(ana.page), 'webtransport');
+
+    await ana.page.getByTestId('new-session-button').click();
+    await ana.page.getByTestId('session').waitFor();
+    const fresh = (await ana.page.getByTestId('room-code').textContent()).trim();
+    assert.match(fresh, /^[0-9A-Z]{6}$/);
+    assert.notEqual(fresh, roomCode);
+    await waitForNames(ana.page, ['Ana']);
+    await screenshot(ana.page, 'after-restart-new-session.png');
+
+    // Leaving goes back to the lobby, and so does "Back to start".
+    await ana.page.getByTestId('leave-button').click();
+    await ana.page.getByTestId('lobby').waitFor();
+    assert.equal(new URL(ana.page.url()).searchParams.get('room'), null);
+    await cleo.page.getByTestId('back-button').click();
+    await cleo.page.getByTestId('lobby').waitFor();
+  });
+
+  test('from http://localhost the page reaches WebTransport too (dual-stack, ::1)', async () => {
+    const eve = await player({ origin: `http://localhost:${server.httpPort}` });
+    assert.equal(await transportOf(eve.page), 'webtransport');
+    const info = await eve.page.evaluate(() => window.jam.client.connectInfo);
+    assert.equal(info.webtransport.url, `https://localhost:${server.wtPort}/jam`);
+    await eve.context.close();
+  });
+
+  test('no page threw an uncaught error', () => {
+    const errors = players.flatMap((p) => p.errors.map((e) => e.stack || String(e)));
+    assert.deepEqual(errors, []);
+  });
+});
+
+describe('JamSession against a small, strict server', { timeout: 120_000 }, () => {
+  let server;
+  let browser;
+
+  before(async () => {
+    server = await JamServer.create({
+      extraArgs: ['--max-room-size', '2', '--rate-limit', '1', '--rate-burst', '3'],
+      logName: 'server-strict.log',
+    });
+    await server.start();
+    browser = await launchBrowser();
+  });
+
+  after(async () => {
+    if (browser) await browser.close();
+    if (server) await server.dispose();
+  });
+
+  test('a full room and a rate limit are explained in plain words', async () => {
+    const host = await openPlayer(browser, server);
+    const code = await createSession(host.page, { name: 'Host' });
+    const second = await openPlayer(browser, server, { query: `/?room=${code}` });
+    await joinSession(second.page, { name: 'Second' });
+    const third = await openPlayer(browser, server, { query: `/?room=${code}` });
+    await submitJoin(third.page, { name: 'Third' });
+    await third.page.getByTestId('error-text').filter({ hasText: /session is full/i }).waitFor();
+    assert.ok(await third.page.getByTestId('lobby').isVisible());
+
+    // Far more notes than 1 a second with a burst of 3: the server says so (an error
+    // without an id, as no request caused it) and the page shows it.
+    for (const key of ['a', 's', 'd', 'f', 'g', 'h']) await host.page.keyboard.press(key);
+    await host.page.getByTestId('error-text').filter({ hasText: /faster than the server allows/ }).waitFor();
+    for (const p of [host, second, third]) assert.deepEqual(p.errors, []);
+  });
+});
