@@ -132,17 +132,33 @@ pub enum Path {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
     /// Compact JSON (the default).
-    Json,
+    Json = 0,
     /// The same envelope as a MessagePack map.
-    MsgPack,
+    MsgPack = 1,
 }
 
 /// A member's unreliable channel (a WebTransport session's datagrams).
 pub trait DatagramSink: Send + Sync + 'static {
-    /// The largest datagram the peer takes now; `None` when datagrams are unavailable.
+    /// The largest payload the peer takes now, without the prefix; `None` when datagrams
+    /// are unavailable.
     fn max_size(&self) -> Option<usize>;
-    /// Sends one datagram without waiting; `false` when it was not sent.
-    fn send(&self, datagram: Bytes) -> bool;
+    /// Bytes the transport puts before every payload (for WebTransport, the session's
+    /// quarter stream id). Receivers that share a prefix share one framed copy per event.
+    fn prefix(&self) -> &[u8];
+    /// Sends one framed datagram (prefix + payload) without waiting; `false` when it was
+    /// not sent.
+    fn send(&self, framed: Bytes) -> bool;
+}
+
+/// Longest datagram prefix that [`Relayed`] caches (a QUIC varint is at most 8 bytes).
+const MAX_PREFIX: usize = 8;
+
+/// One framed copy of an event, for the receivers whose prefix is `prefix`.
+#[derive(Debug)]
+struct Framed {
+    prefix: [u8; MAX_PREFIX],
+    prefix_len: usize,
+    bytes: Option<Bytes>,
 }
 
 /// What became of one delivery.
@@ -156,11 +172,13 @@ pub enum Delivered {
     Dropped,
 }
 
-/// An `event:broadcast` encoded once for all its receivers.
+/// An `event:broadcast` encoded once for all its receivers: the JSON envelope, and on
+/// first need its MessagePack form and one datagram-framed copy per encoding.
 #[derive(Debug)]
 pub struct Relayed {
     json: Bytes,
     msgpack: OnceLock<Option<Bytes>>,
+    framed: [OnceLock<Framed>; 2],
 }
 
 impl Relayed {
@@ -169,6 +187,46 @@ impl Relayed {
         Relayed {
             json,
             msgpack: OnceLock::new(),
+            framed: [OnceLock::new(), OnceLock::new()],
+        }
+    }
+
+    /// The envelope in `encoding`.
+    pub fn encoded(&self, encoding: Encoding) -> Option<&Bytes> {
+        match encoding {
+            Encoding::Json => Some(&self.json),
+            Encoding::MsgPack => self.msgpack(),
+        }
+    }
+
+    /// `prefix` + the envelope in `encoding`, built once for all receivers that share the
+    /// prefix (in practice every WebTransport session: its id is that of the first
+    /// request stream), and copied afresh only for a receiver with another prefix.
+    pub fn framed(&self, encoding: Encoding, prefix: &[u8]) -> Option<Bytes> {
+        let build = || {
+            let body = self.encoded(encoding)?;
+            let mut v = Vec::with_capacity(prefix.len() + body.len());
+            v.extend_from_slice(prefix);
+            v.extend_from_slice(body);
+            Some(Bytes::from(v))
+        };
+        if prefix.len() > MAX_PREFIX {
+            return build();
+        }
+        let slot = &self.framed[encoding as usize];
+        let cached = slot.get_or_init(|| {
+            let mut p = [0u8; MAX_PREFIX];
+            p[..prefix.len()].copy_from_slice(prefix);
+            Framed {
+                prefix: p,
+                prefix_len: prefix.len(),
+                bytes: build(),
+            }
+        });
+        if &cached.prefix[..cached.prefix_len] == prefix {
+            cached.bytes.clone()
+        } else {
+            build()
         }
     }
 
@@ -263,13 +321,13 @@ impl Outbox {
                 Delivered::Queued
             }
             (Path::Datagram, Some((sink, encoding))) => {
-                let bytes = match encoding {
-                    Encoding::Json => Some(event.json()),
-                    Encoding::MsgPack => event.msgpack(),
+                let fits = match (event.encoded(*encoding), sink.max_size()) {
+                    (Some(body), Some(max)) => body.len() <= max,
+                    _ => false,
                 };
-                match (bytes, sink.max_size()) {
-                    (Some(bytes), Some(max)) if bytes.len() <= max => {
-                        if sink.send(bytes.clone()) {
+                match event.framed(*encoding, sink.prefix()) {
+                    Some(framed) if fits => {
+                        if sink.send(framed) {
                             Delivered::Datagram
                         } else {
                             Delivered::Dropped
@@ -711,6 +769,26 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn framed_copies_are_shared_per_prefix() {
+        let ev = Relayed::new(Bytes::from_static(
+            br#"{"event":"event:broadcast","data":{}}"#,
+        ));
+        let a = ev.framed(Encoding::Json, &[0]).unwrap();
+        let b = ev.framed(Encoding::Json, &[0]).unwrap();
+        assert_eq!(
+            a.as_ptr(),
+            b.as_ptr(),
+            "one copy for every receiver with prefix 0"
+        );
+        assert_eq!(&a[1..], &ev.json()[..]);
+        let other = ev.framed(Encoding::Json, &[0x40, 0x41]).unwrap();
+        assert_eq!(&other[..2], &[0x40, 0x41]);
+        assert_eq!(&other[2..], &ev.json()[..]);
+        let mp = ev.framed(Encoding::MsgPack, &[0]).unwrap();
+        assert_eq!(&mp[1..], &ev.msgpack().unwrap()[..]);
     }
 
     #[test]

@@ -143,16 +143,47 @@ pub async fn run(wt: Arc<WtServer>, ctx: Arc<Context>) {
     }
 }
 
-struct WtDatagrams(Connection);
+/// Sends relayed datagrams straight to quinn: wtransport's `send_datagram` would copy
+/// every payload behind a fresh header, once per receiver. Here the header (the session's
+/// quarter stream id, RFC 9297) is computed once per session, and the framed bytes are
+/// built once per event and shared by every receiver with the same header.
+struct WtDatagrams {
+    connection: Connection,
+    header: Vec<u8>,
+}
+
+impl WtDatagrams {
+    fn new(connection: Connection) -> Self {
+        let header = quic_varint(connection.session_id().into_u64() / 4);
+        WtDatagrams { connection, header }
+    }
+}
 
 impl DatagramSink for WtDatagrams {
     fn max_size(&self) -> Option<usize> {
-        self.0.max_datagram_size()
+        self.connection.max_datagram_size()
     }
 
-    fn send(&self, datagram: Bytes) -> bool {
+    fn prefix(&self) -> &[u8] {
+        &self.header
+    }
+
+    fn send(&self, framed: Bytes) -> bool {
         // A failed send is a lost note, never the end of the session.
-        self.0.send_datagram(datagram).is_ok()
+        self.connection
+            .quic_connection()
+            .send_datagram(framed)
+            .is_ok()
+    }
+}
+
+/// QUIC variable-length integer encoding (RFC 9000 §16).
+fn quic_varint(v: u64) -> Vec<u8> {
+    match v {
+        0..=0x3f => vec![v as u8],
+        0x40..=0x3fff => ((v as u16) | 0x4000).to_be_bytes().to_vec(),
+        0x4000..=0x3fff_ffff => ((v as u32) | 0x8000_0000).to_be_bytes().to_vec(),
+        _ => (v | 0xc000_0000_0000_0000).to_be_bytes().to_vec(),
     }
 }
 
@@ -229,7 +260,7 @@ async fn serve(connection: Connection, encoding: Encoding, ctx: &Context) -> Clo
             _ = tokio::time::sleep(ctx.peer_timeout) => return CloseReason::PeerTimeout,
         }
     };
-    let sink: Box<dyn DatagramSink> = Box::new(WtDatagrams(connection.clone()));
+    let sink: Box<dyn DatagramSink> = Box::new(WtDatagrams::new(connection.clone()));
     let (mut session, outbox, rx) = ctx.open_session(Some((sink, encoding)), token.clone());
     let writer = tokio::spawn(write_control(send, rx, token.clone()));
 
@@ -431,6 +462,17 @@ mod tests {
         );
         assert_eq!(lines(&mut f, &[b"123456\nyes\n"]), ["<too long>", "yes"]);
         assert_eq!(lines(&mut f, &[b"1234\n"]), ["1234"]);
+    }
+
+    #[test]
+    fn varints_match_rfc_9000_examples() {
+        assert_eq!(quic_varint(37), [0x25]);
+        assert_eq!(quic_varint(15_293), [0x7b, 0xbd]);
+        assert_eq!(quic_varint(494_878_333), [0x9d, 0x7f, 0x3e, 0x7d]);
+        assert_eq!(
+            quic_varint(151_288_809_941_952_652),
+            [0xc2, 0x19, 0x7c, 0x5e, 0xff, 0x14, 0xe8, 0x8c]
+        );
     }
 
     #[test]
