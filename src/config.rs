@@ -63,6 +63,14 @@ pub struct Config {
     #[arg(long, env = "JAM_PEER_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub peer_timeout: Duration,
 
+    /// Joins of unknown rooms one IP address may make in a burst.
+    #[arg(long, env = "JAM_JOIN_FAILURE_BURST", default_value_t = 20)]
+    pub join_failure_burst: u32,
+
+    /// Joins of unknown rooms one IP address may make per minute after the burst.
+    #[arg(long, env = "JAM_JOIN_FAILURES_PER_MINUTE", default_value_t = 20)]
+    pub join_failures_per_minute: u32,
+
     /// Messages a connection's outgoing queue holds before it counts as stalled.
     #[arg(long, env = "JAM_OUTBOX_CAPACITY", default_value_t = 1024)]
     pub outbox_capacity: usize,
@@ -91,6 +99,8 @@ impl Config {
         Limits {
             max_room_size: self.max_room_size as usize,
             outbox_capacity: self.outbox_capacity,
+            join_failure_burst: self.join_failure_burst,
+            join_failures_per_minute: self.join_failures_per_minute,
         }
     }
 

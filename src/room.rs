@@ -9,8 +9,10 @@
 //! cannot delay anyone else.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -29,6 +31,11 @@ pub struct Limits {
     pub max_room_size: usize,
     /// Messages a member's outbox holds before it counts as stalled.
     pub outbox_capacity: usize,
+    /// Failed joins (unknown room code) one IP address may make in a burst…
+    pub join_failure_burst: u32,
+    /// …and per minute after it. Room codes have about 30 bits; this, not their length,
+    /// is what makes guessing them hopeless.
+    pub join_failures_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -36,7 +43,47 @@ impl Default for Limits {
         Limits {
             max_room_size: 16,
             outbox_capacity: 1024,
+            join_failure_burst: 20,
+            join_failures_per_minute: 20,
         }
+    }
+}
+
+/// Per-IP budget of failed joins: a token bucket per address, forgotten once full again.
+#[derive(Debug, Default)]
+struct JoinFailures {
+    buckets: HashMap<IpAddr, (f64, Instant)>,
+}
+
+impl JoinFailures {
+    fn tokens(&mut self, ip: IpAddr, limits: &Limits, now: Instant) -> f64 {
+        let burst = f64::from(limits.join_failure_burst);
+        let rate = f64::from(limits.join_failures_per_minute) / 60.0;
+        match self.buckets.get(&ip) {
+            Some(&(tokens, at)) => {
+                (tokens + now.saturating_duration_since(at).as_secs_f64() * rate).min(burst)
+            }
+            None => burst,
+        }
+    }
+
+    /// Whether `ip` may try a join now.
+    fn allowed(&mut self, ip: IpAddr, limits: &Limits, now: Instant) -> bool {
+        self.tokens(ip, limits, now) >= 1.0
+    }
+
+    /// Records one failed join by `ip`.
+    fn record(&mut self, ip: IpAddr, limits: &Limits, now: Instant) {
+        let tokens = (self.tokens(ip, limits, now) - 1.0).max(0.0);
+        if self.buckets.len() >= 65_536 {
+            // Forget addresses whose bucket has refilled; they lose nothing by it.
+            let burst = f64::from(limits.join_failure_burst);
+            let rate = f64::from(limits.join_failures_per_minute) / 60.0;
+            self.buckets.retain(|_, (t, at)| {
+                *t + now.saturating_duration_since(*at).as_secs_f64() * rate < burst
+            });
+        }
+        self.buckets.insert(ip, (tokens, now));
     }
 }
 
@@ -413,6 +460,7 @@ impl Room {
 /// Every live room, by code.
 pub struct Hub {
     rooms: Mutex<HashMap<RoomCode, Arc<Room>>>,
+    join_failures: Mutex<JoinFailures>,
     limits: Limits,
     stats: Arc<Stats>,
 }
@@ -422,6 +470,7 @@ impl Hub {
     pub fn new(limits: Limits) -> Arc<Self> {
         Arc::new(Hub {
             rooms: Mutex::new(HashMap::new()),
+            join_failures: Mutex::new(JoinFailures::default()),
             limits,
             stats: Arc::new(Stats::default()),
         })
@@ -497,7 +546,8 @@ impl Hub {
     }
 
     /// Joins a room by the code the client typed: queues `session:joined` (with `id`) for
-    /// the caller and `session:user-joined` for everyone else.
+    /// the caller and `session:user-joined` for everyone else. `peer` is the caller's IP
+    /// address, whose failed joins are limited (`None`: not limited, for in-process use).
     pub fn join(
         self: &Arc<Self>,
         code_input: &str,
@@ -505,8 +555,27 @@ impl Hub {
         instrument: String,
         outbox: &Outbox,
         id: Option<&RawValue>,
+        peer: Option<IpAddr>,
     ) -> Result<Membership, ProtocolError> {
-        let not_found = || ProtocolError::new(ErrorCode::RoomNotFound, "no room has that code");
+        let now = Instant::now();
+        if let Some(ip) = peer {
+            let mut failures = self.join_failures.lock().unwrap_or_else(|e| e.into_inner());
+            if !failures.allowed(ip, &self.limits, now) {
+                return Err(ProtocolError::new(
+                    ErrorCode::RateLimited,
+                    "too many joins of unknown rooms from your address; wait a minute",
+                ));
+            }
+        }
+        let not_found = || {
+            if let Some(ip) = peer {
+                self.join_failures
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .record(ip, &self.limits, now);
+            }
+            ProtocolError::new(ErrorCode::RoomNotFound, "no room has that code")
+        };
         let code = RoomCode::normalize(code_input).ok_or_else(not_found)?;
         let rooms = self.rooms();
         let room = rooms.get(&code).cloned().ok_or_else(not_found)?;
@@ -725,10 +794,17 @@ mod tests {
         };
         assert_eq!(info.host_id, info.user_id);
         let mb = hub
-            .join(&code.to_lowercase(), name("Bo"), "".into(), &b.outbox, None)
+            .join(
+                &code.to_lowercase(),
+                name("Bo"),
+                "".into(),
+                &b.outbox,
+                None,
+                None,
+            )
             .unwrap();
         let _mc = hub
-            .join(&code, name("Cy"), "drums".into(), &c.outbox, None)
+            .join(&code, name("Cy"), "drums".into(), &c.outbox, None, None)
             .unwrap();
         let ServerEvent::Joined(info) = next(&mut b) else {
             panic!()
@@ -763,12 +839,46 @@ mod tests {
         drop(_mc);
         assert_eq!(hub.room_count(), 0);
         assert!(matches!(
-            hub.join(&code, name("Dee"), "".into(), &a.outbox, None),
+            hub.join(&code, name("Dee"), "".into(), &a.outbox, None, None),
             Err(ProtocolError {
                 code: ErrorCode::RoomNotFound,
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn failed_joins_are_limited_per_address() {
+        let hub = Hub::new(Limits {
+            join_failure_burst: 3,
+            join_failures_per_minute: 60,
+            ..Limits::default()
+        });
+        let a = member(&hub, 64);
+        let room = hub.create(name("A"), "".into(), &a.outbox, None);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        let join = |code: &str, who: &str, ip| {
+            hub.join(code, name(who), "".into(), &a.outbox, None, Some(ip))
+                .map(|m| m.leave())
+                .map_err(|e| e.code)
+        };
+        assert_eq!(join(room.room_code().as_str(), "ok", ip), Ok(()));
+        for _ in 0..3 {
+            assert_eq!(join("ZZZZZZ", "B", ip), Err(ErrorCode::RoomNotFound));
+        }
+        // Over budget: every join from that address is refused, good codes included, so a
+        // guesser learns nothing.
+        assert_eq!(join("ZZZZZZ", "B", ip), Err(ErrorCode::RateLimited));
+        assert_eq!(
+            join(room.room_code().as_str(), "B", ip),
+            Err(ErrorCode::RateLimited)
+        );
+        assert_eq!(join(room.room_code().as_str(), "B", other), Ok(()));
+        // Successful joins cost nothing.
+        for _ in 0..5 {
+            assert_eq!(join(room.room_code().as_str(), "C", other), Ok(()));
+        }
     }
 
     #[test]
@@ -801,14 +911,14 @@ mod tests {
         let ma = hub.create(name("Émile"), "".into(), &a.outbox, None);
         let code = ma.room_code().to_string();
         let err = hub
-            .join(&code, name("éMILE"), "".into(), &a.outbox, None)
+            .join(&code, name("éMILE"), "".into(), &a.outbox, None, None)
             .unwrap_err();
         assert_eq!(err.code, ErrorCode::NameTaken);
         let _mb = hub
-            .join(&code, name("B"), "".into(), &a.outbox, None)
+            .join(&code, name("B"), "".into(), &a.outbox, None, None)
             .unwrap();
         let err = hub
-            .join(&code, name("C"), "".into(), &a.outbox, None)
+            .join(&code, name("C"), "".into(), &a.outbox, None, None)
             .unwrap_err();
         assert_eq!(err.code, ErrorCode::RoomFull);
     }
@@ -825,6 +935,7 @@ mod tests {
                 name("B"),
                 "".into(),
                 &b.outbox,
+                None,
                 None,
             )
             .unwrap();

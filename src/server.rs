@@ -50,6 +50,7 @@ impl Context {
     /// A new session with its outbox and the receiving end of that outbox.
     pub fn open_session(
         &self,
+        peer: SocketAddr,
         datagrams: Option<(Box<dyn crate::room::DatagramSink>, crate::room::Encoding)>,
         token: CancellationToken,
     ) -> (Session, Outbox, tokio::sync::mpsc::Receiver<bytes::Bytes>) {
@@ -63,7 +64,8 @@ impl Context {
             self.hub.clone(),
             outbox.clone(),
             self.session_limits.clone(),
-        );
+        )
+        .with_peer(peer.ip());
         (session, outbox, rx)
     }
 }

@@ -7,6 +7,7 @@
 //! framing and hand over complete messages.
 
 use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -106,6 +107,7 @@ pub struct Session {
     membership: Option<Membership>,
     bucket: TokenBucket,
     errors: ErrorThrottle,
+    peer: Option<IpAddr>,
 }
 
 impl Session {
@@ -119,7 +121,14 @@ impl Session {
             membership: None,
             bucket,
             errors: ErrorThrottle::default(),
+            peer: None,
         }
+    }
+
+    /// Sets the peer's IP address, whose failed joins the hub limits.
+    pub fn with_peer(mut self, peer: IpAddr) -> Self {
+        self.peer = Some(peer);
+        self
     }
 
     /// The room this connection is in.
@@ -234,7 +243,7 @@ impl Session {
                 }
                 let m = self
                     .hub
-                    .join(&room_code, name, instrument, &self.outbox, id)?;
+                    .join(&room_code, name, instrument, &self.outbox, id, self.peer)?;
                 tracing::Span::current().record("room", m.room_code().as_str());
                 info!(user = %m.user(), "joined room");
                 self.membership = Some(m);

@@ -1246,3 +1246,37 @@ async fn room_codes_are_normalised_everywhere() {
         assert_eq!(cj.room_code, code);
     }
 }
+
+/// Room codes have about 30 bits; guessing is held off by a per-address budget of failed
+/// joins, which a new connection does not reset.
+#[tokio::test]
+async fn failed_joins_are_limited_per_address() {
+    let s = TestServer::start_with(|c| {
+        c.join_failure_burst = 2;
+        c.join_failures_per_minute = 1;
+    })
+    .await;
+    let mut host = s.ws().await;
+    let room = create(&mut host, "Host").await;
+    for kind in KINDS {
+        let mut guesser = s.client(kind).await;
+        let code = guesser.join("ZZZZZZ", "G", "").await.unwrap_err();
+        let code = code.downcast::<jam_server::client::JoinError>().unwrap().code;
+        if kind == "ws" {
+            assert_eq!(code, ErrorCode::RoomNotFound);
+            let again = guesser.join("YYYYYY", "G", "").await.unwrap_err();
+            let again = again.downcast::<jam_server::client::JoinError>().unwrap().code;
+            assert_eq!(again, ErrorCode::RoomNotFound);
+        } else {
+            // Same address, new connection and transport: the budget is already spent.
+            assert_eq!(code, ErrorCode::RateLimited);
+        }
+        // Over budget, even a live code is refused, so a guesser learns nothing.
+        let live = guesser.join(&room.room_code, "G", "").await.unwrap_err();
+        let live = live.downcast::<jam_server::client::JoinError>().unwrap().code;
+        assert_eq!(live, ErrorCode::RateLimited, "{kind}");
+    }
+    // Creating rooms is not affected.
+    let mut other = s.wt().await;
+    create(&mut other, "Other").await;
+}

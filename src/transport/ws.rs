@@ -63,7 +63,7 @@ async fn run(socket: WebSocket, peer: SocketAddr, ctx: Arc<Context>) {
     async move {
         info!("connected");
         let token = ctx.shutdown.child_token();
-        let (mut session, outbox, rx) = ctx.open_session(None, token.clone());
+        let (mut session, outbox, rx) = ctx.open_session(peer, None, token.clone());
         let (sink, mut stream) = socket.split();
         let writer = tokio::spawn(write(sink, rx, token.clone(), outbox.clone(), ctx.ping_interval));
 

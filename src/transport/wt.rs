@@ -261,7 +261,11 @@ async fn serve(connection: Connection, encoding: Encoding, ctx: &Context) -> Clo
         }
     };
     let sink: Box<dyn DatagramSink> = Box::new(WtDatagrams::new(connection.clone()));
-    let (mut session, outbox, rx) = ctx.open_session(Some((sink, encoding)), token.clone());
+    let (mut session, outbox, rx) = ctx.open_session(
+        connection.remote_address(),
+        Some((sink, encoding)),
+        token.clone(),
+    );
     let writer = tokio::spawn(write_control(send, rx, token.clone()));
 
     let mut framer = LineFramer::new(session.max_message_bytes() + 1);
