@@ -1261,11 +1261,17 @@ async fn failed_joins_are_limited_per_address() {
     for kind in KINDS {
         let mut guesser = s.client(kind).await;
         let code = guesser.join("ZZZZZZ", "G", "").await.unwrap_err();
-        let code = code.downcast::<jam_server::client::JoinError>().unwrap().code;
+        let code = code
+            .downcast::<jam_server::client::JoinError>()
+            .unwrap()
+            .code;
         if kind == "ws" {
             assert_eq!(code, ErrorCode::RoomNotFound);
             let again = guesser.join("YYYYYY", "G", "").await.unwrap_err();
-            let again = again.downcast::<jam_server::client::JoinError>().unwrap().code;
+            let again = again
+                .downcast::<jam_server::client::JoinError>()
+                .unwrap()
+                .code;
             assert_eq!(again, ErrorCode::RoomNotFound);
         } else {
             // Same address, new connection and transport: the budget is already spent.
@@ -1273,7 +1279,10 @@ async fn failed_joins_are_limited_per_address() {
         }
         // Over budget, even a live code is refused, so a guesser learns nothing.
         let live = guesser.join(&room.room_code, "G", "").await.unwrap_err();
-        let live = live.downcast::<jam_server::client::JoinError>().unwrap().code;
+        let live = live
+            .downcast::<jam_server::client::JoinError>()
+            .unwrap()
+            .code;
         assert_eq!(live, ErrorCode::RateLimited, "{kind}");
     }
     // Creating rooms is not affected.
