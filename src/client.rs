@@ -5,6 +5,11 @@
 //! [`Received`] (with the path it came on) and queues it; [`Client::recv`] and
 //! [`Client::recv_timeout`] take from that queue. Sending is direct.
 //!
+//! A load generator can hand a [`Tap`] to [`Client::connect_ws_tapped`] or
+//! [`Client::connect_wt_tapped`]: the reader then shows it every message as raw bytes with
+//! its arrival time before decoding, and what the tap consumes is neither decoded nor
+//! queued (the benchmark takes its note events this way and leaves the rest to `recv`).
+//!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
 //! use jam_server::client::Client;
@@ -15,7 +20,7 @@
 //! ```
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use bytes::Bytes;
@@ -46,6 +51,12 @@ pub enum Via {
     /// A WebTransport datagram.
     Datagram,
 }
+
+/// A hook on a connection's reader: it sees each message from the server as raw bytes
+/// (JSON, or MessagePack for datagrams of such sessions; without framing) together with
+/// the moment the reader got it, before any decoding. Returning `true` consumes the
+/// message; `false` lets it be decoded and queued for [`Client::recv`] as usual.
+pub type Tap = Box<dyn FnMut(Via, &[u8], Instant) -> bool + Send + 'static>;
 
 /// A decoded message from the server.
 #[derive(Debug, Clone)]
@@ -124,14 +135,25 @@ fn set_closed(slot: &Mutex<Option<Closed>>, closed: Closed) {
 impl Client {
     /// Connects over WebSocket, offering the `jam.v1` subprotocol.
     pub async fn connect_ws(url: &str) -> Result<Client> {
+        Client::open_ws(url, None, false).await
+    }
+
+    /// Like [`Client::connect_ws`], with a [`Tap`] on the reader and Nagle's algorithm
+    /// off (`TCP_NODELAY`, as browsers set it for WebSockets), so each event leaves at once.
+    pub async fn connect_ws_tapped(url: &str, tap: Option<Tap>) -> Result<Client> {
+        Client::open_ws(url, tap, true).await
+    }
+
+    async fn open_ws(url: &str, mut tap: Option<Tap>, nodelay: bool) -> Result<Client> {
         let mut request = url.into_client_request().context("WebSocket URL")?;
         request.headers_mut().insert(
             "Sec-WebSocket-Protocol",
             crate::transport::ws::SUBPROTOCOL.parse()?,
         );
-        let (socket, _response) = tokio_tungstenite::connect_async(request)
-            .await
-            .with_context(|| format!("connecting to {url}"))?;
+        let (socket, _response) =
+            tokio_tungstenite::connect_async_with_config(request, None, nodelay)
+                .await
+                .with_context(|| format!("connecting to {url}"))?;
         let (sink, mut stream) = socket.split();
         let (tx, rx) = mpsc::unbounded_channel();
         let closed = Arc::new(Mutex::new(None));
@@ -140,6 +162,11 @@ impl Client {
             while let Some(msg) = stream.next().await {
                 match msg {
                     Ok(Message::Text(text)) => {
+                        if let Some(tap) = tap.as_mut() {
+                            if tap(Via::WebSocket, text.as_bytes(), Instant::now()) {
+                                continue;
+                            }
+                        }
                         let raw = Bytes::copy_from_slice(text.as_bytes());
                         match ServerMessage::from_json(&raw) {
                             Ok(message) => {
@@ -180,6 +207,17 @@ impl Client {
     /// the certificate with SHA-256 `cert_hash_hex`; datagrams from the server arrive in
     /// `encoding`.
     pub async fn connect_wt(url: &str, cert_hash_hex: &str, encoding: Encoding) -> Result<Client> {
+        Client::connect_wt_tapped(url, cert_hash_hex, encoding, None).await
+    }
+
+    /// Like [`Client::connect_wt`], with a [`Tap`] on the reader (control stream lines
+    /// and datagrams).
+    pub async fn connect_wt_tapped(
+        url: &str,
+        cert_hash_hex: &str,
+        encoding: Encoding,
+        tap: Option<Tap>,
+    ) -> Result<Client> {
         let digest = parse_hash(cert_hash_hex)?;
         let config = ClientConfig::builder()
             .with_bind_default()
@@ -202,7 +240,7 @@ impl Client {
             .context("opening the control stream")?;
         let (tx, rx) = mpsc::unbounded_channel();
         let closed = Arc::new(Mutex::new(None));
-        let reader = tokio::spawn(read_wt(connection.clone(), recv, tx, closed.clone()));
+        let reader = tokio::spawn(read_wt(connection.clone(), recv, tx, closed.clone(), tap));
         Ok(Client {
             sender: Sender::Wt {
                 connection,
@@ -475,6 +513,7 @@ async fn read_wt(
     mut recv: wtransport::RecvStream,
     tx: mpsc::UnboundedSender<Received>,
     closed: Arc<Mutex<Option<Closed>>>,
+    mut tap: Option<Tap>,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut pending: Vec<u8> = Vec::new();
@@ -483,21 +522,37 @@ async fn read_wt(
         tokio::select! {
             r = recv.read(&mut buf), if stream_open => match r {
                 Ok(Some(n)) => {
+                    let arrived = Instant::now();
                     pending.extend_from_slice(&buf[..n]);
-                    while let Some(i) = pending.iter().position(|&b| b == b'\n') {
-                        let line: Vec<u8> = pending.drain(..=i).collect();
-                        let raw = Bytes::copy_from_slice(&line[..line.len() - 1]);
+                    // Lines are taken from a moving start and the buffer is compacted once
+                    // per read, so a large batch costs one pass rather than one shift per line.
+                    let mut start = 0;
+                    while let Some(i) = pending[start..].iter().position(|&b| b == b'\n') {
+                        let line = &pending[start..start + i];
+                        start += i + 1;
+                        if let Some(tap) = tap.as_mut() {
+                            if tap(Via::Stream, line, arrived) {
+                                continue;
+                            }
+                        }
+                        let raw = Bytes::copy_from_slice(line);
                         match ServerMessage::from_json(&raw) {
                             Ok(message) => { let _ = tx.send(Received { message, via: Via::Stream, raw }); }
                             Err(e) => tracing::warn!(error = %e, "undecodable server line"),
                         }
                     }
+                    pending.drain(..start);
                 }
                 Ok(None) | Err(_) => stream_open = false,
             },
             d = connection.receive_datagram() => match d {
                 Ok(d) => {
                     let raw = d.payload();
+                    if let Some(tap) = tap.as_mut() {
+                        if tap(Via::Datagram, &raw, Instant::now()) {
+                            continue;
+                        }
+                    }
                     let decoded = if raw.first() == Some(&b'{') {
                         ServerMessage::from_json(&raw)
                     } else {
