@@ -133,18 +133,15 @@ fn set_closed(slot: &Mutex<Option<Closed>>, closed: Closed) {
 }
 
 impl Client {
-    /// Connects over WebSocket, offering the `jam.v1` subprotocol.
-    pub async fn connect_ws(url: &str) -> Result<Client> {
-        Client::open_ws(url, None, false).await
-    }
-
-    /// Like [`Client::connect_ws`], with a [`Tap`] on the reader and Nagle's algorithm
+    /// Connects over WebSocket, offering the `jam.v1` subprotocol, with Nagle's algorithm
     /// off (`TCP_NODELAY`, as browsers set it for WebSockets), so each event leaves at once.
-    pub async fn connect_ws_tapped(url: &str, tap: Option<Tap>) -> Result<Client> {
-        Client::open_ws(url, tap, true).await
+    pub async fn connect_ws(url: &str) -> Result<Client> {
+        Client::connect_ws_tapped(url, None).await
     }
 
-    async fn open_ws(url: &str, mut tap: Option<Tap>, nodelay: bool) -> Result<Client> {
+    /// Like [`Client::connect_ws`], with a [`Tap`] on the reader.
+    pub async fn connect_ws_tapped(url: &str, mut tap: Option<Tap>) -> Result<Client> {
+        let nodelay = true;
         let mut request = url.into_client_request().context("WebSocket URL")?;
         request.headers_mut().insert(
             "Sec-WebSocket-Protocol",

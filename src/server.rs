@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
+use axum::serve::ListenerExt;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -145,6 +146,13 @@ impl RunningServer {
         let app = http::router(ctx.clone(), published.clone(), config.web_dir.clone());
         let shutdown = ctx.shutdown.clone();
         tasks.push(tokio::spawn(async move {
+            // Nagle's algorithm would hold each small frame until the previous one is
+            // acknowledged: tens of milliseconds on a jam. Browsers set TCP_NODELAY too.
+            let listener = listener.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    warn!(error = %e, "could not set TCP_NODELAY");
+                }
+            });
             let served = axum::serve(
                 listener,
                 app.into_make_service_with_connect_info::<SocketAddr>(),
