@@ -372,7 +372,7 @@ impl<'a> Envelope<'a> {
         let id = echoable_id(raw.id);
         let event = raw
             .event
-            .and_then(|e| serde_json::from_str::<Cow<'a, str>>(e.get()).ok())
+            .and_then(|e| json_str(e.get()))
             .ok_or_else(|| invalid(id, "`event` must be a string"))?;
         let data = raw
             .data
@@ -464,6 +464,14 @@ impl<'a> Envelope<'a> {
                 truncate_chars(other, 64)
             ))),
         }
+    }
+}
+
+/// A JSON string value, borrowed when it has no escapes (the usual case), else unescaped.
+fn json_str(raw: &str) -> Option<Cow<'_, str>> {
+    match serde_json::from_str::<&str>(raw) {
+        Ok(s) => Some(Cow::Borrowed(s)),
+        Err(_) => serde_json::from_str::<String>(raw).ok().map(Cow::Owned),
     }
 }
 
@@ -566,8 +574,21 @@ struct Out<'a, D: Serialize> {
 
 /// Encodes one envelope as compact JSON.
 pub fn encode<D: Serialize>(event: &str, data: D, id: Option<&RawValue>) -> Bytes {
-    // Serialising these plain structs cannot fail.
-    Bytes::from(serde_json::to_vec(&Out { event, data, id }).unwrap_or_default())
+    encode_sized(event, data, id, 128)
+}
+
+/// Encodes one envelope into a buffer of `capacity` bytes to start with, so a good guess
+/// makes it a single allocation.
+fn encode_sized<D: Serialize>(
+    event: &str,
+    data: D,
+    id: Option<&RawValue>,
+    capacity: usize,
+) -> Bytes {
+    let mut buf = Vec::with_capacity(capacity);
+    // Serialising these plain structs into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut buf, &Out { event, data, id });
+    Bytes::from(buf)
 }
 
 /// `session:created` / `session:joined` data.
@@ -649,7 +670,9 @@ pub fn encode_broadcast(event_name: &str, payload: &RawValue, sender: &UserId) -
         payload: &'a RawValue,
         sender_id: &'a UserId,
     }
-    encode(
+    // The envelope around the payload is under 100 bytes plus the two names.
+    let capacity = payload.get().len() + event_name.len() + sender.as_str().len() + 100;
+    encode_sized(
         event::BROADCAST,
         D {
             event_name,
@@ -657,6 +680,7 @@ pub fn encode_broadcast(event_name: &str, payload: &RawValue, sender: &UserId) -
             sender_id: sender,
         },
         None,
+        capacity,
     )
 }
 
