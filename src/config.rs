@@ -75,6 +75,11 @@ pub struct Config {
     #[arg(long, env = "JAM_OUTBOX_CAPACITY", default_value_t = 1024)]
     pub outbox_capacity: usize,
 
+    /// Tokio worker threads: 0 = one per core (multi-thread runtime), 1 = a single
+    /// current-thread runtime (no work stealing, no cross-thread wake-ups).
+    #[arg(long, env = "JAM_WORKER_THREADS", default_value_t = 0)]
+    pub worker_threads: usize,
+
     /// Make a fresh development certificate in `--cert-dir`, print its hash, and exit.
     #[arg(long)]
     pub make_cert: bool,

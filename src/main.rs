@@ -6,15 +6,30 @@ use clap::Parser;
 use jam_server::{Config, RunningServer};
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
+    let config = Config::parse();
+    let runtime = match config.worker_threads {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        0 => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?,
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()?,
+    };
+    runtime.block_on(run(config))
+}
+
+async fn run(config: Config) -> Result<()> {
     tracing_subscriber::fmt()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,quinn=warn")),
         )
         .init();
-    let config = Config::parse();
     if config.make_cert {
         let source = jam_server::tls::CertSource::Dev {
             dir: Some(config.cert_dir.clone()),
