@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The jam-server benchmark scenarios (see BENCH-NOTES.md for what they found).
+# The jam-server benchmark scenarios (docs/performance.md has what they found).
 #
 #   bash bench/scenarios.sh          full: 10 s windows, 5,000/2,000 idle connections
 #   bash bench/scenarios.sh quick    a few seconds each, smaller idle counts
