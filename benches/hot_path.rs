@@ -194,17 +194,22 @@ fn count_allocs(n: u64, mut f: impl FnMut()) -> (f64, f64) {
     ((a1 - a0) as f64 / n as f64, (b1 - b0) as f64 / n as f64)
 }
 
+/// The payload of a realistic note event, as raw JSON.
+fn note_payload() -> Box<serde_json::value::RawValue> {
+    serde_json::value::RawValue::from_string(
+        r#"{"jb":[12,345,1234567890,1234568000],"type":"noteOn","note":60,"velocity":100,"channel":0,"instrument":"piano"}"#
+            .to_owned(),
+    )
+    .expect("valid JSON")
+}
+
 /// Allocations per event for each stage, printed before Criterion runs.
 fn allocation_report() {
     const N: u64 = 20_000;
     let user = jam_server::protocol::UserId::generate();
     let mut reliable = room(None);
     let text = event_text(&reliable.code);
-    let raw = serde_json::value::RawValue::from_string(
-        r#"{"jb":[12,345,1234567890,1234568000],"type":"noteOn","note":60,"velocity":100,"channel":0,"instrument":"piano"}"#
-            .to_owned(),
-    )
-    .expect("valid JSON");
+    let raw = note_payload();
     let code = RoomCode::normalize(&reliable.code).expect("room code");
     let mut dgram_json = room(Some(Encoding::Json));
     let dgram_text = event_text(&dgram_json.code);
@@ -275,11 +280,7 @@ fn benches(c: &mut Criterion) {
     let user = jam_server::protocol::UserId::generate();
     let mut reliable = room(None);
     let text = event_text(&reliable.code);
-    let raw = serde_json::value::RawValue::from_string(
-        r#"{"jb":[12,345,1234567890,1234568000],"type":"noteOn","note":60,"velocity":100,"channel":0,"instrument":"piano"}"#
-            .to_owned(),
-    )
-    .expect("valid JSON");
+    let raw = note_payload();
     let mut g = c.benchmark_group("hot_path");
     g.throughput(Throughput::Elements(1));
     g.bench_function("decode", |b| b.iter(|| decode(black_box(&text))));
