@@ -292,6 +292,24 @@ async fn websocket_frame_rules() {
     next_broadcast(&mut watcher).await;
 }
 
+/// A raw WebSocket that joins `room` as `name` and is then never read again (no pongs,
+/// no draining of its socket).
+async fn join_without_reading(
+    s: &TestServer,
+    room: &str,
+    name: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(s.server.ws_url())
+        .await
+        .unwrap();
+    ws.send(Message::text(
+        json!({"event":"session:join","data":{"roomCode": room, "name": name}}).to_string(),
+    ))
+    .await
+    .unwrap();
+    ws
+}
+
 async fn close_code(
     ws: &mut tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
@@ -322,16 +340,7 @@ async fn a_member_that_stops_reading_is_cut_off_and_the_room_carries_on() {
     let room = create(&mut sender, "S").await;
     reader.join(&room.room_code, "R", "").await.unwrap();
     // The stalled member: a WebSocket that joins and then never reads again.
-    let (mut stalled, _) = tokio_tungstenite::connect_async(s.server.ws_url())
-        .await
-        .unwrap();
-    stalled
-        .send(Message::text(
-            json!({"event":"session:join","data":{"roomCode": room.room_code, "name":"Stall"}})
-                .to_string(),
-        ))
-        .await
-        .unwrap();
+    let stalled = join_without_reading(&s, &room.room_code, "Stall").await;
     let joined = reader
         .wait_for(T, |r| matches!(r.event(), ServerEvent::UserJoined(_)))
         .await
@@ -400,16 +409,7 @@ async fn silent_and_vanished_peers_are_dropped() {
     let mut host = s.wt().await;
     let room = create(&mut host, "H").await;
     // A WebSocket peer that never reads, so never answers pings: silent.
-    let (mut silent, _) = tokio_tungstenite::connect_async(s.server.ws_url())
-        .await
-        .unwrap();
-    silent
-        .send(Message::text(
-            json!({"event":"session:join","data":{"roomCode": room.room_code, "name":"Quiet"}})
-                .to_string(),
-        ))
-        .await
-        .unwrap();
+    let _silent = join_without_reading(&s, &room.room_code, "Quiet").await;
     let ServerEvent::UserJoined(quiet) = next_event(&mut host).await else {
         panic!()
     };
