@@ -398,11 +398,6 @@ impl Outbox {
     pub fn close_reason(&self) -> Option<CloseReason> {
         self.0.reason.get().copied()
     }
-
-    /// Whether this member has a datagram channel.
-    pub fn has_datagrams(&self) -> bool {
-        self.0.datagrams.is_some()
-    }
 }
 
 /// One place in a room. The seat, not the connection, carries the user's identity, so a
@@ -435,15 +430,6 @@ impl Room {
         // A panic while holding the lock cannot leave the state half-updated in a way
         // that matters more than stopping the whole room, so recover the guard.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The participants in join order.
-    pub fn participants(&self) -> Vec<Participant> {
-        self.lock()
-            .seats
-            .iter()
-            .map(|s| s.participant.clone())
-            .collect()
     }
 
     /// Number of members.
@@ -708,11 +694,6 @@ impl Membership {
     /// The member's user id.
     pub fn user(&self) -> &UserId {
         &self.user
-    }
-
-    /// The room.
-    pub fn room(&self) -> &Arc<Room> {
-        &self.room
     }
 
     /// Relays an event to every other member of the room.

@@ -238,11 +238,6 @@ impl RunningServer {
         renew_once(&self.cert_source, &self.wt, &self.published).map(|r| r.map(|(h, _)| h))
     }
 
-    /// A token that is cancelled when the server shuts down.
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.ctx.shutdown.clone()
-    }
-
     /// Closes every connection (WebSocket close 1001, WebTransport close with a code and
     /// reason) and waits, at most a few seconds, for them to end.
     pub async fn shutdown(self) {
