@@ -38,6 +38,7 @@ use wtransport::{ClientConfig, Connection, Endpoint, VarInt};
 
 use crate::protocol::{event, ErrorCode, ServerEvent, ServerMessage, SessionInfo};
 use crate::room::Encoding;
+use crate::transport::wt::DatagramReader;
 
 /// The WebSocket read buffer: a few KiB holds many note events per read.
 const CLIENT_READ_BUFFER: usize = 8 * 1024;
@@ -522,6 +523,7 @@ async fn read_wt(
     let mut buf = vec![0u8; 64 * 1024];
     let mut pending: Vec<u8> = Vec::new();
     let mut stream_open = true;
+    let datagrams = DatagramReader::new(&connection);
     loop {
         tokio::select! {
             r = recv.read(&mut buf), if stream_open => match r {
@@ -549,9 +551,8 @@ async fn read_wt(
                 }
                 Ok(None) | Err(_) => stream_open = false,
             },
-            d = connection.receive_datagram() => match d {
-                Ok(d) => {
-                    let raw = d.payload();
+            d = datagrams.next() => match d {
+                Ok(raw) => {
                     if let Some(tap) = tap.as_mut() {
                         if tap(Via::Datagram, &raw, Instant::now()) {
                             continue;

@@ -145,6 +145,45 @@ async fn bad_datagrams_answer_on_the_control_stream() {
 }
 
 #[tokio::test]
+async fn datagrams_with_a_foreign_or_broken_session_header_are_dropped() {
+    let s = TestServer::start().await;
+    let mut a = s.wt().await;
+    let mut b = s.wt().await;
+    let room = create(&mut a, "A").await;
+    b.join(&room.room_code, "B", "").await.unwrap();
+    assert!(matches!(
+        next_event(&mut a).await,
+        ServerEvent::UserJoined(_)
+    ));
+    let note = |n: u32| {
+        broadcast(&room.room_code, json!({ "n": n }))
+            .to_string()
+            .into_bytes()
+    };
+    // Raw QUIC datagrams, below wtransport: a valid event behind another session's
+    // quarter stream id, then a truncated header. The server must drop both.
+    let conn = a.wt_connection().unwrap();
+    let quarter = conn.session_id().into_u64() / 4;
+    let mut foreign = vec![(quarter + 1) as u8];
+    foreign.extend_from_slice(&note(1));
+    conn.quic_connection()
+        .send_datagram(foreign.into())
+        .unwrap();
+    conn.quic_connection()
+        .send_datagram(vec![0x7b].into())
+        .unwrap();
+    // A proper datagram after them is the first (and only) one B sees.
+    a.send_datagram(&note(2)).unwrap();
+    let got = next_broadcast(&mut b).await;
+    assert!(
+        matches!(got.event(), ServerEvent::Broadcast { payload, .. } if payload == &json!({"n": 2})),
+        "{got:?}"
+    );
+    // A's session carries on.
+    a.leave(&room.room_code).await.unwrap();
+}
+
+#[tokio::test]
 async fn control_stream_framing_edge_cases() {
     let s = TestServer::start_with(|c| c.max_message_bytes = 256).await;
     let mut a = s.wt().await;

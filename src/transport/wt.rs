@@ -15,6 +15,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 use wtransport::config::{Ipv6DualStackConfig, QuicTransportConfig};
 use wtransport::endpoint::endpoint_side::Server;
 use wtransport::endpoint::IncomingSession;
+use wtransport::error::ConnectionError;
 use wtransport::stream::SendStream;
 use wtransport::{Connection, Endpoint, ServerConfig, VarInt};
 
@@ -130,6 +131,9 @@ fn server_config(
         .datagram_send_buffer_size(DATAGRAM_SEND_BUFFER)
         .max_concurrent_bidi_streams(MAX_CLIENT_BIDI_STREAMS.into())
         .max_concurrent_uni_streams(MAX_CLIENT_UNI_STREAMS.into());
+    let mut ack = wtransport::quinn::AckFrequencyConfig::default();
+    ack.ack_eliciting_threshold(10u32.into());
+    transport.ack_frequency_config(Some(ack));
     let builder = ServerConfig::builder();
     let builder = match addr {
         SocketAddr::V6(v6) if v6.ip().is_unspecified() => {
@@ -187,6 +191,62 @@ impl DatagramSink for WtDatagrams {
             .send_datagram(framed)
             .is_ok()
     }
+}
+
+/// Receives a session's datagrams, mostly straight from quinn.
+///
+/// wtransport passes every received datagram through its connection driver task: a
+/// wake-up, a channel hop and a fresh `select!` over a dozen futures per datagram. That
+/// task reads a datagram only after reserving room in its one-slot channel, so once it
+/// holds one it stops competing; this reader takes the datagram it holds first (keeping
+/// arrival order) and otherwise reads quinn directly. Every datagram is still read
+/// exactly once, by one of the two.
+pub struct DatagramReader {
+    connection: Connection,
+    quarter_id: u64,
+}
+
+impl DatagramReader {
+    /// A reader for `connection`'s session.
+    pub fn new(connection: &Connection) -> Self {
+        DatagramReader {
+            connection: connection.clone(),
+            quarter_id: connection.session_id().into_u64() / 4,
+        }
+    }
+
+    /// The next datagram's payload (the session header taken off). Cancel-safe.
+    pub async fn next(&self) -> Result<Bytes, ConnectionError> {
+        loop {
+            tokio::select! {
+                biased;
+                d = self.connection.receive_datagram() => return d.map(|d| d.payload()),
+                q = self.connection.quic_connection().read_datagram() => match q {
+                    Ok(q) => match parse_varint(&q) {
+                        Some((id, used)) if id == self.quarter_id => return Ok(q.slice(used..)),
+                        // Not this session's (or no header): dropped, as wtransport does.
+                        _ => continue,
+                    },
+                    // The connection is gone: wtransport reports it (after any datagram
+                    // it still holds).
+                    Err(_) => {
+                        return self.connection.receive_datagram().await.map(|d| d.payload())
+                    }
+                },
+            }
+        }
+    }
+}
+
+/// Decodes a QUIC variable-length integer at the start of `b`: its value and length.
+fn parse_varint(b: &[u8]) -> Option<(u64, usize)> {
+    let first = *b.first()?;
+    let len = 1usize << (first >> 6);
+    let mut v = u64::from(first & 0x3f);
+    for &byte in b.get(1..len)? {
+        v = v << 8 | u64::from(byte);
+    }
+    Some((v, len))
 }
 
 /// QUIC variable-length integer encoding (RFC 9000 §16).
@@ -274,6 +334,7 @@ fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
 /// Runs one session until it ends; returns why.
 async fn serve(connection: Connection, encoding: Encoding, ctx: &Context) -> CloseReason {
     let token = ctx.shutdown.child_token();
+    let datagrams = DatagramReader::new(&connection);
     // Wait for the control stream; datagrams before it are dropped.
     let (send, mut recv) = loop {
         tokio::select! {
@@ -283,7 +344,7 @@ async fn serve(connection: Connection, encoding: Encoding, ctx: &Context) -> Clo
                 Ok(s) => break s,
                 Err(_) => return CloseReason::PeerClosed,
             },
-            d = connection.receive_datagram() => if d.is_err() { return CloseReason::PeerClosed },
+            d = datagrams.next() => if d.is_err() { return CloseReason::PeerClosed },
             _ = tokio::time::sleep(ctx.peer_timeout) => return CloseReason::PeerTimeout,
         }
     };
@@ -307,8 +368,8 @@ async fn serve(connection: Connection, encoding: Encoding, ctx: &Context) -> Clo
                 Ok(None) => break CloseReason::PeerClosed,
                 Err(_) => break CloseReason::PeerClosed,
             },
-            d = connection.receive_datagram() => match d {
-                Ok(d) => session.handle_datagram(&d.payload()),
+            d = datagrams.next() => match d {
+                Ok(d) => session.handle_datagram(&d),
                 Err(_) => break CloseReason::PeerClosed,
             },
             s = connection.accept_bi() => match s {
@@ -522,6 +583,16 @@ mod tests {
             quic_varint(151_288_809_941_952_652),
             [0xc2, 0x19, 0x7c, 0x5e, 0xff, 0x14, 0xe8, 0x8c]
         );
+        for v in [0, 37, 63, 64, 15_293, 494_878_333, 151_288_809_941_952_652] {
+            let mut b = quic_varint(v);
+            let len = b.len();
+            b.extend_from_slice(b"payload");
+            assert_eq!(parse_varint(&b), Some((v, len)));
+        }
+        // A two-byte encoding of 37 is legal (RFC 9000 §16 allows longer encodings).
+        assert_eq!(parse_varint(&[0x40, 0x25]), Some((37, 2)));
+        assert_eq!(parse_varint(&[0x7b]), None);
+        assert_eq!(parse_varint(&[]), None);
     }
 
     #[test]
