@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::net::{Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use wtransport::endpoint::endpoint_side;
 use wtransport::tls::Sha256Digest;
 use wtransport::{ClientConfig, Connection, Endpoint, VarInt};
 
@@ -223,17 +225,23 @@ impl Client {
         encoding: Encoding,
         tap: Option<Tap>,
     ) -> Result<Client> {
-        let digest = parse_hash(cert_hash_hex)?;
-        let config = ClientConfig::builder()
-            .with_bind_default()
-            .with_server_certificate_hashes([digest])
-            .keep_alive_interval(Some(Duration::from_secs(5)))
-            .build();
+        let endpoint = wt_endpoint(cert_hash_hex, None)?;
+        Client::connect_wt_on(&endpoint, url, encoding, tap).await
+    }
+
+    /// Like [`Client::connect_wt_tapped`], on an endpoint from [`wt_endpoint`] that other
+    /// clients may share (one UDP socket for all of them).
+    pub async fn connect_wt_on(
+        endpoint: &Endpoint<endpoint_side::Client>,
+        url: &str,
+        encoding: Encoding,
+        tap: Option<Tap>,
+    ) -> Result<Client> {
         let url = match encoding {
             Encoding::Json => url.to_owned(),
             Encoding::MsgPack => format!("{url}?encoding=msgpack"),
         };
-        let connection = Endpoint::client(config)?
+        let connection = endpoint
             .connect(&url)
             .await
             .with_context(|| format!("connecting to {url}"))?;
@@ -500,6 +508,39 @@ pub fn broadcast_envelope(room: &str, event_name: &str, payload: &Value) -> Valu
         "event": event::BROADCAST,
         "data": { "roomCode": room, "eventName": event_name, "payload": payload },
     })
+}
+
+/// A WebTransport client endpoint (one UDP socket) that trusts the certificate with
+/// SHA-256 `cert_hash_hex`. Each [`Client::connect_wt`] makes its own, as separate
+/// browsers would; many clients in one process may share one with
+/// [`Client::connect_wt_on`], so that one `recvmmsg` serves them all (jam-bench does).
+/// `recv_buffer` sets the socket's receive buffer (bytes), which a shared socket needs
+/// larger than the default.
+pub fn wt_endpoint(
+    cert_hash_hex: &str,
+    recv_buffer: Option<usize>,
+) -> Result<Endpoint<endpoint_side::Client>> {
+    let digest = parse_hash(cert_hash_hex)?;
+    let builder = ClientConfig::builder();
+    let builder = match recv_buffer {
+        None => builder.with_bind_default(),
+        Some(bytes) => {
+            let socket = socket2::Socket::new(
+                socket2::Domain::IPV6,
+                socket2::Type::DGRAM,
+                Some(socket2::Protocol::UDP),
+            )?;
+            socket.set_only_v6(false)?;
+            socket.set_recv_buffer_size(bytes)?;
+            socket.bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)).into())?;
+            builder.with_bind_socket(socket.into())
+        }
+    };
+    let config = builder
+        .with_server_certificate_hashes([digest])
+        .keep_alive_interval(Some(Duration::from_secs(5)))
+        .build();
+    Ok(Endpoint::client(config)?)
 }
 
 fn parse_hash(hex: &str) -> Result<Sha256Digest> {

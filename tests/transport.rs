@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use common::*;
 use futures_util::{SinkExt, StreamExt};
-use jam_server::client::{http_get, http_get_with_host, to_msgpack, Client, Closed, Via};
+use jam_server::client::{
+    http_get, http_get_with_host, to_msgpack, wt_endpoint, Client, Closed, Via,
+};
 use jam_server::protocol::{ErrorCode, ServerEvent};
 use jam_server::room::Encoding;
 use serde_json::{json, Value};
@@ -142,6 +144,49 @@ async fn bad_datagrams_answer_on_the_control_stream() {
     assert_eq!(expect_error(&mut a).await.0, ErrorCode::NotInSession);
     // The session still works.
     a.leave(&room.room_code).await.unwrap();
+}
+
+#[tokio::test]
+async fn sessions_sharing_one_udp_socket_each_get_their_own_datagrams() {
+    let s = TestServer::start().await;
+    let endpoint = wt_endpoint(&s.server.cert_hash(), Some(1 << 20)).unwrap();
+    let url = s.server.wt_url();
+    let mut members = Vec::new();
+    for encoding in [Encoding::Json, Encoding::MsgPack, Encoding::Json] {
+        members.push(
+            Client::connect_wt_on(&endpoint, &url, encoding, None)
+                .await
+                .unwrap(),
+        );
+    }
+    let room = create(&mut members[0], "A").await;
+    for (i, m) in members.iter_mut().enumerate().skip(1) {
+        m.join(&room.room_code, &format!("M{i}"), "").await.unwrap();
+    }
+    // Each member sends one note; the other two get exactly it, as a datagram in their
+    // own encoding, and nobody gets their own.
+    for from in 0..members.len() {
+        let note = broadcast(&room.room_code, json!({ "from": from }));
+        members[from]
+            .send_datagram(note.to_string().as_bytes())
+            .unwrap();
+        for (i, m) in members.iter_mut().enumerate() {
+            if i == from {
+                continue;
+            }
+            let got = next_broadcast(m).await;
+            assert_eq!(got.via, Via::Datagram);
+            assert_eq!(
+                got.raw.first() == Some(&b'{'),
+                i != 1,
+                "member {i}'s encoding"
+            );
+            assert!(
+                matches!(got.event(), ServerEvent::Broadcast { payload, .. } if payload == &json!({ "from": from })),
+                "{got:?}"
+            );
+        }
+    }
 }
 
 #[tokio::test]

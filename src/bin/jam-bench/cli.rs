@@ -92,6 +92,12 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
 
+    /// UDP sockets the WebTransport participants share (0 = one each, as separate
+    /// browsers would have). Shared sockets let one `recvmmsg` serve many participants,
+    /// which makes the bench cheaper per datagram; the server sees the same connections.
+    #[arg(long, default_value_t = 4)]
+    pub wt_sockets: usize,
+
     /// Connections opened at once while setting up.
     #[arg(long, default_value_t = 32)]
     pub connect_concurrency: usize,

@@ -53,16 +53,21 @@ fn encoding(args: &Args) -> Encoding {
     }
 }
 
-/// Opens one connection of `kind` with `tap` on its reader.
+/// Opens participant `slot`'s connection of `kind` with `tap` on its reader.
 pub async fn connect(
+    args: &Args,
     target: &Target,
+    slot: usize,
     kind: Kind,
-    enc: Encoding,
     tap: Option<Tap>,
 ) -> Result<Client> {
     if kind.is_wt() {
         let (url, hash) = target.wt()?;
-        Client::connect_wt_tapped(url, hash, enc, tap).await
+        let enc = encoding(args);
+        match target.wt_endpoint(slot, args.wt_sockets)? {
+            Some(endpoint) => Client::connect_wt_on(endpoint, url, enc, tap).await,
+            None => Client::connect_wt_tapped(url, hash, enc, tap).await,
+        }
     } else {
         Client::connect_ws_tapped(target.ws()?, tap).await
     }
@@ -78,7 +83,6 @@ pub async fn connect_all(
     limit: Option<usize>,
 ) -> (Vec<Option<Member>>, Vec<Option<String>>, Vec<String>) {
     let per_room = args.per_room as usize;
-    let enc = encoding(args);
     let tap_for = |position: u32| ledger.map(|l| ledger::receiver_tap(l.clone(), position));
     let mut members: Vec<Option<Member>> = (0..args.rooms * per_room).map(|_| None).collect();
     let mut failures = Vec::new();
@@ -89,7 +93,7 @@ pub async fn connect_all(
             let tap = tap_for(0);
             async move {
                 let r = tokio::time::timeout(CONNECT_TIMEOUT, async {
-                    let mut client = connect(target, kind, enc, tap).await?;
+                    let mut client = connect(args, target, room * per_room, kind, tap).await?;
                     let info = client.create("p0", "piano").await?;
                     Ok::<_, anyhow::Error>((client, info.room_code))
                 })
@@ -125,7 +129,7 @@ pub async fn connect_all(
         async move {
             let r = tokio::time::timeout(CONNECT_TIMEOUT, async {
                 let code = code.ok_or_else(|| anyhow!("its room was not created"))?;
-                let mut client = connect(target, kind, enc, tap).await?;
+                let mut client = connect(args, target, room * per_room + p, kind, tap).await?;
                 client.join(&code, &format!("p{p}"), instrument(p)).await?;
                 Ok::<_, anyhow::Error>(client)
             })

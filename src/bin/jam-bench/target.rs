@@ -5,13 +5,20 @@
 use std::net::{TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use jam_server::client;
+use wtransport::endpoint::endpoint_side;
+use wtransport::Endpoint;
 
 use crate::cli::Args;
 use crate::procfs::{self, Proc};
+
+/// Receive buffer of a shared WebTransport socket: room for a few ms of every
+/// participant's datagrams (the kernel caps it at `net.core.rmem_max`, 4 MiB here).
+const SHARED_SOCKET_RECV_BUFFER: usize = 4 << 20;
 
 /// Where to connect and what to measure.
 pub struct Target {
@@ -26,6 +33,8 @@ pub struct Target {
     /// The server's PID, when known.
     pub pid: Option<u32>,
     child: Option<Child>,
+    /// WebTransport endpoints shared by the participants (`--wt-sockets`), made on first use.
+    wt_endpoints: OnceLock<Vec<Endpoint<endpoint_side::Client>>>,
 }
 
 impl Target {
@@ -46,6 +55,7 @@ impl Target {
             stats_url: args.stats_url.clone(),
             pid: args.server_pid,
             child: None,
+            wt_endpoints: OnceLock::new(),
         };
         if let Some(rest) = url.strip_prefix("ws://") {
             t.ws_url = Some(url.to_owned());
@@ -150,6 +160,7 @@ impl Target {
             stats_url: Some(base.clone()),
             pid: Some(pid),
             child: Some(child),
+            wt_endpoints: OnceLock::new(),
         };
         t.resolve_connect(&base).await?;
         Ok(t)
@@ -170,6 +181,27 @@ impl Target {
                 "the target has no WebTransport URL and certificate hash"
             )),
         }
+    }
+
+    /// The shared WebTransport endpoint for participant `slot`, or `None` when each
+    /// participant gets its own (`sockets` = 0).
+    pub fn wt_endpoint(
+        &self,
+        slot: usize,
+        sockets: usize,
+    ) -> Result<Option<&Endpoint<endpoint_side::Client>>> {
+        if sockets == 0 {
+            return Ok(None);
+        }
+        let (_, hash) = self.wt()?;
+        if self.wt_endpoints.get().is_none() {
+            let made = (0..sockets)
+                .map(|_| client::wt_endpoint(hash, Some(SHARED_SOCKET_RECV_BUFFER)))
+                .collect::<Result<Vec<_>>>()?;
+            let _ = self.wt_endpoints.set(made);
+        }
+        let pool = self.wt_endpoints.get().expect("set above");
+        Ok(Some(&pool[slot % pool.len()]))
     }
 
     /// Where the server process may run, if the bench knows its PID.
