@@ -30,6 +30,11 @@ pub const PATH: &str = "/jam";
 /// dropped. quinn's 1 MiB default would hold thousands of stale notes, and a late note
 /// is worse than a lost one.
 const DATAGRAM_SEND_BUFFER: usize = 64 * 1024;
+/// Peers that support QUIC's ACK-frequency extension (quinn does; others ignore the
+/// request) are asked to acknowledge after this many ack-eliciting packets rather than
+/// every second one (or within their max ACK delay, 25 ms). A listener receives a note
+/// datagram from each player, and each acknowledgement is a packet both ends pay for.
+const ACK_ELICITING_THRESHOLD: u32 = 10;
 /// Client-opened bidirectional streams a session may have open at once: the extended
 /// CONNECT stream, the control stream, and room for a stray one that is reset at once.
 /// quinn keeps a map entry for every stream it allows up front (its default of 100 per
@@ -131,9 +136,9 @@ fn server_config(
         .datagram_send_buffer_size(DATAGRAM_SEND_BUFFER)
         .max_concurrent_bidi_streams(MAX_CLIENT_BIDI_STREAMS.into())
         .max_concurrent_uni_streams(MAX_CLIENT_UNI_STREAMS.into());
-    let mut ack = wtransport::quinn::AckFrequencyConfig::default();
-    ack.ack_eliciting_threshold(10u32.into());
-    transport.ack_frequency_config(Some(ack));
+    let mut acks = wtransport::quinn::AckFrequencyConfig::default();
+    acks.ack_eliciting_threshold(ACK_ELICITING_THRESHOLD.into());
+    transport.ack_frequency_config(Some(acks));
     let builder = ServerConfig::builder();
     let builder = match addr {
         SocketAddr::V6(v6) if v6.ip().is_unspecified() => {
