@@ -780,18 +780,7 @@ struct Out<'a, D: Serialize> {
 
 /// Encodes one envelope as compact JSON.
 pub fn encode<D: Serialize>(event: &str, data: D, id: Option<&RawValue>) -> Bytes {
-    encode_sized(event, data, id, 128)
-}
-
-/// Encodes one envelope into a buffer of `capacity` bytes to start with, so a good guess
-/// makes it a single allocation.
-fn encode_sized<D: Serialize>(
-    event: &str,
-    data: D,
-    id: Option<&RawValue>,
-    capacity: usize,
-) -> Bytes {
-    let mut buf = Vec::with_capacity(capacity);
+    let mut buf = Vec::with_capacity(128);
     // Serialising these plain structs into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut buf, &Out { event, data, id });
     Bytes::from(buf)
@@ -868,26 +857,34 @@ pub fn encode_host_changed(host: &UserId) -> Bytes {
 }
 
 /// Encodes the relayed `event:broadcast` once for every receiver.
+///
+/// Written piece by piece rather than through serde: the keys are fixed, so only the two
+/// strings need escaping (by serde_json, as everywhere else), and this runs for every
+/// relayed event. The bytes are those [`encode`] would write.
 pub fn encode_broadcast(event_name: &str, payload: &RawValue, sender: &UserId) -> Bytes {
-    #[derive(Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct D<'a> {
-        event_name: &'a str,
-        payload: &'a RawValue,
-        sender_id: &'a UserId,
-    }
-    // The envelope around the payload is under 100 bytes plus the two names.
-    let capacity = payload.get().len() + event_name.len() + sender.as_str().len() + 100;
-    encode_sized(
-        event::BROADCAST,
-        D {
-            event_name,
-            payload,
-            sender_id: sender,
-        },
-        None,
-        capacity,
-    )
+    const HEAD: &[u8] = br#"{"event":"event:broadcast","data":{"eventName":"#;
+    const PAYLOAD: &[u8] = br#","payload":"#;
+    const SENDER: &[u8] = br#","senderId":"#;
+    const TAIL: &[u8] = b"}}";
+    let payload = payload.get().as_bytes();
+    let sender = sender.as_str();
+    // Exact when `eventName` needs no escapes (the usual case); 4 counts the names' quotes.
+    let fixed = HEAD.len() + PAYLOAD.len() + SENDER.len() + TAIL.len() + 4;
+    let mut buf = Vec::with_capacity(fixed + event_name.len() + payload.len() + sender.len());
+    buf.extend_from_slice(HEAD);
+    write_json_str(&mut buf, event_name);
+    buf.extend_from_slice(PAYLOAD);
+    buf.extend_from_slice(payload);
+    buf.extend_from_slice(SENDER);
+    write_json_str(&mut buf, sender);
+    buf.extend_from_slice(TAIL);
+    Bytes::from(buf)
+}
+
+/// Appends `s` as a JSON string, quoted and escaped.
+fn write_json_str(buf: &mut Vec<u8>, s: &str) {
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(buf, s);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1329,6 +1326,35 @@ mod tests {
         ];
         for text in texts {
             assert_agrees(text);
+        }
+    }
+
+    #[test]
+    fn broadcast_encoding_matches_serde() {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct D<'a> {
+            event_name: &'a str,
+            payload: &'a RawValue,
+            sender_id: &'a UserId,
+        }
+        let sender = UserId::generate();
+        let payload: &RawValue = serde_json::from_str(r#"{ "a" : [1, "\u00e9\n"] }"#).unwrap();
+        for event_name in ["note", "n\"o\\t\u{1}e\u{7f}", "é🎹\u{2028}", ""] {
+            let want = encode(
+                event::BROADCAST,
+                D {
+                    event_name,
+                    payload,
+                    sender_id: &sender,
+                },
+                None,
+            );
+            assert_eq!(
+                encode_broadcast(event_name, payload, &sender),
+                want,
+                "{event_name:?}"
+            );
         }
     }
 
