@@ -3,8 +3,10 @@
 //!
 //! ```text
 //! cargo build --profile profiling --example hot_path_counts
-//! valgrind --tool=callgrind --callgrind-out-file=cg.out target/profiling/examples/hot_path_counts 10000
-//! callgrind_annotate --inclusive=yes cg.out | grep hot_path_counts::
+//! valgrind --tool=callgrind --collect-atstart=no \
+//!     --toggle-collect='hot_path_counts::run_full' --callgrind-out-file=full.out \
+//!     target/profiling/examples/hot_path_counts 10000
+//! grep '^totals:' full.out
 //! ```
 //!
 //! Each `run_*` function handles the given number of events (10,000 by default); its
