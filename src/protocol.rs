@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use rand::Rng;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -318,25 +319,201 @@ pub struct Broadcast<'a> {
     pub payload: &'a RawValue,
 }
 
-/// The envelope's first parse: only shape, event name and id.
+/// The envelope's first parse: shape, event name and id, and for an `event:broadcast`
+/// whose `event` comes before its `data` (what every client sends), its fields too, so
+/// the hot message is read in one pass.
 #[derive(Debug)]
 pub struct Envelope<'a> {
     /// The `event` name.
     pub event: Cow<'a, str>,
-    /// The raw `data` object.
-    pub data: &'a RawValue,
     /// The `id` to echo, when it is a number or a string.
     pub id: Option<&'a RawValue>,
+    data: Data<'a>,
 }
 
-#[derive(Deserialize)]
+/// `data` as the envelope's parse left it; [`Envelope::message`] checks its rules.
+#[derive(Debug)]
+enum Data<'a> {
+    /// The raw object, decoded for its event by `message()`.
+    Raw(&'a RawValue),
+    /// The fields of an `event:broadcast`, decoded in the envelope's own pass.
+    Broadcast(BroadcastData<'a>),
+}
+
+/// The fields of `event:broadcast` before their rules are checked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BroadcastData<'a> {
+    #[serde(borrow)]
+    room_code: Cow<'a, str>,
+    #[serde(borrow)]
+    event_name: Cow<'a, str>,
+    #[serde(borrow)]
+    payload: &'a RawValue,
+}
+
+/// The envelope's fields before their rules are checked; `event` is `None` when it is
+/// missing or not a string.
 struct RawEnvelope<'a> {
+    event: Option<Cow<'a, str>>,
+    data: Option<Data<'a>>,
+    id: Option<&'a RawValue>,
+}
+
+/// The general reading of the envelope: `data` stays raw whatever the event.
+#[derive(Deserialize)]
+struct GeneralEnvelope<'a> {
     #[serde(borrow, default)]
     event: Option<&'a RawValue>,
     #[serde(borrow, default)]
     data: Option<&'a RawValue>,
     #[serde(borrow, default)]
     id: Option<&'a RawValue>,
+}
+
+impl<'a> From<GeneralEnvelope<'a>> for RawEnvelope<'a> {
+    fn from(env: GeneralEnvelope<'a>) -> Self {
+        RawEnvelope {
+            event: env.event.and_then(|e| json_str(e.get())),
+            data: env.data.map(Data::Raw),
+            id: env.id,
+        }
+    }
+}
+
+/// The one-pass reading of the envelope, for the hot message. It accepts a subset of
+/// what [`GeneralEnvelope`] accepts and reads it the same way; anything else (an
+/// `event` that is neither a string nor `null`, a broadcast whose fields are missing,
+/// mistyped or repeated, `data` that is not an object, a repeated top-level field,
+/// malformed JSON) is an error, on which
+/// [`Envelope::parse`] reads the text again the general way, so every refusal and its
+/// message stay those of the general path.
+impl<'de> Deserialize<'de> for RawEnvelope<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(field_identifier, rename_all = "camelCase")]
+        enum Key {
+            Event,
+            Data,
+            Id,
+            #[serde(other)]
+            Other,
+        }
+
+        struct EnvelopeVisitor;
+
+        impl<'de> Visitor<'de> for EnvelopeVisitor {
+            type Value = RawEnvelope<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an envelope object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut event = None;
+                let mut data = None;
+                let mut id = None;
+                while let Some(key) = map.next_key()? {
+                    match key {
+                        Key::Event => {
+                            let value = map.next_value::<Option<Text>>()?;
+                            set(&mut event, "event", value.map(|t| t.0))?;
+                        }
+                        Key::Data => {
+                            let is_broadcast =
+                                matches!(&event, Some(Some(e)) if e == event::BROADCAST);
+                            let value = if is_broadcast {
+                                Some(Data::Broadcast(map.next_value_seed(BroadcastSeed)?))
+                            } else {
+                                map.next_value::<Option<&RawValue>>()?.map(Data::Raw)
+                            };
+                            set(&mut data, "data", value)?;
+                        }
+                        Key::Id => set(&mut id, "id", map.next_value()?)?,
+                        Key::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RawEnvelope {
+                    event: event.flatten(),
+                    data: data.flatten(),
+                    id: id.flatten(),
+                })
+            }
+        }
+
+        deserializer.deserialize_map(EnvelopeVisitor)
+    }
+}
+
+/// A string, borrowed when it has no escapes.
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// Stores a field's value, refusing a second one as serde's derive does.
+fn set<T, E: de::Error>(slot: &mut Option<T>, name: &'static str, value: T) -> Result<(), E> {
+    if slot.is_some() {
+        return Err(E::duplicate_field(name));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+/// Decodes the `data` object of an `event:broadcast` inside the envelope's pass. Only an
+/// object is accepted (the derived reading would take an array too).
+struct BroadcastSeed;
+
+impl<'de> DeserializeSeed<'de> for BroadcastSeed {
+    type Value = BroadcastData<'de>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BroadcastSeed {
+    type Value = BroadcastData<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an event:broadcast data object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        #[derive(Deserialize)]
+        #[serde(field_identifier, rename_all = "camelCase")]
+        enum Key {
+            RoomCode,
+            EventName,
+            Payload,
+            #[serde(other)]
+            Other,
+        }
+
+        let mut room_code = None;
+        let mut event_name = None;
+        let mut payload = None;
+        while let Some(key) = map.next_key()? {
+            match key {
+                Key::RoomCode => set(&mut room_code, "roomCode", map.next_value::<Text>()?.0)?,
+                Key::EventName => {
+                    set(&mut event_name, "eventName", map.next_value::<Text>()?.0)?;
+                }
+                Key::Payload => set(&mut payload, "payload", map.next_value()?)?,
+                Key::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(BroadcastData {
+            room_code: room_code.ok_or_else(|| de::Error::missing_field("roomCode"))?,
+            event_name: event_name.ok_or_else(|| de::Error::missing_field("eventName"))?,
+            payload: payload.ok_or_else(|| de::Error::missing_field("payload"))?,
+        })
+    }
 }
 
 /// Why an incoming message was refused, with the `id` to echo if one could be read.
@@ -346,6 +523,31 @@ pub struct Rejection<'a> {
     pub id: Option<&'a RawValue>,
     /// The error to answer.
     pub error: ProtocolError,
+}
+
+impl<'a> Rejection<'a> {
+    fn invalid(id: Option<&'a RawValue>, message: &'static str) -> Self {
+        Rejection {
+            id,
+            error: ProtocolError::invalid(message),
+        }
+    }
+}
+
+/// serde would also accept a JSON array for a struct: insist on an object.
+fn check_object(text: &str) -> Result<(), Rejection<'_>> {
+    if text.trim_start().starts_with('{') {
+        Ok(())
+    } else {
+        Err(Rejection::invalid(None, "message must be a JSON object"))
+    }
+}
+
+/// Reads the envelope the general way, keeping `data` raw whatever the event.
+fn read_general(text: &str) -> Result<RawEnvelope<'_>, Rejection<'_>> {
+    serde_json::from_str::<GeneralEnvelope>(text)
+        .map(RawEnvelope::from)
+        .map_err(|_| Rejection::invalid(None, "message is not valid JSON"))
 }
 
 fn echoable_id(id: Option<&RawValue>) -> Option<&RawValue> {
@@ -359,26 +561,37 @@ impl<'a> Envelope<'a> {
     /// Parses the envelope: a JSON object with a string `event` and an object `data`.
     /// Unknown top-level fields are ignored.
     pub fn parse(text: &'a str) -> Result<Self, Rejection<'a>> {
-        let invalid = |id, msg: &'static str| Rejection {
-            id,
-            error: ProtocolError::invalid(msg),
+        check_object(text)?;
+        // One pass reads nearly every message; what it refuses, the general reading reads
+        // again and decides the answer.
+        let raw = match serde_json::from_str::<RawEnvelope<'a>>(text) {
+            Ok(raw) => raw,
+            Err(_) => read_general(text)?,
         };
-        // serde would also accept a JSON array for a struct: insist on an object.
-        if !text.trim_start().starts_with('{') {
-            return Err(invalid(None, "message must be a JSON object"));
-        }
-        let raw: RawEnvelope<'a> =
-            serde_json::from_str(text).map_err(|_| invalid(None, "message is not valid JSON"))?;
+        Self::check(raw)
+    }
+
+    /// [`Envelope::parse`] without the one-pass reading, to compare the two.
+    #[cfg(test)]
+    fn parse_general(text: &'a str) -> Result<Self, Rejection<'a>> {
+        check_object(text)?;
+        Self::check(read_general(text)?)
+    }
+
+    /// Applies the envelope's rules to the fields as read.
+    fn check(raw: RawEnvelope<'a>) -> Result<Self, Rejection<'a>> {
         let id = echoable_id(raw.id);
         let event = raw
             .event
-            .and_then(|e| json_str(e.get()))
-            .ok_or_else(|| invalid(id, "`event` must be a string"))?;
+            .ok_or_else(|| Rejection::invalid(id, "`event` must be a string"))?;
         let data = raw
             .data
-            .filter(|d| d.get().starts_with('{'))
-            .ok_or_else(|| invalid(id, "`data` must be an object"))?;
-        Ok(Envelope { event, data, id })
+            .filter(|d| match d {
+                Data::Raw(raw) => raw.get().starts_with('{'),
+                Data::Broadcast(_) => true,
+            })
+            .ok_or_else(|| Rejection::invalid(id, "`data` must be an object"))?;
+        Ok(Envelope { event, id, data })
     }
 
     /// Whether this is an `event:broadcast` (the rate limit is checked before its fields).
@@ -416,18 +629,19 @@ impl<'a> Envelope<'a> {
             #[serde(borrow)]
             room_code: Cow<'a, str>,
         }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct BroadcastData<'a> {
-            #[serde(borrow)]
-            room_code: Cow<'a, str>,
-            #[serde(borrow)]
-            event_name: Cow<'a, str>,
-            #[serde(borrow)]
-            payload: &'a RawValue,
+        fn broadcast(d: BroadcastData<'_>) -> Result<ClientMessage<'_>, ProtocolError> {
+            validate_event_name(&d.event_name)?;
+            Ok(ClientMessage::Broadcast(Broadcast {
+                room_code: d.room_code,
+                event_name: d.event_name,
+                payload: d.payload,
+            }))
         }
 
-        let data = self.data;
+        let data = match &self.data {
+            Data::Broadcast(d) => return broadcast(d.clone()),
+            Data::Raw(raw) => *raw,
+        };
         match &*self.event {
             event::CREATE => {
                 let d: CreateData = fields(data)?;
@@ -450,15 +664,7 @@ impl<'a> Envelope<'a> {
                     room_code: d.room_code,
                 })
             }
-            event::BROADCAST => {
-                let d: BroadcastData = fields(data)?;
-                validate_event_name(&d.event_name)?;
-                Ok(ClientMessage::Broadcast(Broadcast {
-                    room_code: d.room_code,
-                    event_name: d.event_name,
-                    payload: d.payload,
-                }))
-            }
+            event::BROADCAST => broadcast(fields(data)?),
             other => Err(ProtocolError::invalid(format!(
                 "unknown event `{}`",
                 truncate_chars(other, 64)
@@ -574,18 +780,7 @@ struct Out<'a, D: Serialize> {
 
 /// Encodes one envelope as compact JSON.
 pub fn encode<D: Serialize>(event: &str, data: D, id: Option<&RawValue>) -> Bytes {
-    encode_sized(event, data, id, 128)
-}
-
-/// Encodes one envelope into a buffer of `capacity` bytes to start with, so a good guess
-/// makes it a single allocation.
-fn encode_sized<D: Serialize>(
-    event: &str,
-    data: D,
-    id: Option<&RawValue>,
-    capacity: usize,
-) -> Bytes {
-    let mut buf = Vec::with_capacity(capacity);
+    let mut buf = Vec::with_capacity(128);
     // Serialising these plain structs into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut buf, &Out { event, data, id });
     Bytes::from(buf)
@@ -662,26 +857,34 @@ pub fn encode_host_changed(host: &UserId) -> Bytes {
 }
 
 /// Encodes the relayed `event:broadcast` once for every receiver.
+///
+/// Written piece by piece rather than through serde: the keys are fixed, so only the two
+/// strings need escaping (by serde_json, as everywhere else), and this runs for every
+/// relayed event. The bytes are those [`encode`] would write.
 pub fn encode_broadcast(event_name: &str, payload: &RawValue, sender: &UserId) -> Bytes {
-    #[derive(Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct D<'a> {
-        event_name: &'a str,
-        payload: &'a RawValue,
-        sender_id: &'a UserId,
-    }
-    // The envelope around the payload is under 100 bytes plus the two names.
-    let capacity = payload.get().len() + event_name.len() + sender.as_str().len() + 100;
-    encode_sized(
-        event::BROADCAST,
-        D {
-            event_name,
-            payload,
-            sender_id: sender,
-        },
-        None,
-        capacity,
-    )
+    const HEAD: &[u8] = br#"{"event":"event:broadcast","data":{"eventName":"#;
+    const PAYLOAD: &[u8] = br#","payload":"#;
+    const SENDER: &[u8] = br#","senderId":"#;
+    const TAIL: &[u8] = b"}}";
+    let payload = payload.get().as_bytes();
+    let sender = sender.as_str();
+    // Exact when `eventName` needs no escapes (the usual case); 4 counts the names' quotes.
+    let fixed = HEAD.len() + PAYLOAD.len() + SENDER.len() + TAIL.len() + 4;
+    let mut buf = Vec::with_capacity(fixed + event_name.len() + payload.len() + sender.len());
+    buf.extend_from_slice(HEAD);
+    write_json_str(&mut buf, event_name);
+    buf.extend_from_slice(PAYLOAD);
+    buf.extend_from_slice(payload);
+    buf.extend_from_slice(SENDER);
+    write_json_str(&mut buf, sender);
+    buf.extend_from_slice(TAIL);
+    Bytes::from(buf)
+}
+
+/// Appends `s` as a JSON string, quoted and escaped.
+fn write_json_str(buf: &mut Vec<u8>, s: &str) {
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(buf, s);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1007,6 +1210,152 @@ mod tests {
         let null =
             r#"{"event":"event:broadcast","data":{"roomCode":"A","eventName":"n","payload":null}}"#;
         assert!(Envelope::parse(null).unwrap().message().is_ok());
+    }
+
+    /// What a message comes to: the rejection, or the event, the echoed id and what
+    /// `message()` makes of `data`.
+    fn outcome(parsed: Result<Envelope<'_>, Rejection<'_>>) -> String {
+        match parsed {
+            Err(r) => format!("rejected {:?} {:?}", r.id.map(RawValue::get), r.error),
+            Ok(env) => format!(
+                "{:?} {:?} {:?}",
+                env.event,
+                env.id.map(RawValue::get),
+                env.message()
+            ),
+        }
+    }
+
+    /// The one-pass reading must agree with the general one on every message.
+    fn assert_agrees(text: &str) {
+        assert_eq!(
+            outcome(Envelope::parse(text)),
+            outcome(Envelope::parse_general(text)),
+            "{text}"
+        );
+    }
+
+    fn read_in_one_pass(text: &str) -> bool {
+        matches!(
+            Envelope::parse(text),
+            Ok(Envelope {
+                data: Data::Broadcast(_),
+                ..
+            })
+        )
+    }
+
+    #[test]
+    fn one_pass_reads_usual_broadcasts() {
+        for text in [
+            r#"{"event":"event:broadcast","data":{"roomCode":"K7F3QX","eventName":"note","payload":{"n":[60,{"v":1}]}}}"#,
+            r#"{"event":"event:broadcast","data":{"roomCode":"K7F3QX","eventName":"note","payload":null},"id":7}"#,
+            r#"{"id":"q\"1","event":"event:broadcast","data":{"payload":1,"eventName":"n","roomCode":"a"}}"#,
+            r#" { "event" : "event:broadcast" , "data" : { "roomCode" : "A" , "eventName" : "n" , "payload" : [ ] } } "#,
+            r#"{"event":"event:broadcast","data":{"roomCode":"A\u0042","eventName":"n\"\u00e9","payload":"\ud83c\udfb9"}}"#,
+            r#"{"event":"event:broadcast","data":{"room\u0043ode":"A","eventName":"n","payload":1}}"#,
+            r#"{"event":"event:broadcast","x":{"y":[1,{"z":2}]},"data":{"roomCode":"A","eventName":"n","payload":1,"extra":{"a":[1]}},"z":null}"#,
+            r#"{"event":"event:broadcast","data":{"roomCode":"A","eventName":"","payload":1}}"#,
+        ] {
+            assert!(read_in_one_pass(text), "{text}");
+            assert_agrees(text);
+        }
+    }
+
+    #[test]
+    fn one_pass_agrees_with_the_general_reading() {
+        let long_name = format!(
+            r#"{{"event":"event:broadcast","data":{{"roomCode":"A","eventName":"{}","payload":1}}}}"#,
+            "é".repeat(65)
+        );
+        let max_name = long_name.replacen('é', "", 1);
+        let texts = [
+            long_name.as_str(),
+            max_name.as_str(),
+            // `id` in every form.
+            r#"{"event":"event:broadcast","data":{"roomCode":"A","eventName":"n","payload":1},"id":-1.5e3}"#,
+            r#"{"event":"event:broadcast","data":{"roomCode":"A","eventName":"n","payload":1},"id":null}"#,
+            r#"{"event":"event:broadcast","data":{"roomCode":"A","eventName":"n","payload":1},"id":{"a":1}}"#,
+            r#"{"event":"event:broadcast","data":{"roomCode":"A","eventName":"n","payload":1},"id":[1]}"#,
+            r#"{"event":"event:broadcast","data":{"roomCode":"A","eventName":"n","payload":1},"id":true}"#,
+            // Keys in unusual order, or escaped.
+            r#"{"data":{"roomCode":"A","eventName":"n","payload":1},"event":"event:broadcast"}"#,
+            r#"{"data":{"roomCode":"A","eventName":"n"},"event":"event:broadcast","id":3}"#,
+            r#"{"event":"event\u003abroadcast","data":{"roomCode":"A","eventName":"n","payload":1}}"#,
+            r#"{"\u0065vent":"event:broadcast","data":{"roomCode":"A","eventName":"n","payload":1}}"#,
+            // Wrong types.
+            r#"{"event":"event:broadcast","data":{"roomCode":1,"eventName":"n","payload":1},"id":1}"#,
+            r#"{"event":"event:broadcast","data":{"roomCode":"A","eventName":null,"payload":1}}"#,
+            r#"{"event":"event:broadcast","data":{"roomCode":"A","eventName":["n"],"payload":1}}"#,
+            r#"{"event":"event:broadcast","data":["A","n",1],"id":2}"#,
+            r#"{"event":"event:broadcast","data":null,"id":2}"#,
+            r#"{"event":"event:broadcast","data":"x"}"#,
+            r#"{"event":null,"data":{"roomCode":"A","eventName":"n","payload":1}}"#,
+            r#"{"event":["event:broadcast"],"data":{}}"#,
+            // Missing fields.
+            r#"{"event":"event:broadcast","data":{"eventName":"n","payload":1}}"#,
+            r#"{"event":"event:broadcast","data":{"roomCode":"A","payload":1}}"#,
+            r#"{"event":"event:broadcast","data":{"roomCode":"A","eventName":"n"},"id":"x"}"#,
+            r#"{"event":"event:broadcast","data":{}}"#,
+            r#"{"event":"event:broadcast"}"#,
+            r#"{"data":{"roomCode":"A","eventName":"n","payload":1}}"#,
+            // Repeated fields.
+            r#"{"event":"event:broadcast","data":{"roomCode":"A","roomCode":"B","eventName":"n","payload":1}}"#,
+            r#"{"event":"event:broadcast","data":{"roomCode":"A","eventName":"n","payload":1,"payload":2}}"#,
+            r#"{"event":"event:broadcast","data":{"roomCode":"A","eventName":"n","payload":1},"data":{}}"#,
+            r#"{"event":"event:broadcast","event":"event:broadcast","data":{"roomCode":"A","eventName":"n","payload":1}}"#,
+            r#"{"event":"event:broadcast","data":{"roomCode":"A","eventName":"n","payload":1},"id":1,"id":2}"#,
+            // Malformed JSON.
+            r#"{"event":"event:broadcast","data":{"roomCode":"A","eventName":"n","payload":}}"#,
+            r#"{"event":"event:broadcast","data":{"roomCode":"A","eventName":"n","payload":01}}"#,
+            r#"{"event":"event:broadcast","data":{"roomCode":"A","eventName":"n","payload":{"a":1,}}}"#,
+            r#"{"event":"event:broadcast","data":{"roomCode":"A","eventName":"n\x","payload":1}}"#,
+            r#"{"event":"event:broadcast","data":{"roomCode":"A","eventName":"n","payload":1}"#,
+            r#"{"event":"event:broadcast","data":{"roomCode":"A","eventName":"n","payload":1}}}"#,
+            r#"{"event":"event:broadcast","data":{"roomCode":"A","eventName":"n","payload":1}} x"#,
+            r#"{"event":"event:broadcast","data":{"roomCode":"A","eventName":"n","payload":1}}  "#,
+            "{\"event\":\"event:broadcast\",\"data\":{\"roomCode\":\"A\u{1}\",\"eventName\":\"n\",\"payload\":1}}",
+            "\u{a0}{\"event\":\"event:broadcast\",\"data\":{}}",
+            "[]",
+            "",
+            // Other events take the same road as before.
+            r#"{"event":"session:join","data":{"roomCode":"abc","name":" Bo ","instrument":null},"id":4}"#,
+            r#"{"event":"session:leave","data":{"roomCode":"abc"},"event":"x"}"#,
+            r#"{"event":"session:create","data":[],"id":"c"}"#,
+            r#"{"event":"nope","data":{}}"#,
+        ];
+        for text in texts {
+            assert_agrees(text);
+        }
+    }
+
+    #[test]
+    fn broadcast_encoding_matches_serde() {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct D<'a> {
+            event_name: &'a str,
+            payload: &'a RawValue,
+            sender_id: &'a UserId,
+        }
+        let sender = UserId::generate();
+        let payload: &RawValue = serde_json::from_str(r#"{ "a" : [1, "\u00e9\n"] }"#).unwrap();
+        for event_name in ["note", "n\"o\\t\u{1}e\u{7f}", "é🎹\u{2028}", ""] {
+            let want = encode(
+                event::BROADCAST,
+                D {
+                    event_name,
+                    payload,
+                    sender_id: &sender,
+                },
+                None,
+            );
+            assert_eq!(
+                encode_broadcast(event_name, payload, &sender),
+                want,
+                "{event_name:?}"
+            );
+        }
     }
 
     #[test]

@@ -274,8 +274,14 @@ impl Session {
     }
 
     fn membership_of(&self, room_code: &str) -> Result<&Membership, ProtocolError> {
+        // Clients echo the canonical code they were given (a normalised code is its own
+        // normal form); normalising is for codes typed by hand.
+        let names = |m: &Membership| {
+            room_code == m.room_code().as_str()
+                || RoomCode::normalize(room_code).as_ref() == Some(m.room_code())
+        };
         match &self.membership {
-            Some(m) if RoomCode::normalize(room_code).as_ref() == Some(m.room_code()) => Ok(m),
+            Some(m) if names(m) => Ok(m),
             _ => Err(not_in_session()),
         }
     }
