@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context as _, Result};
 use bytes::Bytes;
 use futures_util::stream::SplitSink;
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -556,66 +556,83 @@ fn parse_hash(hex: &str) -> Result<Sha256Digest> {
 
 async fn read_wt(
     connection: Connection,
-    mut recv: wtransport::RecvStream,
+    recv: wtransport::RecvStream,
     tx: mpsc::UnboundedSender<Received>,
     closed: Arc<Mutex<Option<Closed>>>,
-    mut tap: Option<Tap>,
+    tap: Option<Tap>,
 ) {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut pending: Vec<u8> = Vec::new();
-    let mut stream_open = true;
+    let tap = tap.map(|t| Arc::new(Mutex::new(t)));
+    // The control stream gets a task of its own, so that waking up for a datagram does
+    // not poll the stream too (a quinn stream read per datagram cost the bench a few %).
+    let _lines = AbortOnDrop(tokio::spawn(read_lines(recv, tx.clone(), tap.clone())));
     let datagrams = DatagramReader::new(&connection);
     loop {
-        tokio::select! {
-            r = recv.read(&mut buf), if stream_open => match r {
-                Ok(Some(n)) => {
-                    let arrived = Instant::now();
-                    pending.extend_from_slice(&buf[..n]);
-                    // Lines are taken from a moving start and the buffer is compacted once
-                    // per read, so a large batch costs one pass rather than one shift per line.
-                    let mut start = 0;
-                    while let Some(i) = pending[start..].iter().position(|&b| b == b'\n') {
-                        let line = &pending[start..start + i];
-                        start += i + 1;
-                        if let Some(tap) = tap.as_mut() {
-                            if tap(Via::Stream, line, arrived) {
-                                continue;
-                            }
-                        }
-                        let raw = Bytes::copy_from_slice(line);
-                        match ServerMessage::from_json(&raw) {
-                            Ok(message) => { let _ = tx.send(Received { message, via: Via::Stream, raw }); }
-                            Err(e) => tracing::warn!(error = %e, "undecodable server line"),
-                        }
-                    }
-                    pending.drain(..start);
-                }
-                Ok(None) | Err(_) => stream_open = false,
-            },
-            d = datagrams.next() => {
-                // Take every datagram that has already arrived before polling the stream
-                // again: a fresh stream read per datagram cost the bench a few % of a core.
-                let mut next = Some(d);
-                while let Some(d) = next {
-                    match d {
-                        Ok(raw) => on_datagram(raw, &mut tap, &tx),
-                        Err(e) => {
-                            set_closed(&closed, closed_by(e));
-                            return;
-                        }
-                    }
-                    next = datagrams.next().now_or_never();
-                }
+        match datagrams.next().await {
+            Ok(raw) => on_datagram(raw, tap.as_deref(), &tx),
+            Err(e) => {
+                set_closed(&closed, closed_by(e));
+                return;
             }
         }
     }
 }
 
-fn on_datagram(raw: Bytes, tap: &mut Option<Tap>, tx: &mpsc::UnboundedSender<Received>) {
-    if let Some(tap) = tap.as_mut() {
-        if tap(Via::Datagram, &raw, Instant::now()) {
-            return;
+/// A shared [`Tap`], for a connection read by more than one task.
+type SharedTap = Arc<Mutex<Tap>>;
+
+/// Shows `raw` to the tap, if there is one; `true` when the tap consumed it.
+fn tapped(tap: Option<&Mutex<Tap>>, via: Via, raw: &[u8], at: Instant) -> bool {
+    tap.is_some_and(|t| (t.lock().unwrap_or_else(|e| e.into_inner()))(via, raw, at))
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Reads the control stream's lines until it ends.
+async fn read_lines(
+    mut recv: wtransport::RecvStream,
+    tx: mpsc::UnboundedSender<Received>,
+    tap: Option<SharedTap>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut pending: Vec<u8> = Vec::new();
+    while let Ok(Some(n)) = recv.read(&mut buf).await {
+        let arrived = Instant::now();
+        pending.extend_from_slice(&buf[..n]);
+        // Lines are taken from a moving start and the buffer is compacted once per read,
+        // so a large batch costs one pass rather than one shift per line.
+        let mut start = 0;
+        while let Some(i) = pending[start..].iter().position(|&b| b == b'\n') {
+            let line = &pending[start..start + i];
+            start += i + 1;
+            if tapped(tap.as_deref(), Via::Stream, line, arrived) {
+                continue;
+            }
+            let raw = Bytes::copy_from_slice(line);
+            match ServerMessage::from_json(&raw) {
+                Ok(message) => {
+                    let _ = tx.send(Received {
+                        message,
+                        via: Via::Stream,
+                        raw,
+                    });
+                }
+                Err(e) => tracing::warn!(error = %e, "undecodable server line"),
+            }
         }
+        pending.drain(..start);
+    }
+}
+
+fn on_datagram(raw: Bytes, tap: Option<&Mutex<Tap>>, tx: &mpsc::UnboundedSender<Received>) {
+    if tapped(tap, Via::Datagram, &raw, Instant::now()) {
+        return;
     }
     let decoded = if raw.first() == Some(&b'{') {
         ServerMessage::from_json(&raw)

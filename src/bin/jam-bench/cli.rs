@@ -95,7 +95,7 @@ pub struct Args {
     /// UDP sockets the WebTransport participants share (0 = one each, as separate
     /// browsers would have). Shared sockets let one `recvmmsg` serve many participants,
     /// which makes the bench cheaper per datagram; the server sees the same connections.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 1)]
     pub wt_sockets: usize,
 
     /// Connections opened at once while setting up.
