@@ -21,7 +21,7 @@ if [[ $MODE == quick ]]; then
     KNEE_STEPS=5,10,20,40,60,80
 else
     SECS=10 WARM=2 IDLE_WS=5000 IDLE_WT=2000 IDLE_HOLD=25 KNEE_SECS=8
-    KNEE_STEPS=5,10,15,20,25,30,40,50,60,70,80,100,120,150
+    KNEE_STEPS=5,10,15,20,25,30,40,50,60,70,80,90,100,120,150
 fi
 
 cargo build --release --bins --quiet
