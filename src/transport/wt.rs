@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
-use wtransport::config::QuicTransportConfig;
+use wtransport::config::{Ipv6DualStackConfig, QuicTransportConfig};
 use wtransport::endpoint::endpoint_side::Server;
 use wtransport::endpoint::IncomingSession;
 use wtransport::error::ConnectionError;
@@ -30,11 +30,6 @@ pub const PATH: &str = "/jam";
 /// dropped. quinn's 1 MiB default would hold thousands of stale notes, and a late note
 /// is worse than a lost one.
 const DATAGRAM_SEND_BUFFER: usize = 64 * 1024;
-/// The UDP socket's receive buffer (the kernel caps it at `net.core.rmem_max`). Linux's
-/// 208 KiB default holds about 10 ms of a busy server's incoming packets, so a short stall
-/// (a page fault, a noisy neighbour) already dropped notes. 2 MiB holds about 100 ms of
-/// them: a stall is ridden out, and a server behind for longer than that is late anyway.
-const UDP_RECV_BUFFER: usize = 2 << 20;
 /// Peers that support QUIC's ACK-frequency extension (quinn does; others ignore the
 /// request) are asked to acknowledge after this many ack-eliciting packets rather than
 /// every second one (or within their max ACK delay, 25 ms). A listener receives a note
@@ -87,15 +82,13 @@ pub struct WtServer {
 impl WtServer {
     /// Binds the UDP socket (`[::]` dual-stack) with the given identity.
     pub fn bind(addr: SocketAddr, identity: &TlsIdentity, ctx: &Context) -> Result<Self> {
-        let config = server_config(
-            Some(udp_socket(addr)?),
-            addr,
-            identity,
-            ctx.ping_interval,
-            ctx.peer_timeout,
-        );
         let mut server = WtServer {
-            endpoint: Endpoint::server(config)?,
+            endpoint: Endpoint::server(server_config(
+                addr,
+                identity,
+                ctx.ping_interval,
+                ctx.peer_timeout,
+            ))?,
             addr,
             ping_interval: ctx.ping_interval,
             peer_timeout: ctx.peer_timeout,
@@ -111,14 +104,7 @@ impl WtServer {
 
     /// Installs a new certificate for new sessions; open sessions keep theirs.
     pub fn reload_identity(&self, identity: &TlsIdentity) -> Result<()> {
-        // Not rebound: the address in the new config is not used.
-        let config = server_config(
-            None,
-            self.addr,
-            identity,
-            self.ping_interval,
-            self.peer_timeout,
-        );
+        let config = server_config(self.addr, identity, self.ping_interval, self.peer_timeout);
         self.endpoint.reload_config(config, false)?;
         Ok(())
     }
@@ -137,26 +123,7 @@ impl WtServer {
     }
 }
 
-/// The server's UDP socket: `[::]` dual-stack, with a receive buffer of
-/// [`UDP_RECV_BUFFER`] when the kernel allows it.
-fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if let SocketAddr::V6(v6) = addr {
-        if v6.ip().is_unspecified() {
-            socket.set_only_v6(false)?;
-        }
-    }
-    if let Err(e) = socket.set_recv_buffer_size(UDP_RECV_BUFFER) {
-        warn!(error = %e, "could not enlarge the UDP receive buffer");
-    }
-    socket.bind(&addr.into())?;
-    Ok(socket.into())
-}
-
-/// `socket` is the one to serve on; `None` keeps the endpoint's own (certificate reload).
 fn server_config(
-    socket: Option<std::net::UdpSocket>,
     addr: SocketAddr,
     identity: &TlsIdentity,
     ping_interval: Duration,
@@ -173,9 +140,11 @@ fn server_config(
     acks.ack_eliciting_threshold(ACK_ELICITING_THRESHOLD.into());
     transport.ack_frequency_config(Some(acks));
     let builder = ServerConfig::builder();
-    let builder = match socket {
-        Some(socket) => builder.with_bind_socket(socket),
-        None => builder.with_bind_address(addr),
+    let builder = match addr {
+        SocketAddr::V6(v6) if v6.ip().is_unspecified() => {
+            builder.with_bind_address_v6(v6, Ipv6DualStackConfig::Allow)
+        }
+        other => builder.with_bind_address(other),
     };
     builder
         .with_custom_transport(identity.identity.clone_identity(), transport)
