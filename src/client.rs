@@ -564,12 +564,14 @@ async fn read_wt(
     let tap = tap.map(|t| Arc::new(Mutex::new(t)));
     // The control stream gets a task of its own, so that waking up for a datagram does
     // not poll the stream too (a quinn stream read per datagram cost the bench a few %).
-    let _lines = AbortOnDrop(tokio::spawn(read_lines(recv, tx.clone(), tap.clone())));
+    let mut lines = AbortOnDrop(tokio::spawn(read_lines(recv, tx.clone(), tap.clone())));
     let datagrams = DatagramReader::new(&connection);
     loop {
         match datagrams.next().await {
             Ok(raw) => on_datagram(raw, tap.as_deref(), &tx),
             Err(e) => {
+                // The control stream hands over what it still has before the close shows.
+                let _ = tokio::time::timeout(Duration::from_secs(1), &mut lines.0).await;
                 set_closed(&closed, closed_by(e));
                 return;
             }
