@@ -1,7 +1,8 @@
 //! A Rust client for the jam protocol over WebSocket and WebTransport (control stream and
 //! datagrams, JSON or MessagePack). Tests, the benchmark and tools share it.
 //!
-//! One reader task per connection decodes everything the server sends into
+//! Reader tasks (one per WebSocket; for WebTransport one for datagrams and one for the
+//! control stream) decode everything the server sends into
 //! [`Received`] (with the path it came on) and queues it; [`Client::recv`] and
 //! [`Client::recv_timeout`] take from that queue. Sending is direct.
 //!
