@@ -3,7 +3,7 @@
 //!
 //! Reader tasks (one per WebSocket; for WebTransport one for datagrams and one for the
 //! control stream) decode everything the server sends into
-//! [`Received`] (with the path it came on) and queues it; [`Client::recv`] and
+//! [`Received`] (with the path it came on) and queue it; [`Client::recv`] and
 //! [`Client::recv_timeout`] take from that queue. Sending is direct.
 //!
 //! A load generator can hand a [`Tap`] to [`Client::connect_ws_tapped`] or
