@@ -16,7 +16,7 @@ use wtransport::Endpoint;
 use crate::cli::Args;
 use crate::procfs::{self, Proc};
 
-/// Receive buffer of a shared WebTransport socket: room for a few ms of every
+/// Receive buffer of a shared WebTransport socket: room for tens of ms of every
 /// participant's datagrams (the kernel caps it at `net.core.rmem_max`, 4 MiB here).
 const SHARED_SOCKET_RECV_BUFFER: usize = 4 << 20;
 
