@@ -761,10 +761,15 @@ fn rmpv_to_json(value: rmpv::Value) -> Result<serde_json::Value, ProtocolError> 
     })
 }
 
-/// Converts compact JSON (as the server encodes it) to MessagePack, maps as maps.
+/// Converts compact JSON (as the server encodes it) to MessagePack, maps as maps, keys in
+/// their JSON order. Streamed token by token (no `Value` tree in between).
 pub fn json_to_msgpack(json: &[u8]) -> Option<Vec<u8>> {
-    let value: serde_json::Value = serde_json::from_slice(json).ok()?;
-    rmp_serde::to_vec_named(&value).ok()
+    let mut out = Vec::with_capacity(json.len());
+    let mut from = serde_json::Deserializer::from_slice(json);
+    let mut to = rmp_serde::Serializer::new(&mut out).with_struct_map();
+    serde_transcode::transcode(&mut from, &mut to).ok()?;
+    from.end().ok()?;
+    Some(out)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1385,6 +1390,13 @@ mod tests {
         let a: serde_json::Value = serde_json::from_slice(json).unwrap();
         let b: serde_json::Value = serde_json::from_str(&back).unwrap();
         assert_eq!(a, b);
+        // Maps stay maps with their keys in JSON order; integers take their smallest form.
+        assert_eq!(
+            json_to_msgpack(br#"{"b":1,"a":[300,-1]}"#).unwrap(),
+            [0x82, 0xa1, b'b', 0x01, 0xa1, b'a', 0x92, 0xcd, 0x01, 0x2c, 0xff]
+        );
+        assert_eq!(json_to_msgpack(br#"{"a":1} x"#), None, "trailing bytes");
+        assert_eq!(json_to_msgpack(br#"{"a":"#), None, "truncated");
 
         let bin = rmp_serde::to_vec(&serde_bytes_like()).unwrap();
         assert!(msgpack_to_json(&bin).is_err());
