@@ -175,7 +175,7 @@ struct WtDatagrams {
 
 impl WtDatagrams {
     fn new(connection: Connection) -> Self {
-        let header = quic_varint(connection.session_id().into_u64() / 4);
+        let header = quic_varint(quarter_stream_id(&connection));
         WtDatagrams { connection, header }
     }
 }
@@ -216,7 +216,7 @@ impl DatagramReader {
     pub fn new(connection: &Connection) -> Self {
         DatagramReader {
             connection: connection.clone(),
-            quarter_id: connection.session_id().into_u64() / 4,
+            quarter_id: quarter_stream_id(connection),
         }
     }
 
@@ -241,6 +241,11 @@ impl DatagramReader {
             }
         }
     }
+}
+
+/// The session's quarter stream id, which heads each of its datagrams (RFC 9297).
+fn quarter_stream_id(connection: &Connection) -> u64 {
+    connection.session_id().into_u64() / 4
 }
 
 /// Decodes a QUIC variable-length integer at the start of `b`: its value and length.
