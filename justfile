@@ -8,15 +8,15 @@ dev:
 run:
     cargo run --release
 
-# The test suite (unit + integration on real sockets).
+# The test suite of every crate (unit + integration on real sockets).
 test:
-    cargo test
+    cargo test --workspace
 
 # Everything CI checks: formatting, clippy, tests.
 check:
     cargo fmt --check
-    cargo clippy --all-targets -- -D warnings
-    cargo test
+    cargo clippy --workspace --all-targets -- -D warnings
+    cargo test --workspace
 
 # Browser tests in headless Chromium (installs chromium and playwright-core if missing).
 e2e:
@@ -28,7 +28,7 @@ certs:
 
 # Benchmark scenarios (release build; pins server and generator to different cores).
 bench:
-    cargo build --release --bins
+    cargo build --release --workspace --bins
     bash bench/scenarios.sh
 
 # Criterion micro-benchmarks of the hot path.

@@ -24,7 +24,7 @@ else
     KNEE_STEPS=5,10,15,20,25,30,40,50,60,70,80,90,100,120,150
 fi
 
-cargo build --release --bins --quiet
+cargo build --release --workspace --bins --quiet
 BIN=target/release/jam-bench
 OUT=target/bench-results/$(date +%Y%m%d-%H%M%S)-$MODE
 mkdir -p "$OUT"

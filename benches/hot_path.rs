@@ -1,6 +1,6 @@
 //! The server's hot path without sockets: one incoming `event:broadcast` is parsed
-//! (`protocol::Envelope::parse` + `message()`), routed to its room, encoded once
-//! (`protocol::encode_broadcast`) and handed to 7 receivers (`room::Hub` + `Outbox`),
+//! (`jam_protocol::Envelope::parse` + `message()`), routed to its room, encoded once
+//! (`jam_protocol::encode_broadcast`) and handed to 7 receivers (`room::Hub` + `outbox::Outbox`),
 //! whose queues the bench drains. Criterion measures the time; a counting global
 //! allocator, run outside Criterion's timing, counts heap allocations per event.
 //!
@@ -11,8 +11,8 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use jam_server::protocol::{self, ClientMessage, Envelope, RoomCode};
-use jam_server::room::{Encoding, Path, Relayed};
+use jam_protocol::{self as protocol, ClientMessage, Encoding, Envelope, RoomCode};
+use jam_server::outbox::{Path, Relayed};
 
 mod support;
 use support::{drain, event_text, room, room_of, Room, RECEIVERS};
@@ -57,7 +57,7 @@ fn decode(text: &str) -> usize {
 }
 
 /// Encode once, the way the session does.
-fn encode(payload: &serde_json::value::RawValue, sender: &jam_server::protocol::UserId) -> Relayed {
+fn encode(payload: &serde_json::value::RawValue, sender: &jam_protocol::UserId) -> Relayed {
     Relayed::new(protocol::encode_broadcast("note", payload, sender))
 }
 
@@ -99,7 +99,7 @@ fn note_payload() -> Box<serde_json::value::RawValue> {
 /// Allocations per event for each stage, printed before Criterion runs.
 fn allocation_report() {
     const N: u64 = 20_000;
-    let user = jam_server::protocol::UserId::generate();
+    let user = jam_protocol::UserId::generate();
     let mut reliable = room(None);
     let text = event_text(&reliable.code);
     let raw = note_payload();
@@ -170,7 +170,7 @@ fn allocation_report() {
 }
 
 fn benches(c: &mut Criterion) {
-    let user = jam_server::protocol::UserId::generate();
+    let user = jam_protocol::UserId::generate();
     let mut reliable = room(None);
     let text = event_text(&reliable.code);
     let raw = note_payload();

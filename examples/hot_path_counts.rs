@@ -15,8 +15,8 @@
 use std::hint::black_box;
 
 use bytes::Bytes;
-use jam_server::protocol::{self, ClientMessage, Envelope, UserId};
-use jam_server::room::Path;
+use jam_protocol::{self as protocol, ClientMessage, Envelope, UserId};
+use jam_server::outbox::Path;
 use jam_server::session::Session;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;

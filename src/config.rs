@@ -1,5 +1,6 @@
-//! Configuration: the command line (clap), each flag with an environment fallback, and
-//! the limits it sets. Nothing here opens sockets or files.
+//! Configuration: the command line (clap), each flag with an environment fallback, the
+//! limits it sets, and [`Config::validate`], which refuses at start any value the server
+//! could not run with. Nothing here opens sockets or files.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,6 +10,31 @@ use clap::Parser;
 
 use crate::room::Limits;
 use crate::session::SessionLimits;
+
+/// A configuration the server cannot run with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A flag's value is outside the range the server supports.
+    #[error("{flag} is {value}; it must be between {min} and {max}")]
+    OutOfRange {
+        /// The flag, as typed on the command line.
+        flag: &'static str,
+        /// The value given.
+        value: String,
+        /// The smallest value allowed.
+        min: String,
+        /// The largest value allowed.
+        max: String,
+    },
+    /// Peers would be dropped for silence before the server's keep-alive reached them.
+    #[error("--ping-interval ({ping}) must be shorter than --peer-timeout ({timeout})")]
+    PingNotBelowTimeout {
+        /// The ping interval given.
+        ping: String,
+        /// The peer timeout given.
+        timeout: String,
+    },
+}
 
 /// jam-server: real-time jam sessions over WebTransport and WebSocket.
 #[derive(Debug, Clone, Parser)]
@@ -99,11 +125,87 @@ impl Config {
         c
     }
 
+    /// Checks every duration and limit, and how they fit together; the server refuses to
+    /// start on the first one that is out of range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let between = |flag: &'static str, value: u64, min: u64, max: u64| {
+            if (min..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(ConfigError::OutOfRange {
+                    flag,
+                    value: value.to_string(),
+                    min: min.to_string(),
+                    max: max.to_string(),
+                })
+            }
+        };
+        let duration = |flag: &'static str, value: Duration, min: Duration, max: Duration| {
+            if (min..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(ConfigError::OutOfRange {
+                    flag,
+                    value: humantime::format_duration(value).to_string(),
+                    min: humantime::format_duration(min).to_string(),
+                    max: humantime::format_duration(max).to_string(),
+                })
+            }
+        };
+        between("--max-room-size", self.max_room_size.into(), 1, 10_000)?;
+        between(
+            "--max-message-bytes",
+            self.max_message_bytes.into(),
+            64,
+            1_048_576,
+        )?;
+        between("--rate-limit", self.rate_limit.into(), 1, 1_000_000)?;
+        between("--rate-burst", self.rate_burst.into(), 1, 1_000_000)?;
+        between(
+            "--join-failure-burst",
+            self.join_failure_burst.into(),
+            1,
+            1_000_000,
+        )?;
+        between(
+            "--join-failures-per-minute",
+            self.join_failures_per_minute.into(),
+            1,
+            1_000_000,
+        )?;
+        between(
+            "--outbox-capacity",
+            self.outbox_capacity as u64,
+            2,
+            1_048_576,
+        )?;
+        between("--worker-threads", self.worker_threads as u64, 0, 1024)?;
+        const DAY: Duration = Duration::from_secs(24 * 3600);
+        duration(
+            "--ping-interval",
+            self.ping_interval,
+            Duration::from_millis(10),
+            DAY,
+        )?;
+        duration(
+            "--peer-timeout",
+            self.peer_timeout,
+            Duration::from_millis(100),
+            DAY,
+        )?;
+        if self.ping_interval >= self.peer_timeout {
+            return Err(ConfigError::PingNotBelowTimeout {
+                ping: humantime::format_duration(self.ping_interval).to_string(),
+                timeout: humantime::format_duration(self.peer_timeout).to_string(),
+            });
+        }
+        Ok(())
+    }
+
     /// The room core's limits.
     pub fn room_limits(&self) -> Limits {
         Limits {
             max_room_size: self.max_room_size as usize,
-            outbox_capacity: self.outbox_capacity,
             join_failure_burst: self.join_failure_burst,
             join_failures_per_minute: self.join_failures_per_minute,
         }
@@ -149,5 +251,53 @@ mod tests {
         assert_eq!(c.http_addr.port(), 0);
         assert_eq!(c.ping_interval, Duration::from_millis(500));
         assert_eq!(c.peer_timeout, Duration::from_secs(2));
+        assert_eq!(c.validate(), Ok(()));
+    }
+
+    fn refusal(args: &[&str]) -> ConfigError {
+        let mut argv = vec!["jam-server"];
+        argv.extend_from_slice(args);
+        Config::parse_from(argv)
+            .validate()
+            .expect_err("the configuration is refused")
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(Config::parse_from(["jam-server"]).validate(), Ok(()));
+        assert_eq!(Config::loopback().validate(), Ok(()));
+    }
+
+    #[test]
+    fn every_duration_and_limit_is_checked_at_start() {
+        // A zero ping interval used to panic every WebSocket writer (tokio's interval).
+        let e = refusal(&["--ping-interval", "0s"]);
+        assert!(e.to_string().starts_with("--ping-interval is 0s"), "{e}");
+        assert!(matches!(
+            refusal(&["--peer-timeout", "0s"]),
+            ConfigError::OutOfRange {
+                flag: "--peer-timeout",
+                ..
+            }
+        ));
+        assert!(matches!(
+            refusal(&["--ping-interval", "30s", "--peer-timeout", "30s"]),
+            ConfigError::PingNotBelowTimeout { .. }
+        ));
+        for (flag, value) in [
+            ("--rate-limit", "0"),
+            ("--rate-burst", "0"),
+            ("--join-failure-burst", "0"),
+            ("--join-failures-per-minute", "0"),
+            ("--outbox-capacity", "0"),
+            ("--outbox-capacity", "1"),
+            ("--worker-threads", "5000"),
+            ("--ping-interval", "2days"),
+        ] {
+            match refusal(&[flag, value]) {
+                ConfigError::OutOfRange { flag: f, .. } => assert_eq!(f, flag),
+                other => panic!("{flag} {value}: {other}"),
+            }
+        }
     }
 }

@@ -1,20 +1,41 @@
 //! The HTTP side: the web demo at `/`, `GET /connect`, `GET /healthz`, `GET /stats`, and
 //! the route to the WebSocket upgrade.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use jam_protocol::PROTOCOL_VERSION;
 use rust_embed::RustEmbed;
 use serde_json::json;
 
-use crate::protocol::PROTOCOL_VERSION;
-use crate::server::{Context, Published};
+use crate::conn::Context;
 use crate::transport;
+
+/// What `GET /connect` publishes, kept current across certificate renewals.
+pub struct Published {
+    /// The bound HTTP address.
+    pub http_addr: SocketAddr,
+    /// The bound WebTransport address.
+    pub wt_addr: SocketAddr,
+    /// SHA-256 of the current WebTransport certificate.
+    pub cert_hash: RwLock<String>,
+}
+
+impl Published {
+    /// The current certificate hash.
+    pub fn cert_hash(&self) -> String {
+        self.cert_hash
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
 
 /// The web demo. Release builds carry it inside the binary; debug builds read it from
 /// the source tree, so page edits need no rebuild.

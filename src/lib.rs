@@ -5,38 +5,49 @@
 //!
 //! ## How the parts fit
 //!
+//! Dependencies point one way, down this list; no module imports one above it.
+//!
 //! ```text
-//!   browser / Rust client
-//!     │  WebTransport (HTTP/3): control stream (NDJSON) + datagrams (JSON or MessagePack)
-//!     │  WebSocket: one JSON envelope per text frame
-//!     ▼
-//!   transport::wt / transport::ws    framing, pings, close codes; one task pair per connection
-//!     ▼
-//!   session::Session                 one connection's protocol state: checks, rate limit, errors
-//!     ▼
-//!   room::Hub / Room / Outbox        rooms, presence, host hand-over, encode-once fan-out
+//!   jam_protocol (crate)   envelope, messages, ids, validation, JSON / MessagePack (no I/O)
 //!     ▲
-//!   protocol                         envelope, messages, validation, encoding (no I/O)
+//!   stats                  server-wide counters
+//!   outbox                 delivery: a member's bounded queue + datagram sink, encode-once
+//!     ▲                    `Relayed`, `CloseReason`
+//!   room                   Hub / Room / Membership: rooms, presence, host hand-over, fan-out
+//!     ▲
+//!   session                one connection's protocol state: check order, rate limit, errors
+//!     ▲
+//!   conn                   what every connection shares; the session factory
+//!     ▲
+//!   transport::{ws, wt}    framing, pings, close codes; one task pair per connection
+//!     ▲                    (wt reads datagrams with the jam_wt crate, shared with the client)
+//!   http                   web demo, /connect, /healthz, /stats, the /ws route
+//!     ▲
+//!   server                 binds, certificates, shutdown        ◄── config, tls
+//!     ▲
+//!   main.rs                parse, validate, run until Ctrl-C / SIGTERM
 //! ```
 //!
-//! - [`protocol`] is pure: parse and validate client messages, encode server messages.
-//! - [`room`] knows no transport: members are reached through a bounded [`room::Outbox`]
-//!   (and, for WebTransport, a [`room::DatagramSink`]); fan-out never waits.
-//! - [`session`] turns one incoming message into hub calls and answers.
+//! - [`room`] knows no transport: members are reached through a bounded
+//!   [`outbox::Outbox`] (and, for WebTransport, an [`outbox::DatagramSink`]); fan-out never
+//!   waits.
+//! - [`session`] turns one incoming message into hub calls and answers; it is synchronous.
 //! - [`transport`] adapts WebSocket (axum) and WebTransport (wtransport) to sessions.
-//! - [`http`] serves the web demo, `/connect`, `/healthz` and `/stats`.
 //! - [`tls`] loads or makes the certificate; [`server`] wires everything and shuts down.
-//! - [`client`] is a Rust client for both transports, used by tests and tools.
+//!
+//! The Rust client (`jam-client`), the protocol (`jam-protocol`) and the load generator
+//! (`jam-bench`) are crates of this workspace under `crates/`.
 
 #![warn(missing_docs)]
 
-pub mod client;
 pub mod config;
+pub mod conn;
 pub mod http;
-pub mod protocol;
+pub mod outbox;
 pub mod room;
 pub mod server;
 pub mod session;
+pub mod stats;
 pub mod tls;
 pub mod transport;
 

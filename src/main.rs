@@ -2,12 +2,17 @@
 //! SIGTERM, then shut down cleanly.
 
 use anyhow::Result;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use jam_server::{Config, RunningServer};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> Result<()> {
     let config = Config::parse();
+    if let Err(e) = config.validate() {
+        Config::command()
+            .error(clap::error::ErrorKind::ValueValidation, e)
+            .exit();
+    }
     let runtime = match config.worker_threads {
         1 => tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -1,6 +1,6 @@
 //! The room core: the hub of live rooms, their members (seats), presence, host hand-over
-//! and fan-out. It knows no transport: a member is reached through its [`Outbox`], a
-//! bounded queue of encoded envelopes plus, for WebTransport members, a [`DatagramSink`].
+//! and fan-out. It knows no transport: a member is reached through its [`Outbox`]
+//! (`outbox.rs`: the bounded queue, the datagram sink and the encode-once [`Relayed`]).
 //!
 //! Concurrency: the hub's map and each room's state sit behind `std::sync::Mutex`es held
 //! for a few instructions and never across an `.await`. Membership changes take the hub
@@ -10,27 +10,24 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use bytes::Bytes;
-use serde::Serialize;
-use serde_json::value::RawValue;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-
-use crate::protocol::{
-    self, ErrorCode, Name, Participant, ProtocolError, RoomCode, SessionData, UserId,
+use jam_protocol::{
+    self as protocol, ErrorCode, Name, Participant, ProtocolError, RoomCode, SessionData, UserId,
 };
+use serde_json::value::RawValue;
+
+use crate::outbox::{Delivered, Outbox, Path, Relayed};
+use crate::stats::Stats;
 
 /// Limits that the room core enforces.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Most participants in one room.
     pub max_room_size: usize,
-    /// Messages a member's outbox holds before it counts as stalled.
-    pub outbox_capacity: usize,
     /// Failed joins (unknown room code) one IP address may make in a burst…
     pub join_failure_burst: u32,
     /// …and per minute after it. Room codes have about 30 bits; this, not their length,
@@ -42,7 +39,6 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_room_size: 16,
-            outbox_capacity: 1024,
             join_failure_burst: 20,
             join_failures_per_minute: 20,
         }
@@ -84,319 +80,6 @@ impl JoinFailures {
             });
         }
         self.buckets.insert(ip, (tokens, now));
-    }
-}
-
-/// Why the server ends a connection; transports map it to their close codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseReason {
-    /// The server is shutting down.
-    Shutdown,
-    /// The member's reliable outbox overflowed: it stopped reading.
-    SlowConsumer,
-    /// Nothing was heard from the peer within the timeout.
-    PeerTimeout,
-    /// The peer broke the transport binding.
-    ProtocolViolation,
-    /// The peer sent text that is not valid UTF-8 (WebSocket close 1007).
-    InvalidData,
-    /// The peer sent a frame too large to read safely (WebSocket close 1009).
-    TooBig,
-    /// The peer ended its side (closed its socket or finished its control stream).
-    PeerClosed,
-}
-
-impl CloseReason {
-    /// A short text for close frames and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CloseReason::Shutdown => "server shutting down",
-            CloseReason::SlowConsumer => "outgoing queue overflowed",
-            CloseReason::PeerTimeout => "peer timed out",
-            CloseReason::ProtocolViolation => "protocol violation",
-            CloseReason::InvalidData => "invalid UTF-8",
-            CloseReason::TooBig => "message too big",
-            CloseReason::PeerClosed => "closed by peer",
-        }
-    }
-}
-
-/// Counters for the whole server, read by `GET /stats`, tests and the benchmark.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// `event:broadcast` accepted from clients, all paths.
-    pub events_in: AtomicU64,
-    /// Of those, how many arrived as datagrams.
-    pub datagrams_in: AtomicU64,
-    /// Deliveries handed to a receiver's queue or datagram sink.
-    pub deliveries: AtomicU64,
-    /// Deliveries sent as datagrams.
-    pub datagrams_out: AtomicU64,
-    /// Datagram-class deliveries dropped (full queue or failed datagram send).
-    pub dropped: AtomicU64,
-    /// Members disconnected because their reliable queue overflowed.
-    pub slow_consumers: AtomicU64,
-}
-
-impl Stats {
-    /// A plain copy of the counters.
-    pub fn snapshot(&self) -> StatsSnapshot {
-        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        StatsSnapshot {
-            events_in: g(&self.events_in),
-            datagrams_in: g(&self.datagrams_in),
-            deliveries: g(&self.deliveries),
-            datagrams_out: g(&self.datagrams_out),
-            dropped: g(&self.dropped),
-            slow_consumers: g(&self.slow_consumers),
-        }
-    }
-}
-
-/// A point-in-time copy of [`Stats`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-#[allow(missing_docs)]
-pub struct StatsSnapshot {
-    pub events_in: u64,
-    pub datagrams_in: u64,
-    pub deliveries: u64,
-    pub datagrams_out: u64,
-    pub dropped: u64,
-    pub slow_consumers: u64,
-}
-
-/// Which path an event arrived on, and so which path it leaves on (PROTOCOL.md §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Path {
-    /// A WebSocket or a WebTransport control stream.
-    Reliable,
-    /// A WebTransport datagram.
-    Datagram,
-}
-
-/// How a member wants its datagrams encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
-    /// Compact JSON (the default).
-    Json = 0,
-    /// The same envelope as a MessagePack map.
-    MsgPack = 1,
-}
-
-/// A member's unreliable channel (a WebTransport session's datagrams).
-pub trait DatagramSink: Send + Sync + 'static {
-    /// The largest payload the peer takes now, without the prefix; `None` when datagrams
-    /// are unavailable.
-    fn max_size(&self) -> Option<usize>;
-    /// Bytes the transport puts before every payload (for WebTransport, the session's
-    /// quarter stream id). Receivers that share a prefix share one framed copy per event.
-    fn prefix(&self) -> &[u8];
-    /// Sends one framed datagram (prefix + payload) without waiting; `false` when it was
-    /// not sent.
-    fn send(&self, framed: Bytes) -> bool;
-}
-
-/// Longest datagram prefix that [`Relayed`] caches (a QUIC varint is at most 8 bytes).
-const MAX_PREFIX: usize = 8;
-
-/// One framed copy of an event, for the receivers whose prefix is `prefix`.
-#[derive(Debug)]
-struct Framed {
-    prefix: [u8; MAX_PREFIX],
-    prefix_len: usize,
-    bytes: Option<Bytes>,
-}
-
-/// What became of one delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivered {
-    /// Queued on the receiver's reliable channel.
-    Queued,
-    /// Sent as a datagram.
-    Datagram,
-    /// Dropped: datagram-class and the receiver lags, or the datagram send failed.
-    Dropped,
-}
-
-/// An `event:broadcast` encoded once for all its receivers: the JSON envelope, and on
-/// first need its MessagePack form and one datagram-framed copy per encoding.
-#[derive(Debug)]
-pub struct Relayed {
-    json: Bytes,
-    msgpack: OnceLock<Option<Bytes>>,
-    framed: [OnceLock<Framed>; 2],
-}
-
-impl Relayed {
-    /// Wraps the encoded JSON envelope.
-    pub fn new(json: Bytes) -> Self {
-        Relayed {
-            json,
-            msgpack: OnceLock::new(),
-            framed: [OnceLock::new(), OnceLock::new()],
-        }
-    }
-
-    /// The envelope in `encoding`.
-    pub fn encoded(&self, encoding: Encoding) -> Option<&Bytes> {
-        match encoding {
-            Encoding::Json => Some(&self.json),
-            Encoding::MsgPack => self.msgpack(),
-        }
-    }
-
-    /// `prefix` + the envelope in `encoding`, built once for all receivers that share the
-    /// prefix (in practice every WebTransport session: its id is that of the first
-    /// request stream), and copied afresh only for a receiver with another prefix.
-    pub fn framed(&self, encoding: Encoding, prefix: &[u8]) -> Option<Bytes> {
-        let build = || {
-            let body = self.encoded(encoding)?;
-            let mut v = Vec::with_capacity(prefix.len() + body.len());
-            v.extend_from_slice(prefix);
-            v.extend_from_slice(body);
-            Some(Bytes::from(v))
-        };
-        if prefix.len() > MAX_PREFIX {
-            return build();
-        }
-        let slot = &self.framed[encoding as usize];
-        let cached = slot.get_or_init(|| {
-            let mut p = [0u8; MAX_PREFIX];
-            p[..prefix.len()].copy_from_slice(prefix);
-            Framed {
-                prefix: p,
-                prefix_len: prefix.len(),
-                bytes: build(),
-            }
-        });
-        if &cached.prefix[..cached.prefix_len] == prefix {
-            cached.bytes.clone()
-        } else {
-            build()
-        }
-    }
-
-    /// The JSON envelope.
-    pub fn json(&self) -> &Bytes {
-        &self.json
-    }
-
-    /// The MessagePack envelope, encoded the first time a receiver needs it.
-    pub fn msgpack(&self) -> Option<&Bytes> {
-        self.msgpack
-            .get_or_init(|| protocol::json_to_msgpack(&self.json).map(Bytes::from))
-            .as_ref()
-    }
-}
-
-struct OutboxShared {
-    tx: mpsc::Sender<Bytes>,
-    capacity: usize,
-    datagrams: Option<(Box<dyn DatagramSink>, Encoding)>,
-    closer: CancellationToken,
-    reason: OnceLock<CloseReason>,
-    stats: Arc<Stats>,
-}
-
-/// The sending half of a member's bounded queue of encoded envelopes (JSON, no framing),
-/// plus its datagram sink. Cloning shares the queue.
-#[derive(Clone)]
-pub struct Outbox(Arc<OutboxShared>);
-
-impl std::fmt::Debug for Outbox {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Outbox")
-            .field("capacity", &self.0.capacity)
-            .field("datagrams", &self.0.datagrams.is_some())
-            .finish()
-    }
-}
-
-impl Outbox {
-    /// Creates an outbox of `capacity` messages. `closer` is cancelled when the server
-    /// decides to end the connection (its transport watches it).
-    pub fn new(
-        capacity: usize,
-        datagrams: Option<(Box<dyn DatagramSink>, Encoding)>,
-        closer: CancellationToken,
-        stats: Arc<Stats>,
-    ) -> (Outbox, mpsc::Receiver<Bytes>) {
-        let capacity = capacity.max(2);
-        let (tx, rx) = mpsc::channel(capacity);
-        let shared = OutboxShared {
-            tx,
-            capacity,
-            datagrams,
-            closer,
-            reason: OnceLock::new(),
-            stats,
-        };
-        (Outbox(Arc::new(shared)), rx)
-    }
-
-    /// Queues a control message or a reliable event; a full queue means the member
-    /// stopped reading, and it is disconnected.
-    pub fn push_reliable(&self, bytes: Bytes) -> bool {
-        match self.0.tx.try_send(bytes) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                if self.0.reason.get().is_none() {
-                    self.0.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
-                }
-                self.close(CloseReason::SlowConsumer);
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
-    }
-
-    /// Queues a datagram-class event. Such events only use the lower half of the queue,
-    /// so a lagging member loses these first and its control messages still fit.
-    fn push_lossy(&self, bytes: Bytes) -> Delivered {
-        if self.0.tx.capacity() <= self.0.capacity / 2 || self.0.tx.try_send(bytes).is_err() {
-            return Delivered::Dropped;
-        }
-        Delivered::Queued
-    }
-
-    /// Delivers one relayed event along the path rules of PROTOCOL.md §4.
-    pub fn deliver(&self, event: &Relayed, path: Path) -> Delivered {
-        match (path, &self.0.datagrams) {
-            (Path::Reliable, _) => {
-                self.push_reliable(event.json().clone());
-                Delivered::Queued
-            }
-            (Path::Datagram, Some((sink, encoding))) => {
-                let fits = match (event.encoded(*encoding), sink.max_size()) {
-                    (Some(body), Some(max)) => body.len() <= max,
-                    _ => false,
-                };
-                match event.framed(*encoding, sink.prefix()) {
-                    Some(framed) if fits => {
-                        if sink.send(framed) {
-                            Delivered::Datagram
-                        } else {
-                            Delivered::Dropped
-                        }
-                    }
-                    // Too large for this receiver: the control stream carries it, as JSON.
-                    _ => self.push_lossy(event.json().clone()),
-                }
-            }
-            (Path::Datagram, None) => self.push_lossy(event.json().clone()),
-        }
-    }
-
-    /// Asks the transport to end the connection; the first reason wins.
-    pub fn close(&self, reason: CloseReason) {
-        let _ = self.0.reason.set(reason);
-        self.0.closer.cancel();
-    }
-
-    /// Why the server closed the connection, if it did.
-    pub fn close_reason(&self) -> Option<CloseReason> {
-        self.0.reason.get().copied()
     }
 }
 
@@ -462,11 +145,6 @@ impl Hub {
         })
     }
 
-    /// The limits in force.
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
     /// The server-wide counters.
     pub fn stats(&self) -> &Arc<Stats> {
         &self.stats
@@ -512,6 +190,9 @@ impl Hub {
             }),
         });
         {
+            // The answer is queued while the hub lock is held, before the room is in the
+            // map: nobody can join it until then, so `session:created` is the creator's
+            // first message about this room, ahead of any `session:user-joined`.
             let state = room.lock();
             outbox.push_reliable(session_answer(
                 protocol::event::CREATED,
@@ -588,6 +269,10 @@ impl Hub {
             other.outbox.push_reliable(joined.clone());
         }
         state.seats.push(seat);
+        // Queued under the room lock, like the `session:user-joined` above: every later
+        // room message (a broadcast, someone else's join or leave) takes that lock too, so
+        // it reaches the newcomer after this answer, and the participant list it carries
+        // is exactly the state those messages change.
         outbox.push_reliable(session_answer(
             protocol::event::JOINED,
             &code,
@@ -739,7 +424,10 @@ impl Drop for Membership {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{validate_name, ServerEvent, ServerMessage};
+    use crate::outbox::CloseReason;
+    use jam_protocol::{validate_name, ServerEvent, ServerMessage};
+    use tokio::sync::mpsc;
+    use tokio_util::sync::CancellationToken;
 
     struct Member {
         outbox: Outbox,
@@ -860,26 +548,6 @@ mod tests {
         for _ in 0..5 {
             assert_eq!(join(room.room_code().as_str(), "C", other), Ok(()));
         }
-    }
-
-    #[test]
-    fn framed_copies_are_shared_per_prefix() {
-        let ev = Relayed::new(Bytes::from_static(
-            br#"{"event":"event:broadcast","data":{}}"#,
-        ));
-        let a = ev.framed(Encoding::Json, &[0]).unwrap();
-        let b = ev.framed(Encoding::Json, &[0]).unwrap();
-        assert_eq!(
-            a.as_ptr(),
-            b.as_ptr(),
-            "one copy for every receiver with prefix 0"
-        );
-        assert_eq!(&a[1..], &ev.json()[..]);
-        let other = ev.framed(Encoding::Json, &[0x40, 0x41]).unwrap();
-        assert_eq!(&other[..2], &[0x40, 0x41]);
-        assert_eq!(&other[2..], &ev.json()[..]);
-        let mp = ev.framed(Encoding::MsgPack, &[0]).unwrap();
-        assert_eq!(&mp[1..], &ev.msgpack().unwrap()[..]);
     }
 
     #[test]

@@ -5,7 +5,6 @@
 //! Tests use [`RunningServer`] in-process on ephemeral ports; `main.rs` uses it too.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -13,83 +12,15 @@ use anyhow::{Context as _, Result};
 use axum::serve::ListenerExt;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::room::{Hub, Outbox, Stats};
-use crate::session::{Session, SessionLimits};
+use crate::conn::Context;
+use crate::http::{self, Published};
+use crate::room::Hub;
+use crate::stats::Stats;
 use crate::tls::{self, CertSource};
-use crate::transport::wt::WtServer;
-use crate::{http, transport};
-
-/// What every connection needs: the hub, the limits, and the shutdown machinery.
-pub struct Context {
-    /// The room core.
-    pub hub: Arc<Hub>,
-    /// Per-connection limits.
-    pub session_limits: SessionLimits,
-    /// Outgoing queue length per connection.
-    pub outbox_capacity: usize,
-    /// Keep-alive / ping period.
-    pub ping_interval: Duration,
-    /// Silence after which a peer is dropped.
-    pub peer_timeout: Duration,
-    /// Cancelled on shutdown; every connection's token is a child of it.
-    pub shutdown: CancellationToken,
-    /// Tracks every connection task so shutdown can wait for them.
-    pub tracker: TaskTracker,
-    next_conn: AtomicU64,
-}
-
-impl Context {
-    /// A fresh connection number for logs.
-    pub fn next_conn_id(&self) -> u64 {
-        self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
-    /// A new session with its outbox and the receiving end of that outbox.
-    pub fn open_session(
-        &self,
-        peer: SocketAddr,
-        datagrams: Option<(Box<dyn crate::room::DatagramSink>, crate::room::Encoding)>,
-        token: CancellationToken,
-    ) -> (Session, Outbox, tokio::sync::mpsc::Receiver<bytes::Bytes>) {
-        let (outbox, rx) = Outbox::new(
-            self.outbox_capacity,
-            datagrams,
-            token,
-            self.hub.stats().clone(),
-        );
-        let session = Session::new(
-            self.hub.clone(),
-            outbox.clone(),
-            self.session_limits.clone(),
-        )
-        .with_peer(peer.ip());
-        (session, outbox, rx)
-    }
-}
-
-/// What `GET /connect` publishes, kept current across certificate renewals.
-pub struct Published {
-    /// The bound HTTP address.
-    pub http_addr: SocketAddr,
-    /// The bound WebTransport address.
-    pub wt_addr: SocketAddr,
-    /// SHA-256 of the current WebTransport certificate.
-    pub cert_hash: RwLock<String>,
-}
-
-impl Published {
-    /// The current certificate hash.
-    pub fn cert_hash(&self) -> String {
-        self.cert_hash
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-}
+use crate::transport::wt::{self, WtConfig, WtServer};
 
 /// A server that is up and serving.
 pub struct RunningServer {
@@ -103,6 +34,7 @@ pub struct RunningServer {
 impl RunningServer {
     /// Binds both listeners and starts serving.
     pub async fn start(config: Config) -> Result<RunningServer> {
+        config.validate()?;
         let cert_source = match (&config.cert, &config.key) {
             (Some(cert), Some(key)) => CertSource::Files {
                 cert: cert.clone(),
@@ -116,24 +48,28 @@ impl RunningServer {
         let identity = cert_source.load().context("loading the certificate")?;
         let not_after = identity.not_after;
 
-        let ctx = Arc::new(Context {
-            hub: Hub::new(config.room_limits()),
-            session_limits: config.session_limits(),
-            outbox_capacity: config.outbox_capacity,
-            ping_interval: config.ping_interval,
-            peer_timeout: config.peer_timeout,
-            shutdown: CancellationToken::new(),
-            tracker: TaskTracker::new(),
-            next_conn: AtomicU64::new(0),
-        });
+        let ctx = Arc::new(Context::new(
+            Hub::new(config.room_limits()),
+            config.session_limits(),
+            config.outbox_capacity,
+            config.ping_interval,
+            config.peer_timeout,
+        ));
 
         let listener = tokio::net::TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("binding HTTP on {}", config.http_addr))?;
         let http_addr = listener.local_addr()?;
         let wt = Arc::new(
-            WtServer::bind(config.wt_addr, &identity, &ctx)
-                .with_context(|| format!("binding WebTransport on {}", config.wt_addr))?,
+            WtServer::bind(
+                WtConfig {
+                    addr: config.wt_addr,
+                    ping_interval: config.ping_interval,
+                    peer_timeout: config.peer_timeout,
+                },
+                &identity,
+            )
+            .with_context(|| format!("binding WebTransport on {}", config.wt_addr))?,
         );
         let wt_addr = wt.local_addr()?;
         let published = Arc::new(Published {
@@ -163,7 +99,7 @@ impl RunningServer {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         }));
-        tasks.push(tokio::spawn(transport::wt::run(wt.clone(), ctx.clone())));
+        tasks.push(tokio::spawn(wt::run(wt.clone(), ctx.clone())));
         tasks.push(tokio::spawn(renew_certificates(
             cert_source.clone(),
             not_after,
@@ -207,11 +143,6 @@ impl RunningServer {
         self.ctx.hub.stats()
     }
 
-    /// The room core.
-    pub fn hub(&self) -> &Arc<Hub> {
-        &self.ctx.hub
-    }
-
     /// `ws://` URL of the WebSocket endpoint on loopback.
     pub fn ws_url(&self) -> String {
         format!("ws://{}/ws", loopback(self.http_addr()))
@@ -219,7 +150,7 @@ impl RunningServer {
 
     /// `https://` URL of the WebTransport endpoint on loopback.
     pub fn wt_url(&self) -> String {
-        format!("https://{}/jam", loopback(self.wt_addr()))
+        format!("https://{}{}", loopback(self.wt_addr()), wt::PATH)
     }
 
     /// `http://` URL of the web demo: `localhost` when the listener takes every address.

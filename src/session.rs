@@ -15,8 +15,12 @@ use std::time::{Duration, Instant};
 use serde_json::value::RawValue;
 use tracing::{debug, info};
 
-use crate::protocol::{self, ClientMessage, Envelope, ErrorCode, ProtocolError, RoomCode};
-use crate::room::{Hub, Membership, Outbox, Path, Relayed};
+use jam_protocol::{
+    self as protocol, ClientMessage, Encoding, Envelope, ErrorCode, ProtocolError, RoomCode,
+};
+
+use crate::outbox::{Outbox, Path, Relayed};
+use crate::room::{Hub, Membership};
 
 /// Per-connection limits.
 #[derive(Debug, Clone)]
@@ -131,11 +135,6 @@ impl Session {
         self
     }
 
-    /// The room this connection is in.
-    pub fn room_code(&self) -> Option<&RoomCode> {
-        self.membership.as_ref().map(Membership::room_code)
-    }
-
     /// The largest message this session accepts.
     pub fn max_message_bytes(&self) -> usize {
         self.limits.max_message_bytes
@@ -175,22 +174,21 @@ impl Session {
         }
     }
 
-    /// Handles one incoming datagram: JSON when it starts with `{`, else MessagePack.
+    /// Handles one incoming datagram, in whichever [`Encoding`] it sniffs as.
     pub fn handle_datagram(&mut self, bytes: &[u8]) {
-        if bytes.first() == Some(&b'{') {
-            match std::str::from_utf8(bytes) {
+        match Encoding::sniff(bytes) {
+            Encoding::Json => match std::str::from_utf8(bytes) {
                 Ok(text) => self.handle_text(text, Path::Datagram),
                 Err(_) => {
                     self.send_error(&ProtocolError::invalid("datagram is not valid UTF-8"), None);
                 }
-            }
-        } else {
-            match protocol::msgpack_to_json(bytes) {
+            },
+            Encoding::MsgPack => match protocol::msgpack_to_json(bytes) {
                 Ok(text) => self.handle_text(&text, Path::Datagram),
                 Err(e) => {
                     self.send_error(&e, None);
                 }
-            }
+            },
         }
     }
 

@@ -8,9 +8,9 @@ use std::process::{Command, Stdio};
 
 use std::time::{Duration, Instant};
 
-use common::T;
-use jam_server::client::{Client, Closed};
-use jam_server::room::Encoding;
+use common::{ClientExt, T};
+use jam_client::{Client, Closed};
+use jam_protocol::Encoding;
 
 /// Reads log lines until `listening` and returns (http address, webtransport address, hash).
 fn read_listening(lines: &mut impl Iterator<Item = String>) -> (String, String, String) {

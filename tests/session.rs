@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use jam_server::client::Via;
-use jam_server::protocol::{ErrorCode, ServerEvent};
+use jam_client::Via;
+use jam_protocol::{ErrorCode, ServerEvent};
 use serde_json::json;
 
 #[tokio::test]
@@ -193,7 +193,6 @@ async fn leave_keeps_the_connection_and_hands_over_the_host() {
         a.leave(&room.room_code).await.unwrap();
         let mut d = s.client(kind).await;
         let err = d.join(&room.room_code, "D", "").await.unwrap_err();
-        let err = err.downcast::<jam_server::client::JoinError>().unwrap();
-        assert_eq!(err.code, ErrorCode::RoomNotFound);
+        assert_eq!(err.code(), Some(ErrorCode::RoomNotFound));
     }
 }

@@ -8,17 +8,15 @@ use std::time::Duration;
 
 use common::*;
 use futures_util::{SinkExt, StreamExt};
-use jam_server::client::{
-    http_get, http_get_with_host, to_msgpack, wt_endpoint, Client, Closed, Via,
-};
-use jam_server::protocol::{ErrorCode, ServerEvent};
-use jam_server::room::Encoding;
+use jam_client::{http_get, http_get_with_host, to_msgpack, wt_endpoint, Client, Closed, Via};
+use jam_protocol::Encoding;
+use jam_protocol::{ErrorCode, ServerEvent};
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::Message;
 
 fn broadcast(room: &str, payload: Value) -> Value {
-    jam_server::client::broadcast_envelope(room, "note", &payload)
+    jam_client::broadcast_envelope(room, "note", &payload)
 }
 
 #[tokio::test]

@@ -4,8 +4,10 @@
 use std::hint::black_box;
 
 use bytes::Bytes;
-use jam_server::protocol::{ServerEvent, ServerMessage};
-use jam_server::room::{DatagramSink, Encoding, Hub, Limits, Outbox, Path};
+use jam_protocol::Encoding;
+use jam_protocol::{ServerEvent, ServerMessage};
+use jam_server::outbox::{DatagramSink, Outbox, Path};
+use jam_server::room::{Hub, Limits};
 use jam_server::session::{Session, SessionLimits};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;

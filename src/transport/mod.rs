@@ -2,5 +2,6 @@
 //! [`Session`](crate::session::Session) and drain its outbox back onto the wire. Neither
 //! knows about rooms.
 
+pub mod lines;
 pub mod ws;
 pub mod wt;

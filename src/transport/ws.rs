@@ -12,15 +12,14 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
+use jam_protocol::SUBPROTOCOL;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, Instrument};
 
-use crate::room::{CloseReason, Path};
-use crate::server::Context;
+use crate::conn::Context;
+use crate::outbox::{CloseReason, Outbox, Path};
 
-/// The subprotocol the server accepts when offered.
-pub const SUBPROTOCOL: &str = "jam.v1";
 /// A frame or message larger than this is not read: the connection closes with 1009.
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
 const READ_BUFFER: usize = 4 * 1024;
@@ -113,7 +112,7 @@ async fn write(
     mut sink: SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Bytes>,
     token: CancellationToken,
-    outbox: crate::room::Outbox,
+    outbox: Outbox,
     ping_interval: Duration,
 ) {
     let mut ping =

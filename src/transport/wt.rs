@@ -9,20 +9,22 @@ use std::time::Duration;
 
 use anyhow::Result;
 use bytes::{Bytes, BytesMut};
+use jam_protocol::Encoding;
+use jam_wt::{datagram_header, DatagramReader};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
 use wtransport::config::{Ipv6DualStackConfig, QuicTransportConfig};
 use wtransport::endpoint::endpoint_side::Server;
 use wtransport::endpoint::IncomingSession;
-use wtransport::error::ConnectionError;
 use wtransport::stream::SendStream;
 use wtransport::{Connection, Endpoint, ServerConfig, VarInt};
 
-use crate::room::{CloseReason, DatagramSink, Encoding, Path};
-use crate::server::Context;
+use crate::conn::Context;
+use crate::outbox::{CloseReason, DatagramSink, Path};
 use crate::session::Session;
 use crate::tls::TlsIdentity;
+use crate::transport::lines::{Line, LineFramer};
 
 /// The URL path of the WebTransport endpoint.
 pub const PATH: &str = "/jam";
@@ -71,30 +73,34 @@ fn close_code_for(reason: CloseReason) -> u32 {
     }
 }
 
+/// What the WebTransport endpoint is bound with; kept to rebuild its configuration when
+/// the certificate is renewed.
+#[derive(Debug, Clone, Copy)]
+pub struct WtConfig {
+    /// The UDP address (`[::]` is dual-stack).
+    pub addr: SocketAddr,
+    /// QUIC keep-alive period.
+    pub ping_interval: Duration,
+    /// QUIC idle timeout: silence after which a session is dropped.
+    pub peer_timeout: Duration,
+}
+
 /// The WebTransport endpoint.
 pub struct WtServer {
     endpoint: Endpoint<Server>,
-    addr: SocketAddr,
-    ping_interval: Duration,
-    peer_timeout: Duration,
+    config: WtConfig,
 }
 
 impl WtServer {
-    /// Binds the UDP socket (`[::]` dual-stack) with the given identity.
-    pub fn bind(addr: SocketAddr, identity: &TlsIdentity, ctx: &Context) -> Result<Self> {
-        let mut server = WtServer {
-            endpoint: Endpoint::server(server_config(
-                addr,
-                identity,
-                ctx.ping_interval,
-                ctx.peer_timeout,
-            ))?,
-            addr,
-            ping_interval: ctx.ping_interval,
-            peer_timeout: ctx.peer_timeout,
+    /// Binds the UDP socket with the given identity.
+    pub fn bind(config: WtConfig, identity: &TlsIdentity) -> Result<Self> {
+        let endpoint = Endpoint::server(server_config(&config, identity))?;
+        // Port 0 becomes the port the OS chose, so a renewal rebinds nothing new.
+        let config = WtConfig {
+            addr: endpoint.local_addr()?,
+            ..config
         };
-        server.addr = server.endpoint.local_addr()?;
-        Ok(server)
+        Ok(WtServer { endpoint, config })
     }
 
     /// The bound address.
@@ -104,8 +110,8 @@ impl WtServer {
 
     /// Installs a new certificate for new sessions; open sessions keep theirs.
     pub fn reload_identity(&self, identity: &TlsIdentity) -> Result<()> {
-        let config = server_config(self.addr, identity, self.ping_interval, self.peer_timeout);
-        self.endpoint.reload_config(config, false)?;
+        self.endpoint
+            .reload_config(server_config(&self.config, identity), false)?;
         Ok(())
     }
 
@@ -123,16 +129,11 @@ impl WtServer {
     }
 }
 
-fn server_config(
-    addr: SocketAddr,
-    identity: &TlsIdentity,
-    ping_interval: Duration,
-    peer_timeout: Duration,
-) -> ServerConfig {
+fn server_config(config: &WtConfig, identity: &TlsIdentity) -> ServerConfig {
     let mut transport = QuicTransportConfig::default();
     transport
-        .keep_alive_interval(Some(ping_interval))
-        .max_idle_timeout(peer_timeout.try_into().ok())
+        .keep_alive_interval(Some(config.ping_interval))
+        .max_idle_timeout(config.peer_timeout.try_into().ok())
         .datagram_send_buffer_size(DATAGRAM_SEND_BUFFER)
         .max_concurrent_bidi_streams(MAX_CLIENT_BIDI_STREAMS.into())
         .max_concurrent_uni_streams(MAX_CLIENT_UNI_STREAMS.into());
@@ -140,7 +141,7 @@ fn server_config(
     acks.ack_eliciting_threshold(ACK_ELICITING_THRESHOLD.into());
     transport.ack_frequency_config(Some(acks));
     let builder = ServerConfig::builder();
-    let builder = match addr {
+    let builder = match config.addr {
         SocketAddr::V6(v6) if v6.ip().is_unspecified() => {
             builder.with_bind_address_v6(v6, Ipv6DualStackConfig::Allow)
         }
@@ -175,7 +176,7 @@ struct WtDatagrams {
 
 impl WtDatagrams {
     fn new(connection: Connection) -> Self {
-        let header = quic_varint(quarter_stream_id(&connection));
+        let header = datagram_header(&connection);
         WtDatagrams { connection, header }
     }
 }
@@ -195,77 +196,6 @@ impl DatagramSink for WtDatagrams {
             .quic_connection()
             .send_datagram(framed)
             .is_ok()
-    }
-}
-
-/// Receives a session's datagrams, mostly straight from quinn.
-///
-/// wtransport passes every received datagram through its connection driver task: a
-/// wake-up, a channel hop and a fresh `select!` over a dozen futures per datagram. That
-/// task reads a datagram only after reserving room in its one-slot channel, so once it
-/// holds one it stops competing; this reader takes the datagram it holds first (keeping
-/// arrival order) and otherwise reads quinn directly. Every datagram is still read
-/// exactly once, by one of the two.
-pub struct DatagramReader {
-    connection: Connection,
-    quarter_id: u64,
-}
-
-impl DatagramReader {
-    /// A reader for `connection`'s session.
-    pub fn new(connection: &Connection) -> Self {
-        DatagramReader {
-            connection: connection.clone(),
-            quarter_id: quarter_stream_id(connection),
-        }
-    }
-
-    /// The next datagram's payload (the session header taken off). Cancel-safe.
-    pub async fn next(&self) -> Result<Bytes, ConnectionError> {
-        loop {
-            tokio::select! {
-                biased;
-                d = self.connection.receive_datagram() => return d.map(|d| d.payload()),
-                q = self.connection.quic_connection().read_datagram() => match q {
-                    Ok(q) => match parse_varint(&q) {
-                        Some((id, used)) if id == self.quarter_id => return Ok(q.slice(used..)),
-                        // Not this session's (or no header): dropped, as wtransport does.
-                        _ => continue,
-                    },
-                    // The connection is gone: wtransport reports it (after any datagram
-                    // it still holds).
-                    Err(_) => {
-                        return self.connection.receive_datagram().await.map(|d| d.payload())
-                    }
-                },
-            }
-        }
-    }
-}
-
-/// The session's quarter stream id, which heads each of its datagrams (RFC 9297).
-fn quarter_stream_id(connection: &Connection) -> u64 {
-    connection.session_id().into_u64() / 4
-}
-
-/// Decodes a QUIC variable-length integer at the start of `b`: its value and length.
-fn parse_varint(b: &[u8]) -> Option<(u64, usize)> {
-    let first = *b.first()?;
-    let len = 1usize << (first >> 6);
-    let mut v = u64::from(first & 0x3f);
-    for &byte in b.get(1..len)? {
-        v = v << 8 | u64::from(byte);
-    }
-    Some((v, len))
-}
-
-/// QUIC variable-length integer encoding (RFC 9000 §16).
-fn quic_varint(v: u64) -> Vec<u8> {
-    match v {
-        0..=0x3f => vec![v as u8],
-        0x40..=0x3fff => ((v as u16) | 0x4000).to_be_bytes().to_vec(),
-        0x4000..=0x3fff_ffff => ((v as u32) | 0x8000_0000).to_be_bytes().to_vec(),
-        _ => (v | 0xc000_0000_0000_0000).to_be_bytes().to_vec(),
     }
 }
 
@@ -315,14 +245,11 @@ async fn handshake(incoming: IncomingSession, ctx: Arc<Context>) -> Option<(Conn
         request.not_found().await;
         return None;
     }
-    let encoding = match query_param(&query, "encoding") {
-        None | Some("json") => Encoding::Json,
-        Some("msgpack") => Encoding::MsgPack,
-        Some(other) => {
-            warn!(encoding = other, "unknown encoding; session refused");
-            request.forbidden().await;
-            return None;
-        }
+    let requested = query_param(&query, "encoding");
+    let Some(encoding) = Encoding::from_query(requested) else {
+        warn!(encoding = requested, "unknown encoding; session refused");
+        request.forbidden().await;
+        return None;
     };
     match request.accept().await {
         Ok(connection) => Some((connection, encoding)),
@@ -474,136 +401,9 @@ async fn write_control(
     let _ = tokio::time::timeout(Duration::from_millis(200), send.finish()).await;
 }
 
-/// What the framer found in the byte stream.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Line<'a> {
-    /// A complete line, without `\n` (and without a trailing `\r`).
-    Text(&'a [u8]),
-    /// A line longer than the limit; its bytes up to the next newline are skipped.
-    TooLong,
-}
-
-/// Splits a byte stream into newline-terminated lines of bounded length.
-#[derive(Debug)]
-pub struct LineFramer {
-    buf: Vec<u8>,
-    max: usize,
-    skipping: bool,
-}
-
-impl LineFramer {
-    /// A framer for lines of at most `max` bytes (without the newline).
-    pub fn new(max: usize) -> Self {
-        LineFramer {
-            buf: Vec::new(),
-            max,
-            skipping: false,
-        }
-    }
-
-    /// Feeds bytes; calls `f` for every complete line or over-long line.
-    pub fn push(&mut self, mut data: &[u8], mut f: impl FnMut(Line<'_>)) {
-        while !data.is_empty() {
-            match data.iter().position(|&b| b == b'\n') {
-                Some(i) => {
-                    let part = &data[..i];
-                    data = &data[i + 1..];
-                    if self.skipping {
-                        self.skipping = false;
-                        continue;
-                    }
-                    if self.buf.len() + part.len() > self.max {
-                        self.buf.clear();
-                        f(Line::TooLong);
-                        continue;
-                    }
-                    if self.buf.is_empty() {
-                        f(Line::Text(strip_cr(part)));
-                    } else {
-                        self.buf.extend_from_slice(part);
-                        f(Line::Text(strip_cr(&self.buf)));
-                        self.buf.clear();
-                    }
-                }
-                None => {
-                    if !self.skipping {
-                        if self.buf.len() + data.len() > self.max {
-                            self.buf.clear();
-                            self.skipping = true;
-                            f(Line::TooLong);
-                        } else {
-                            self.buf.extend_from_slice(data);
-                        }
-                    }
-                    return;
-                }
-            }
-        }
-    }
-}
-
-fn strip_cr(line: &[u8]) -> &[u8] {
-    line.strip_suffix(b"\r").unwrap_or(line)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn lines(framer: &mut LineFramer, chunks: &[&[u8]]) -> Vec<String> {
-        let mut out = Vec::new();
-        for c in chunks {
-            framer.push(c, |l| {
-                out.push(match l {
-                    Line::Text(t) => String::from_utf8_lossy(t).into_owned(),
-                    Line::TooLong => "<too long>".into(),
-                })
-            });
-        }
-        out
-    }
-
-    #[test]
-    fn splits_lines_across_chunks_and_strips_cr() {
-        let mut f = LineFramer::new(10);
-        assert_eq!(
-            lines(&mut f, &[b"ab", b"c\r\nde\n", b"\n", b"f"]),
-            ["abc", "de", ""]
-        );
-        assert_eq!(lines(&mut f, &[b"g\n"]), ["fg"]);
-    }
-
-    #[test]
-    fn over_long_lines_are_reported_once_and_skipped() {
-        let mut f = LineFramer::new(4);
-        assert_eq!(
-            lines(&mut f, &[b"12345", b"678", b"9\nok\n"]),
-            ["<too long>", "ok"]
-        );
-        assert_eq!(lines(&mut f, &[b"123456\nyes\n"]), ["<too long>", "yes"]);
-        assert_eq!(lines(&mut f, &[b"1234\n"]), ["1234"]);
-    }
-
-    #[test]
-    fn varints_match_rfc_9000_examples() {
-        assert_eq!(quic_varint(37), [0x25]);
-        assert_eq!(quic_varint(15_293), [0x7b, 0xbd]);
-        assert_eq!(quic_varint(494_878_333), [0x9d, 0x7f, 0x3e, 0x7d]);
-        assert_eq!(
-            quic_varint(151_288_809_941_952_652),
-            [0xc2, 0x19, 0x7c, 0x5e, 0xff, 0x14, 0xe8, 0x8c]
-        );
-        for v in [0, 37, 63, 64, 15_293, 494_878_333, 151_288_809_941_952_652] {
-            let mut b = quic_varint(v);
-            let len = b.len();
-            b.extend_from_slice(b"payload");
-            assert_eq!(parse_varint(&b), Some((v, len)));
-        }
-        // A two-byte encoding of 37 is legal (RFC 9000 §16 allows longer encodings).
-        assert_eq!(parse_varint(&[0x40, 0x25]), Some((37, 2)));
-        assert_eq!(parse_varint(&[0x7b]), None);
-        assert_eq!(parse_varint(&[]), None);
-    }
 
     #[test]
     fn query_parameters() {

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use jam_server::client::{Client, Received};
-use jam_server::protocol::{ErrorCode, ServerEvent, SessionInfo};
-use jam_server::room::Encoding;
+use jam_client::{Client, Closed, Received};
+use jam_protocol::Encoding;
+use jam_protocol::{ErrorCode, ServerEvent, SessionInfo};
 use jam_server::{Config, RunningServer};
 
 /// Every single wait in the tests is bounded by this.
@@ -95,4 +95,38 @@ pub async fn next_broadcast(c: &mut Client) -> Received {
     c.wait_for(T, |r| matches!(r.event(), ServerEvent::Broadcast { .. }))
         .await
         .expect("a broadcast")
+}
+
+/// Test-only waits on a [`Client`], kept out of the client library.
+#[allow(async_fn_in_trait)]
+pub trait ClientExt {
+    /// Waits until the connection is closed (messages before it are discarded) and tells
+    /// how.
+    async fn wait_closed(&mut self, timeout: Duration) -> Result<Closed, String>;
+    /// Asserts nothing arrives within `window`.
+    async fn expect_silence(&mut self, window: Duration) -> Result<(), String>;
+}
+
+impl ClientExt for Client {
+    async fn wait_closed(&mut self, timeout: Duration) -> Result<Closed, String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.recv()).await {
+                Err(_) => return Err(format!("still open after {timeout:?}")),
+                Ok(Some(_)) => continue,
+                Ok(None) => {
+                    return self
+                        .closed()
+                        .ok_or_else(|| "closed without a reason".into())
+                }
+            }
+        }
+    }
+
+    async fn expect_silence(&mut self, window: Duration) -> Result<(), String> {
+        match tokio::time::timeout(window, self.recv()).await {
+            Err(_) | Ok(None) => Ok(()),
+            Ok(Some(r)) => Err(format!("expected silence, got {:?}", r.message)),
+        }
+    }
 }

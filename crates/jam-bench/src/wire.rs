@@ -177,7 +177,7 @@ mod tests {
             actual: 1_234_568_000,
         });
         assert_eq!(find_stamp(text.as_bytes()), want);
-        let mp = jam_server::protocol::json_to_msgpack(text.as_bytes()).unwrap();
+        let mp = jam_protocol::json_to_msgpack(text.as_bytes()).unwrap();
         assert_eq!(find_stamp(&mp), want);
         assert_eq!(find_stamp(b"{\"event\":\"session:user-joined\"}"), None);
     }

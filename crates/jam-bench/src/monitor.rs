@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::idle_spin;
 use crate::procfs::{self, Proc};
 
 /// One look at everything, at one moment.
@@ -38,7 +39,7 @@ impl Sample {
             stats: stats_url.and_then(procfs::get_stats),
             udp_rcvbuf_errors: procfs::udp_rcvbuf_errors(),
             cpu_times: procfs::cpu_times(),
-            idle_spin_ns: crate::run::IDLE_SPIN_NS.load(std::sync::atomic::Ordering::Relaxed),
+            idle_spin_ns: idle_spin::total_ns(),
         }
     }
 }

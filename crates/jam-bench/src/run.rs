@@ -8,20 +8,20 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _, Result};
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
-use jam_server::client::{Client, Tap};
-use jam_server::protocol::json_to_msgpack;
-use jam_server::room::Encoding;
+use jam_client::{Client, Tap};
+use jam_protocol::json_to_msgpack;
+use jam_protocol::Encoding;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::cli::{Args, Enc, Kind, Pattern};
+use crate::idle_spin;
 use crate::ledger::{self, Ledger, Shared};
 use crate::monitor;
 use crate::report::{ChurnReport, Report};
@@ -64,12 +64,12 @@ pub async fn connect(
     if kind.is_wt() {
         let (url, hash) = target.wt()?;
         let enc = encoding(args);
-        match target.wt_endpoint(slot, args.wt_sockets)? {
-            Some(endpoint) => Client::connect_wt_on(endpoint, url, enc, tap).await,
-            None => Client::connect_wt_tapped(url, hash, enc, tap).await,
-        }
+        Ok(match target.wt_endpoint(slot, args.wt_sockets)? {
+            Some(endpoint) => Client::connect_wt_on(endpoint, url, enc, tap).await?,
+            None => Client::connect_wt_tapped(url, hash, enc, tap).await?,
+        })
     } else {
-        Client::connect_ws_tapped(target.ws()?, tap).await
+        Ok(Client::connect_ws_tapped(target.ws()?, tap).await?)
     }
 }
 
@@ -264,14 +264,6 @@ fn secs_ns(s: f64) -> u64 {
     (s.max(0.0) * 1e9) as u64
 }
 
-/// Time the generator spent yielding with nothing else to run (yields that came back
-/// within [`IDLE_YIELD_NS`]): spinning, not work. The report subtracts it from the bench's
-/// CPU time to tell whether the bench itself was saturated.
-pub static IDLE_SPIN_NS: AtomicU64 = AtomicU64::new(0);
-
-/// A yield that returns sooner than this ran no other task worth counting.
-const IDLE_YIELD_NS: u64 = 5_000;
-
 /// Waits until `due` (ns since `epoch`): the runtime's timer for the bulk of the wait
 /// (it has 1 ms granularity), then yielding in a loop for the last stretch so the send
 /// goes out within microseconds of its time while receivers keep running.
@@ -287,8 +279,8 @@ async fn wait_until(epoch: Instant, due: u64) {
         } else {
             tokio::task::yield_now().await;
             let took = now_ns(epoch) - now;
-            if took < IDLE_YIELD_NS {
-                IDLE_SPIN_NS.fetch_add(took, Ordering::Relaxed);
+            if took < idle_spin::IDLE_YIELD_NS {
+                idle_spin::add(took);
             }
         }
     }

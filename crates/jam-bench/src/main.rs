@@ -7,6 +7,7 @@
 //!   cli       flags: target, load shape, modes (idle, knee, smoke)
 //!   target    spawn jam-server on free ports (or resolve --url); PID, /stats
 //!   run       connect everyone, open-loop generator, churn, drain  ──► ledger
+//!   idle_spin the generator's idle spinning (run adds, monitor reads)
 //!   wire      the note event and its stamp [sender, seq, intended, actual]
 //!   ledger    books of sends and deliveries; receivers write through a client Tap
 //!   monitor   a thread sampling /proc and /stats over the measured window
@@ -20,6 +21,7 @@
 
 mod cli;
 mod idle;
+mod idle_spin;
 mod ledger;
 mod monitor;
 mod procfs;

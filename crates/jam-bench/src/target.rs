@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _, Result};
-use jam_server::client;
+
 use wtransport::endpoint::endpoint_side;
 use wtransport::Endpoint;
 
@@ -79,7 +79,7 @@ impl Target {
     }
 
     async fn resolve_connect(&mut self, base: &str) -> Result<()> {
-        let info = client::fetch_connect(base)
+        let info = jam_client::fetch_connect(base)
             .await
             .with_context(|| format!("GET {base}/connect"))?;
         self.ws_url = info["websocket"]["url"].as_str().map(str::to_owned);
@@ -144,7 +144,7 @@ impl Target {
             if let Some(status) = child.try_wait()? {
                 bail!("{} exited during start-up: {status}", bin.display());
             }
-            if let Ok((200, _)) = client::http_get(&format!("{base}/healthz")).await {
+            if let Ok((200, _)) = jam_client::http_get(&format!("{base}/healthz")).await {
                 break;
             }
             if Instant::now() > deadline {
@@ -196,8 +196,8 @@ impl Target {
         let (_, hash) = self.wt()?;
         if self.wt_endpoints.get().is_none() {
             let made = (0..sockets)
-                .map(|_| client::wt_endpoint(hash, Some(SHARED_SOCKET_RECV_BUFFER)))
-                .collect::<Result<Vec<_>>>()?;
+                .map(|_| jam_client::wt_endpoint(hash, Some(SHARED_SOCKET_RECV_BUFFER)))
+                .collect::<Result<Vec<_>, _>>()?;
             let _ = self.wt_endpoints.set(made);
         }
         let pool = self.wt_endpoints.get().expect("set above");

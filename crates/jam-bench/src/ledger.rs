@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use jam_server::client::{Tap, Via};
+use jam_client::{Tap, Via};
 
 use crate::wire::{find_stamp, Stamp};
 

@@ -1,0 +1,315 @@
+//! [`Client`]: one connection to a jam server, whatever its transport. It sends directly
+//! and takes what the reader tasks (`ws.rs`, `wt.rs`) queued; requests carry a fresh `id`
+//! and wait for the answer that echoes it.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream::SplitSink;
+use futures_util::SinkExt;
+use jam_protocol::{event, Encoding, ServerEvent, ServerMessage, SessionInfo};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use wtransport::endpoint::endpoint_side;
+use wtransport::{Connection, Endpoint, VarInt};
+
+use crate::error::{ClientError, Result};
+use crate::{broadcast_envelope, fetch_connect, Closed, Received, Tap, DEFAULT_TIMEOUT};
+
+pub(crate) type WsSink = SplitSink<WebSocketStream<MaybeTlsStream<TcpStream>>, Message>;
+
+/// The sending half of a connection.
+pub(crate) enum Sender {
+    Ws(tokio::sync::Mutex<WsSink>),
+    Wt {
+        connection: Connection,
+        stream: tokio::sync::Mutex<wtransport::SendStream>,
+    },
+}
+
+/// Where the reader tasks leave how the connection ended (the first reason wins).
+pub(crate) type ClosedSlot = Arc<Mutex<Option<Closed>>>;
+
+pub(crate) fn set_closed(slot: &Mutex<Option<Closed>>, closed: Closed) {
+    let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if slot.is_none() {
+        *slot = Some(closed);
+    }
+}
+
+/// A connected client.
+pub struct Client {
+    pub(crate) sender: Sender,
+    pub(crate) rx: mpsc::UnboundedReceiver<Received>,
+    pub(crate) closed: ClosedSlot,
+    pub(crate) next_id: u64,
+    pub(crate) reader: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.reader.abort();
+        if let Sender::Wt { connection, .. } = &self.sender {
+            connection.close(VarInt::from_u32(0), b"client dropped");
+        }
+    }
+}
+
+impl Client {
+    /// Connects over WebSocket, offering the `jam.v1` subprotocol, with Nagle's algorithm
+    /// off (`TCP_NODELAY`, as browsers set it for WebSockets), so each event leaves at once.
+    pub async fn connect_ws(url: &str) -> Result<Client> {
+        Client::connect_ws_tapped(url, None).await
+    }
+
+    /// Like [`Client::connect_ws`], with a [`Tap`] on the reader.
+    pub async fn connect_ws_tapped(url: &str, tap: Option<Tap>) -> Result<Client> {
+        crate::ws::connect(url, tap).await
+    }
+
+    /// Connects over WebTransport to `url` (e.g. `https://127.0.0.1:4433/jam`), trusting
+    /// the certificate with SHA-256 `cert_hash_hex`; datagrams from the server arrive in
+    /// `encoding`.
+    pub async fn connect_wt(url: &str, cert_hash_hex: &str, encoding: Encoding) -> Result<Client> {
+        Client::connect_wt_tapped(url, cert_hash_hex, encoding, None).await
+    }
+
+    /// Like [`Client::connect_wt`], with a [`Tap`] on the reader (control stream lines
+    /// and datagrams).
+    pub async fn connect_wt_tapped(
+        url: &str,
+        cert_hash_hex: &str,
+        encoding: Encoding,
+        tap: Option<Tap>,
+    ) -> Result<Client> {
+        let endpoint = crate::wt_endpoint(cert_hash_hex, None)?;
+        Client::connect_wt_on(&endpoint, url, encoding, tap).await
+    }
+
+    /// Like [`Client::connect_wt_tapped`], on an endpoint from [`crate::wt_endpoint`] that
+    /// other clients may share (one UDP socket for all of them).
+    pub async fn connect_wt_on(
+        endpoint: &Endpoint<endpoint_side::Client>,
+        url: &str,
+        encoding: Encoding,
+        tap: Option<Tap>,
+    ) -> Result<Client> {
+        crate::wt::connect(endpoint, url, encoding, tap).await
+    }
+
+    /// Connects over WebTransport using what `GET /connect` at `http_base` publishes.
+    pub async fn connect_via(http_base: &str, encoding: Encoding) -> Result<Client> {
+        let info = fetch_connect(http_base).await?;
+        let wt = &info["webtransport"];
+        let missing = |what: &'static str| ClientError::Invalid {
+            what,
+            why: "missing from /connect".into(),
+        };
+        let url = wt["url"]
+            .as_str()
+            .ok_or_else(|| missing("webtransport url"))?;
+        let hash = wt["certificateHashes"][0]["value"]
+            .as_str()
+            .ok_or_else(|| missing("certificate hash"))?;
+        Client::connect_wt(url, hash, encoding).await
+    }
+
+    /// Sends one envelope on the reliable channel (WebSocket frame or control stream line).
+    pub async fn send(&self, envelope: &Value) -> Result<()> {
+        self.send_text(&envelope.to_string()).await
+    }
+
+    /// Sends text as-is on the reliable channel (a WebSocket text frame, or a control
+    /// stream line: a newline is appended).
+    pub async fn send_text(&self, text: &str) -> Result<()> {
+        match &self.sender {
+            Sender::Ws(sink) => sink.lock().await.send(Message::text(text)).await?,
+            Sender::Wt { stream, .. } => {
+                let mut line = Vec::with_capacity(text.len() + 1);
+                line.extend_from_slice(text.as_bytes());
+                line.push(b'\n');
+                stream.lock().await.write_all(&line).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes raw bytes on the control stream (no newline added) or sends a WebSocket
+    /// binary frame: for tests of framing edge cases.
+    pub async fn send_raw(&self, bytes: &[u8]) -> Result<()> {
+        match &self.sender {
+            Sender::Ws(sink) => {
+                sink.lock()
+                    .await
+                    .send(Message::binary(Bytes::copy_from_slice(bytes)))
+                    .await?
+            }
+            Sender::Wt { stream, .. } => stream.lock().await.write_all(bytes).await?,
+        }
+        Ok(())
+    }
+
+    /// Sends one datagram (WebTransport only).
+    pub fn send_datagram(&self, bytes: &[u8]) -> Result<()> {
+        match &self.sender {
+            Sender::Wt { connection, .. } => Ok(connection.send_datagram(bytes)?),
+            Sender::Ws(_) => Err(ClientError::NeedsWebTransport("a datagram")),
+        }
+    }
+
+    /// The largest datagram the server accepts now (WebTransport only).
+    pub fn max_datagram_size(&self) -> Option<usize> {
+        match &self.sender {
+            Sender::Wt { connection, .. } => connection.max_datagram_size(),
+            Sender::Ws(_) => None,
+        }
+    }
+
+    /// The underlying WebTransport connection, if any.
+    pub fn wt_connection(&self) -> Option<&Connection> {
+        match &self.sender {
+            Sender::Wt { connection, .. } => Some(connection),
+            Sender::Ws(_) => None,
+        }
+    }
+
+    /// Sends `event:broadcast` on the reliable channel.
+    pub async fn broadcast(&self, room: &str, event_name: &str, payload: &Value) -> Result<()> {
+        self.send(&broadcast_envelope(room, event_name, payload))
+            .await
+    }
+
+    /// Sends `event:broadcast` as a JSON datagram.
+    pub fn broadcast_datagram(&self, room: &str, event_name: &str, payload: &Value) -> Result<()> {
+        self.send_datagram(
+            broadcast_envelope(room, event_name, payload)
+                .to_string()
+                .as_bytes(),
+        )
+    }
+
+    /// Sends a request with a fresh numeric `id` and waits for the answer that echoes it;
+    /// messages that arrive before the answer are skipped.
+    pub async fn request(&mut self, event_name: &str, data: Value) -> Result<ServerMessage> {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.send(&json!({ "event": event_name, "data": data, "id": id }))
+            .await?;
+        let got = self
+            .wait_for(DEFAULT_TIMEOUT, |r| r.message.id == Some(json!(id)))
+            .await?;
+        Ok(got.message)
+    }
+
+    /// Creates a room; an `error` answer is [`ClientError::Refused`].
+    pub async fn create(&mut self, name: &str, instrument: &str) -> Result<SessionInfo> {
+        let answer = self
+            .request(
+                event::CREATE,
+                json!({ "name": name, "instrument": instrument }),
+            )
+            .await?;
+        match answer.event {
+            ServerEvent::Created(info) => Ok(info),
+            other => Err(unexpected(event::CREATED, other)),
+        }
+    }
+
+    /// Joins a room; an `error` answer is [`ClientError::Refused`].
+    pub async fn join(&mut self, room: &str, name: &str, instrument: &str) -> Result<SessionInfo> {
+        let answer = self
+            .request(
+                event::JOIN,
+                json!({ "roomCode": room, "name": name, "instrument": instrument }),
+            )
+            .await?;
+        match answer.event {
+            ServerEvent::Joined(info) => Ok(info),
+            other => Err(unexpected(event::JOINED, other)),
+        }
+    }
+
+    /// Leaves the room; the answer (`session:left` or an `error`) as it came.
+    pub async fn leave(&mut self, room: &str) -> Result<ServerMessage> {
+        self.request(event::LEAVE, json!({ "roomCode": room }))
+            .await
+    }
+
+    /// The next message, or `None` once the connection is closed and drained.
+    pub async fn recv(&mut self) -> Option<Received> {
+        self.rx.recv().await
+    }
+
+    /// The next message within `timeout`.
+    pub async fn recv_timeout(&mut self, timeout: Duration) -> Result<Received> {
+        match tokio::time::timeout(timeout, self.rx.recv()).await {
+            Ok(Some(r)) => Ok(r),
+            Ok(None) => Err(ClientError::Closed(self.closed())),
+            Err(_) => Err(ClientError::Timeout(timeout)),
+        }
+    }
+
+    /// The next message within [`DEFAULT_TIMEOUT`].
+    pub async fn next(&mut self) -> Result<Received> {
+        self.recv_timeout(DEFAULT_TIMEOUT).await
+    }
+
+    /// Waits for the next message that satisfies `pred`, skipping others.
+    pub async fn wait_for(
+        &mut self,
+        timeout: Duration,
+        mut pred: impl FnMut(&Received) -> bool,
+    ) -> Result<Received> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let got = match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(r)) => r,
+                Ok(None) => return Err(ClientError::Closed(self.closed())),
+                Err(_) => return Err(ClientError::Timeout(timeout)),
+            };
+            if pred(&got) {
+                return Ok(got);
+            }
+        }
+    }
+
+    /// How the connection ended, if it has.
+    pub fn closed(&self) -> Option<Closed> {
+        self.closed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Closes the connection cleanly (WebSocket close 1000 / finishing the control stream).
+    pub async fn close(&self) -> Result<()> {
+        match &self.sender {
+            Sender::Ws(sink) => sink.lock().await.send(Message::Close(None)).await?,
+            Sender::Wt { stream, .. } => stream.lock().await.finish().await?,
+        }
+        Ok(())
+    }
+
+    /// Drops the connection abruptly, as a vanished peer would (no close handshake).
+    pub fn abort(self) {
+        if let Sender::Wt { connection, .. } = &self.sender {
+            connection.close(VarInt::from_u32(99), b"aborted");
+        }
+        drop(self);
+    }
+}
+
+/// The answer to a request: an `error` is a refusal, anything else unexpected.
+fn unexpected(expected: &'static str, got: ServerEvent) -> ClientError {
+    match got {
+        ServerEvent::Error { code, message } => ClientError::Refused { code, message },
+        other => ClientError::Unexpected {
+            expected,
+            got: Box::new(other),
+        },
+    }
+}

@@ -1,0 +1,83 @@
+//! The WebSocket side of the client: the handshake (subprotocol `jam.v1`, `TCP_NODELAY`)
+//! and the reader task that decodes each text frame into the client's queue.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use jam_protocol::{ServerMessage, SUBPROTOCOL};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::client::{set_closed, Client, Sender};
+use crate::error::Result;
+use crate::{Closed, Received, Tap, Via};
+
+/// The WebSocket read buffer: a few KiB holds many note events per read. tungstenite
+/// zero-fills the free part of its read buffer before every read; its 128 KiB default
+/// made that memset a fifth of a busy bench's CPU.
+const CLIENT_READ_BUFFER: usize = 8 * 1024;
+
+pub(crate) async fn connect(url: &str, mut tap: Option<Tap>) -> Result<Client> {
+    let nodelay = true;
+    let mut request = url.into_client_request()?;
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static(SUBPROTOCOL),
+    );
+    let config = WebSocketConfig::default().read_buffer_size(CLIENT_READ_BUFFER);
+    let (socket, _response) =
+        tokio_tungstenite::connect_async_with_config(request, Some(config), nodelay).await?;
+    let (sink, mut stream) = socket.split();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let closed = Arc::new(Mutex::new(None));
+    let closed2 = closed.clone();
+    let reader = tokio::spawn(async move {
+        while let Some(msg) = stream.next().await {
+            match msg {
+                Ok(Message::Text(text)) => {
+                    if let Some(tap) = tap.as_mut() {
+                        if tap(Via::WebSocket, text.as_bytes(), Instant::now()) {
+                            continue;
+                        }
+                    }
+                    let raw = Bytes::copy_from_slice(text.as_bytes());
+                    match ServerMessage::from_json(&raw) {
+                        Ok(message) => {
+                            let _ = tx.send(Received {
+                                message,
+                                via: Via::WebSocket,
+                                raw,
+                            });
+                        }
+                        Err(e) => tracing::warn!(error = %e, "undecodable server message"),
+                    }
+                }
+                Ok(Message::Close(frame)) => {
+                    let (code, reason) = frame
+                        .map(|f| (u16::from(f.code), f.reason.to_string()))
+                        .unwrap_or((1005, String::new()));
+                    set_closed(&closed2, Closed::WebSocket { code, reason });
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    set_closed(&closed2, Closed::Other(e.to_string()));
+                    break;
+                }
+            }
+        }
+        set_closed(&closed2, Closed::Other("stream ended".into()));
+    });
+    Ok(Client {
+        sender: Sender::Ws(tokio::sync::Mutex::new(sink)),
+        rx,
+        closed,
+        next_id: 0,
+        reader,
+    })
+}

@@ -1,0 +1,241 @@
+//! The WebTransport side of the client: endpoints that trust a certificate by its
+//! SHA-256, connecting a session and its control stream, and the reader tasks (datagrams
+//! through `jam-wt`'s reader, control stream lines in a task of their own).
+
+use std::net::{Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use jam_protocol::{Encoding, ServerMessage};
+use jam_wt::DatagramReader;
+use tokio::sync::mpsc;
+use wtransport::endpoint::endpoint_side;
+use wtransport::tls::Sha256Digest;
+use wtransport::{ClientConfig, Connection, Endpoint};
+
+use crate::client::{set_closed, Client, ClosedSlot, Sender};
+use crate::error::{ClientError, Result};
+use crate::{Closed, Received, Tap, Via};
+
+/// A WebTransport client endpoint (one UDP socket) that trusts the certificate with
+/// SHA-256 `cert_hash_hex`. Each [`Client::connect_wt`] makes its own, as separate
+/// browsers would; many clients in one process may share one with
+/// [`Client::connect_wt_on`], so that one `recvmmsg` serves them all (jam-bench does).
+/// `recv_buffer` sets the socket's receive buffer (bytes), which a shared socket needs
+/// larger than the default.
+pub fn wt_endpoint(
+    cert_hash_hex: &str,
+    recv_buffer: Option<usize>,
+) -> Result<Endpoint<endpoint_side::Client>> {
+    let digest = parse_hash(cert_hash_hex)?;
+    let builder = ClientConfig::builder();
+    let builder = match recv_buffer {
+        None => builder.with_bind_default(),
+        Some(bytes) => {
+            let socket = socket2::Socket::new(
+                socket2::Domain::IPV6,
+                socket2::Type::DGRAM,
+                Some(socket2::Protocol::UDP),
+            )?;
+            socket.set_only_v6(false)?;
+            socket.set_recv_buffer_size(bytes)?;
+            socket.bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)).into())?;
+            builder.with_bind_socket(socket.into())
+        }
+    };
+    let config = builder
+        .with_server_certificate_hashes([digest])
+        .keep_alive_interval(Some(Duration::from_secs(5)))
+        .build();
+    Ok(Endpoint::client(config)?)
+}
+
+/// Reads 64 hex digits (either case) as a SHA-256 digest. Works on bytes, so any other
+/// input, non-ASCII included, is an error and never a panic.
+fn parse_hash(hex: &str) -> Result<Sha256Digest> {
+    let invalid = |why: &str| ClientError::Invalid {
+        what: "certificate hash",
+        why: why.to_owned(),
+    };
+    let digits = hex.as_bytes();
+    if digits.len() != 64 {
+        return Err(invalid("must be 64 hex digits"));
+    }
+    let nibble = |d: u8| (d as char).to_digit(16).map(|v| v as u8);
+    let mut bytes = [0u8; 32];
+    for (b, pair) in bytes.iter_mut().zip(digits.chunks_exact(2)) {
+        match (nibble(pair[0]), nibble(pair[1])) {
+            (Some(hi), Some(lo)) => *b = hi << 4 | lo,
+            _ => return Err(invalid("must be 64 hex digits")),
+        }
+    }
+    Ok(Sha256Digest::new(bytes))
+}
+
+pub(crate) async fn connect(
+    endpoint: &Endpoint<endpoint_side::Client>,
+    url: &str,
+    encoding: Encoding,
+    tap: Option<Tap>,
+) -> Result<Client> {
+    let url = match encoding {
+        Encoding::Json => url.to_owned(),
+        Encoding::MsgPack => format!("{url}?encoding=msgpack"),
+    };
+    let connection = endpoint.connect(&url).await?;
+    let (send, recv) = connection.open_bi().await?.await?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let closed = Arc::new(Mutex::new(None));
+    let reader = tokio::spawn(read_wt(connection.clone(), recv, tx, closed.clone(), tap));
+    Ok(Client {
+        sender: Sender::Wt {
+            connection,
+            stream: tokio::sync::Mutex::new(send),
+        },
+        rx,
+        closed,
+        next_id: 0,
+        reader,
+    })
+}
+
+async fn read_wt(
+    connection: Connection,
+    recv: wtransport::RecvStream,
+    tx: mpsc::UnboundedSender<Received>,
+    closed: ClosedSlot,
+    tap: Option<Tap>,
+) {
+    let tap = tap.map(|t| Arc::new(Mutex::new(t)));
+    // The control stream gets a task of its own, so that waking up for a datagram does
+    // not poll the stream too (a quinn stream read per datagram cost the bench a few %).
+    let mut lines = AbortOnDrop(tokio::spawn(read_lines(recv, tx.clone(), tap.clone())));
+    let datagrams = DatagramReader::new(&connection);
+    loop {
+        match datagrams.next().await {
+            Ok(raw) => on_datagram(raw, tap.as_deref(), &tx),
+            Err(e) => {
+                // The control stream hands over what it still has before the close shows.
+                let _ = tokio::time::timeout(Duration::from_secs(1), &mut lines.0).await;
+                set_closed(&closed, closed_by(e));
+                return;
+            }
+        }
+    }
+}
+
+/// A shared [`Tap`], for a connection read by more than one task.
+type SharedTap = Arc<Mutex<Tap>>;
+
+/// Shows `raw` to the tap, if there is one; `true` when the tap consumed it.
+fn tapped(tap: Option<&Mutex<Tap>>, via: Via, raw: &[u8], at: Instant) -> bool {
+    tap.is_some_and(|t| (t.lock().unwrap_or_else(|e| e.into_inner()))(via, raw, at))
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Reads the control stream's lines until it ends.
+async fn read_lines(
+    mut recv: wtransport::RecvStream,
+    tx: mpsc::UnboundedSender<Received>,
+    tap: Option<SharedTap>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut pending: Vec<u8> = Vec::new();
+    while let Ok(Some(n)) = recv.read(&mut buf).await {
+        let arrived = Instant::now();
+        pending.extend_from_slice(&buf[..n]);
+        // Lines are taken from a moving start and the buffer is compacted once per read,
+        // so a large batch costs one pass rather than one shift per line.
+        let mut start = 0;
+        while let Some(i) = pending[start..].iter().position(|&b| b == b'\n') {
+            let line = &pending[start..start + i];
+            start += i + 1;
+            if tapped(tap.as_deref(), Via::Stream, line, arrived) {
+                continue;
+            }
+            let raw = Bytes::copy_from_slice(line);
+            match ServerMessage::from_json(&raw) {
+                Ok(message) => {
+                    let _ = tx.send(Received {
+                        message,
+                        via: Via::Stream,
+                        raw,
+                    });
+                }
+                Err(e) => tracing::warn!(error = %e, "undecodable server line"),
+            }
+        }
+        pending.drain(..start);
+    }
+}
+
+fn on_datagram(raw: Bytes, tap: Option<&Mutex<Tap>>, tx: &mpsc::UnboundedSender<Received>) {
+    if tapped(tap, Via::Datagram, &raw, Instant::now()) {
+        return;
+    }
+    let decoded = match Encoding::sniff(&raw) {
+        Encoding::Json => ServerMessage::from_json(&raw),
+        Encoding::MsgPack => ServerMessage::from_msgpack(&raw),
+    };
+    match decoded {
+        Ok(message) => {
+            let _ = tx.send(Received {
+                message,
+                via: Via::Datagram,
+                raw,
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "undecodable datagram"),
+    }
+}
+
+fn closed_by(e: wtransport::error::ConnectionError) -> Closed {
+    match e {
+        wtransport::error::ConnectionError::ApplicationClosed(c) => Closed::WebTransport {
+            code: c.code().into_inner(),
+            reason: String::from_utf8_lossy(c.reason()).into_owned(),
+        },
+        other => Closed::Other(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificate_hashes_are_64_hex_digits_and_never_panic() {
+        let good = "0123456789abcdefABCDEF0123456789abcdef0123456789abcdef0123456789";
+        assert!(parse_hash(good).is_ok());
+        // 64 bytes, but not 64 ASCII characters: a byte-sliced parser split 'é' in two.
+        let accented = format!("é{}", &good[2..]);
+        assert_eq!(accented.len(), 64);
+        assert!(matches!(
+            parse_hash(&accented),
+            Err(ClientError::Invalid { .. })
+        ));
+        for bad in [
+            "",
+            "00",
+            &good[1..],
+            &format!("{good}0"),
+            &good.replace('a', "g"),
+        ] {
+            assert!(parse_hash(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_hash(&"🎹".repeat(16)).is_err());
+        assert!(
+            parse_hash("+f".repeat(32).as_str()).is_err(),
+            "a sign is not a digit"
+        );
+    }
+}

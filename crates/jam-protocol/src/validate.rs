@@ -1,0 +1,96 @@
+//! Field rules of PROTOCOL.md §3: display names, instruments and event names. Each
+//! validator trims and checks one field and returns a [`ProtocolError`] naming the rule it
+//! broke; the envelope's reader calls them.
+
+use crate::error::ProtocolError;
+use crate::{MAX_EVENT_NAME_CHARS, MAX_INSTRUMENT_CHARS, MAX_NAME_CHARS};
+
+/// A validated display name and its case-folded key for uniqueness checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Name {
+    /// The name as shown (trimmed).
+    pub display: String,
+    /// Unicode lower case of `display`, compared for `name_taken`.
+    pub key: String,
+}
+
+/// Validates a display name: trimmed of Unicode white space, 1 to 32 characters, no
+/// control characters.
+pub fn validate_name(raw: &str) -> Result<Name, ProtocolError> {
+    let name = raw.trim();
+    let chars = name.chars().count();
+    if chars == 0 {
+        return Err(ProtocolError::invalid("name must not be empty"));
+    }
+    if chars > MAX_NAME_CHARS {
+        return Err(ProtocolError::invalid("name is longer than 32 characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ProtocolError::invalid(
+            "name must not contain control characters",
+        ));
+    }
+    Ok(Name {
+        display: name.to_owned(),
+        key: name.to_lowercase(),
+    })
+}
+
+/// Validates an instrument: missing or `null` is `""`; trimmed; at most 32 characters;
+/// no control characters.
+pub fn validate_instrument(raw: Option<&str>) -> Result<String, ProtocolError> {
+    let instrument = raw.unwrap_or("").trim();
+    if instrument.chars().count() > MAX_INSTRUMENT_CHARS {
+        return Err(ProtocolError::invalid(
+            "instrument is longer than 32 characters",
+        ));
+    }
+    if instrument.chars().any(char::is_control) {
+        return Err(ProtocolError::invalid(
+            "instrument must not contain control characters",
+        ));
+    }
+    Ok(instrument.to_owned())
+}
+
+/// Validates an `eventName`: 1 to 64 characters.
+pub fn validate_event_name(raw: &str) -> Result<(), ProtocolError> {
+    let n = raw.chars().count();
+    if n == 0 || n > MAX_EVENT_NAME_CHARS {
+        return Err(ProtocolError::invalid(
+            "eventName must be 1 to 64 characters",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_rules() {
+        assert_eq!(validate_name("  Ana \u{3000}").unwrap().display, "Ana");
+        assert_eq!(validate_name("ÁNA").unwrap().key, "ána");
+        assert_eq!(
+            validate_name(&"é".repeat(32))
+                .unwrap()
+                .display
+                .chars()
+                .count(),
+            32
+        );
+        assert!(validate_name(&"é".repeat(33)).is_err());
+        assert!(validate_name("   ").is_err());
+        assert!(validate_name("a\u{7}b").is_err());
+        assert!(validate_name("a\nb").is_err());
+    }
+
+    #[test]
+    fn instrument_rules() {
+        assert_eq!(validate_instrument(None).unwrap(), "");
+        assert_eq!(validate_instrument(Some(" bass ")).unwrap(), "bass");
+        assert!(validate_instrument(Some(&"x".repeat(33))).is_err());
+        assert!(validate_instrument(Some("a\u{1b}")).is_err());
+    }
+}

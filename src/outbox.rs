@@ -1,0 +1,304 @@
+//! Delivery: how the room core reaches a member without knowing its transport. Each
+//! member has an [`Outbox`], a bounded queue of encoded envelopes (JSON, no framing) that
+//! its transport's writer drains, plus, for WebTransport members, a [`DatagramSink`]. A
+//! relayed event is encoded once ([`Relayed`]) and shared by every receiver.
+//!
+//! Nothing here waits: reliable messages use `try_send` and a full queue ends that member's
+//! connection ([`CloseReason::SlowConsumer`]); datagram-class events to a lagging member
+//! are dropped and counted.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use jam_protocol::{json_to_msgpack, Encoding};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::stats::Stats;
+
+/// Why the server ends a connection. The room core and the session decide *that* a
+/// connection ends and why; each transport maps the reason to its own close signal (a
+/// WebSocket close code, a WebTransport application error code) and text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The server is shutting down.
+    Shutdown,
+    /// The member's reliable outbox overflowed: it stopped reading.
+    SlowConsumer,
+    /// Nothing was heard from the peer within the timeout.
+    PeerTimeout,
+    /// The peer broke the transport binding.
+    ProtocolViolation,
+    /// The peer sent text that is not valid UTF-8.
+    InvalidData,
+    /// The peer sent a frame too large to read safely.
+    TooBig,
+    /// The peer ended its side (closed its socket or finished its control stream).
+    PeerClosed,
+}
+
+impl CloseReason {
+    /// A short text for close frames and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Shutdown => "server shutting down",
+            CloseReason::SlowConsumer => "outgoing queue overflowed",
+            CloseReason::PeerTimeout => "peer timed out",
+            CloseReason::ProtocolViolation => "protocol violation",
+            CloseReason::InvalidData => "invalid UTF-8",
+            CloseReason::TooBig => "message too big",
+            CloseReason::PeerClosed => "closed by peer",
+        }
+    }
+}
+
+/// Which path an event arrived on, and so which path it leaves on (PROTOCOL.md §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// A WebSocket or a WebTransport control stream.
+    Reliable,
+    /// A WebTransport datagram.
+    Datagram,
+}
+
+/// A member's unreliable channel (a WebTransport session's datagrams).
+pub trait DatagramSink: Send + Sync + 'static {
+    /// The largest payload the peer takes now, without the prefix; `None` when datagrams
+    /// are unavailable.
+    fn max_size(&self) -> Option<usize>;
+    /// Bytes the transport puts before every payload (for WebTransport, the session's
+    /// quarter stream id). Receivers that share a prefix share one framed copy per event.
+    fn prefix(&self) -> &[u8];
+    /// Sends one framed datagram (prefix + payload) without waiting; `false` when it was
+    /// not sent.
+    fn send(&self, framed: Bytes) -> bool;
+}
+
+/// Longest datagram prefix that [`Relayed`] caches (a QUIC varint is at most 8 bytes).
+const MAX_PREFIX: usize = 8;
+
+/// One framed copy of an event, for the receivers whose prefix is `prefix`.
+#[derive(Debug)]
+struct Framed {
+    prefix: [u8; MAX_PREFIX],
+    prefix_len: usize,
+    bytes: Option<Bytes>,
+}
+
+/// What became of one delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivered {
+    /// Queued on the receiver's reliable channel.
+    Queued,
+    /// Sent as a datagram.
+    Datagram,
+    /// Dropped: datagram-class and the receiver lags, or the datagram send failed.
+    Dropped,
+}
+
+/// An `event:broadcast` encoded once for all its receivers: the JSON envelope, and on
+/// first need its MessagePack form and one datagram-framed copy per encoding.
+#[derive(Debug)]
+pub struct Relayed {
+    json: Bytes,
+    msgpack: OnceLock<Option<Bytes>>,
+    framed: [OnceLock<Framed>; 2],
+}
+
+impl Relayed {
+    /// Wraps the encoded JSON envelope.
+    pub fn new(json: Bytes) -> Self {
+        Relayed {
+            json,
+            msgpack: OnceLock::new(),
+            framed: [OnceLock::new(), OnceLock::new()],
+        }
+    }
+
+    /// The envelope in `encoding`.
+    pub fn encoded(&self, encoding: Encoding) -> Option<&Bytes> {
+        match encoding {
+            Encoding::Json => Some(&self.json),
+            Encoding::MsgPack => self.msgpack(),
+        }
+    }
+
+    /// `prefix` + the envelope in `encoding`, built once for all receivers that share the
+    /// prefix (in practice every WebTransport session: its id is that of the first
+    /// request stream), and copied afresh only for a receiver with another prefix.
+    pub fn framed(&self, encoding: Encoding, prefix: &[u8]) -> Option<Bytes> {
+        let build = || {
+            let body = self.encoded(encoding)?;
+            let mut v = Vec::with_capacity(prefix.len() + body.len());
+            v.extend_from_slice(prefix);
+            v.extend_from_slice(body);
+            Some(Bytes::from(v))
+        };
+        if prefix.len() > MAX_PREFIX {
+            return build();
+        }
+        let slot = &self.framed[encoding as usize];
+        let cached = slot.get_or_init(|| {
+            let mut p = [0u8; MAX_PREFIX];
+            p[..prefix.len()].copy_from_slice(prefix);
+            Framed {
+                prefix: p,
+                prefix_len: prefix.len(),
+                bytes: build(),
+            }
+        });
+        if &cached.prefix[..cached.prefix_len] == prefix {
+            cached.bytes.clone()
+        } else {
+            build()
+        }
+    }
+
+    /// The JSON envelope.
+    pub fn json(&self) -> &Bytes {
+        &self.json
+    }
+
+    /// The MessagePack envelope, encoded the first time a receiver needs it.
+    pub fn msgpack(&self) -> Option<&Bytes> {
+        self.msgpack
+            .get_or_init(|| json_to_msgpack(&self.json).map(Bytes::from))
+            .as_ref()
+    }
+}
+
+struct OutboxShared {
+    tx: mpsc::Sender<Bytes>,
+    capacity: usize,
+    datagrams: Option<(Box<dyn DatagramSink>, Encoding)>,
+    closer: CancellationToken,
+    reason: OnceLock<CloseReason>,
+    stats: Arc<Stats>,
+}
+
+/// The sending half of a member's bounded queue of encoded envelopes (JSON, no framing),
+/// plus its datagram sink. Cloning shares the queue.
+#[derive(Clone)]
+pub struct Outbox(Arc<OutboxShared>);
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("capacity", &self.0.capacity)
+            .field("datagrams", &self.0.datagrams.is_some())
+            .finish()
+    }
+}
+
+impl Outbox {
+    /// Creates an outbox of `capacity` messages. `closer` is cancelled when the server
+    /// decides to end the connection (its transport watches it).
+    pub fn new(
+        capacity: usize,
+        datagrams: Option<(Box<dyn DatagramSink>, Encoding)>,
+        closer: CancellationToken,
+        stats: Arc<Stats>,
+    ) -> (Outbox, mpsc::Receiver<Bytes>) {
+        let capacity = capacity.max(2);
+        let (tx, rx) = mpsc::channel(capacity);
+        let shared = OutboxShared {
+            tx,
+            capacity,
+            datagrams,
+            closer,
+            reason: OnceLock::new(),
+            stats,
+        };
+        (Outbox(Arc::new(shared)), rx)
+    }
+
+    /// Queues a control message or a reliable event; a full queue means the member
+    /// stopped reading, and it is disconnected.
+    pub fn push_reliable(&self, bytes: Bytes) -> bool {
+        match self.0.tx.try_send(bytes) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if self.0.reason.get().is_none() {
+                    self.0.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+                }
+                self.close(CloseReason::SlowConsumer);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Queues a datagram-class event. Such events only use the lower half of the queue,
+    /// so a lagging member loses these first and its control messages still fit.
+    fn push_lossy(&self, bytes: Bytes) -> Delivered {
+        if self.0.tx.capacity() <= self.0.capacity / 2 || self.0.tx.try_send(bytes).is_err() {
+            return Delivered::Dropped;
+        }
+        Delivered::Queued
+    }
+
+    /// Delivers one relayed event along the path rules of PROTOCOL.md §4.
+    pub fn deliver(&self, event: &Relayed, path: Path) -> Delivered {
+        match (path, &self.0.datagrams) {
+            (Path::Reliable, _) => {
+                self.push_reliable(event.json().clone());
+                Delivered::Queued
+            }
+            (Path::Datagram, Some((sink, encoding))) => {
+                let fits = match (event.encoded(*encoding), sink.max_size()) {
+                    (Some(body), Some(max)) => body.len() <= max,
+                    _ => false,
+                };
+                match event.framed(*encoding, sink.prefix()) {
+                    Some(framed) if fits => {
+                        if sink.send(framed) {
+                            Delivered::Datagram
+                        } else {
+                            Delivered::Dropped
+                        }
+                    }
+                    // Too large for this receiver: the control stream carries it, as JSON.
+                    _ => self.push_lossy(event.json().clone()),
+                }
+            }
+            (Path::Datagram, None) => self.push_lossy(event.json().clone()),
+        }
+    }
+
+    /// Asks the transport to end the connection; the first reason wins.
+    pub fn close(&self, reason: CloseReason) {
+        let _ = self.0.reason.set(reason);
+        self.0.closer.cancel();
+    }
+
+    /// Why the server closed the connection, if it did.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.0.reason.get().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn framed_copies_are_shared_per_prefix() {
+        let ev = Relayed::new(Bytes::from_static(
+            br#"{"event":"event:broadcast","data":{}}"#,
+        ));
+        let a = ev.framed(Encoding::Json, &[0]).unwrap();
+        let b = ev.framed(Encoding::Json, &[0]).unwrap();
+        assert_eq!(
+            a.as_ptr(),
+            b.as_ptr(),
+            "one copy for every receiver with prefix 0"
+        );
+        assert_eq!(&a[1..], &ev.json()[..]);
+        let other = ev.framed(Encoding::Json, &[0x40, 0x41]).unwrap();
+        assert_eq!(&other[..2], &[0x40, 0x41]);
+        assert_eq!(&other[2..], &ev.json()[..]);
+        let mp = ev.framed(Encoding::MsgPack, &[0]).unwrap();
+        assert_eq!(&mp[1..], &ev.msgpack().unwrap()[..]);
+    }
+}
