@@ -2,7 +2,7 @@
 //! the route to the WebSocket upgrade.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use axum::extract::{Path as UrlPath, State};
@@ -51,7 +51,7 @@ struct HttpState {
     web_dir: Option<Arc<PathBuf>>,
 }
 
-/// All routes.
+/// All routes. `web_dir`, when given, must be canonical (the server resolves it at start).
 pub fn router(ctx: Arc<Context>, published: Arc<Published>, web_dir: Option<PathBuf>) -> Router {
     let state = HttpState {
         published,
@@ -122,15 +122,11 @@ async fn static_file(state: State<HttpState>, UrlPath(path): UrlPath<String>) ->
 }
 
 async fn serve_file(state: &HttpState, path: &str) -> Response {
-    if path
-        .split('/')
-        .any(|seg| seg == ".." || seg.starts_with('.'))
-        || path.starts_with("e2e/")
-    {
+    let Some(relative) = demo_path(path) else {
         return StatusCode::NOT_FOUND.into_response();
-    }
+    };
     let body: Option<Vec<u8>> = match &state.web_dir {
-        Some(dir) => tokio::fs::read(dir.join(path)).await.ok(),
+        Some(dir) => read_inside(dir, relative).await,
         None => WebDemo::get(path).map(|f| f.data.into_owned()),
     };
     let Some(body) = body else {
@@ -151,6 +147,34 @@ async fn serve_file(state: &HttpState, path: &str) -> Response {
         ),
     ];
     (headers, body).into_response()
+}
+
+/// The request path as a path relative to the web demo, or `None` when it could name
+/// anything else: every segment must be a plain, visible name (no empty segment, no `.` or
+/// `..`, no hidden file, no backslash or NUL), and the whole must stay relative once the
+/// operating system reads it (a decoded `/%2Fetc%2Fpasswd` is the absolute `/etc/passwd`,
+/// which `Path::join` would put in place of the folder). The browser tests are not served.
+fn demo_path(path: &str) -> Option<&Path> {
+    let plain =
+        |seg: &str| !seg.is_empty() && !seg.starts_with('.') && !seg.contains(['\\', '\0', ':']);
+    if !path.split('/').all(plain) || path.starts_with("e2e/") {
+        return None;
+    }
+    let relative = Path::new(path);
+    relative
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)))
+        .then_some(relative)
+}
+
+/// Reads `relative` under `dir` (canonical), refusing a file whose real path is elsewhere
+/// (a symbolic link out of the folder).
+async fn read_inside(dir: &Path, relative: &Path) -> Option<Vec<u8>> {
+    let real = tokio::fs::canonicalize(dir.join(relative)).await.ok()?;
+    if !real.starts_with(dir) {
+        return None;
+    }
+    tokio::fs::read(real).await.ok()
 }
 
 fn mime_for(path: &str) -> &'static str {
@@ -175,6 +199,31 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, HeaderValue::from_str(h).unwrap());
         request_host(&headers)
+    }
+
+    #[test]
+    fn only_plain_relative_paths_name_demo_files() {
+        for ok in ["index.html", "app.js", "icons/a.svg"] {
+            assert_eq!(demo_path(ok), Some(Path::new(ok)), "{ok}");
+        }
+        for bad in [
+            "/etc/passwd",
+            "//etc/passwd",
+            "../Cargo.toml",
+            "a/../../x",
+            "./index.html",
+            ".git/config",
+            "a//b",
+            "a/",
+            "",
+            "..\\x",
+            "C:\\x",
+            "c:x",
+            "a\0b",
+            "e2e/package.json",
+        ] {
+            assert_eq!(demo_path(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -45,6 +45,19 @@ impl RunningServer {
                 dir: Some(config.cert_dir.clone()),
             },
         };
+        let web_dir = match &config.web_dir {
+            Some(dir) => {
+                let dir = std::fs::canonicalize(dir)
+                    .with_context(|| format!("--web-dir {}", dir.display()))?;
+                anyhow::ensure!(
+                    dir.is_dir(),
+                    "--web-dir {} is not a directory",
+                    dir.display()
+                );
+                Some(dir)
+            }
+            None => None,
+        };
         let identity = cert_source.load().context("loading the certificate")?;
         let not_after = identity.not_after;
 
@@ -79,7 +92,7 @@ impl RunningServer {
         });
 
         let mut tasks = Vec::new();
-        let app = http::router(ctx.clone(), published.clone(), config.web_dir.clone());
+        let app = http::router(ctx.clone(), published.clone(), web_dir);
         let shutdown = ctx.shutdown.clone();
         tasks.push(tokio::spawn(async move {
             // Nagle's algorithm would hold each small frame until the previous one is

@@ -1,0 +1,26 @@
+//! The real binary's command line: a value the server cannot run with stops it at start
+//! with a message naming the flag, instead of a panic later.
+
+use std::process::Command;
+
+fn refused(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_jam-server"))
+        .args(["--http-addr", "127.0.0.1:0", "--wt-addr", "127.0.0.1:0"])
+        .arg("--ephemeral-cert")
+        .args(args)
+        .output()
+        .expect("the binary runs");
+    assert!(!out.status.success(), "{args:?} was accepted");
+    assert_eq!(out.status.code(), Some(2), "{args:?}: a usage error");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_zero_ping_interval_is_refused_with_the_flag_named() {
+    let err = refused(&["--ping-interval", "0s"]);
+    assert!(err.contains("--ping-interval is 0s"), "{err}");
+    let err = refused(&["--peer-timeout", "5s", "--ping-interval", "10s"]);
+    assert!(err.contains("must be shorter than --peer-timeout"), "{err}");
+    let err = refused(&["--outbox-capacity", "0"]);
+    assert!(err.contains("--outbox-capacity is 0"), "{err}");
+}

@@ -1,0 +1,71 @@
+//! The HTTP side with `--web-dir`: files are served from that folder and from nowhere
+//! else, whatever the request path decodes to; a folder that does not exist stops the
+//! server at start.
+
+mod common;
+
+use common::TestServer;
+use jam_client::http_get;
+
+/// A web folder with one page, next to a secret the server must never serve.
+fn web_dir() -> (tempfile::TempDir, std::path::PathBuf) {
+    let root = tempfile::tempdir().unwrap();
+    let web = root.path().join("web");
+    std::fs::create_dir(&web).unwrap();
+    std::fs::write(web.join("index.html"), "<p>demo</p>").unwrap();
+    std::fs::write(root.path().join("secret.txt"), "secret").unwrap();
+    std::os::unix::fs::symlink(root.path().join("secret.txt"), web.join("link.txt")).unwrap();
+    (root, web)
+}
+
+#[tokio::test]
+async fn web_dir_serves_its_files_and_nothing_outside_it() {
+    let (_root, web) = web_dir();
+    let s = TestServer::start_with(|c| c.web_dir = Some(web.clone())).await;
+    let base = s.http_base();
+    let (status, body) = http_get(&format!("{base}/index.html")).await.unwrap();
+    assert_eq!((status, body.as_slice()), (200, &b"<p>demo</p>"[..]));
+    let (status, _) = http_get(&format!("{base}/")).await.unwrap();
+    assert_eq!(status, 200);
+
+    let secret = web.parent().unwrap().join("secret.txt");
+    let absolute = secret.to_str().unwrap().replace('/', "%2F");
+    for path in [
+        // Decodes to an absolute path: `dir.join` used to serve it.
+        "/%2Fetc%2Fpasswd".to_owned(),
+        format!("/{absolute}"),
+        "/..%2Fsecret.txt".to_owned(),
+        "/%2E%2E/secret.txt".to_owned(),
+        "/x/..%2F..%2Fsecret.txt".to_owned(),
+        "/..%5Csecret.txt".to_owned(),
+        "/index.html%00".to_owned(),
+        // A symbolic link that points out of the folder.
+        "/link.txt".to_owned(),
+    ] {
+        let (status, body) = http_get(&format!("{base}{path}")).await.unwrap();
+        assert_eq!(status, 404, "{path}");
+        assert!(!body.windows(6).any(|w| w == b"secret"), "{path}");
+        assert!(!body.windows(5).any(|w| w == b"root:"), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn the_built_in_demo_refuses_encoded_absolute_paths() {
+    let s = TestServer::start().await;
+    let (status, _) = http_get(&format!("{}/%2Fetc%2Fpasswd", s.http_base()))
+        .await
+        .unwrap();
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_missing_web_dir_stops_the_server_at_start() {
+    let root = tempfile::tempdir().unwrap();
+    let mut config = jam_server::Config::loopback();
+    config.web_dir = Some(root.path().join("nope"));
+    let err = jam_server::RunningServer::start(config)
+        .await
+        .err()
+        .expect("the server refuses to start");
+    assert!(format!("{err:#}").contains("--web-dir"), "{err:#}");
+}
