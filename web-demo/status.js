@@ -1,0 +1,93 @@
+// status.js: the status bar, the session banner and error messages.
+//
+// Owns: the connection state and transport shown in the top bar, its Retry
+// button, the banner over a session, the dismissable error alert, and
+// connecting (so every attempt shows its outcome in the bar). Does not own: the
+// connection itself (jam-client.js), or what the page does when a session is
+// lost or regained (views.js).
+
+import { describeError } from './jam-client.js';
+import { $ } from './dom.js';
+
+const STATE_TEXT = {
+  idle: 'Not connected',
+  connecting: 'Connecting…',
+  connected: 'Connected',
+  reconnecting: 'Connection lost — reconnecting…',
+  disconnected: 'Disconnected',
+};
+
+/**
+ * Wires the status bar to `client`. Reads `state.view` (a lost connection
+ * earns a banner only in a session).
+ */
+export function createStatusBar({ client, state }) {
+  /** Shows the client's state, or `extra` in its place. */
+  function render(extra) {
+    const status = $('status');
+    status.dataset.state = client.state;
+    $('status-text').textContent = extra || STATE_TEXT[client.state] || client.state;
+    const t = client.transport;
+    $('transport').dataset.transport = t || '';
+    $('transport').textContent = t === 'webtransport' ? 'WebTransport' : t === 'websocket' ? 'WebSocket' : '—';
+    $('retry').hidden = !(client.state === 'reconnecting' || client.state === 'disconnected');
+  }
+
+  /** A passing remark after the connection state, e.g. who joined. */
+  function announce(text) {
+    render(`${STATE_TEXT[client.state]} · ${text}`);
+  }
+
+  function showError(text) {
+    $('alert-text').textContent = text;
+    $('alert').hidden = false;
+  }
+
+  function clearError() {
+    $('alert').hidden = true;
+    $('alert-text').textContent = '';
+  }
+
+  function setBanner(text) {
+    $('session-banner').textContent = text || '';
+    $('session-banner').hidden = !text;
+  }
+
+  /** Connects, showing the outcome; resolves to whether it worked. */
+  async function connect() {
+    render();
+    try {
+      await client.connect();
+      render();
+      return true;
+    } catch (err) {
+      render(`Cannot reach the server: ${err.message}`);
+      return false;
+    }
+  }
+
+  client.on('state', () => render());
+
+  client.on('rejoin-retry', ({ attempt, delayMs }) => {
+    render(`Reconnected; waiting for the server to free your old seat (try ${attempt}, in ${(delayMs / 1000).toFixed(1)} s)…`);
+  });
+
+  client.on('disconnected', ({ reason }) => {
+    render();
+    if (state.view === 'session') setBanner(`Disconnected from the server (${reason}).`);
+  });
+
+  // Errors that answer no request of ours (requests show their own failure).
+  client.on('error', (data, envelope) => {
+    if (envelope.id === undefined) showError(describeError(data));
+  });
+
+  $('retry').addEventListener('click', () => {
+    if (client.state === 'reconnecting') client.reconnectNow();
+    else connect();
+  });
+
+  $('alert-close').addEventListener('click', clearError);
+
+  return { render, announce, showError, clearError, setBanner, connect };
+}

@@ -1,0 +1,296 @@
+// views.js: the page's three views and moving between them.
+//
+// Owns: the lobby (display name, instrument picker, create and join, an
+// invitation from a `?room=` link), the session view (room code, share link,
+// copy buttons, leaving), the session-ended view, the `?room=` in the address,
+// remembering name and instrument, and what the page does as the session is
+// lost, regained or ended, or as people come and go. Does not own: the status
+// bar's wording (status.js), the player list's drawing (players.js), the
+// keys (play-area.js), input (input.js) or sound (voices.js).
+
+import { describeError } from './jam-client.js';
+import { INSTRUMENTS } from './audio.js';
+import { $, instrumentIcon, instrumentBadge } from './dom.js';
+
+/** Where the keyboard starts for an instrument, when not middle C (C4 = 60). */
+const DEFAULT_BASE = { bass: 36 };
+
+function store(key, value) {
+  try {
+    localStorage.setItem(`jam.${key}`, value);
+  } catch {
+    /* storage may be off */
+  }
+}
+
+function load(key) {
+  try {
+    return localStorage.getItem(`jam.${key}`);
+  } catch {
+    return null;
+  }
+}
+
+async function copyText(text, button) {
+  let ok = false;
+  try {
+    await navigator.clipboard.writeText(text);
+    ok = true;
+  } catch {
+    // Clipboard API refused (permissions, insecure origin): select and copy.
+    const input = document.createElement('textarea');
+    input.value = text;
+    document.body.append(input);
+    input.select();
+    try {
+      ok = document.execCommand('copy');
+    } catch {
+      ok = false;
+    }
+    input.remove();
+  }
+  const old = button.dataset.label || button.textContent;
+  button.dataset.label = old;
+  button.textContent = ok ? 'Copied!' : 'Copy failed';
+  setTimeout(() => {
+    button.textContent = old;
+  }, 1500);
+}
+
+function shareLink(roomCode) {
+  return `${location.origin}${location.pathname}?room=${encodeURIComponent(roomCode)}`;
+}
+
+/**
+ * Writes `state.view`, `state.instrument` and `state.base` (a new room starts
+ * at the instrument's default octave). `input.releaseAll` and
+ * `voices.releaseAllRemote` silence the page when a session ends.
+ */
+export function createViews({ client, state, status, playArea, players, voices, input }) {
+  /** the room the page shows (kept while rejoining) */
+  let roomCode = null;
+
+  function showView(view) {
+    state.view = view;
+    $('lobby').hidden = view !== 'lobby';
+    $('session').hidden = view !== 'session';
+    $('ended').hidden = view !== 'ended';
+    document.body.dataset.view = view;
+  }
+
+  function setBusy(busy) {
+    for (const id of ['create', 'join', 'new-session']) $(id).disabled = busy;
+  }
+
+  // --- lobby ------------------------------------------------------------------
+
+  function renderInstrumentPicker() {
+    const box = $('instrument-options');
+    box.replaceChildren();
+    for (const inst of INSTRUMENTS) {
+      const label = document.createElement('label');
+      label.className = 'instrument-option';
+      const radio = document.createElement('input');
+      radio.type = 'radio';
+      radio.name = 'instrument';
+      radio.value = inst.id;
+      radio.dataset.testid = `instrument-${inst.id}`;
+      radio.checked = inst.id === state.instrument;
+      radio.addEventListener('change', () => {
+        state.instrument = inst.id;
+        store('instrument', inst.id);
+      });
+      const icon = instrumentIcon(inst.id);
+      icon.classList.add('instrument-icon');
+      const text = document.createElement('span');
+      text.textContent = inst.label;
+      label.append(radio, icon, text);
+      box.append(label);
+    }
+  }
+
+  function readName() {
+    const name = $('name').value.trim();
+    if (!name) {
+      status.showError('Please enter a display name first.');
+      $('name').focus();
+      return null;
+    }
+    if ([...name].length > 32) {
+      status.showError('Names can have at most 32 characters.');
+      $('name').focus();
+      return null;
+    }
+    store('name', name);
+    return name;
+  }
+
+  async function ensureConnected() {
+    if (client.state === 'connected') return true;
+    if (client.state === 'reconnecting') {
+      status.showError('Still reconnecting to the server; try again in a moment.');
+      return false;
+    }
+    const ok = await status.connect();
+    if (!ok) status.showError('Cannot reach the server. Check that it is running, then press Retry now.');
+    return ok;
+  }
+
+  async function createSession() {
+    status.clearError();
+    const name = readName();
+    if (!name) return;
+    setBusy(true);
+    try {
+      if (!(await ensureConnected())) return;
+      const room = await client.create({ name, instrument: state.instrument });
+      enterSession(room);
+    } catch (err) {
+      status.showError(`Could not create the session: ${describeError(err)}`);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  async function joinSession(event) {
+    if (event) event.preventDefault();
+    status.clearError();
+    const name = readName();
+    if (!name) return;
+    const code = $('room-code').value.trim();
+    if (!code) {
+      status.showError('Please enter the room code you were given.');
+      $('room-code').focus();
+      return;
+    }
+    setBusy(true);
+    try {
+      if (!(await ensureConnected())) return;
+      const room = await client.join({ roomCode: code, name, instrument: state.instrument });
+      enterSession(room);
+    } catch (err) {
+      status.showError(`Could not join ${code.toUpperCase()}: ${describeError(err)}`);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  /** Shows the lobby as the page opens: saved name and instrument, and an invitation when the address has `?room=`. */
+  function openLobby({ name, invited }) {
+    const savedInstrument = load('instrument');
+    if (INSTRUMENTS.some((i) => i.id === savedInstrument)) state.instrument = savedInstrument;
+    renderInstrumentPicker();
+    $('name').value = name || load('name') || '';
+    if (invited) {
+      $('room-code').value = invited.toUpperCase();
+      $('invite').textContent = `You are invited to session ${invited.toUpperCase()}. Enter your name, pick an instrument and press Join session.`;
+      $('invite').hidden = false;
+      document.body.dataset.invited = 'true';
+      ($('name').value ? $('join') : $('name')).focus();
+    } else {
+      $('name').focus();
+    }
+    showView('lobby');
+  }
+
+  // --- session ----------------------------------------------------------------
+
+  function enterSession(room) {
+    const me = room.participants.find((p) => p.id === room.userId);
+    if (me && INSTRUMENTS.some((i) => i.id === me.instrument)) state.instrument = me.instrument;
+    $('room-code-display').textContent = room.roomCode;
+    $('share-link').value = shareLink(room.roomCode);
+    $('my-instrument').replaceChildren('You play ', instrumentBadge(state.instrument));
+    // A reload of this address offers to join the same room again.
+    const url = new URL(location.href);
+    url.searchParams.set('room', room.roomCode);
+    history.replaceState(null, '', url);
+    // A rejoin after a reconnect keeps the octave the player had chosen.
+    if (roomCode !== room.roomCode) state.base = DEFAULT_BASE[state.instrument] ?? 60;
+    roomCode = room.roomCode;
+    status.setBanner('');
+    showView('session');
+    playArea.render();
+    players.render();
+    if (!document.activeElement || document.activeElement === document.body || $('lobby').contains(document.activeElement) || $('ended').contains(document.activeElement)) {
+      playArea.focus();
+    }
+  }
+
+  /** Shows the lobby and drops `?room=` from the address. */
+  function backToLobby() {
+    roomCode = null;
+    const url = new URL(location.href);
+    url.searchParams.delete('room');
+    history.replaceState(null, '', url);
+    $('room-code').value = '';
+    $('invite').hidden = true;
+    showView('lobby');
+    $('create').focus();
+  }
+
+  async function leaveSession() {
+    input.releaseAll();
+    voices.releaseAllRemote();
+    try {
+      await client.leave();
+    } catch {
+      // Leaving is best effort: the server drops our seat when the connection goes anyway.
+    }
+    backToLobby();
+  }
+
+  $('create').addEventListener('click', createSession);
+  $('join-form').addEventListener('submit', joinSession);
+  $('leave').addEventListener('click', leaveSession);
+  $('new-session').addEventListener('click', createSession);
+  $('back').addEventListener('click', backToLobby);
+  $('copy-code').addEventListener('click', (e) => copyText($('room-code-display').textContent, e.currentTarget));
+  $('copy-link').addEventListener('click', (e) => copyText($('share-link').value, e.currentTarget));
+  $('share-link').addEventListener('focus', (e) => e.target.select());
+
+  // --- the session's life: lost, regained, ended; people coming and going ------
+
+  client.on('reconnecting', ({ attempt, delayMs }) => {
+    status.render(`Connection lost — reconnecting (attempt ${attempt}, in ${(delayMs / 1000).toFixed(1)} s)…`);
+    voices.releaseAllRemote();
+    if (state.view === 'session') {
+      status.setBanner('Connection lost. Reconnecting… you will rejoin the room as a new seat; the others see you leave and come back.');
+      players.render();
+    }
+  });
+
+  client.on('reconnected', ({ room }) => {
+    status.render();
+    if (room) {
+      status.setBanner('');
+      status.clearError();
+      enterSession(room);
+    }
+  });
+
+  client.on('session-ended', ({ roomCode: endedCode, code, message }) => {
+    voices.releaseAllRemote();
+    input.releaseAll();
+    roomCode = null;
+    const why =
+      code === 'room_not_found'
+        ? `The session ${endedCode} no longer exists: the server restarted or everyone left while you were disconnected.`
+        : `Could not rejoin the session ${endedCode}: ${message}`;
+    $('ended-text').textContent = `${why} You can start a new session and share its code with the others.`;
+    showView('ended');
+    $('new-session').focus();
+  });
+
+  client.on('session:user-joined', ({ user }) => {
+    if (state.view === 'session' && user) status.announce(`${user.name} joined`);
+  });
+
+  client.on('session:user-left', ({ userId }) => {
+    const who = players.lastSeen(userId);
+    voices.releaseRemoteFrom(userId);
+    if (state.view === 'session' && who) status.announce(`${who.name} left`);
+  });
+
+  return { openLobby };
+}
