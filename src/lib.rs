@@ -5,7 +5,9 @@
 //!
 //! ## How the parts fit
 //!
-//! Dependencies point one way, down this list; no module imports one above it.
+//! Dependencies point one way: each module imports only modules above it in this picture
+//! (the arrows point at what is imported), never one below it, so no module imports a
+//! module that imports it back. `tests/layers.rs` checks the order for every crate.
 //!
 //! ```text
 //!   jam_protocol (crate)   envelope, messages, ids, validation, JSON / MessagePack (no I/O)

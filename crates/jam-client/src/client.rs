@@ -2,52 +2,46 @@
 //! and takes what the reader tasks (`ws.rs`, `wt.rs`) queued; requests carry a fresh `id`
 //! and wait for the answer that echoes it.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::stream::SplitSink;
 use futures_util::SinkExt;
 use jam_protocol::{event, Encoding, ServerEvent, ServerMessage, SessionInfo};
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wtransport::endpoint::endpoint_side;
 use wtransport::{Connection, Endpoint, VarInt};
 
 use crate::error::{ClientError, Result};
-use crate::{broadcast_envelope, fetch_connect, Closed, Received, Tap, DEFAULT_TIMEOUT};
+use crate::http::fetch_connect;
+use crate::link::{ClosedSlot, Link, Sender};
+use crate::outgoing::broadcast_envelope;
+use crate::received::{Closed, Received, Tap};
+use crate::{ws, wt};
 
-pub(crate) type WsSink = SplitSink<WebSocketStream<MaybeTlsStream<TcpStream>>, Message>;
-
-/// The sending half of a connection.
-pub(crate) enum Sender {
-    Ws(tokio::sync::Mutex<WsSink>),
-    Wt {
-        connection: Connection,
-        stream: tokio::sync::Mutex<wtransport::SendStream>,
-    },
-}
-
-/// Where the reader tasks leave how the connection ended (the first reason wins).
-pub(crate) type ClosedSlot = Arc<Mutex<Option<Closed>>>;
-
-pub(crate) fn set_closed(slot: &Mutex<Option<Closed>>, closed: Closed) {
-    let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
-    if slot.is_none() {
-        *slot = Some(closed);
-    }
-}
+/// How long the helpers wait for an answer.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A connected client.
 pub struct Client {
-    pub(crate) sender: Sender,
-    pub(crate) rx: mpsc::UnboundedReceiver<Received>,
-    pub(crate) closed: ClosedSlot,
-    pub(crate) next_id: u64,
-    pub(crate) reader: tokio::task::JoinHandle<()>,
+    sender: Sender,
+    rx: mpsc::UnboundedReceiver<Received>,
+    closed: ClosedSlot,
+    next_id: u64,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl From<Link> for Client {
+    fn from(link: Link) -> Self {
+        Client {
+            sender: link.sender,
+            rx: link.rx,
+            closed: link.closed,
+            next_id: 0,
+            reader: link.reader,
+        }
+    }
 }
 
 impl Drop for Client {
@@ -68,7 +62,7 @@ impl Client {
 
     /// Like [`Client::connect_ws`], with a [`Tap`] on the reader.
     pub async fn connect_ws_tapped(url: &str, tap: Option<Tap>) -> Result<Client> {
-        crate::ws::connect(url, tap).await
+        ws::connect(url, tap).await.map(Client::from)
     }
 
     /// Connects over WebTransport to `url` (e.g. `https://127.0.0.1:4433/jam`), trusting
@@ -86,11 +80,11 @@ impl Client {
         encoding: Encoding,
         tap: Option<Tap>,
     ) -> Result<Client> {
-        let endpoint = crate::wt_endpoint(cert_hash_hex, None)?;
+        let endpoint = wt::wt_endpoint(cert_hash_hex, None)?;
         Client::connect_wt_on(&endpoint, url, encoding, tap).await
     }
 
-    /// Like [`Client::connect_wt_tapped`], on an endpoint from [`crate::wt_endpoint`] that
+    /// Like [`Client::connect_wt_tapped`], on an endpoint from [`wt::wt_endpoint`] that
     /// other clients may share (one UDP socket for all of them).
     pub async fn connect_wt_on(
         endpoint: &Endpoint<endpoint_side::Client>,
@@ -98,7 +92,9 @@ impl Client {
         encoding: Encoding,
         tap: Option<Tap>,
     ) -> Result<Client> {
-        crate::wt::connect(endpoint, url, encoding, tap).await
+        wt::connect(endpoint, url, encoding, tap)
+            .await
+            .map(Client::from)
     }
 
     /// Connects over WebTransport using what `GET /connect` at `http_base` publishes.

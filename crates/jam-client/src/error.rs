@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use jam_protocol::{DecodeError, ErrorCode, ServerEvent};
 
-use crate::Closed;
+use crate::received::Closed;
 
 /// Why a client call failed.
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,9 @@ use reqwest::header::HOST;
 use serde_json::Value;
 
 use crate::error::{ClientError, Result};
-use crate::DEFAULT_TIMEOUT;
+
+/// How long one HTTP request may take, connection included.
+const HTTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// One HTTP client for the process: its connection pool is shared by every call.
 fn client() -> Result<&'static reqwest::Client> {
@@ -18,7 +20,7 @@ fn client() -> Result<&'static reqwest::Client> {
     }
     let built = reqwest::Client::builder()
         .no_proxy()
-        .timeout(DEFAULT_TIMEOUT)
+        .timeout(HTTP_TIMEOUT)
         .build()?;
     Ok(CLIENT.get_or_init(|| built))
 }

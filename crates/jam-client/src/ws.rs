@@ -1,8 +1,7 @@
 //! The WebSocket side of the client: the handshake (subprotocol `jam.v1`, `TCP_NODELAY`)
 //! and the reader task that decodes each text frame into the client's queue.
 
-use std::sync::Arc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -14,16 +13,16 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::{set_closed, Client, Sender};
 use crate::error::Result;
-use crate::{Closed, Received, Tap, Via};
+use crate::link::{set_closed, Link, Sender};
+use crate::received::{Closed, Received, Tap, Via};
 
 /// The WebSocket read buffer: a few KiB holds many note events per read. tungstenite
 /// zero-fills the free part of its read buffer before every read; its 128 KiB default
 /// made that memset a fifth of a busy bench's CPU.
 const CLIENT_READ_BUFFER: usize = 8 * 1024;
 
-pub(crate) async fn connect(url: &str, mut tap: Option<Tap>) -> Result<Client> {
+pub(crate) async fn connect(url: &str, mut tap: Option<Tap>) -> Result<Link> {
     let nodelay = true;
     let mut request = url.into_client_request()?;
     request.headers_mut().insert(
@@ -73,11 +72,10 @@ pub(crate) async fn connect(url: &str, mut tap: Option<Tap>) -> Result<Client> {
         }
         set_closed(&closed2, Closed::Other("stream ended".into()));
     });
-    Ok(Client {
+    Ok(Link {
         sender: Sender::Ws(tokio::sync::Mutex::new(sink)),
         rx,
         closed,
-        next_id: 0,
         reader,
     })
 }

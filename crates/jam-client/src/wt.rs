@@ -14,14 +14,14 @@ use wtransport::endpoint::endpoint_side;
 use wtransport::tls::Sha256Digest;
 use wtransport::{ClientConfig, Connection, Endpoint};
 
-use crate::client::{set_closed, Client, ClosedSlot, Sender};
 use crate::error::{ClientError, Result};
-use crate::{Closed, Received, Tap, Via};
+use crate::link::{set_closed, ClosedSlot, Link, Sender};
+use crate::received::{Closed, Received, Tap, Via};
 
 /// A WebTransport client endpoint (one UDP socket) that trusts the certificate with
-/// SHA-256 `cert_hash_hex`. Each [`Client::connect_wt`] makes its own, as separate
-/// browsers would; many clients in one process may share one with
-/// [`Client::connect_wt_on`], so that one `recvmmsg` serves them all (jam-bench does).
+/// SHA-256 `cert_hash_hex`. Each [`Client::connect_wt`](crate::Client::connect_wt) makes
+/// its own, as separate browsers would; many clients in one process may share one with
+/// [`Client::connect_wt_on`](crate::Client::connect_wt_on), so that one `recvmmsg` serves them all (jam-bench does).
 /// `recv_buffer` sets the socket's receive buffer (bytes), which a shared socket needs
 /// larger than the default.
 pub fn wt_endpoint(
@@ -78,7 +78,7 @@ pub(crate) async fn connect(
     url: &str,
     encoding: Encoding,
     tap: Option<Tap>,
-) -> Result<Client> {
+) -> Result<Link> {
     let url = match encoding {
         Encoding::Json => url.to_owned(),
         Encoding::MsgPack => format!("{url}?encoding=msgpack"),
@@ -88,14 +88,13 @@ pub(crate) async fn connect(
     let (tx, rx) = mpsc::unbounded_channel();
     let closed = Arc::new(Mutex::new(None));
     let reader = tokio::spawn(read_wt(connection.clone(), recv, tx, closed.clone(), tap));
-    Ok(Client {
+    Ok(Link {
         sender: Sender::Wt {
             connection,
             stream: tokio::sync::Mutex::new(send),
         },
         rx,
         closed,
-        next_id: 0,
         reader,
     })
 }

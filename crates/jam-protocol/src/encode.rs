@@ -3,23 +3,13 @@
 //! piece by piece, because it runs for every event.
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::error::{ErrorCode, ProtocolError};
 use crate::event;
 use crate::ids::{RoomCode, UserId};
-
-/// A member of a room as everyone sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Participant {
-    /// Opaque user id.
-    pub id: String,
-    /// Display name, trimmed.
-    pub name: String,
-    /// Instrument, trimmed; `""` when none was given.
-    pub instrument: String,
-}
+use crate::participant::Participant;
 
 #[derive(Serialize)]
 struct Out<'a, D: Serialize> {

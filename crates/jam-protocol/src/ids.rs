@@ -8,7 +8,10 @@ use std::sync::Arc;
 use rand::Rng;
 use serde::Serialize;
 
-use crate::{ROOM_CODE_ALPHABET, ROOM_CODE_LEN};
+/// Length of a room code.
+pub const ROOM_CODE_LEN: usize = 6;
+/// Crockford base32 alphabet: digits and upper-case letters without I, L, O, U.
+pub const ROOM_CODE_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /// A canonical room code: six characters of the Crockford alphabet.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -102,7 +105,6 @@ impl fmt::Display for UserId {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ROOM_CODE_ALPHABET;
 
     #[test]
     fn room_codes_are_six_crockford_characters_and_unique_enough() {

@@ -3,9 +3,9 @@
 
 use serde::Deserialize;
 
-use crate::encode::Participant;
 use crate::error::ErrorCode;
 use crate::event;
+use crate::participant::Participant;
 
 /// `session:created` / `session:joined` as a client reads it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

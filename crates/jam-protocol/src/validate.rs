@@ -3,7 +3,13 @@
 //! broke; the envelope's reader calls them.
 
 use crate::error::ProtocolError;
-use crate::{MAX_EVENT_NAME_CHARS, MAX_INSTRUMENT_CHARS, MAX_NAME_CHARS};
+
+/// Longest display name, in Unicode scalar values.
+pub const MAX_NAME_CHARS: usize = 32;
+/// Longest instrument, in Unicode scalar values.
+pub const MAX_INSTRUMENT_CHARS: usize = 32;
+/// Longest `eventName`, in Unicode scalar values.
+pub const MAX_EVENT_NAME_CHARS: usize = 64;
 
 /// A validated display name and its case-folded key for uniqueness checks.
 #[derive(Debug, Clone, PartialEq, Eq)]

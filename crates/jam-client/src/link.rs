@@ -1,0 +1,43 @@
+//! A live connection's parts, as a transport's `connect` hands them to the
+//! [`Client`](crate::Client): the sending half, the queue the reader tasks fill, the slot
+//! where they leave how the connection ended, and the reader task itself.
+
+use std::sync::{Arc, Mutex};
+
+use futures_util::stream::SplitSink;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use wtransport::Connection;
+
+use crate::received::{Closed, Received};
+
+pub(crate) type WsSink = SplitSink<WebSocketStream<MaybeTlsStream<TcpStream>>, Message>;
+
+/// The sending half of a connection.
+pub(crate) enum Sender {
+    Ws(tokio::sync::Mutex<WsSink>),
+    Wt {
+        connection: Connection,
+        stream: tokio::sync::Mutex<wtransport::SendStream>,
+    },
+}
+
+/// Where the reader tasks leave how the connection ended (the first reason wins).
+pub(crate) type ClosedSlot = Arc<Mutex<Option<Closed>>>;
+
+pub(crate) fn set_closed(slot: &Mutex<Option<Closed>>, closed: Closed) {
+    let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if slot.is_none() {
+        *slot = Some(closed);
+    }
+}
+
+/// A connection just made.
+pub(crate) struct Link {
+    pub(crate) sender: Sender,
+    pub(crate) rx: mpsc::UnboundedReceiver<Received>,
+    pub(crate) closed: ClosedSlot,
+    pub(crate) reader: tokio::task::JoinHandle<()>,
+}
