@@ -128,29 +128,13 @@ impl Config {
     /// Checks every duration and limit, and how they fit together; the server refuses to
     /// start on the first one that is out of range.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let between = |flag: &'static str, value: u64, min: u64, max: u64| {
-            if (min..=max).contains(&value) {
-                Ok(())
-            } else {
-                Err(ConfigError::OutOfRange {
-                    flag,
-                    value: value.to_string(),
-                    min: min.to_string(),
-                    max: max.to_string(),
-                })
-            }
+        let between = |flag, value: u64, min: u64, max: u64| {
+            in_range(flag, value, min, max, |v| v.to_string())
         };
-        let duration = |flag: &'static str, value: Duration, min: Duration, max: Duration| {
-            if (min..=max).contains(&value) {
-                Ok(())
-            } else {
-                Err(ConfigError::OutOfRange {
-                    flag,
-                    value: humantime::format_duration(value).to_string(),
-                    min: humantime::format_duration(min).to_string(),
-                    max: humantime::format_duration(max).to_string(),
-                })
-            }
+        let duration = |flag, value, min, max| {
+            in_range(flag, value, min, max, |v| {
+                humantime::format_duration(*v).to_string()
+            })
         };
         between("--max-room-size", self.max_room_size.into(), 1, 10_000)?;
         between(
@@ -219,6 +203,26 @@ impl Config {
             rate_burst: self.rate_burst,
         }
     }
+}
+
+/// `Ok` when `value` is within `min..=max`; else the error that names the flag, with the
+/// values written by `show`.
+fn in_range<T: PartialOrd>(
+    flag: &'static str,
+    value: T,
+    min: T,
+    max: T,
+    show: impl Fn(&T) -> String,
+) -> Result<(), ConfigError> {
+    if (&min..=&max).contains(&&value) {
+        return Ok(());
+    }
+    Err(ConfigError::OutOfRange {
+        flag,
+        value: show(&value),
+        min: show(&min),
+        max: show(&max),
+    })
 }
 
 #[cfg(test)]

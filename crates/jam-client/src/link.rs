@@ -4,14 +4,16 @@
 
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use futures_util::stream::SplitSink;
+use jam_protocol::{Encoding, ServerMessage};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wtransport::Connection;
 
-use crate::received::{Closed, Received};
+use crate::received::{Closed, Received, Via};
 
 pub(crate) type WsSink = SplitSink<WebSocketStream<MaybeTlsStream<TcpStream>>, Message>;
 
@@ -40,4 +42,20 @@ pub(crate) struct Link {
     pub(crate) rx: mpsc::UnboundedReceiver<Received>,
     pub(crate) closed: ClosedSlot,
     pub(crate) reader: tokio::task::JoinHandle<()>,
+}
+
+/// Decodes one message from the server (JSON, or MessagePack for a datagram that sniffs
+/// as such) and queues it for [`Client::recv`](crate::Client::recv); an undecodable one is
+/// logged and dropped.
+pub(crate) fn enqueue(tx: &mpsc::UnboundedSender<Received>, via: Via, raw: Bytes) {
+    let decoded = match (via, Encoding::sniff(&raw)) {
+        (Via::Datagram, Encoding::MsgPack) => ServerMessage::from_msgpack(&raw),
+        _ => ServerMessage::from_json(&raw),
+    };
+    match decoded {
+        Ok(message) => {
+            let _ = tx.send(Received { message, via, raw });
+        }
+        Err(e) => tracing::warn!(error = %e, ?via, "undecodable server message"),
+    }
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use jam_protocol::{ServerMessage, SUBPROTOCOL};
+use jam_protocol::SUBPROTOCOL;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -14,8 +14,8 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::error::Result;
-use crate::link::{set_closed, Link, Sender};
-use crate::received::{Closed, Received, Tap, Via};
+use crate::link::{enqueue, set_closed, Link, Sender};
+use crate::received::{Closed, Tap, Via};
 
 /// The WebSocket read buffer: a few KiB holds many note events per read. tungstenite
 /// zero-fills the free part of its read buffer before every read; its 128 KiB default
@@ -45,17 +45,7 @@ pub(crate) async fn connect(url: &str, mut tap: Option<Tap>) -> Result<Link> {
                             continue;
                         }
                     }
-                    let raw = Bytes::copy_from_slice(text.as_bytes());
-                    match ServerMessage::from_json(&raw) {
-                        Ok(message) => {
-                            let _ = tx.send(Received {
-                                message,
-                                via: Via::WebSocket,
-                                raw,
-                            });
-                        }
-                        Err(e) => tracing::warn!(error = %e, "undecodable server message"),
-                    }
+                    enqueue(&tx, Via::WebSocket, Bytes::copy_from_slice(text.as_bytes()));
                 }
                 Ok(Message::Close(frame)) => {
                     let (code, reason) = frame

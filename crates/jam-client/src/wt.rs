@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use jam_protocol::{Encoding, ServerMessage};
+use jam_protocol::Encoding;
 use jam_wt::DatagramReader;
 use tokio::sync::mpsc;
 use wtransport::endpoint::endpoint_side;
@@ -15,7 +15,7 @@ use wtransport::tls::Sha256Digest;
 use wtransport::{ClientConfig, Connection, Endpoint};
 
 use crate::error::{ClientError, Result};
-use crate::link::{set_closed, ClosedSlot, Link, Sender};
+use crate::link::{enqueue, set_closed, ClosedSlot, Link, Sender};
 use crate::received::{Closed, Received, Tap, Via};
 
 /// A WebTransport client endpoint (one UDP socket) that trusts the certificate with
@@ -161,39 +161,15 @@ async fn read_lines(
             if tapped(tap.as_deref(), Via::Stream, line, arrived) {
                 continue;
             }
-            let raw = Bytes::copy_from_slice(line);
-            match ServerMessage::from_json(&raw) {
-                Ok(message) => {
-                    let _ = tx.send(Received {
-                        message,
-                        via: Via::Stream,
-                        raw,
-                    });
-                }
-                Err(e) => tracing::warn!(error = %e, "undecodable server line"),
-            }
+            enqueue(&tx, Via::Stream, Bytes::copy_from_slice(line));
         }
         pending.drain(..start);
     }
 }
 
 fn on_datagram(raw: Bytes, tap: Option<&Mutex<Tap>>, tx: &mpsc::UnboundedSender<Received>) {
-    if tapped(tap, Via::Datagram, &raw, Instant::now()) {
-        return;
-    }
-    let decoded = match Encoding::sniff(&raw) {
-        Encoding::Json => ServerMessage::from_json(&raw),
-        Encoding::MsgPack => ServerMessage::from_msgpack(&raw),
-    };
-    match decoded {
-        Ok(message) => {
-            let _ = tx.send(Received {
-                message,
-                via: Via::Datagram,
-                raw,
-            });
-        }
-        Err(e) => tracing::warn!(error = %e, "undecodable datagram"),
+    if !tapped(tap, Via::Datagram, &raw, Instant::now()) {
+        enqueue(tx, Via::Datagram, raw);
     }
 }
 
