@@ -13,7 +13,7 @@
 //! - [`error`]: [`ErrorCode`], the wire `code` of an `error`, and [`ProtocolError`].
 //! - [`envelope`]: reading a client's message into a validated [`ClientMessage`]; the
 //!   hot `event:broadcast` in one pass, its `payload` kept as raw JSON.
-//! - [`encode`]: writing every server message once into shared [`bytes::Bytes`].
+//! - [`encode`](mod@encode): writing every server message once into shared [`bytes::Bytes`].
 //! - [`msgpack`]: MessagePack ↔ JSON for WebTransport datagrams.
 //! - [`datagram`]: a datagram's [`Encoding`] and the QUIC varint that heads it.
 //! - [`server_message`]: the client side, a server message as a client reads it.
