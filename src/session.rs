@@ -334,7 +334,21 @@ fn not_in_session() -> ProtocolError {
 
 #[cfg(test)]
 mod tests {
+    //! The session without sockets: a message in, the answers it queues on the outbox out.
+    //! Everything a session does happens inside `handle_*`, so an empty queue right after
+    //! the call means "no answer", with no waiting. Only the passing of the error
+    //! throttle's one-second window and of the rate limiter's refill needs time; those
+    //! are covered with explicit `Instant`s on `ErrorThrottle` and `TokenBucket` (the
+    //! first two tests) and end to end in `tests/errors.rs`.
+
     use super::*;
+    use bytes::Bytes;
+    use jam_protocol::{ServerEvent, ServerMessage, SessionInfo};
+    use serde_json::{json, Value};
+    use tokio::sync::mpsc;
+    use tokio_util::sync::CancellationToken;
+
+    use crate::room::Limits;
 
     #[test]
     fn token_bucket_allows_burst_then_rate() {
@@ -354,5 +368,701 @@ mod tests {
         assert_eq!((0..20).filter(|_| e.allow(t0)).count(), 10);
         assert!(!e.allow(t0 + Duration::from_millis(999)));
         assert!(e.allow(t0 + Duration::from_millis(1000)));
+    }
+
+    /// A send rate that in effect does not refill while a test runs: `burst` events, then
+    /// one a second. A test takes microseconds; only a stall of a whole second between two
+    /// of its messages could let one more event through.
+    fn budget(burst: u32) -> SessionLimits {
+        SessionLimits {
+            rate_limit: 1,
+            rate_burst: burst,
+            ..SessionLimits::default()
+        }
+    }
+
+    /// One message as queued: its event and its `id` key exactly as on the wire (`None`
+    /// only when there is no key; `Some(Null)` would be an `"id": null`).
+    #[derive(Debug)]
+    struct Out {
+        event: ServerEvent,
+        id: Option<Value>,
+        raw: Bytes,
+    }
+
+    impl Out {
+        fn code(&self) -> Option<ErrorCode> {
+            match &self.event {
+                ServerEvent::Error { code, .. } => Some(*code),
+                _ => None,
+            }
+        }
+    }
+
+    /// A connection without a transport: its session, and the queue its writer would drain.
+    struct Conn {
+        session: Session,
+        rx: mpsc::Receiver<Bytes>,
+    }
+
+    impl Conn {
+        fn new(hub: &Arc<Hub>, limits: SessionLimits) -> Conn {
+            let (outbox, rx) =
+                Outbox::new(256, None, CancellationToken::new(), hub.stats().clone());
+            Conn {
+                session: Session::new(hub.clone(), outbox, limits),
+                rx,
+            }
+        }
+
+        fn send(&mut self, envelope: Value) {
+            self.send_text(&envelope.to_string());
+        }
+
+        fn send_text(&mut self, text: &str) {
+            self.session.handle_text(text, Path::Reliable);
+        }
+
+        /// The next queued message; panics if there is none.
+        fn next(&mut self) -> Out {
+            let raw = self.rx.try_recv().expect("a queued message");
+            let wire: Value = serde_json::from_slice(&raw).expect("the server writes JSON");
+            let message = ServerMessage::from_json(&raw).expect("a server message");
+            Out {
+                event: message.event,
+                id: wire.get("id").cloned(),
+                raw,
+            }
+        }
+
+        /// The next queued message, which must be an `error` with a non-empty `message`:
+        /// its code and wire `id`.
+        fn error(&mut self) -> (ErrorCode, Option<Value>) {
+            let out = self.next();
+            match out.event {
+                ServerEvent::Error { code, message } => {
+                    assert!(!message.trim().is_empty(), "{code:?} without a message");
+                    (code, out.id)
+                }
+                other => panic!("expected an error, got {other:?}"),
+            }
+        }
+
+        /// The code of the next queued message, which must be an `error`.
+        fn code(&mut self) -> ErrorCode {
+            self.error().0
+        }
+
+        /// Everything queued so far.
+        fn drain(&mut self) -> Vec<Out> {
+            std::iter::from_fn(|| (!self.rx.is_empty()).then(|| self.next())).collect()
+        }
+
+        fn assert_nothing_queued(&mut self, ctx: &str) {
+            let rest = self.drain();
+            assert!(rest.is_empty(), "{ctx}: {rest:?}");
+        }
+
+        fn create(&mut self, name: &str) -> SessionInfo {
+            self.send(json!({"event": "session:create", "data": {"name": name}}));
+            match self.next().event {
+                ServerEvent::Created(info) => info,
+                other => panic!("expected session:created, got {other:?}"),
+            }
+        }
+
+        fn join(&mut self, code: &str, name: &str) -> SessionInfo {
+            self.send(json!({"event": "session:join", "data": {"roomCode": code, "name": name}}));
+            match self.next().event {
+                ServerEvent::Joined(info) => info,
+                other => panic!("expected session:joined, got {other:?}"),
+            }
+        }
+
+        fn broadcast(&mut self, code: &str, payload: Value) {
+            self.send(broadcast(code, payload));
+        }
+    }
+
+    fn broadcast(code: &str, payload: Value) -> Value {
+        json!({"event": "event:broadcast", "data": {"roomCode": code, "eventName": "note", "payload": payload}})
+    }
+
+    fn hub() -> Arc<Hub> {
+        Hub::new(Limits::default())
+    }
+
+    /// `a` creates a room and `b` joins it; both queues are drained.
+    fn room_of_two(hub: &Arc<Hub>, limits: SessionLimits) -> (Conn, Conn, SessionInfo) {
+        let mut a = Conn::new(hub, limits.clone());
+        let mut b = Conn::new(hub, limits);
+        let room = a.create("A");
+        b.join(&room.room_code, "B");
+        assert!(matches!(a.next().event, ServerEvent::UserJoined(p) if p.name == "B"));
+        (a, b, room)
+    }
+
+    /// `envelope` with an unknown top-level field that makes it exactly `size` bytes.
+    fn padded(mut envelope: Value, size: usize) -> String {
+        envelope["pad"] = json!("");
+        let base = envelope.to_string().len();
+        envelope["pad"] = json!("x".repeat(size - base));
+        let text = envelope.to_string();
+        assert_eq!(text.len(), size);
+        text
+    }
+
+    #[test]
+    fn size_is_checked_before_the_envelope() {
+        let hub = hub();
+        let limits = SessionLimits {
+            max_message_bytes: 100,
+            ..SessionLimits::default()
+        };
+        let mut c = Conn::new(&hub, limits);
+        // Over the limit, a valid envelope is not read, so its id is not echoed either.
+        let create = json!({"event": "session:create", "data": {"name": "A"}, "id": 1});
+        c.send_text(&padded(create.clone(), 101));
+        assert_eq!(c.error(), (ErrorCode::PayloadTooLarge, None));
+        // Over the limit and not even JSON: still payload_too_large.
+        c.send_text(&"x".repeat(101));
+        assert_eq!(c.code(), ErrorCode::PayloadTooLarge);
+        // At the limit, the envelope is checked.
+        c.send_text(&"x".repeat(100));
+        assert_eq!(c.code(), ErrorCode::InvalidMessage);
+        c.send_text(&padded(create, 100));
+        let out = c.next();
+        assert!(matches!(out.event, ServerEvent::Created(_)), "{out:?}");
+        assert_eq!(out.id, Some(json!(1)));
+        // What a transport could not read answers the same, without an id.
+        c.session.too_large();
+        assert_eq!(c.error(), (ErrorCode::PayloadTooLarge, None));
+        c.assert_nothing_queued("one answer per message");
+    }
+
+    #[test]
+    fn the_envelope_is_checked_before_the_send_rate() {
+        let hub = hub();
+        let mut c = Conn::new(&hub, budget(1));
+        c.broadcast("ZZZZZZ", json!(1));
+        assert_eq!(c.code(), ErrorCode::NotInSession, "the one token is spent");
+        // Over budget, but not a valid envelope: not known to be a broadcast.
+        for (text, id) in [
+            (
+                r#"{"event":"event:broadcast","data":[],"id":1}"#,
+                Some(json!(1)),
+            ),
+            (r#"{"event":"event:broadcast","id":"s"}"#, Some(json!("s"))),
+            (r#"{"event":"event:broadcast","data":{}"#, None),
+        ] {
+            c.send_text(text);
+            assert_eq!(c.error(), (ErrorCode::InvalidMessage, id), "{text}");
+        }
+        // A valid envelope is a broadcast, and over budget.
+        c.send(json!({"event": "event:broadcast", "data": {}, "id": 2}));
+        assert_eq!(c.error(), (ErrorCode::RateLimited, Some(json!(2))));
+        c.assert_nothing_queued("nothing else");
+    }
+
+    #[test]
+    fn the_send_rate_is_checked_before_fields_state_and_room() {
+        let hub = hub();
+        let (mut a, mut b, room) = room_of_two(&hub, budget(2));
+        let code = room.room_code.as_str();
+        a.broadcast(code, json!(0));
+        a.broadcast(code, json!(1));
+        a.assert_nothing_queued("broadcasts get no answer");
+        // Over budget: missing fields, an empty eventName, another room, a datagram.
+        a.send(json!({"event": "event:broadcast", "data": {"roomCode": code}, "id": "f"}));
+        assert_eq!(a.error(), (ErrorCode::RateLimited, Some(json!("f"))));
+        a.send(json!({"event": "event:broadcast", "data": {"roomCode": code, "eventName": "", "payload": 1}}));
+        a.broadcast("ZZZZZZ", json!(2));
+        a.session
+            .handle_datagram(broadcast(code, json!(3)).to_string().as_bytes());
+        a.session
+            .handle_datagram(broadcast("ZZZZZZ", json!(4)).to_string().as_bytes());
+        a.assert_nothing_queued("rate_limited once, the excess dropped without an answer");
+        // Only the two within budget were relayed.
+        let got: Vec<Value> = b
+            .drain()
+            .into_iter()
+            .map(|o| match o.event {
+                ServerEvent::Broadcast { payload, .. } => payload,
+                other => panic!("expected a broadcast, got {other:?}"),
+            })
+            .collect();
+        assert_eq!(got, [json!(0), json!(1)]);
+        // Other messages are not rate-limited.
+        a.send(json!({"event": "session:create", "data": {"name": "A2"}, "id": 3}));
+        assert_eq!(a.error(), (ErrorCode::AlreadyInSession, Some(json!(3))));
+        a.send(json!({"event": "session:leave", "data": {"roomCode": code}, "id": 4}));
+        let out = a.next();
+        assert!(matches!(out.event, ServerEvent::Left { .. }), "{out:?}");
+        assert_eq!(out.id, Some(json!(4)));
+    }
+
+    #[test]
+    fn datagrams_carry_only_broadcasts_checked_before_fields_state_and_room() {
+        let hub = hub();
+        let (mut a, mut b, room) = room_of_two(&hub, SessionLimits::default());
+        let code = room.room_code.as_str();
+        let datagram = |c: &mut Conn, v: Value| c.session.handle_datagram(v.to_string().as_bytes());
+        // Not a valid envelope at all: the envelope check answers, without an id.
+        a.session.handle_datagram(b"{not json");
+        assert_eq!(a.error(), (ErrorCode::InvalidMessage, None));
+        a.session.handle_datagram(b"{\"event\":\"\xff\"}");
+        assert_eq!(a.error(), (ErrorCode::InvalidMessage, None));
+        // Valid messages other than broadcasts, each of which would answer something else
+        // on the control stream (session:created, bad fields, already_in_session,
+        // room_not_found, session:left).
+        let cases = [
+            json!({"event": "session:create", "data": {"name": "New"}, "id": 1}),
+            json!({"event": "session:create", "data": {"name": ""}, "id": 2}),
+            json!({"event": "session:join", "data": {"roomCode": "ZZZZZZ", "name": "A"}, "id": 3}),
+            json!({"event": "session:leave", "data": {"roomCode": code}, "id": 4}),
+        ];
+        for (i, msg) in cases.into_iter().enumerate() {
+            datagram(&mut a, msg.clone());
+            let out = a.next();
+            let ServerEvent::Error { code, message } = &out.event else {
+                panic!("{msg}: expected an error, got {out:?}")
+            };
+            assert_eq!(*code, ErrorCode::InvalidMessage, "{msg}");
+            assert!(message.contains("datagram"), "{msg}: {message}");
+            assert_eq!(out.id, Some(json!(i + 1)), "{msg}: the id is echoed");
+        }
+        assert_eq!(hub.room_count(), 1, "no room was created");
+        // Broadcasts pass, then meet the checks of any broadcast.
+        datagram(
+            &mut a,
+            json!({"event": "event:broadcast", "data": {"roomCode": code, "eventName": "", "payload": 1}, "id": 5}),
+        );
+        assert_eq!(a.error(), (ErrorCode::InvalidMessage, Some(json!(5))));
+        datagram(
+            &mut a,
+            json!({"event": "event:broadcast", "data": {"roomCode": "ZZZZZZ", "eventName": "n", "payload": 1}, "id": 6}),
+        );
+        assert_eq!(a.error(), (ErrorCode::NotInSession, Some(json!(6))));
+        a.assert_nothing_queued("one answer each");
+        // a is still in the room, and b heard none of it.
+        datagram(&mut a, broadcast(code, json!("ok")));
+        let got = b.drain();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            matches!(&got[0].event, ServerEvent::Broadcast { payload, sender_id, .. } if payload == &json!("ok") && *sender_id == room.user_id),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn fields_are_checked_before_state_and_state_before_the_room() {
+        let hub = Hub::new(Limits {
+            max_room_size: 2,
+            ..Limits::default()
+        });
+        let (mut a, _b, room) = room_of_two(&hub, SessionLimits::default());
+        let code = room.room_code.as_str();
+        let mut o = Conn::new(&hub, SessionLimits::default());
+        let other = o.create("O");
+        let other = other.room_code.as_str();
+        // In a room: bad fields answer invalid_message before already_in_session, and
+        // already_in_session comes before any check of the room named.
+        let cases = [
+            (
+                json!({"event": "session:join", "data": {"roomCode": "ZZZZZZ", "name": ""}}),
+                ErrorCode::InvalidMessage,
+            ),
+            (
+                json!({"event": "session:join", "data": {"roomCode": code, "name": "B", "instrument": 1}}),
+                ErrorCode::InvalidMessage,
+            ),
+            (
+                json!({"event": "session:create", "data": {"name": "A\u{7}"}}),
+                ErrorCode::InvalidMessage,
+            ),
+            (
+                json!({"event": "session:join", "data": {"roomCode": "ZZZZZZ", "name": "New"}}),
+                ErrorCode::AlreadyInSession,
+            ),
+            (
+                json!({"event": "session:join", "data": {"roomCode": code, "name": "b"}}),
+                ErrorCode::AlreadyInSession,
+            ),
+            (
+                json!({"event": "session:join", "data": {"roomCode": other, "name": "o"}}),
+                ErrorCode::AlreadyInSession,
+            ),
+            (
+                json!({"event": "session:create", "data": {"name": "A"}}),
+                ErrorCode::AlreadyInSession,
+            ),
+        ];
+        for (msg, want) in &cases {
+            a.send(msg.clone());
+            assert_eq!(a.code(), *want, "{msg}");
+        }
+        // In no room: fields, then not_in_session; for joins, fields, then the room:
+        // unknown, then full before name_taken.
+        let mut c = Conn::new(&hub, SessionLimits::default());
+        let cases = [
+            (
+                json!({"event": "event:broadcast", "data": {"roomCode": code, "eventName": "", "payload": 1}}),
+                ErrorCode::InvalidMessage,
+            ),
+            (
+                json!({"event": "event:broadcast", "data": {"roomCode": code, "eventName": "n"}}),
+                ErrorCode::InvalidMessage,
+            ),
+            (
+                json!({"event": "session:leave", "data": {"roomCode": 5}}),
+                ErrorCode::InvalidMessage,
+            ),
+            (
+                json!({"event": "session:leave", "data": {"roomCode": code}}),
+                ErrorCode::NotInSession,
+            ),
+            (
+                json!({"event": "session:join", "data": {"roomCode": code, "name": " "}}),
+                ErrorCode::InvalidMessage,
+            ),
+            (
+                json!({"event": "session:join", "data": {"roomCode": "ZZZZZZ", "name": "C"}}),
+                ErrorCode::RoomNotFound,
+            ),
+            (
+                json!({"event": "session:join", "data": {"roomCode": code, "name": "a"}}),
+                ErrorCode::RoomFull,
+            ),
+            (
+                json!({"event": "session:join", "data": {"roomCode": other, "name": " o "}}),
+                ErrorCode::NameTaken,
+            ),
+        ];
+        for (msg, want) in &cases {
+            c.send(msg.clone());
+            assert_eq!(c.code(), *want, "{msg}");
+        }
+        c.assert_nothing_queued("one answer each");
+        a.assert_nothing_queued("nobody joined a's room");
+        o.assert_nothing_queued("nobody joined o's room");
+    }
+
+    #[test]
+    fn numbers_and_strings_are_echoed_as_ids_on_answers_and_errors() {
+        let hub = hub();
+        let mut a = Conn::new(&hub, SessionLimits::default());
+        let mut b = Conn::new(&hub, SessionLimits::default());
+        // The value is echoed as the client wrote it, not the white space around it.
+        a.send_text(r#"{ "event" : "session:create", "data" : { "name" : "A" }, "id" :  7 }"#);
+        let out = a.next();
+        let ServerEvent::Created(room) = out.event else {
+            panic!("expected session:created, got {out:?}")
+        };
+        assert_eq!(out.id, Some(json!(7)));
+        assert!(out.raw.ends_with(br#","id":7}"#), "{:?}", out.raw);
+        let code = room.room_code.as_str();
+
+        b.send(
+            json!({"event": "session:join", "data": {"roomCode": code, "name": "B"}, "id": "j\"1"}),
+        );
+        let out = b.next();
+        assert!(matches!(out.event, ServerEvent::Joined(_)), "{out:?}");
+        assert_eq!(out.id, Some(json!("j\"1")));
+        let out = a.next();
+        assert!(matches!(out.event, ServerEvent::UserJoined(_)), "{out:?}");
+        assert_eq!(out.id, None, "user-joined is not a's answer");
+
+        let mut env = broadcast(code, json!(1));
+        env["id"] = json!(5);
+        a.send(env);
+        a.assert_nothing_queued("a broadcast has no answer");
+        let out = b.next();
+        assert!(
+            matches!(out.event, ServerEvent::Broadcast { .. }),
+            "{out:?}"
+        );
+        assert_eq!(out.id, None, "a relayed event carries no id");
+
+        // Errors echo number and string ids, whatever failed, once the message is an
+        // object with such an id.
+        let mut e = Conn::new(&hub, SessionLimits::default());
+        for (text, id) in [
+            (
+                r#"{"event":"session:join","data":{"roomCode":"ZZZZZZ","name":"X"},"id":99}"#,
+                json!(99),
+            ),
+            (r#"{"event":"nope","data":{},"id":"u"}"#, json!("u")),
+            (r#"{"data":{},"id":4}"#, json!(4)),
+            (r#"{"event":"session:create","id":-3}"#, json!(-3)),
+            (
+                r#"{"event":"session:create","data":{"name":""},"id":""}"#,
+                json!(""),
+            ),
+            (
+                r#"{"event":"session:leave","data":{"roomCode":"ZZZZZZ"},"id":1.5e3}"#,
+                json!(1500.0),
+            ),
+            (
+                r#"{"event":"session:leave","data":{"roomCode":"ZZZZZZ"},"id":"\u00e9"}"#,
+                json!("é"),
+            ),
+        ] {
+            e.send_text(text);
+            let (_, got) = e.error();
+            assert_eq!(got, Some(id), "{text}");
+        }
+        e.assert_nothing_queued("one answer each");
+
+        b.send(json!({"event": "session:leave", "data": {"roomCode": code}, "id": 2.5}));
+        let out = b.next();
+        assert!(matches!(out.event, ServerEvent::Left { .. }), "{out:?}");
+        assert_eq!(out.id, Some(json!(2.5)));
+        let out = a.next();
+        assert!(matches!(out.event, ServerEvent::UserLeft { .. }), "{out:?}");
+        assert_eq!(out.id, None, "user-left is not a's answer");
+    }
+
+    #[test]
+    fn other_ids_are_not_echoed_and_the_message_still_counts() {
+        let hub = hub();
+        let mut c = Conn::new(&hub, SessionLimits::default());
+        for id in [
+            json!({"n": 1}),
+            json!([1]),
+            json!(true),
+            json!(false),
+            Value::Null,
+        ] {
+            c.send(json!({"event": "session:create", "data": {"name": "A"}, "id": id}));
+            let out = c.next();
+            let ServerEvent::Created(room) = out.event else {
+                panic!("{id}: expected session:created, got {out:?}")
+            };
+            assert_eq!(out.id, None, "{id}");
+            c.send(
+                json!({"event": "session:leave", "data": {"roomCode": room.room_code}, "id": id}),
+            );
+            let out = c.next();
+            assert!(
+                matches!(out.event, ServerEvent::Left { .. }),
+                "{id}: {out:?}"
+            );
+            assert_eq!(out.id, None, "{id}");
+            c.send(json!({"event": "session:join", "data": {"roomCode": "ZZZZZZ", "name": "A"}, "id": id}));
+            assert_eq!(c.error(), (ErrorCode::RoomNotFound, None), "{id}");
+        }
+        // Not an object, so no id can be read.
+        let mut d = Conn::new(&hub, SessionLimits::default());
+        for text in [
+            r#"{"event":"nope","data":{},"id":1"#,
+            r#"[{"event":"nope","data":{},"id":1}]"#,
+        ] {
+            d.send_text(text);
+            assert_eq!(d.error(), (ErrorCode::InvalidMessage, None), "{text}");
+        }
+        // No id, no id.
+        d.send(json!({"event": "session:create", "data": {"name": "A"}}));
+        let out = d.next();
+        assert!(matches!(out.event, ServerEvent::Created(_)), "{out:?}");
+        assert_eq!(out.id, None);
+    }
+
+    #[test]
+    fn at_most_ten_errors_in_a_burst_and_answers_are_not_throttled() {
+        let hub = hub();
+        let mut c = Conn::new(&hub, SessionLimits::default());
+        for i in 0..20 {
+            c.send_text(&format!(r#"{{"event":"nope","data":{{}},"id":{i}}}"#));
+        }
+        let errors = c.drain();
+        let ids: Vec<_> = errors.iter().map(|o| o.id.clone()).collect();
+        assert_eq!(ids, (0..10).map(|i| Some(json!(i))).collect::<Vec<_>>());
+        assert!(errors
+            .iter()
+            .all(|o| o.code() == Some(ErrorCode::InvalidMessage)));
+        // Answers that are not errors still flow; further errors do not.
+        c.send(json!({"event": "session:create", "data": {"name": "A"}, "id": "c"}));
+        let out = c.next();
+        assert!(matches!(out.event, ServerEvent::Created(_)), "{out:?}");
+        assert_eq!(out.id, Some(json!("c")));
+        c.send(json!({"event": "session:create", "data": {"name": "A"}, "id": "again"}));
+        c.assert_nothing_queued("already_in_session is an error too, and the window is full");
+    }
+
+    #[test]
+    fn every_kind_of_error_counts_against_the_throttle() {
+        let hub = hub();
+        let mut c = Conn::new(&hub, budget(1));
+        c.session.too_large(); // 1
+        c.send_text("not json"); // 2
+        c.session.invalid("binary frame"); // 3
+        c.session.handle_datagram(&[0xc1]); // 4: not MessagePack
+        c.session.handle_datagram(b"{\"event\""); // 5: not JSON
+        c.broadcast("ZZZZZZ", json!(1)); // 6: not_in_session, and the only token
+        c.broadcast("ZZZZZZ", json!(2)); // 7: rate_limited
+        c.send(json!({"event": "session:join", "data": {"roomCode": "ZZZZZZ", "name": "A"}})); // 8
+        c.send(json!({"event": "session:leave", "data": {"roomCode": "ZZZZZZ"}})); // 9
+        c.send(json!({"event": "session:create", "data": {"name": ""}})); // 10
+                                                                          // An answer, not an error: it goes out. The two errors after it do not.
+        c.send(json!({"event": "session:create", "data": {"name": "A"}}));
+        c.send(json!({"event": "session:create", "data": {"name": "A"}}));
+        c.send_text("not json either");
+        let codes: Vec<_> = c.drain().iter().map(|o| o.code()).collect();
+        use ErrorCode::*;
+        let want = [
+            PayloadTooLarge,
+            InvalidMessage,
+            InvalidMessage,
+            InvalidMessage,
+            InvalidMessage,
+            NotInSession,
+            RateLimited,
+            RoomNotFound,
+            NotInSession,
+            InvalidMessage,
+        ];
+        let mut want: Vec<_> = want.into_iter().map(Some).collect();
+        want.push(None); // session:created, not an error
+        assert_eq!(codes, want);
+    }
+
+    #[test]
+    fn rate_limited_is_answered_once_and_the_excess_dropped() {
+        let hub = hub();
+        let (mut a, mut b, room) = room_of_two(&hub, budget(2));
+        let code = room.room_code.as_str();
+        for i in 0..6 {
+            let mut env = broadcast(code, json!(i));
+            env["id"] = json!(i);
+            a.send(env);
+        }
+        // The first over budget answers, echoing its id; the rest are dropped silently.
+        assert_eq!(a.error(), (ErrorCode::RateLimited, Some(json!(2))));
+        a.assert_nothing_queued("at most one rate_limited a second");
+        let got: Vec<_> = b
+            .drain()
+            .into_iter()
+            .map(|o| match o.event {
+                ServerEvent::Broadcast { payload, .. } => payload,
+                other => panic!("expected a broadcast, got {other:?}"),
+            })
+            .collect();
+        assert_eq!(got, [json!(0), json!(1)], "only the burst is relayed");
+        // It takes one of the ten errors: nine more fit in the window.
+        for _ in 0..12 {
+            a.send_text("not json");
+        }
+        assert_eq!(a.drain().len(), 9);
+    }
+
+    #[test]
+    fn rate_limited_is_not_sent_once_the_window_is_full() {
+        let hub = hub();
+        let mut c = Conn::new(&hub, budget(1));
+        for _ in 0..10 {
+            c.send_text("not json");
+        }
+        c.broadcast("ZZZZZZ", json!(1)); // the token: not_in_session, over the throttle
+        c.broadcast("ZZZZZZ", json!(2)); // over budget: rate_limited, over the throttle
+        let got = c.drain();
+        assert_eq!(got.len(), 10);
+        assert!(got
+            .iter()
+            .all(|o| o.code() == Some(ErrorCode::InvalidMessage)));
+    }
+
+    #[test]
+    fn a_broadcast_reaches_every_other_session_in_the_hub() {
+        let hub = hub();
+        let (mut a, mut b, room) = room_of_two(&hub, SessionLimits::default());
+        let mut c = Conn::new(&hub, SessionLimits::default());
+        let cj = c.join(&room.room_code.to_lowercase(), "C");
+        assert!(matches!(a.next().event, ServerEvent::UserJoined(p) if p.id == cj.user_id));
+        assert!(matches!(b.next().event, ServerEvent::UserJoined(p) if p.id == cj.user_id));
+        let code = room.room_code.as_str();
+        let b_id = cj.participants[1].id.clone();
+
+        // The payload goes out byte for byte as the sender wrote it, to everyone but the
+        // sender; the room code may be written the way people type it.
+        let payload = r#"{"note": 60,  "v":[1.5, null], "s":"\u00e9"}"#;
+        let typed = format!("{}-{}", &code[..3].to_lowercase(), &code[3..]);
+        a.send_text(&format!(
+            r#"{{"event":"event:broadcast","data":{{"roomCode":"{typed}","eventName":"note","payload":{payload}}}}}"#
+        ));
+        a.assert_nothing_queued("never back to the sender");
+        for (who, rx) in [("b", &mut b), ("c", &mut c)] {
+            let out = rx.next();
+            let ServerEvent::Broadcast {
+                event_name,
+                sender_id,
+                ..
+            } = &out.event
+            else {
+                panic!("{who}: expected a broadcast, got {out:?}")
+            };
+            assert_eq!(
+                (event_name.as_str(), sender_id),
+                ("note", &room.user_id),
+                "{who}"
+            );
+            let raw = String::from_utf8(out.raw.to_vec()).unwrap();
+            assert!(
+                raw.contains(&format!(r#""payload":{payload},"#)),
+                "{who}: {raw}"
+            );
+            rx.assert_nothing_queued(who);
+        }
+
+        // Datagrams, JSON or MessagePack, reach receivers without datagrams as JSON.
+        b.session
+            .handle_datagram(broadcast(code, json!({"from": "b"})).to_string().as_bytes());
+        let mp = jam_protocol::json_to_msgpack(
+            broadcast(code, json!({"from": "c"})).to_string().as_bytes(),
+        )
+        .expect("MessagePack");
+        c.session.handle_datagram(&mp);
+        for (who, rx, want) in [
+            ("a", &mut a, vec![("b", &b_id), ("c", &cj.user_id)]),
+            ("b", &mut b, vec![("c", &cj.user_id)]),
+            ("c", &mut c, vec![("b", &b_id)]),
+        ] {
+            let got: Vec<_> = rx
+                .drain()
+                .into_iter()
+                .map(|o| match o.event {
+                    ServerEvent::Broadcast {
+                        payload, sender_id, ..
+                    } => (payload, sender_id),
+                    other => panic!("{who}: expected a broadcast, got {other:?}"),
+                })
+                .collect();
+            let want: Vec<_> = want
+                .into_iter()
+                .map(|(from, id)| (json!({ "from": from }), id.clone()))
+                .collect();
+            assert_eq!(got, want, "{who}");
+        }
+        let stats = hub.stats().snapshot();
+        assert_eq!((stats.events_in, stats.datagrams_in), (3, 2));
+
+        // c leaves: its answer, and the others hear it.
+        c.send(json!({"event": "session:leave", "data": {"roomCode": code}, "id": "bye"}));
+        let out = c.next();
+        assert!(matches!(out.event, ServerEvent::Left { .. }), "{out:?}");
+        assert_eq!(out.id, Some(json!("bye")));
+        for (who, rx) in [("a", &mut a), ("b", &mut b)] {
+            let out = rx.next();
+            assert_eq!(
+                out.event,
+                ServerEvent::UserLeft {
+                    user_id: cj.user_id.clone()
+                },
+                "{who}"
+            );
+        }
+        assert_eq!(
+            hub.room(&RoomCode::normalize(code).unwrap()).unwrap().len(),
+            2
+        );
     }
 }
