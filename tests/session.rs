@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use jam_client::Via;
 use jam_protocol::{ErrorCode, ServerEvent};
@@ -65,9 +63,8 @@ async fn create_join_presence_and_broadcast_on_each_transport() {
                 other => panic!("{kind}/{who}: expected broadcast, got {other:?}"),
             }
         }
-        a.expect_silence(Duration::from_millis(200))
-            .await
-            .expect("sender hears nothing");
+        // The sender hears nothing of it: its next message is its barrier's answer.
+        barrier(&mut a, &format!("{kind}: sender")).await;
 
         // A disconnect gives the others user-left.
         drop(c);
@@ -91,28 +88,20 @@ async fn unknown_room_answers_room_not_found() {
         a.send(&json!({"event":"session:join","data":{"roomCode":"ZZZZZZ","name":"A"},"id":"j1"}))
             .await
             .unwrap();
-        let (code, id) = expect_error(&mut a).await;
-        assert_eq!(code, ErrorCode::RoomNotFound, "{kind}");
+        let id = expect_error(&mut a, ErrorCode::RoomNotFound, kind).await;
         assert_eq!(id, Some(json!("j1")));
         // The connection stays usable.
-        create(&mut a, "A").await;
+        assert_usable(&mut a, kind).await;
     }
 }
 
 #[tokio::test]
 async fn mixed_room_sees_joins_events_and_leaves_across_transports() {
     let s = TestServer::start().await;
-    let mut ws = s.ws().await;
-    let mut wt = s.wt().await;
-    let room = create(&mut ws, "Web").await;
-    let joined = wt.join(&room.room_code, "Quic", "synth").await.unwrap();
-    assert!(
-        matches!(next_event(&mut ws).await, ServerEvent::UserJoined(p) if p.id == joined.user_id)
-    );
+    let (mut ws, mut wt, joined) = room_of_two(&s, "ws", "wt").await;
+    let code = joined.room_code.as_str();
 
-    ws.broadcast(&room.room_code, "note", &json!({"n": 1}))
-        .await
-        .unwrap();
+    ws.broadcast(code, "note", &json!({"n": 1})).await.unwrap();
     let got = next_broadcast(&mut wt).await;
     assert_eq!(
         got.via,
@@ -120,15 +109,13 @@ async fn mixed_room_sees_joins_events_and_leaves_across_transports() {
         "a WebSocket event reaches WebTransport on its stream"
     );
 
-    wt.broadcast(&room.room_code, "note", &json!({"n": 2}))
-        .await
-        .unwrap();
+    wt.broadcast(code, "note", &json!({"n": 2})).await.unwrap();
     let got = next_broadcast(&mut ws).await;
     assert!(
         matches!(got.event(), ServerEvent::Broadcast { payload, .. } if payload == &json!({"n": 2}))
     );
 
-    wt.broadcast_datagram(&room.room_code, "note", &json!({"n": 3}))
+    wt.broadcast_datagram(code, "note", &json!({"n": 3}))
         .unwrap();
     let got = next_broadcast(&mut ws).await;
     assert_eq!(

@@ -81,10 +81,10 @@ async fn datagrams_follow_their_path_in_json_and_msgpack() {
         .unwrap();
     assert_eq!(next_broadcast(&mut json_rx).await.via, Via::Stream);
     assert_eq!(next_broadcast(&mut mp_rx).await.via, Via::Stream);
-    sender
-        .expect_silence(Duration::from_millis(100))
-        .await
-        .unwrap();
+    // The sender hears none of its own events: its next message is its barrier's answer.
+    // (Had the server echoed a datagram event, the copy would have left with the ones the
+    // receivers got above, long before this round trip.)
+    barrier(&mut sender, "sender").await;
     assert!(s.server.stats().snapshot().datagrams_out >= 4);
 }
 
@@ -131,15 +131,19 @@ async fn bad_datagrams_answer_on_the_control_stream() {
         },
         vec![0xc1],
     ];
-    for d in bad {
-        a.send_datagram(&d).unwrap();
-        let (code, _) = expect_error(&mut a).await;
-        assert_eq!(code, ErrorCode::InvalidMessage);
+    for (i, d) in bad.iter().enumerate() {
+        a.send_datagram(d).unwrap();
+        expect_error(
+            &mut a,
+            ErrorCode::InvalidMessage,
+            &format!("bad datagram {i}"),
+        )
+        .await;
     }
     // A valid datagram for another room is not_in_session.
     a.send_datagram(broadcast("ZZZZZZ", json!(1)).to_string().as_bytes())
         .unwrap();
-    assert_eq!(expect_error(&mut a).await.0, ErrorCode::NotInSession);
+    expect_error(&mut a, ErrorCode::NotInSession, "another room").await;
     // The session still works.
     a.leave(&room.room_code).await.unwrap();
 }
@@ -190,14 +194,7 @@ async fn sessions_sharing_one_udp_socket_each_get_their_own_datagrams() {
 #[tokio::test]
 async fn datagrams_with_a_foreign_or_broken_session_header_are_dropped() {
     let s = TestServer::start().await;
-    let mut a = s.wt().await;
-    let mut b = s.wt().await;
-    let room = create(&mut a, "A").await;
-    b.join(&room.room_code, "B", "").await.unwrap();
-    assert!(matches!(
-        next_event(&mut a).await,
-        ServerEvent::UserJoined(_)
-    ));
+    let (mut a, mut b, room) = room_of_two(&s, "wt", "wt").await;
     let note = |n: u32| {
         broadcast(&room.room_code, json!({ "n": n }))
             .to_string()
@@ -248,17 +245,17 @@ async fn control_stream_framing_edge_cases() {
     a.send_raw(b"{\"event\":\"nope\",\"data\":{}}\n")
         .await
         .unwrap();
-    assert_eq!(expect_error(&mut a).await.0, ErrorCode::PayloadTooLarge);
-    assert_eq!(expect_error(&mut a).await.0, ErrorCode::InvalidMessage);
+    expect_error(&mut a, ErrorCode::PayloadTooLarge, "the long line").await;
+    expect_error(&mut a, ErrorCode::InvalidMessage, "the line after it").await;
     // Exactly at the limit is fine (the newline does not count).
     let base = json!({"event":"nope","data":{"p":""}}).to_string().len();
     let exact = json!({"event":"nope","data":{"p": "z".repeat(256 - base)}}).to_string();
     assert_eq!(exact.len(), 256);
     a.send_text(&exact).await.unwrap();
-    assert_eq!(expect_error(&mut a).await.0, ErrorCode::InvalidMessage);
+    expect_error(&mut a, ErrorCode::InvalidMessage, "a line at the limit").await;
     // Invalid UTF-8 on a line answers invalid_message.
     a.send_raw(b"{\"event\":\"\xff\"}\n").await.unwrap();
-    assert_eq!(expect_error(&mut a).await.0, ErrorCode::InvalidMessage);
+    expect_error(&mut a, ErrorCode::InvalidMessage, "invalid UTF-8").await;
 }
 
 #[tokio::test]
@@ -282,11 +279,7 @@ async fn a_second_bidirectional_stream_is_refused() {
 #[tokio::test]
 async fn finishing_the_control_stream_leaves_and_closes_the_session() {
     let s = TestServer::start().await;
-    let mut a = s.wt().await;
-    let mut b = s.ws().await;
-    let room = create(&mut b, "B").await;
-    let aj = a.join(&room.room_code, "A", "").await.unwrap();
-    next_event(&mut b).await;
+    let (mut b, mut a, aj) = room_of_two(&s, "ws", "wt").await;
     a.close().await.unwrap();
     assert_eq!(
         next_event(&mut b).await,
@@ -518,13 +511,22 @@ async fn silent_and_vanished_peers_are_dropped() {
         }
     );
 
-    // A live client with keep-alives is not dropped.
+    // A live client with keep-alives is not dropped. This is about time itself: no
+    // message can mark the moment a peer would have been dropped, so the test waits out
+    // the timeout (a bounded wait). Then the barrier: what alive sends now is the next
+    // thing the host hears, so no user-left came before it, and alive is still in the room.
     let mut alive = s.ws().await;
     alive.join(&room.room_code, "Alive", "").await.unwrap();
     next_event(&mut host).await;
-    host.expect_silence(Duration::from_millis(1500))
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    alive
+        .broadcast(&room.room_code, "still here", &json!(1))
         .await
         .unwrap();
+    assert!(
+        matches!(next_event(&mut host).await, ServerEvent::Broadcast { event_name, .. } if event_name == "still here"),
+        "the live client is still in the room"
+    );
 }
 
 #[tokio::test]

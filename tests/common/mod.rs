@@ -9,6 +9,7 @@ use jam_client::{Client, Closed, Received};
 use jam_protocol::Encoding;
 use jam_protocol::{ErrorCode, ServerEvent, SessionInfo};
 use jam_server::{Config, RunningServer};
+use serde_json::{json, Value};
 
 /// Every single wait in the tests is bounded by this.
 pub const T: Duration = Duration::from_secs(5);
@@ -71,23 +72,47 @@ impl TestServer {
 /// The transports every acceptance test runs on.
 pub const KINDS: [&str; 2] = ["ws", "wt"];
 
-/// Waits for an `error` answer and returns its code.
-pub async fn expect_error(c: &mut Client) -> (ErrorCode, Option<serde_json::Value>) {
-    let r = c.next().await.expect("an error answer");
+/// The `id` key of a received envelope as it was on the wire (`Some(Null)` would be an
+/// `"id": null`, which the decoded `ServerMessage` cannot tell from no key at all).
+pub fn wire_id(r: &Received) -> Option<Value> {
+    let v: Value = serde_json::from_slice(&r.raw).expect("reliable paths carry JSON");
+    v.get("id").cloned()
+}
+
+/// An `error` answer as received.
+#[derive(Debug)]
+pub struct ErrorAnswer {
+    pub code: ErrorCode,
+    /// The `id` key exactly as it was on the wire; `None` only when the key is absent.
+    pub id: Option<Value>,
+}
+
+/// The next message, which must be an `error` with a non-empty `message`.
+pub async fn next_error(c: &mut Client, ctx: &str) -> ErrorAnswer {
+    let r = c
+        .next()
+        .await
+        .unwrap_or_else(|e| panic!("{ctx}: no answer: {e}"));
+    let id = wire_id(&r);
     match r.message.event {
-        ServerEvent::Error { code, .. } => (code, r.message.id),
-        other => panic!("expected an error, got {other:?}"),
+        ServerEvent::Error { code, message } => {
+            assert!(!message.trim().is_empty(), "{ctx}: error without a message");
+            ErrorAnswer { code, id }
+        }
+        other => panic!("{ctx}: expected an error, got {other:?}"),
     }
+}
+
+/// The next message must be an `error` with code `want`; returns its wire `id`.
+pub async fn expect_error(c: &mut Client, want: ErrorCode, ctx: &str) -> Option<Value> {
+    let e = next_error(c, ctx).await;
+    assert_eq!(e.code, want, "{ctx}");
+    e.id
 }
 
 /// Waits for the next message and returns its event.
 pub async fn next_event(c: &mut Client) -> ServerEvent {
     c.next().await.expect("a message").message.event
-}
-
-/// Creates a room as `name` and returns its info.
-pub async fn create(c: &mut Client, name: &str) -> SessionInfo {
-    c.create(name, "piano").await.expect("room created")
 }
 
 /// Waits for the next `event:broadcast`, skipping presence messages.
@@ -97,14 +122,113 @@ pub async fn next_broadcast(c: &mut Client) -> Received {
         .expect("a broadcast")
 }
 
+/// Messages up to (not including) the first one that satisfies `stop`, and that one.
+pub async fn collect_until(
+    c: &mut Client,
+    ctx: &str,
+    mut stop: impl FnMut(&ServerEvent) -> bool,
+) -> (Vec<Received>, Received) {
+    let mut before = Vec::new();
+    loop {
+        let r = c
+            .next()
+            .await
+            .unwrap_or_else(|e| panic!("{ctx}: {e} after {} messages", before.len()));
+        if stop(r.event()) {
+            return (before, r);
+        }
+        before.push(r);
+    }
+}
+
+/// Whether `e` is `session:left`.
+pub fn is_left(e: &ServerEvent) -> bool {
+    matches!(e, ServerEvent::Left { .. })
+}
+
+/// Creates a room as `name` and returns its info (messages before the answer are skipped).
+pub async fn create(c: &mut Client, name: &str) -> SessionInfo {
+    c.create(name, "piano").await.expect("room created")
+}
+
+/// Sends `session:create` with `data` and `id` "c"; the very next message must be
+/// `session:created` echoing that `id`.
+pub async fn create_with(c: &mut Client, data: Value, ctx: &str) -> SessionInfo {
+    c.send(&json!({"event": "session:create", "data": data, "id": "c"}))
+        .await
+        .unwrap();
+    let r = c
+        .next()
+        .await
+        .unwrap_or_else(|e| panic!("{ctx}: no answer: {e}"));
+    assert_eq!(wire_id(&r), Some(json!("c")), "{ctx}");
+    match r.message.event {
+        ServerEvent::Created(info) => info,
+        other => panic!("{ctx}: expected session:created, got {other:?}"),
+    }
+}
+
+/// Proves a connection that is in no room still works, and that nothing was pending for
+/// it: its very next message is the `session:created` of a new room.
+pub async fn assert_usable(c: &mut Client, ctx: &str) {
+    let info = create_with(c, json!({"name": "After"}), ctx).await;
+    assert_eq!(info.participants.len(), 1, "{ctx}");
+}
+
+/// A client of kind `a` creates a room as "A", one of kind `b` joins it as "B", and
+/// `a`'s `session:user-joined` is drained. Returns both and `b`'s `session:joined`:
+/// its `host_id` is `a`, its `user_id` is `b`.
+pub async fn room_of_two(s: &TestServer, a: &str, b: &str) -> (Client, Client, SessionInfo) {
+    let mut ca = s.client(a).await;
+    let mut cb = s.client(b).await;
+    let room = create(&mut ca, "A").await;
+    let joined = cb.join(&room.room_code, "B", "").await.expect("b joins");
+    match next_event(&mut ca).await {
+        ServerEvent::UserJoined(p) => assert_eq!(p.id, joined.user_id),
+        other => panic!("expected user-joined, got {other:?}"),
+    }
+    (ca, cb, joined)
+}
+
+/// The `id` of every [`barrier`] request.
+pub const BARRIER_ID: &str = "barrier";
+
+/// An ordered barrier: proves nothing is pending for `c`. It sends `session:leave` for a
+/// room code no room can have and asserts that the very next message is the answer,
+/// `not_in_session` echoing [`BARRIER_ID`]. The server handles a connection's messages in
+/// order and sends what it produces for a connection in order, so anything produced for
+/// `c` before the barrier was handled (by `c`'s own earlier messages, or by other
+/// connections whose answers the test has already received) would arrive first.
+///
+/// It changes nothing but costs one of the connection's 10 `error`s a second.
+pub async fn barrier(c: &mut Client, ctx: &str) {
+    c.send(&json!({"event": "session:leave", "data": {"roomCode": "!barrier"}, "id": BARRIER_ID}))
+        .await
+        .unwrap_or_else(|e| panic!("{ctx}: barrier not sent: {e}"));
+    let r = c
+        .next()
+        .await
+        .unwrap_or_else(|e| panic!("{ctx}: no answer to the barrier: {e}"));
+    let is_barrier = matches!(
+        r.event(),
+        ServerEvent::Error {
+            code: ErrorCode::NotInSession,
+            ..
+        }
+    ) && wire_id(&r) == Some(json!(BARRIER_ID));
+    assert!(
+        is_barrier,
+        "{ctx}: expected nothing before the barrier, got {:?}",
+        r.message
+    );
+}
+
 /// Test-only waits on a [`Client`], kept out of the client library.
 #[allow(async_fn_in_trait)]
 pub trait ClientExt {
     /// Waits until the connection is closed (messages before it are discarded) and tells
     /// how.
     async fn wait_closed(&mut self, timeout: Duration) -> Result<Closed, String>;
-    /// Asserts nothing arrives within `window`.
-    async fn expect_silence(&mut self, window: Duration) -> Result<(), String>;
 }
 
 impl ClientExt for Client {
@@ -120,13 +244,6 @@ impl ClientExt for Client {
                         .ok_or_else(|| "closed without a reason".into())
                 }
             }
-        }
-    }
-
-    async fn expect_silence(&mut self, window: Duration) -> Result<(), String> {
-        match tokio::time::timeout(window, self.recv()).await {
-            Err(_) | Ok(None) => Ok(()),
-            Ok(Some(r)) => Err(format!("expected silence, got {:?}", r.message)),
         }
     }
 }
