@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::history::HistoryLimits;
 use crate::room::Limits;
 use crate::session::SessionLimits;
 
@@ -81,13 +82,32 @@ pub struct Config {
     #[arg(long, env = "JAM_RATE_BURST", default_value_t = 2000)]
     pub rate_burst: u32,
 
-    /// How often the server pings an idle peer (e.g. `20s`, `500ms`).
-    #[arg(long, env = "JAM_PING_INTERVAL", default_value = "20s", value_parser = humantime::parse_duration)]
+    /// How often the server pings an idle peer (e.g. `5s`, `500ms`).
+    #[arg(long, env = "JAM_PING_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub ping_interval: Duration,
 
-    /// A peer silent for this long is dropped (e.g. `60s`).
-    #[arg(long, env = "JAM_PEER_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    /// A peer silent for this long is gone (e.g. `15s`); its seat is then held for the
+    /// resume window.
+    #[arg(long, env = "JAM_PEER_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
     pub peer_timeout: Duration,
+
+    /// How long a seat whose connection ended without a leave is held for a resume
+    /// (`0s`: freed at once, as in protocol version 1).
+    #[arg(long, env = "JAM_RESUME_WINDOW", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub resume_window: Duration,
+
+    /// Most recent reliable messages a room keeps to replay to a seat that resumes.
+    #[arg(long, env = "JAM_HISTORY_MESSAGES", default_value_t = 1024)]
+    pub history_messages: usize,
+
+    /// Most bytes of recent reliable messages a room keeps (see `--history-messages`).
+    #[arg(long, env = "JAM_HISTORY_BYTES", default_value_t = 1024 * 1024)]
+    pub history_bytes: usize,
+
+    /// The key that signs resume tokens (created, mode 0600, if missing). Default:
+    /// `resume.key` in `--cert-dir`; with `--ephemeral-cert`, a key in memory only.
+    #[arg(long, env = "JAM_RESUME_KEY_FILE")]
+    pub resume_key_file: Option<PathBuf>,
 
     /// Joins of unknown rooms one IP address may make in a burst.
     #[arg(long, env = "JAM_JOIN_FAILURE_BURST", default_value_t = 20)]
@@ -164,6 +184,18 @@ impl Config {
             1_048_576,
         )?;
         between("--worker-threads", self.worker_threads as u64, 0, 1024)?;
+        between(
+            "--history-messages",
+            self.history_messages as u64,
+            0,
+            1_000_000,
+        )?;
+        between(
+            "--history-bytes",
+            self.history_bytes as u64,
+            0,
+            64 * 1024 * 1024,
+        )?;
         const DAY: Duration = Duration::from_secs(24 * 3600);
         duration(
             "--ping-interval",
@@ -177,6 +209,7 @@ impl Config {
             Duration::from_millis(100),
             DAY,
         )?;
+        duration("--resume-window", self.resume_window, Duration::ZERO, DAY)?;
         if self.ping_interval >= self.peer_timeout {
             return Err(ConfigError::PingNotBelowTimeout {
                 ping: humantime::format_duration(self.ping_interval).to_string(),
@@ -192,6 +225,11 @@ impl Config {
             max_room_size: self.max_room_size as usize,
             join_failure_burst: self.join_failure_burst,
             join_failures_per_minute: self.join_failures_per_minute,
+            resume_window: self.resume_window,
+            history: HistoryLimits {
+                messages: self.history_messages,
+                bytes: self.history_bytes,
+            },
         }
     }
 
@@ -237,8 +275,11 @@ mod tests {
         assert_eq!(c.max_room_size, 16);
         assert_eq!(c.max_message_bytes, 16384);
         assert_eq!((c.rate_limit, c.rate_burst), (1000, 2000));
-        assert_eq!(c.ping_interval, Duration::from_secs(20));
-        assert_eq!(c.peer_timeout, Duration::from_secs(60));
+        assert_eq!(c.ping_interval, Duration::from_secs(5));
+        assert_eq!(c.peer_timeout, Duration::from_secs(15));
+        assert_eq!(c.resume_window, Duration::from_secs(30));
+        assert_eq!((c.history_messages, c.history_bytes), (1024, 1024 * 1024));
+        assert_eq!(c.resume_key_file, None);
     }
 
     #[test]
@@ -275,6 +316,11 @@ mod tests {
     #[test]
     fn every_duration_and_limit_is_checked_at_start() {
         // A zero ping interval used to panic every WebSocket writer (tokio's interval).
+        assert_eq!(
+            Config::parse_from(["jam-server", "--resume-window", "0s"]).validate(),
+            Ok(()),
+            "a zero window is version 1's behaviour"
+        );
         let e = refusal(&["--ping-interval", "0s"]);
         assert!(e.to_string().starts_with("--ping-interval is 0s"), "{e}");
         assert!(matches!(
@@ -297,6 +343,9 @@ mod tests {
             ("--outbox-capacity", "1"),
             ("--worker-threads", "5000"),
             ("--ping-interval", "2days"),
+            ("--resume-window", "2days"),
+            ("--history-messages", "1000001"),
+            ("--history-bytes", "1000000000"),
         ] {
             match refusal(&[flag, value]) {
                 ConfigError::OutOfRange { flag: f, .. } => assert_eq!(f, flag),

@@ -51,6 +51,10 @@ struct HttpState {
     web_dir: Option<Arc<PathBuf>>,
 }
 
+/// The 1.1 additions this server serves (PROTOCOL.md, top), for clients to decide
+/// whether to resume or ping.
+pub const FEATURES: [&str; 2] = ["resume", "clock"];
+
 /// All routes. `web_dir`, when given, must be canonical (the server resolves it at start).
 pub fn router(ctx: Arc<Context>, published: Arc<Published>, web_dir: Option<PathBuf>) -> Router {
     let state = HttpState {
@@ -101,6 +105,7 @@ async fn connect(State(state): State<HttpState>, headers: HeaderMap) -> Response
         },
         "websocket": { "url": format!("{ws_scheme}://{host}:{}/ws", p.http_addr.port()) },
         "protocol": PROTOCOL_VERSION,
+        "features": FEATURES,
     });
     ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }

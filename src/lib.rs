@@ -12,7 +12,8 @@
 //! ```text
 //!   jam_protocol (crate)   envelope, messages, ids, validation, JSON / MessagePack (no I/O)
 //!     ▲
-//!   stats                  server-wide counters
+//!   stats, clock           server-wide counters; the server clock (serverTime)
+//!   resume, history        signed resume tokens; a room's replayable recent messages
 //!   outbox                 delivery: a member's bounded queue + datagram sink, encode-once
 //!     ▲                    `Relayed`, `CloseReason`
 //!   room                   Hub / Room / Membership: rooms, presence, host hand-over, fan-out
@@ -42,10 +43,13 @@
 
 #![warn(missing_docs)]
 
+pub mod clock;
 pub mod config;
 pub mod conn;
+pub mod history;
 pub mod http;
 pub mod outbox;
+pub mod resume;
 pub mod room;
 pub mod server;
 pub mod session;

@@ -36,6 +36,8 @@ pub enum CloseReason {
     TooBig,
     /// The peer ended its side (closed its socket or finished its control stream).
     PeerClosed,
+    /// The seat was resumed on another connection (1.1, §6 takeover).
+    ResumedElsewhere,
 }
 
 impl CloseReason {
@@ -49,6 +51,7 @@ impl CloseReason {
             CloseReason::InvalidData => "invalid UTF-8",
             CloseReason::TooBig => "message too big",
             CloseReason::PeerClosed => "closed by peer",
+            CloseReason::ResumedElsewhere => "resumed elsewhere",
         }
     }
 }
@@ -263,6 +266,33 @@ impl Outbox {
                 }
             }
             (Path::Datagram, None) => self.push_lossy(event.json().clone()),
+        }
+    }
+
+    /// How many more messages the queue takes now.
+    pub fn free_capacity(&self) -> usize {
+        self.0.tx.capacity()
+    }
+
+    /// Sends one of the server's own answers (a `clock:pong`) as a datagram in the
+    /// member's encoding; on the reliable channel when the member has no datagrams or the
+    /// answer does not fit. `false` when it was dropped.
+    pub fn answer_by_datagram(&self, json: Bytes) -> bool {
+        let Some((sink, encoding)) = &self.0.datagrams else {
+            return self.push_reliable(json);
+        };
+        let body = match encoding {
+            Encoding::Json => Some(json.clone()),
+            Encoding::MsgPack => json_to_msgpack(&json).map(Bytes::from),
+        };
+        match (body, sink.max_size()) {
+            (Some(body), Some(max)) if body.len() <= max => {
+                let mut framed = Vec::with_capacity(sink.prefix().len() + body.len());
+                framed.extend_from_slice(sink.prefix());
+                framed.extend_from_slice(&body);
+                sink.send(Bytes::from(framed))
+            }
+            _ => self.push_reliable(json),
         }
     }
 

@@ -1,26 +1,40 @@
-//! The room core: the hub of live rooms, their members (seats), presence, host hand-over
-//! and fan-out. It knows no transport: a member is reached through its [`Outbox`]
-//! (`outbox.rs`: the bounded queue, the datagram sink and the encode-once [`Relayed`]).
+//! The room core: the hub of live rooms, their seats, presence, host hand-over, fan-out,
+//! and seats that survive the network (PROTOCOL.md §6): away, resume with replay from the
+//! room's [`History`], takeover, and rooms recreated from signed tokens after a restart.
+//! It knows no transport: a member is reached through its [`Outbox`] (`outbox.rs`: the
+//! bounded queue, the datagram sink and the encode-once [`Relayed`]).
+//!
+//! A seat, not a connection, carries the identity: a connection holds a [`Membership`]
+//! of a seat, and a seat whose connection ends without a leave stays, `away`, for the
+//! resume window. Every reliable room message gets the room's next `seq` and is kept in
+//! its history as sent.
 //!
 //! Concurrency: the hub's map and each room's state sit behind `std::sync::Mutex`es held
 //! for a few instructions and never across an `.await`. Membership changes take the hub
 //! lock and then the room lock (always in that order); fan-out takes only the room lock.
 //! Fan-out never waits: it uses `try_send` and direct datagram sends, so one slow reader
-//! cannot delay anyone else.
+//! cannot delay anyone else. Held seats expire from one task ([`Hub::run_expiry`]).
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::IpAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use jam_protocol::{
-    self as protocol, ErrorCode, Name, Participant, ProtocolError, RoomCode, SessionData, UserId,
+    self as protocol, BroadcastDraft, ErrorCode, Name, Participant, ProtocolError, RoomCode,
+    SessionData, Status, Tempo, UserId,
 };
 use serde_json::value::RawValue;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
-use crate::outbox::{Delivered, Outbox, Path, Relayed};
+use crate::clock::ServerClock;
+use crate::history::{History, HistoryLimits};
+use crate::outbox::{CloseReason, Delivered, Outbox, Path, Relayed};
+use crate::resume::{self, Claims, ResumeKey};
 use crate::stats::Stats;
 
 /// Limits that the room core enforces.
@@ -33,6 +47,10 @@ pub struct Limits {
     /// …and per minute after it. Room codes have about 30 bits; this, not their length,
     /// is what makes guessing them hopeless.
     pub join_failures_per_minute: u32,
+    /// How long a seat whose connection ended is held; zero frees it at once (version 1).
+    pub resume_window: Duration,
+    /// How much of its recent reliable messages a room keeps for replay.
+    pub history: HistoryLimits,
 }
 
 impl Default for Limits {
@@ -41,6 +59,8 @@ impl Default for Limits {
             max_room_size: 16,
             join_failure_burst: 20,
             join_failures_per_minute: 20,
+            resume_window: Duration::from_secs(30),
+            history: HistoryLimits::default(),
         }
     }
 }
@@ -83,18 +103,102 @@ impl JoinFailures {
     }
 }
 
-/// One place in a room. The seat, not the connection, carries the user's identity, so a
-/// later version can hand a seat to a reconnecting client by swapping its outbox.
+/// One place in a room. The seat, not the connection, carries the user's identity.
 struct Seat {
     participant: Participant,
     user: UserId,
     name_key: String,
-    outbox: Outbox,
+    /// Place in the room's join order (smaller joined earlier); survives a restart in the
+    /// seat's token.
+    order: u64,
+    /// The connection's outbox; `None` while the seat is away.
+    outbox: Option<Outbox>,
+    /// The number of the [`Membership`] that holds the seat now; an older one, taken over
+    /// by a resume, changes nothing when it ends.
+    attach: u64,
+    /// The nonce of the seat's current resume token: the only one that resumes it.
+    nonce: String,
+    /// Counts the seat's times away, so that the expiry of an earlier absence does nothing.
+    away: u64,
+}
+
+impl Seat {
+    fn is_away(&self) -> bool {
+        self.outbox.is_none()
+    }
 }
 
 struct RoomState {
+    /// In join order.
     seats: Vec<Seat>,
     host: UserId,
+    /// The last room sequence number given out.
+    seq: u64,
+    history: History,
+    next_order: u64,
+    tempo: Tempo,
+    /// Recreated from a token after a restart: seats that come back are added while the
+    /// hub's restart window lasts.
+    restored: bool,
+}
+
+impl RoomState {
+    fn new(host: UserId, seat: Seat, tempo: Tempo, limits: HistoryLimits) -> Self {
+        RoomState {
+            next_order: seat.order + 1,
+            seats: vec![seat],
+            host,
+            seq: 0,
+            history: History::new(limits),
+            tempo,
+            restored: false,
+        }
+    }
+
+    /// Sends a reliable room message to every seat present but `skip`, under the room's
+    /// next `seq`, and keeps it for replay.
+    fn publish(&mut self, skip: Option<&UserId>, make: impl FnOnce(u64) -> Bytes) {
+        self.seq += 1;
+        let bytes = make(self.seq);
+        for seat in self.seats.iter().filter(|s| Some(&s.user) != skip) {
+            if let Some(outbox) = &seat.outbox {
+                outbox.push_reliable(bytes.clone());
+            }
+        }
+        self.history.push(self.seq, bytes, skip.cloned());
+    }
+
+    fn seat_mut(&mut self, user: &UserId) -> Option<&mut Seat> {
+        self.seats.iter_mut().find(|s| &s.user == user)
+    }
+
+    /// Removes a seat for good: `session:user-left` to the others, then
+    /// `session:host-changed` if it was the host (the earliest-joined seat left, away or
+    /// not, takes over).
+    fn remove(&mut self, user: &UserId) {
+        let Some(pos) = self.seats.iter().position(|s| &s.user == user) else {
+            return;
+        };
+        self.seats.remove(pos);
+        if self.seats.is_empty() {
+            return;
+        }
+        self.publish(Some(user), |seq| protocol::encode_user_left(user, seq));
+        if &self.host == user {
+            let host = self.seats[0].user.clone();
+            self.publish(None, |seq| protocol::encode_host_changed(&host, seq));
+            self.host = host;
+        }
+    }
+
+    /// Makes the earliest-joined seat the host (after a restart, while seats come back).
+    fn host_is_earliest(&mut self) {
+        let earliest = self.seats[0].user.clone();
+        if earliest != self.host {
+            self.publish(None, |seq| protocol::encode_host_changed(&earliest, seq));
+            self.host = earliest;
+        }
+    }
 }
 
 /// A live room.
@@ -115,7 +219,7 @@ impl Room {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Number of members.
+    /// Number of seats, away ones included.
     pub fn len(&self) -> usize {
         self.lock().seats.len()
     }
@@ -126,28 +230,75 @@ impl Room {
     }
 }
 
+/// A held seat's deadline.
+struct Expiry {
+    at: Instant,
+    room: Arc<Room>,
+    user: UserId,
+    away: u64,
+}
+
+impl PartialEq for Expiry {
+    fn eq(&self, other: &Self) -> bool {
+        self.at == other.at
+    }
+}
+impl Eq for Expiry {}
+impl PartialOrd for Expiry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Expiry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.at.cmp(&other.at)
+    }
+}
+
 /// Every live room, by code.
 pub struct Hub {
     rooms: Mutex<HashMap<RoomCode, Arc<Room>>>,
     join_failures: Mutex<JoinFailures>,
     limits: Limits,
     stats: Arc<Stats>,
+    key: ResumeKey,
+    clock: ServerClock,
+    started: Instant,
+    next_attach: AtomicU64,
+    expiries: Mutex<BinaryHeap<Reverse<Expiry>>>,
+    expiry_added: Notify,
 }
 
 impl Hub {
-    /// An empty hub.
+    /// An empty hub with a fresh resume key (tokens die with the process).
     pub fn new(limits: Limits) -> Arc<Self> {
+        Hub::with_key(limits, ResumeKey::generate())
+    }
+
+    /// An empty hub whose resume tokens are signed with `key`.
+    pub fn with_key(limits: Limits, key: ResumeKey) -> Arc<Self> {
         Arc::new(Hub {
             rooms: Mutex::new(HashMap::new()),
             join_failures: Mutex::new(JoinFailures::default()),
             limits,
             stats: Arc::new(Stats::default()),
+            key,
+            clock: ServerClock::new(),
+            started: Instant::now(),
+            next_attach: AtomicU64::new(0),
+            expiries: Mutex::new(BinaryHeap::new()),
+            expiry_added: Notify::new(),
         })
     }
 
     /// The server-wide counters.
     pub fn stats(&self) -> &Arc<Stats> {
         &self.stats
+    }
+
+    /// The server's clock.
+    pub fn clock(&self) -> &ServerClock {
+        &self.clock
     }
 
     fn rooms(&self) -> MutexGuard<'_, HashMap<RoomCode, Arc<Room>>> {
@@ -164,6 +315,93 @@ impl Hub {
         self.rooms().get(code).cloned()
     }
 
+    fn next_attach(&self) -> u64 {
+        self.next_attach.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// A new seat held by `outbox`, with its first token's nonce.
+    fn new_seat(
+        &self,
+        user: UserId,
+        name: Name,
+        instrument: String,
+        order: u64,
+        outbox: &Outbox,
+    ) -> Seat {
+        Seat {
+            participant: Participant {
+                id: user.to_string(),
+                name: name.display,
+                instrument,
+                status: Status::Active,
+            },
+            user,
+            name_key: name.key,
+            order,
+            outbox: Some(outbox.clone()),
+            attach: self.next_attach(),
+            nonce: resume::nonce(),
+            away: 0,
+        }
+    }
+
+    fn membership(self: &Arc<Self>, room: &Arc<Room>, seat: &Seat) -> Membership {
+        Membership {
+            hub: self.clone(),
+            room: room.clone(),
+            user: seat.user.clone(),
+            attach: seat.attach,
+            active: true,
+        }
+    }
+
+    /// The answer that seats a connection: `session:created`, `joined` or `resumed`, with
+    /// the snapshot, the room's `seq` and the seat's current token.
+    fn session_answer(
+        &self,
+        event: &str,
+        code: &RoomCode,
+        user: &UserId,
+        state: &RoomState,
+        replayed: Option<bool>,
+        id: Option<&RawValue>,
+    ) -> Bytes {
+        let participants: Vec<Participant> =
+            state.seats.iter().map(|s| s.participant.clone()).collect();
+        let token = state
+            .seats
+            .iter()
+            .find(|s| &s.user == user)
+            .map(|seat| self.token(code, seat))
+            .unwrap_or_default();
+        protocol::encode(
+            event,
+            SessionData {
+                room_code: code,
+                user_id: user,
+                host_id: &state.host,
+                participants: &participants,
+                seq: state.seq,
+                resume_token: &token,
+                server_time: self.clock.now_ms(),
+                tempo: &state.tempo,
+                replayed,
+            },
+            id,
+        )
+    }
+
+    fn token(&self, code: &RoomCode, seat: &Seat) -> String {
+        self.key.sign(&Claims {
+            room: code.to_string(),
+            user: seat.user.to_string(),
+            name: seat.participant.name.clone(),
+            instrument: seat.participant.instrument.clone(),
+            order: seat.order,
+            nonce: seat.nonce.clone(),
+        })
+    }
+
     /// Creates a room with the caller as host and queues `session:created` (with `id`)
     /// on the caller's outbox.
     pub fn create(
@@ -174,7 +412,8 @@ impl Hub {
         id: Option<&RawValue>,
     ) -> Membership {
         let user = UserId::generate();
-        let seat = new_seat(user.clone(), name, instrument, outbox.clone());
+        let seat = self.new_seat(user.clone(), name, instrument, 1, outbox);
+        let membership_attach = seat.attach;
         let mut rooms = self.rooms();
         let code = loop {
             let code = RoomCode::generate();
@@ -182,23 +421,27 @@ impl Hub {
                 break code;
             }
         };
+        let tempo = Tempo::default_at(self.clock.now_ms());
         let room = Arc::new(Room {
             code: code.clone(),
-            state: Mutex::new(RoomState {
-                seats: vec![seat],
-                host: user.clone(),
-            }),
+            state: Mutex::new(RoomState::new(
+                user.clone(),
+                seat,
+                tempo,
+                self.limits.history,
+            )),
         });
         {
             // The answer is queued while the hub lock is held, before the room is in the
             // map: nobody can join it until then, so `session:created` is the creator's
             // first message about this room, ahead of any `session:user-joined`.
             let state = room.lock();
-            outbox.push_reliable(session_answer(
+            outbox.push_reliable(self.session_answer(
                 protocol::event::CREATED,
                 &code,
                 &user,
                 &state,
+                None,
                 id,
             ));
         }
@@ -208,6 +451,7 @@ impl Hub {
             hub: self.clone(),
             room,
             user,
+            attach: membership_attach,
             active: true,
         }
     }
@@ -247,6 +491,34 @@ impl Hub {
         let rooms = self.rooms();
         let room = rooms.get(&code).cloned().ok_or_else(not_found)?;
         let mut state = room.lock();
+        self.check_room_for(&state, &name.key)?;
+        let user = UserId::generate();
+        let order = state.next_order;
+        state.next_order += 1;
+        let seat = self.new_seat(user.clone(), name, instrument, order, outbox);
+        let membership = self.membership(&room, &seat);
+        let joined = seat.participant.clone();
+        state.publish(None, |seq| protocol::encode_user_joined(&joined, seq));
+        state.seats.push(seat);
+        // Queued under the room lock, after the `session:user-joined` above: every later
+        // room message (a broadcast, someone else's join or leave) takes that lock too, so
+        // it reaches the newcomer after this answer, and the participant list and `seq` it
+        // carries are exactly the state those messages change.
+        outbox.push_reliable(self.session_answer(
+            protocol::event::JOINED,
+            &code,
+            &user,
+            &state,
+            None,
+            id,
+        ));
+        drop(state);
+        drop(rooms);
+        Ok(membership)
+    }
+
+    /// `room_full` or `name_taken` for a seat with the name `key` coming into `state`.
+    fn check_room_for(&self, state: &RoomState, key: &str) -> Result<(), ProtocolError> {
         if state.seats.len() >= self.limits.max_room_size {
             return Err(ProtocolError::new(
                 ErrorCode::RoomFull,
@@ -256,108 +528,273 @@ impl Hub {
                 ),
             ));
         }
-        if state.seats.iter().any(|s| s.name_key == name.key) {
+        if state.seats.iter().any(|s| s.name_key == key) {
             return Err(ProtocolError::new(
                 ErrorCode::NameTaken,
                 "someone in the room already has that name",
             ));
         }
-        let user = UserId::generate();
-        let seat = new_seat(user.clone(), name, instrument, outbox.clone());
-        let joined = protocol::encode_user_joined(&seat.participant);
-        for other in &state.seats {
-            other.outbox.push_reliable(joined.clone());
+        Ok(())
+    }
+
+    /// Whether rooms may still be recreated from tokens signed before a restart.
+    fn in_restart_window(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.started) < self.limits.resume_window
+    }
+
+    /// Takes a seat back with its token (PROTOCOL.md §6): queues `session:resumed` (with
+    /// `id`) and, when the history still holds them, the reliable room messages after
+    /// `last_seq` that the seat missed, then tells the others `session:user-back`. A
+    /// connection that still holds the seat is closed ([`CloseReason::ResumedElsewhere`]).
+    /// After a restart, the first resume of a room recreates it, and later ones bring
+    /// their seats back, for one resume window.
+    pub fn resume(
+        self: &Arc<Self>,
+        code_input: &str,
+        token: &str,
+        last_seq: Option<u64>,
+        outbox: &Outbox,
+        id: Option<&RawValue>,
+    ) -> Result<Membership, ProtocolError> {
+        let failed = |why: &'static str| ProtocolError::new(ErrorCode::ResumeFailed, why);
+        let claims = self
+            .key
+            .verify(token)
+            .ok_or_else(|| failed("the resume token is not valid"))?;
+        let code = RoomCode::normalize(code_input)
+            .filter(|c| c.as_str() == claims.room)
+            .ok_or_else(|| failed("the resume token is for another room"))?;
+        let user =
+            UserId::parse(&claims.user).ok_or_else(|| failed("the resume token is not valid"))?;
+        let now = Instant::now();
+        let mut rooms = self.rooms();
+        let room = match rooms.get(&code) {
+            Some(room) => room.clone(),
+            None if self.in_restart_window(now) => {
+                return Ok(self.recreate(&mut rooms, code, user, claims, outbox, id));
+            }
+            None => return Err(failed("the room is gone")),
+        };
+        let mut state = room.lock();
+        let replay_room = outbox.free_capacity().saturating_sub(2);
+        let pos = state.seats.iter().position(|s| s.user == user);
+        match pos {
+            Some(pos) if state.seats[pos].nonce != claims.nonce => {
+                Err(failed("the resume token was already used"))
+            }
+            Some(pos) => {
+                let seat = &mut state.seats[pos];
+                if let Some(old) = seat.outbox.replace(outbox.clone()) {
+                    old.close(CloseReason::ResumedElsewhere);
+                }
+                seat.participant.status = Status::Active;
+                seat.attach = self.next_attach();
+                seat.away += 1;
+                seat.nonce = resume::nonce();
+                let membership = self.membership(&room, seat);
+                let missed: Option<Vec<Bytes>> = last_seq
+                    .and_then(|last| state.history.since(last, state.seq))
+                    .map(|run| {
+                        run.filter(|e| e.skip.as_ref() != Some(&user))
+                            .map(|e| e.bytes.clone())
+                            .collect()
+                    })
+                    .filter(|missed: &Vec<Bytes>| missed.len() <= replay_room);
+                outbox.push_reliable(self.session_answer(
+                    protocol::event::RESUMED,
+                    &code,
+                    &user,
+                    &state,
+                    Some(missed.is_some()),
+                    id,
+                ));
+                for bytes in missed.into_iter().flatten() {
+                    outbox.push_reliable(bytes);
+                }
+                state.publish(Some(&user), |seq| protocol::encode_user_back(&user, seq));
+                Ok(membership)
+            }
+            None if state.restored && self.in_restart_window(now) => {
+                let name = protocol::validate_name(&claims.name)
+                    .map_err(|_| failed("the resume token is not valid"))?;
+                self.check_room_for(&state, &name.key)
+                    .map_err(|_| failed("the seat's name was taken or its room filled"))?;
+                let mut seat =
+                    self.new_seat(user.clone(), name, claims.instrument, claims.order, outbox);
+                let membership = self.membership(&room, &seat);
+                let joined = seat.participant.clone();
+                // The seat is announced (and the host settled) before its outbox is on it:
+                // the newcomer's own answer comes first and its snapshot holds all that.
+                let held = seat.outbox.take();
+                state.publish(Some(&user), |seq| {
+                    protocol::encode_user_joined(&joined, seq)
+                });
+                let at = state.seats.partition_point(|s| s.order < seat.order);
+                state.seats.insert(at, seat);
+                state.next_order = state.next_order.max(claims.order + 1);
+                state.host_is_earliest();
+                if let Some(seat) = state.seat_mut(&user) {
+                    seat.outbox = held;
+                }
+                outbox.push_reliable(self.session_answer(
+                    protocol::event::RESUMED,
+                    &code,
+                    &user,
+                    &state,
+                    Some(false),
+                    id,
+                ));
+                Ok(membership)
+            }
+            None => Err(failed("the seat is no longer held")),
         }
-        state.seats.push(seat);
-        // Queued under the room lock, like the `session:user-joined` above: every later
-        // room message (a broadcast, someone else's join or leave) takes that lock too, so
-        // it reaches the newcomer after this answer, and the participant list it carries
-        // is exactly the state those messages change.
-        outbox.push_reliable(session_answer(
-            protocol::event::JOINED,
+    }
+
+    /// Recreates a room after a restart from the first token that names it.
+    fn recreate(
+        self: &Arc<Self>,
+        rooms: &mut HashMap<RoomCode, Arc<Room>>,
+        code: RoomCode,
+        user: UserId,
+        claims: Claims,
+        outbox: &Outbox,
+        id: Option<&RawValue>,
+    ) -> Membership {
+        let name = protocol::validate_name(&claims.name).unwrap_or_else(|_| Name {
+            display: claims.name.clone(),
+            key: claims.name.to_lowercase(),
+        });
+        let seat = self.new_seat(user.clone(), name, claims.instrument, claims.order, outbox);
+        let attach = seat.attach;
+        let tempo = Tempo::default_at(self.clock.now_ms());
+        let mut state = RoomState::new(user.clone(), seat, tempo, self.limits.history);
+        state.restored = true;
+        outbox.push_reliable(self.session_answer(
+            protocol::event::RESUMED,
             &code,
             &user,
             &state,
+            Some(false),
             id,
         ));
-        drop(state);
-        drop(rooms);
-        Ok(Membership {
+        let room = Arc::new(Room {
+            code: code.clone(),
+            state: Mutex::new(state),
+        });
+        rooms.insert(code, room.clone());
+        Membership {
             hub: self.clone(),
             room,
             user,
+            attach,
             active: true,
-        })
+        }
     }
 
-    /// Removes a member: `session:user-left` to the others, then `session:host-changed`
-    /// if the host left; an empty room is removed from the hub.
-    fn remove(&self, room: &Arc<Room>, user: &UserId) {
-        let mut rooms = self.rooms();
+    /// A connection that held a seat ended without a leave: the seat turns away and is
+    /// held for the resume window (or, with no window, freed at once as in version 1).
+    fn detach(&self, room: &Arc<Room>, user: &UserId, attach: u64) {
+        if self.limits.resume_window.is_zero() {
+            self.remove(room, user, Some(attach));
+            return;
+        }
         let mut state = room.lock();
-        let Some(pos) = state.seats.iter().position(|s| &s.user == user) else {
+        let Some(seat) = state.seat_mut(user) else {
             return;
         };
-        state.seats.remove(pos);
-        if state.seats.is_empty() {
-            rooms.remove(&room.code);
+        if seat.attach != attach {
+            return; // taken over by a resume
+        }
+        seat.outbox = None;
+        seat.participant.status = Status::Away;
+        seat.away += 1;
+        let away = seat.away;
+        state.publish(Some(user), |seq| protocol::encode_user_away(user, seq));
+        drop(state);
+        let expiry = Expiry {
+            at: Instant::now() + self.limits.resume_window,
+            room: room.clone(),
+            user: user.clone(),
+            away,
+        };
+        self.expiries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Reverse(expiry));
+        self.expiry_added.notify_one();
+    }
+
+    /// Frees a seat: `session:user-left` to the others, then `session:host-changed` if the
+    /// host left; an empty room is removed from the hub. With `attach`, only while that
+    /// membership still holds the seat.
+    fn remove(&self, room: &Arc<Room>, user: &UserId, attach: Option<u64>) {
+        let mut rooms = self.rooms();
+        let mut state = room.lock();
+        let held = state
+            .seats
+            .iter()
+            .any(|s| &s.user == user && attach.is_none_or(|a| s.attach == a));
+        if !held {
             return;
         }
-        let left = protocol::encode_user_left(user);
-        for seat in &state.seats {
-            seat.outbox.push_reliable(left.clone());
+        state.remove(user);
+        if state.seats.is_empty() {
+            rooms.remove(&room.code);
         }
-        if &state.host == user {
-            let host = state.seats[0].user.clone();
-            let changed = protocol::encode_host_changed(&host);
-            for seat in &state.seats {
-                seat.outbox.push_reliable(changed.clone());
+    }
+
+    /// Frees every held seat whose window has ended by `now`; returns when the next one
+    /// ends.
+    pub fn expire_due(&self, now: Instant) -> Option<Instant> {
+        loop {
+            let due = {
+                let mut heap = self.expiries.lock().unwrap_or_else(|e| e.into_inner());
+                match heap.peek() {
+                    Some(Reverse(e)) if e.at <= now => heap.pop().map(|Reverse(e)| e),
+                    Some(Reverse(e)) => return Some(e.at),
+                    None => return None,
+                }
+            };
+            let e = due?;
+            let still_away = e
+                .room
+                .lock()
+                .seats
+                .iter()
+                .any(|s| s.user == e.user && s.is_away() && s.away == e.away);
+            if still_away {
+                self.remove(&e.room, &e.user, None);
             }
-            state.host = host;
+        }
+    }
+
+    /// Frees held seats as their windows end, until `shutdown`.
+    pub async fn run_expiry(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            let next = self.expire_due(Instant::now());
+            let wait = async {
+                match next {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.expiry_added.notified() => {}
+                _ = wait => {}
+            }
         }
     }
 }
 
-fn new_seat(user: UserId, name: Name, instrument: String, outbox: Outbox) -> Seat {
-    Seat {
-        participant: Participant {
-            id: user.to_string(),
-            name: name.display,
-            instrument,
-        },
-        user,
-        name_key: name.key,
-        outbox,
-    }
-}
-
-fn session_answer(
-    event: &str,
-    code: &RoomCode,
-    user: &UserId,
-    state: &RoomState,
-    id: Option<&RawValue>,
-) -> Bytes {
-    let participants: Vec<Participant> =
-        state.seats.iter().map(|s| s.participant.clone()).collect();
-    protocol::encode(
-        event,
-        SessionData {
-            room_code: code,
-            user_id: user,
-            host_id: &state.host,
-            participants: &participants,
-        },
-        id,
-    )
-}
-
-/// A connection's place in a room. Dropping it leaves the room, so presence is cleaned
-/// up on every exit path (error, disconnect, shutdown).
+/// A connection's hold on a seat. Dropping it ends the hold as a lost connection does
+/// (the seat turns away, or is freed when there is no resume window), so presence is
+/// right on every exit path; [`Membership::leave`] frees the seat at once.
 pub struct Membership {
     hub: Arc<Hub>,
     room: Arc<Room>,
     user: UserId,
+    attach: u64,
     active: bool,
 }
 
@@ -381,18 +818,34 @@ impl Membership {
         &self.user
     }
 
-    /// Relays an event to every other member of the room.
-    pub fn broadcast(&self, event: &Relayed, path: Path) {
+    /// Relays an event to every other seat present. One that came on a reliable path
+    /// gets the room's next `seq` (its last bytes are written here, under the room's lock,
+    /// where the number is drawn) and is kept for replay; a datagram-class one is neither.
+    pub fn broadcast(&self, draft: BroadcastDraft, path: Path) {
         let (mut handed, mut datagrams, mut dropped) = (0, 0, 0);
-        {
-            let state = self.room.lock();
+        let mut deliver = |state: &RoomState, event: &Relayed| {
             for seat in state.seats.iter().filter(|s| s.user != self.user) {
+                let Some(outbox) = &seat.outbox else { continue };
                 handed += 1;
-                match seat.outbox.deliver(event, path) {
+                match outbox.deliver(event, path) {
                     Delivered::Queued => {}
                     Delivered::Datagram => datagrams += 1,
                     Delivered::Dropped => dropped += 1,
                 }
+            }
+        };
+        match path {
+            Path::Datagram => {
+                let event = Relayed::new(draft.finish(None));
+                deliver(&self.room.lock(), &event);
+            }
+            Path::Reliable => {
+                let mut state = self.room.lock();
+                state.seq += 1;
+                let bytes = draft.finish(Some(state.seq));
+                deliver(&state, &Relayed::new(bytes.clone()));
+                let seq = state.seq;
+                state.history.push(seq, bytes, Some(self.user.clone()));
             }
         }
         // Shared counters are touched once per event, not once per receiver.
@@ -406,17 +859,17 @@ impl Membership {
         }
     }
 
-    /// Leaves the room now (the same as dropping it).
+    /// Leaves the room now: the seat is freed.
     pub fn leave(mut self) {
         self.active = false;
-        self.hub.remove(&self.room, &self.user);
+        self.hub.remove(&self.room, &self.user, Some(self.attach));
     }
 }
 
 impl Drop for Membership {
     fn drop(&mut self) {
         if self.active {
-            self.hub.remove(&self.room, &self.user);
+            self.hub.detach(&self.room, &self.user, self.attach);
         }
     }
 }
@@ -425,7 +878,7 @@ impl Drop for Membership {
 mod tests {
     use super::*;
     use crate::outbox::CloseReason;
-    use jam_protocol::{validate_name, ServerEvent, ServerMessage};
+    use jam_protocol::{validate_name, ServerEvent, ServerMessage, SessionInfo};
     use tokio::sync::mpsc;
     use tokio_util::sync::CancellationToken;
 
@@ -489,7 +942,7 @@ mod tests {
         assert!(matches!(next(&mut b), ServerEvent::UserJoined(_)));
 
         let host = ma.user().to_string();
-        drop(ma);
+        ma.leave();
         for m in [&mut b, &mut c] {
             assert_eq!(
                 next(m),
@@ -504,8 +957,8 @@ mod tests {
                 }
             );
         }
-        drop(mb);
-        drop(_mc);
+        mb.leave();
+        _mc.leave();
         assert_eq!(hub.room_count(), 0);
         assert!(matches!(
             hub.join(&code, name("Dee"), "".into(), &a.outbox, None, None),
@@ -590,10 +1043,11 @@ mod tests {
             .unwrap();
         while a.rx.try_recv().is_ok() {}
         while b.rx.try_recv().is_ok() {}
-        let ev = Relayed::new(Bytes::from_static(b"{\"event\":\"event:broadcast\"}"));
+        let payload: Box<RawValue> = serde_json::from_str("1").unwrap();
+        let ev = || BroadcastDraft::new("n", &payload, ma.user());
         // Datagram-class events only fill half of B's queue and are then dropped.
         for _ in 0..10 {
-            ma.broadcast(&ev, Path::Datagram);
+            ma.broadcast(ev(), Path::Datagram);
         }
         assert!(
             a.rx.try_recv().is_err(),
@@ -603,12 +1057,419 @@ mod tests {
         assert_eq!(hub.stats().dropped.load(Ordering::Relaxed), 6);
         // Reliable events fill the rest; one more overflows and B is disconnected.
         for _ in 0..5 {
-            ma.broadcast(&ev, Path::Reliable);
+            ma.broadcast(ev(), Path::Reliable);
         }
         assert!(b.token.is_cancelled());
         assert_eq!(b.outbox.close_reason(), Some(CloseReason::SlowConsumer));
         assert_eq!(hub.stats().slow_consumers.load(Ordering::Relaxed), 1);
-        drop(mb);
+        mb.leave();
         assert_eq!(hub.room(ma.room_code()).unwrap().len(), 1);
+    }
+
+    // ----- Seats that survive the network (PROTOCOL.md §6) -----
+
+    /// The next queued message, with its `seq`.
+    fn next_msg(m: &mut Member) -> ServerMessage {
+        let bytes = m.rx.try_recv().expect("a queued message");
+        ServerMessage::from_json(&bytes).unwrap()
+    }
+
+    fn info(event: ServerEvent) -> SessionInfo {
+        match event {
+            ServerEvent::Created(i) | ServerEvent::Joined(i) | ServerEvent::Resumed(i) => i,
+            other => panic!("not a session answer: {other:?}"),
+        }
+    }
+
+    fn drain(m: &mut Member) -> Vec<ServerMessage> {
+        std::iter::from_fn(|| m.rx.try_recv().ok())
+            .map(|b| ServerMessage::from_json(&b).unwrap())
+            .collect()
+    }
+
+    /// Ana (host) and Bo in one room; both answers read.
+    fn duo(
+        hub: &Arc<Hub>,
+    ) -> (
+        Member,
+        Membership,
+        SessionInfo,
+        Member,
+        Membership,
+        SessionInfo,
+    ) {
+        let mut a = member(hub, 64);
+        let mut b = member(hub, 64);
+        let ma = hub.create(name("Ana"), "piano".into(), &a.outbox, None);
+        let ia = info(next(&mut a));
+        let mb = hub
+            .join(
+                &ia.room_code,
+                name("Bo"),
+                "bass".into(),
+                &b.outbox,
+                None,
+                None,
+            )
+            .unwrap();
+        let ib = info(next(&mut b));
+        assert!(matches!(next(&mut a), ServerEvent::UserJoined(_)));
+        (a, ma, ia, b, mb, ib)
+    }
+
+    fn resume(
+        hub: &Arc<Hub>,
+        code: &str,
+        token: &str,
+        last: Option<u64>,
+        m: &Member,
+    ) -> Result<Membership, ErrorCode> {
+        hub.resume(code, token, last, &m.outbox, None)
+            .map_err(|e| e.code)
+    }
+
+    #[test]
+    fn a_lost_connection_holds_the_seat_and_a_resume_replays_what_it_missed() {
+        let hub = Hub::new(Limits::default());
+        let (mut a, ma, ia, _b, mb, ib) = duo(&hub);
+        assert_eq!((ia.seq, ib.seq), (0, 1), "the join is room message 1");
+        drop(mb);
+        let away = next_msg(&mut a);
+        assert_eq!(
+            away.event,
+            ServerEvent::UserAway {
+                user_id: ib.user_id.clone()
+            }
+        );
+        assert_eq!(away.seq, Some(2));
+        let room = hub
+            .room(&RoomCode::normalize(&ia.room_code).unwrap())
+            .unwrap();
+        assert_eq!(room.len(), 2, "the seat still counts");
+        // While away: the name stays taken, and the room goes on.
+        let mut c = member(&hub, 64);
+        assert_eq!(
+            hub.join(&ia.room_code, name("BO"), "".into(), &c.outbox, None, None)
+                .map(|_| ())
+                .map_err(|e| e.code),
+            Err(ErrorCode::NameTaken)
+        );
+        let payload: Box<RawValue> = serde_json::from_str(r#"{"n":60}"#).unwrap();
+        ma.broadcast(
+            BroadcastDraft::new("note", &payload, ma.user()),
+            Path::Reliable,
+        );
+        ma.broadcast(
+            BroadcastDraft::new("note", &payload, ma.user()),
+            Path::Datagram,
+        );
+        let mc = hub
+            .join(&ia.room_code, name("Cy"), "".into(), &c.outbox, None, None)
+            .unwrap();
+        let sent_to_a = drain(&mut a);
+        assert_eq!(
+            sent_to_a.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            [Some(4)],
+            "a sees Cy join"
+        );
+
+        // Bo comes back on a new connection, from seq 1: the broadcast (3) and Cy's join (4)
+        // are replayed as first sent; its own away notice (2) and the datagram are not.
+        let mut b2 = member(&hub, 64);
+        let mb2 = resume(&hub, &ia.room_code, &ib.resume_token, Some(1), &b2).unwrap();
+        let answer = next_msg(&mut b2);
+        let resumed = info(answer.event);
+        assert_eq!(
+            (resumed.user_id.as_str(), resumed.replayed),
+            (ib.user_id.as_str(), Some(true))
+        );
+        assert_eq!(resumed.seq, 4);
+        assert_ne!(resumed.resume_token, ib.resume_token, "a fresh token");
+        assert!(resumed
+            .participants
+            .iter()
+            .all(|p| p.status == Status::Active));
+        let replay = drain(&mut b2);
+        assert_eq!(
+            replay.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            [Some(3), Some(4)]
+        );
+        assert!(
+            matches!(&replay[0].event, ServerEvent::Broadcast { sender_id, .. } if *sender_id == ia.user_id)
+        );
+        assert!(replay.iter().all(|m| m.id.is_none()));
+        // The others hear that Bo is back, and nothing else.
+        for m in [&mut a, &mut c] {
+            let msgs = drain(m);
+            let back = msgs.last().unwrap();
+            assert_eq!(
+                back.event,
+                ServerEvent::UserBack {
+                    user_id: ib.user_id.clone()
+                }
+            );
+            assert_eq!(back.seq, Some(5));
+        }
+        // The token was single-use; the new one works.
+        let mut b3 = member(&hub, 64);
+        assert_eq!(
+            resume(&hub, &ia.room_code, &ib.resume_token, None, &b3).map(|_| ()),
+            Err(ErrorCode::ResumeFailed)
+        );
+        drop((mb2, mc));
+        let _mb3 = resume(&hub, &ia.room_code, &resumed.resume_token, None, &b3).unwrap();
+        assert_eq!(
+            info(next_msg(&mut b3).event).replayed,
+            Some(false),
+            "no lastSeq: the snapshot is the state"
+        );
+    }
+
+    #[test]
+    fn a_resume_replays_nothing_when_the_history_no_longer_reaches_back() {
+        let hub = Hub::new(Limits {
+            history: HistoryLimits {
+                messages: 2,
+                bytes: 1 << 20,
+            },
+            ..Limits::default()
+        });
+        let (_a, ma, ia, _b, mb, ib) = duo(&hub);
+        drop(mb);
+        let payload: Box<RawValue> = serde_json::from_str("1").unwrap();
+        for _ in 0..3 {
+            ma.broadcast(
+                BroadcastDraft::new("n", &payload, ma.user()),
+                Path::Reliable,
+            );
+        }
+        for last in [Some(1), Some(99), None] {
+            let mut b2 = member(&hub, 64);
+            let room = hub
+                .room(&RoomCode::normalize(&ia.room_code).unwrap())
+                .unwrap();
+            let token = {
+                let state = room.lock();
+                let seat = state
+                    .seats
+                    .iter()
+                    .find(|s| s.user.as_str() == ib.user_id)
+                    .unwrap();
+                hub.token(room.code(), seat)
+            };
+            let m = resume(&hub, &ia.room_code, &token, last, &b2).unwrap();
+            assert_eq!(
+                info(next_msg(&mut b2).event).replayed,
+                Some(false),
+                "{last:?}"
+            );
+            assert!(drain(&mut b2).is_empty(), "{last:?}: nothing replayed");
+            drop(m);
+        }
+    }
+
+    #[test]
+    fn a_held_seat_expires_into_a_leave_and_the_earliest_seat_becomes_host() {
+        let window = Duration::from_secs(30);
+        let hub = Hub::new(Limits::default());
+        let (a, ma, ia, mut b, mb, ib) = duo(&hub);
+        drop(ma);
+        assert_eq!(
+            next(&mut b),
+            ServerEvent::UserAway {
+                user_id: ia.user_id.clone()
+            }
+        );
+        let now = Instant::now();
+        assert!(hub.expire_due(now).is_some(), "not yet");
+        assert!(b.rx.try_recv().is_err());
+        assert_eq!(
+            hub.expire_due(now + window + Duration::from_millis(1)),
+            None
+        );
+        assert_eq!(
+            next(&mut b),
+            ServerEvent::UserLeft {
+                user_id: ia.user_id.clone()
+            }
+        );
+        assert_eq!(
+            next(&mut b),
+            ServerEvent::HostChanged {
+                host_id: ib.user_id.clone()
+            }
+        );
+        assert_eq!(
+            resume(&hub, &ia.room_code, &ia.resume_token, None, &a).map(|_| ()),
+            Err(ErrorCode::ResumeFailed)
+        );
+        // A room whose seats are all away lives until the last window ends.
+        drop(mb);
+        let code = RoomCode::normalize(&ia.room_code).unwrap();
+        assert!(hub.room(&code).is_some());
+        hub.expire_due(Instant::now() + window + Duration::from_millis(1));
+        assert!(hub.room(&code).is_none());
+    }
+
+    #[test]
+    fn a_resume_takes_over_a_connection_that_still_holds_the_seat() {
+        let hub = Hub::new(Limits::default());
+        let (mut a, _ma, ia, b, mb, ib) = duo(&hub);
+        let mut b2 = member(&hub, 64);
+        let mb2 = resume(&hub, &ia.room_code, &ib.resume_token, Some(ib.seq), &b2).unwrap();
+        assert_eq!(b.outbox.close_reason(), Some(CloseReason::ResumedElsewhere));
+        assert!(b.token.is_cancelled());
+        assert_eq!(info(next_msg(&mut b2).event).replayed, Some(true));
+        // The old connection ending changes nothing: no away, no leave.
+        drop(mb);
+        assert_eq!(
+            drain(&mut a)
+                .into_iter()
+                .map(|m| m.event)
+                .collect::<Vec<_>>(),
+            [ServerEvent::UserBack {
+                user_id: ib.user_id.clone()
+            }]
+        );
+        drop(mb2);
+        assert!(matches!(next(&mut a), ServerEvent::UserAway { .. }));
+    }
+
+    #[test]
+    fn tokens_for_another_room_or_forged_are_refused_and_refusals_do_not_use_them_up() {
+        let hub = Hub::new(Limits::default());
+        let (_a, _ma, ia, _b, mb, ib) = duo(&hub);
+        let (mut c, _mc, ic, _d, _md, _id) = duo(&hub);
+        drop(mb);
+        let wrong = [
+            (ic.room_code.as_str(), ib.resume_token.clone()),
+            (ia.room_code.as_str(), format!("{}x", ib.resume_token)),
+            (ia.room_code.as_str(), "nope".into()),
+            ("??????", ib.resume_token.clone()),
+        ];
+        for (code, token) in wrong {
+            assert_eq!(
+                resume(&hub, code, &token, None, &c).map(|_| ()),
+                Err(ErrorCode::ResumeFailed),
+                "{code} {token}"
+            );
+        }
+        assert!(c.rx.try_recv().is_err(), "the hub answers nothing itself");
+        let _mb = resume(
+            &hub,
+            &ia.room_code.to_lowercase(),
+            &ib.resume_token,
+            None,
+            &c,
+        )
+        .unwrap();
+        assert!(matches!(next(&mut c), ServerEvent::Resumed(_)));
+        // A token from another server's key is refused.
+        let other = Hub::new(Limits::default());
+        let mut e = member(&other, 64);
+        let me = other.create(name("E"), "".into(), &e.outbox, None);
+        let ie = info(next(&mut e));
+        drop(me);
+        assert_eq!(
+            resume(&hub, &ie.room_code, &ie.resume_token, None, &e).map(|_| ()),
+            Err(ErrorCode::ResumeFailed)
+        );
+    }
+
+    #[test]
+    fn no_window_frees_a_lost_seat_at_once() {
+        let hub = Hub::new(Limits {
+            resume_window: Duration::ZERO,
+            ..Limits::default()
+        });
+        let (_a, ma, ia, mut b, mb, ib) = duo(&hub);
+        drop(ma);
+        assert_eq!(
+            next(&mut b),
+            ServerEvent::UserLeft {
+                user_id: ia.user_id.clone()
+            }
+        );
+        assert_eq!(
+            next(&mut b),
+            ServerEvent::HostChanged {
+                host_id: ib.user_id.clone()
+            }
+        );
+        drop(mb);
+        assert_eq!(hub.room_count(), 0);
+    }
+
+    #[test]
+    fn after_a_restart_seats_come_back_in_join_order_with_the_earliest_as_host() {
+        let key = ResumeKey::generate();
+        let old = Hub::with_key(Limits::default(), key.clone());
+        let mut a = member(&old, 64);
+        let ma = old.create(name("Ana"), "piano".into(), &a.outbox, None);
+        let ia = info(next(&mut a));
+        let mut seats = vec![];
+        for who in ["Bo", "Cy"] {
+            let mut m = member(&old, 64);
+            let mm = old
+                .join(&ia.room_code, name(who), "".into(), &m.outbox, None, None)
+                .unwrap();
+            seats.push((info(next(&mut m)), mm));
+        }
+        drop(ma);
+
+        let new = Hub::with_key(Limits::default(), key);
+        // Cy comes back first: the room is recreated under its code, Cy hosts.
+        let mut c = member(&new, 64);
+        let ic = &seats[1].0;
+        let _mc = resume(&new, &ia.room_code, &ic.resume_token, Some(ic.seq), &c).unwrap();
+        let rc = info(next(&mut c));
+        assert_eq!(
+            (
+                rc.room_code.as_str(),
+                rc.user_id.as_str(),
+                rc.host_id.as_str()
+            ),
+            (
+                ia.room_code.as_str(),
+                ic.user_id.as_str(),
+                ic.user_id.as_str()
+            )
+        );
+        assert_eq!((rc.seq, rc.replayed), (0, Some(false)));
+        // Ana comes back: announced to Cy, and Ana (earlier) is host again.
+        let mut a2 = member(&new, 64);
+        let _ma2 = resume(&new, &ia.room_code, &ia.resume_token, None, &a2).unwrap();
+        let ra = info(next(&mut a2));
+        assert_eq!(ra.host_id, ia.user_id);
+        let names: Vec<_> = ra
+            .participants
+            .iter()
+            .map(|p| (p.name.as_str(), p.instrument.as_str()))
+            .collect();
+        assert_eq!(names, [("Ana", "piano"), ("Cy", "")]);
+        assert!(matches!(next(&mut c), ServerEvent::UserJoined(p) if p.id == ia.user_id));
+        assert_eq!(
+            next(&mut c),
+            ServerEvent::HostChanged {
+                host_id: ia.user_id.clone()
+            }
+        );
+        // A used token stays used across the restart.
+        let mut x = member(&new, 64);
+        assert_eq!(
+            resume(&new, &ia.room_code, &ia.resume_token, None, &x).map(|_| ()),
+            Err(ErrorCode::ResumeFailed)
+        );
+        // Someone took Bo's name meanwhile: Bo's seat cannot come back.
+        let _mx = new
+            .join(&ia.room_code, name("bo"), "".into(), &x.outbox, None, None)
+            .unwrap();
+        let mut b2 = member(&new, 64);
+        assert_eq!(
+            resume(&new, &ia.room_code, &seats[0].0.resume_token, None, &b2).map(|_| ()),
+            Err(ErrorCode::ResumeFailed)
+        );
+        assert!(b2.rx.try_recv().is_err());
+        let _ = &mut x;
     }
 }

@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::conn::Context;
 use crate::http::{self, Published};
+use crate::resume::ResumeKey;
 use crate::room::Hub;
 use crate::stats::Stats;
 use crate::tls::{self, CertSource};
@@ -61,8 +62,19 @@ impl RunningServer {
         let identity = cert_source.load().context("loading the certificate")?;
         let not_after = identity.not_after;
 
+        let resume_key = match (&config.resume_key_file, &cert_source) {
+            (Some(path), _) => Some(path.clone()),
+            (None, CertSource::Dev { dir: None }) => None,
+            (None, _) => Some(config.cert_dir.join(tls::RESUME_KEY_FILE)),
+        };
+        let resume_key = match resume_key {
+            Some(path) => tls::load_or_make_resume_key(&path)
+                .with_context(|| format!("the resume key {}", path.display()))?,
+            None => ResumeKey::generate(),
+        };
+        let hub = Hub::with_key(config.room_limits(), resume_key);
         let ctx = Arc::new(Context::new(
-            Hub::new(config.room_limits()),
+            hub.clone(),
             config.session_limits(),
             config.outbox_capacity,
             config.ping_interval,
@@ -113,6 +125,7 @@ impl RunningServer {
             }
         }));
         tasks.push(tokio::spawn(wt::run(wt.clone(), ctx.clone())));
+        tasks.push(tokio::spawn(hub.run_expiry(ctx.shutdown.clone())));
         tasks.push(tokio::spawn(renew_certificates(
             cert_source.clone(),
             not_after,

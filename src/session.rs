@@ -16,10 +16,11 @@ use serde_json::value::RawValue;
 use tracing::{debug, info};
 
 use jam_protocol::{
-    self as protocol, ClientMessage, Encoding, Envelope, ErrorCode, ProtocolError, RoomCode,
+    self as protocol, BroadcastDraft, ClientMessage, Encoding, Envelope, ErrorCode, ProtocolError,
+    RoomCode,
 };
 
-use crate::outbox::{Outbox, Path, Relayed};
+use crate::outbox::{Outbox, Path};
 use crate::room::{Hub, Membership};
 
 /// Per-connection limits.
@@ -45,6 +46,8 @@ impl Default for SessionLimits {
 
 /// At most this many `error` messages in any one-second window.
 const ERRORS_PER_SECOND: usize = 10;
+/// At most this many `clock:ping`s answered in any one-second window (PROTOCOL.md §7).
+const PINGS_PER_SECOND: usize = 20;
 
 /// A token bucket: `rate` tokens a second up to `burst`.
 #[derive(Debug)]
@@ -80,13 +83,42 @@ impl TokenBucket {
 }
 
 /// Remembers when the last errors went out, for the "10 in any second" rule.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ErrorThrottle {
-    sent: VecDeque<Instant>,
+    sent: Window,
     last_rate_limited: Option<Instant>,
 }
 
+impl Default for ErrorThrottle {
+    fn default() -> Self {
+        ErrorThrottle {
+            sent: Window::new(ERRORS_PER_SECOND),
+            last_rate_limited: None,
+        }
+    }
+}
+
 impl ErrorThrottle {
+    fn allow(&mut self, now: Instant) -> bool {
+        self.sent.allow(now)
+    }
+}
+
+/// "At most `max` in any one-second window": the times of the last ones allowed.
+#[derive(Debug)]
+struct Window {
+    sent: VecDeque<Instant>,
+    max: usize,
+}
+
+impl Window {
+    fn new(max: usize) -> Self {
+        Window {
+            sent: VecDeque::new(),
+            max,
+        }
+    }
+
     fn allow(&mut self, now: Instant) -> bool {
         while let Some(&t) = self.sent.front() {
             if now.saturating_duration_since(t) >= Duration::from_secs(1) {
@@ -95,7 +127,7 @@ impl ErrorThrottle {
                 break;
             }
         }
-        if self.sent.len() >= ERRORS_PER_SECOND {
+        if self.sent.len() >= self.max {
             return false;
         }
         self.sent.push_back(now);
@@ -111,6 +143,7 @@ pub struct Session {
     membership: Option<Membership>,
     bucket: TokenBucket,
     errors: ErrorThrottle,
+    pings: Window,
     peer: Option<IpAddr>,
 }
 
@@ -125,6 +158,7 @@ impl Session {
             membership: None,
             bucket,
             errors: ErrorThrottle::default(),
+            pings: Window::new(PINGS_PER_SECOND),
             peer: None,
         }
     }
@@ -157,9 +191,11 @@ impl Session {
             self.rate_limited(env.id);
             return;
         }
-        if path == Path::Datagram && !env.is_broadcast() {
+        if path == Path::Datagram && !env.is_broadcast() && !env.is_clock_ping() {
             self.send_error(
-                &ProtocolError::invalid("a datagram must carry an event:broadcast envelope"),
+                &ProtocolError::invalid(
+                    "a datagram must carry an event:broadcast or clock:ping envelope",
+                ),
                 env.id,
             );
             return;
@@ -260,12 +296,35 @@ impl Session {
                 if path == Path::Datagram {
                     stats.datagrams_in.fetch_add(1, Ordering::Relaxed);
                 }
-                let relayed = Relayed::new(protocol::encode_broadcast(
-                    &b.event_name,
-                    b.payload,
-                    m.user(),
-                ));
-                m.broadcast(&relayed, path);
+                m.broadcast(
+                    BroadcastDraft::new(&b.event_name, b.payload, m.user()),
+                    path,
+                );
+            }
+            ClientMessage::Resume {
+                room_code,
+                resume_token,
+                last_seq,
+            } => {
+                if self.membership.is_some() {
+                    return Err(already());
+                }
+                let m = self
+                    .hub
+                    .resume(&room_code, &resume_token, last_seq, &self.outbox, id)?;
+                tracing::Span::current().record("room", m.room_code().as_str());
+                info!(user = %m.user(), "resumed seat");
+                self.membership = Some(m);
+            }
+            ClientMessage::ClockPing { t0 } => {
+                // Over budget: dropped without an error (PROTOCOL.md §7).
+                if self.pings.allow(Instant::now()) {
+                    let pong = protocol::encode_pong(t0, self.hub.clock().now_ms(), id);
+                    match path {
+                        Path::Datagram => self.outbox.answer_by_datagram(pong),
+                        Path::Reliable => self.outbox.push_reliable(pong),
+                    };
+                }
             }
         }
         Ok(())
@@ -317,7 +376,9 @@ impl Session {
         self.outbox.push_reliable(protocol::encode_error(error, id));
     }
 
-    /// Leaves the room, if any (the same happens on drop).
+    /// Leaves the room, if any, freeing the seat at once (a WebTransport client that
+    /// finishes its control stream). Dropping the session instead holds the seat for the
+    /// resume window.
     pub fn leave(&mut self) {
         if let Some(m) = self.membership.take() {
             m.leave();

@@ -16,6 +16,7 @@ const CRATES: &[(&str, &[&str])] = &[
             "error",
             "ids",
             "participant",
+            "tempo",
             "validate",
             "datagram",
             "msgpack",
@@ -50,6 +51,9 @@ const CRATES: &[(&str, &[&str])] = &[
         "src",
         &[
             "stats",
+            "clock",
+            "resume",
+            "history",
             "outbox",
             "room",
             "session",

@@ -106,3 +106,150 @@ async fn sigterm_closes_clients_and_exits() {
     assert!(status.success(), "clean exit, got {status}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+/// The real binary on `http` / `wt` (`127.0.0.1:0` for any port) with its certificate and
+/// resume key in `dir`; returns the child and its (http, webtransport, hash) once
+/// listening.
+async fn spawn_server(
+    dir: &std::path::Path,
+    http: &str,
+    wt: &str,
+) -> (tokio::process::Child, (String, String, String)) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_jam-server"))
+        .args(["--http-addr", http, "--wt-addr", wt, "--cert-dir"])
+        .arg(dir)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts");
+    let stdout = child.stdout.take().unwrap().into_owned_fd().unwrap();
+    let stdout = std::fs::File::from(stdout);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = std::iter::from_fn(|| rx.recv_timeout(T).ok());
+    let bound = tokio::task::block_in_place(|| read_listening(&mut lines));
+    (child, bound)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_the_jam_every_seat_resumes_with_its_id_and_the_host() {
+    use jam_protocol::ServerEvent;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, (http, wt, hash)) =
+        spawn_server(dir.path(), "127.0.0.1:0", "127.0.0.1:0").await;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key = std::fs::metadata(dir.path().join("resume.key")).expect("resume.key made");
+        assert_eq!(key.permissions().mode() & 0o777, 0o600);
+    }
+    let ws_url = format!("ws://{http}/ws");
+    let wt_url = format!("https://{wt}/jam");
+    let mut ana = Client::connect_ws(&ws_url).await.unwrap();
+    let a = ana.create("Ana", "piano").await.unwrap();
+    let mut bo = Client::connect_wt(&wt_url, &hash, Encoding::Json)
+        .await
+        .unwrap();
+    let b = bo.join(&a.room_code, "Bo", "bass").await.unwrap();
+    let mut cy = Client::connect_ws(&ws_url).await.unwrap();
+    let c = cy.join(&a.room_code, "Cy", "drums").await.unwrap();
+
+    // A deploy: SIGTERM, then the new process on the same ports and folder.
+    let stopped = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .expect("exits within a few seconds")
+        .unwrap();
+    assert!(status.success());
+    let (_child, (http2, wt2, hash2)) = spawn_server(dir.path(), &http, &wt).await;
+    assert_eq!((http2.as_str(), wt2.as_str()), (http.as_str(), wt.as_str()));
+    assert_eq!(hash2, hash, "the stored certificate is reused");
+
+    // Cy comes back first and hosts the recreated room; Ana, who joined earliest, then
+    // takes the host role back; Bo comes back over WebTransport.
+    let mut cy2 = Client::connect_ws(&ws_url).await.unwrap();
+    let rc = cy2
+        .resume(&a.room_code, &c.resume_token, cy.last_seq())
+        .await
+        .unwrap();
+    assert_eq!(
+        (rc.user_id.as_str(), rc.host_id.as_str()),
+        (c.user_id.as_str(), c.user_id.as_str())
+    );
+    assert_eq!(rc.replayed, Some(false));
+    let mut ana2 = Client::connect_ws(&ws_url).await.unwrap();
+    let ra = ana2
+        .resume(&a.room_code, &a.resume_token, ana.last_seq())
+        .await
+        .unwrap();
+    assert_eq!(
+        (ra.user_id.as_str(), ra.host_id.as_str()),
+        (a.user_id.as_str(), a.user_id.as_str())
+    );
+    let mut bo2 = Client::connect_wt(&wt_url, &hash2, Encoding::Json)
+        .await
+        .unwrap();
+    let rb = bo2
+        .resume(&a.room_code, &b.resume_token, bo.last_seq())
+        .await
+        .unwrap();
+    let back_in_order: Vec<_> = rb
+        .participants
+        .iter()
+        .map(|p| (p.id.as_str(), p.name.as_str(), p.instrument.as_str()))
+        .collect();
+    assert_eq!(
+        back_in_order,
+        [
+            (a.user_id.as_str(), "Ana", "piano"),
+            (b.user_id.as_str(), "Bo", "bass"),
+            (c.user_id.as_str(), "Cy", "drums")
+        ],
+        "ids, names, instruments and join order survive"
+    );
+    assert_eq!(rb.host_id, a.user_id);
+    let downtime = stopped.elapsed();
+    // What Cy saw while the others came back.
+    let seen: Vec<_> = [
+        next(&mut cy2).await,
+        next(&mut cy2).await,
+        next(&mut cy2).await,
+    ]
+    .into_iter()
+    .collect();
+    assert!(matches!(&seen[0], ServerEvent::UserJoined(p) if p.id == a.user_id));
+    assert_eq!(
+        seen[1],
+        ServerEvent::HostChanged {
+            host_id: a.user_id.clone()
+        }
+    );
+    assert!(matches!(&seen[2], ServerEvent::UserJoined(p) if p.id == b.user_id));
+    // And the jam goes on.
+    bo2.broadcast(&a.room_code, "note", &serde_json::json!({"n": 60}))
+        .await
+        .unwrap();
+    for c in [&mut ana2, &mut cy2] {
+        let got = c
+            .wait_for(T, |r| matches!(r.event(), ServerEvent::Broadcast { .. }))
+            .await
+            .unwrap();
+        assert!(
+            matches!(got.event(), ServerEvent::Broadcast { sender_id, .. } if *sender_id == b.user_id)
+        );
+    }
+    eprintln!("restart: SIGTERM to every seat resumed in {downtime:?}");
+}
+
+async fn next(c: &mut Client) -> jam_protocol::ServerEvent {
+    c.next().await.expect("a message").message.event
+}

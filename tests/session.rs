@@ -66,12 +66,12 @@ async fn create_join_presence_and_broadcast_on_each_transport() {
         // The sender hears nothing of it: its next message is its barrier's answer.
         barrier(&mut a, &format!("{kind}: sender")).await;
 
-        // A disconnect gives the others user-left.
+        // A disconnect gives the others user-away: the seat is held for a resume (1.1).
         drop(c);
         for rx in [&mut a, &mut b] {
             assert_eq!(
                 next_event(rx).await,
-                ServerEvent::UserLeft {
+                ServerEvent::UserAway {
                     user_id: cj.user_id.clone()
                 },
                 "{kind}"
@@ -175,8 +175,8 @@ async fn leave_keeps_the_connection_and_hands_over_the_host() {
         let again = a.join(&room.room_code, "A", "").await.unwrap();
         assert_eq!(again.host_id, bj.user_id);
         // After everyone leaves, the code is gone.
-        drop(b);
-        drop(c);
+        b.leave(&room.room_code).await.unwrap();
+        c.leave(&room.room_code).await.unwrap();
         a.leave(&room.room_code).await.unwrap();
         let mut d = s.client(kind).await;
         let err = d.join(&room.room_code, "D", "").await.unwrap_err();

@@ -32,6 +32,8 @@ fn close_code_for(reason: CloseReason) -> u16 {
         CloseReason::InvalidData => 1007,
         CloseReason::TooBig => 1009,
         CloseReason::PeerClosed => 1000,
+        // PROTOCOL.md §6: the seat went to another connection.
+        CloseReason::ResumedElsewhere => 4000,
     }
 }
 
@@ -83,7 +85,8 @@ async fn run(socket: WebSocket, peer: SocketAddr, ctx: Arc<Context>) {
                 Ok(Some(Err(e))) => break read_error_reason(e),
             }
         };
-        session.leave();
+        // However the socket ended, it was no `session:leave`: the seat is held (§6).
+        drop(session);
         outbox.close(reason);
         let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
         info!(reason = reason.as_str(), "disconnected");

@@ -59,6 +59,8 @@ pub mod close_code {
     pub const TIMEOUT: u32 = 3;
     /// The client broke the binding.
     pub const PROTOCOL: u32 = 4;
+    /// The seat was resumed on another connection (PROTOCOL.md §6).
+    pub const RESUMED_ELSEWHERE: u32 = 5;
 }
 
 fn close_code_for(reason: CloseReason) -> u32 {
@@ -70,6 +72,7 @@ fn close_code_for(reason: CloseReason) -> u32 {
             close_code::PROTOCOL
         }
         CloseReason::PeerClosed => close_code::NORMAL,
+        CloseReason::ResumedElsewhere => close_code::RESUMED_ELSEWHERE,
     }
 }
 
@@ -296,13 +299,19 @@ async fn serve(connection: Connection, encoding: Encoding, ctx: &Context) -> Clo
     let mut framer = LineFramer::new(session.max_message_bytes() + 1);
     // quinn hands out the received bytes as they are (no read buffer per session, no copy).
     let recv = recv.quic_stream_mut();
+    // Finishing the control stream is a leave (PROTOCOL.md §6); every other end holds the
+    // seat.
+    let mut finished = false;
     let reason = loop {
         tokio::select! {
             biased;
             _ = token.cancelled() => break outbox.close_reason().unwrap_or(CloseReason::Shutdown),
             r = recv.read_chunk(usize::MAX, true) => match r {
                 Ok(Some(chunk)) => framer.push(&chunk.bytes, |line| handle_line(&mut session, line)),
-                Ok(None) => break CloseReason::PeerClosed,
+                Ok(None) => {
+                    finished = true;
+                    break CloseReason::PeerClosed;
+                }
                 Err(_) => break CloseReason::PeerClosed,
             },
             d = datagrams.next() => match d {
@@ -319,7 +328,10 @@ async fn serve(connection: Connection, encoding: Encoding, ctx: &Context) -> Clo
             },
         }
     };
-    session.leave();
+    if finished {
+        session.leave();
+    }
+    drop(session);
     outbox.close(reason);
     let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
     reason

@@ -247,3 +247,96 @@ impl ClientExt for Client {
         }
     }
 }
+
+/// A UDP relay between a client and the server that can go dark, so the client vanishes
+/// without a word (no CONNECTION_CLOSE, nothing at all).
+pub async fn udp_relay(
+    server: std::net::SocketAddr,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let front = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let back = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    back.connect(server).await.unwrap();
+    let addr = front.local_addr().unwrap();
+    let dark = Arc::new(AtomicBool::new(false));
+    let client: Arc<std::sync::Mutex<Option<std::net::SocketAddr>>> = Default::default();
+    {
+        let (front, back, dark, client) =
+            (front.clone(), back.clone(), dark.clone(), client.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            while let Ok((n, from)) = front.recv_from(&mut buf).await {
+                *client.lock().unwrap() = Some(from);
+                if !dark.load(Ordering::Relaxed) {
+                    let _ = back.send(&buf[..n]).await;
+                }
+            }
+        });
+    }
+    {
+        let dark = dark.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            while let Ok(n) = back.recv(&mut buf).await {
+                let to = *client.lock().unwrap();
+                if let (false, Some(to)) = (dark.load(Ordering::Relaxed), to) {
+                    let _ = front.send_to(&buf[..n], to).await;
+                }
+            }
+        });
+    }
+    (addr, dark)
+}
+
+/// A TCP relay between one client and the server that can go dark: it stops forwarding
+/// in both directions but keeps both sockets open, so the client goes silent without a
+/// close or a reset (a half-open connection after a network switch).
+pub async fn tcp_relay(
+    server: std::net::SocketAddr,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let dark = Arc::new(AtomicBool::new(false));
+    let dark2 = dark.clone();
+    tokio::spawn(async move {
+        let Ok((front, _)) = listener.accept().await else {
+            return;
+        };
+        let back = tokio::net::TcpStream::connect(server).await.unwrap();
+        let (mut fr, mut fw) = front.into_split();
+        let (mut br, mut bw) = back.into_split();
+        let d = dark2.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            while let Ok(n) = fr.read(&mut buf).await {
+                if n == 0 {
+                    return;
+                }
+                if !d.load(Ordering::Relaxed) {
+                    let _ = bw.write_all(&buf[..n]).await;
+                }
+            }
+        });
+        let mut buf = vec![0u8; 65536];
+        while let Ok(n) = br.read(&mut buf).await {
+            if n == 0 {
+                // Held open: a dark link never tells the client anything.
+                std::future::pending::<()>().await;
+            }
+            if !dark2.load(Ordering::Relaxed) {
+                let _ = fw.write_all(&buf[..n]).await;
+            }
+        }
+    });
+    (addr, dark)
+}

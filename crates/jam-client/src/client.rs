@@ -29,6 +29,7 @@ pub struct Client {
     rx: mpsc::UnboundedReceiver<Received>,
     closed: ClosedSlot,
     next_id: u64,
+    last_seq: Option<u64>,
     reader: tokio::task::JoinHandle<()>,
 }
 
@@ -39,6 +40,7 @@ impl From<Link> for Client {
             rx: link.rx,
             closed: link.closed,
             next_id: 0,
+            last_seq: None,
             reader: link.reader,
         }
     }
@@ -229,6 +231,57 @@ impl Client {
         }
     }
 
+    /// Takes a held seat back (PROTOCOL.md §6) with the token of its last
+    /// `session:created` / `joined` / `resumed`; `last_seq` is the last room `seq` seen
+    /// (see [`Client::last_seq`]), so the server replays what came after it. An `error`
+    /// answer (`resume_failed`, …) is [`ClientError::Refused`].
+    pub async fn resume(
+        &mut self,
+        room: &str,
+        token: &str,
+        last_seq: Option<u64>,
+    ) -> Result<SessionInfo> {
+        let answer = self
+            .request(
+                event::RESUME,
+                json!({ "roomCode": room, "resumeToken": token, "lastSeq": last_seq }),
+            )
+            .await?;
+        match answer.event {
+            ServerEvent::Resumed(info) => Ok(info),
+            other => Err(unexpected(event::RESUMED, other)),
+        }
+    }
+
+    /// Sends `clock:ping {t0}` on the reliable channel and waits for its `clock:pong`:
+    /// the server's time then, ms.
+    pub async fn ping(&mut self, t0: f64) -> Result<f64> {
+        let answer = self.request(event::CLOCK_PING, json!({ "t0": t0 })).await?;
+        match answer.event {
+            ServerEvent::Pong { server_time, .. } => Ok(server_time),
+            other => Err(unexpected(event::CLOCK_PONG, other)),
+        }
+    }
+
+    /// The highest room `seq` among the messages taken from this client so far (or given
+    /// in a session answer): what to pass to [`Client::resume`] on a new connection.
+    pub fn last_seq(&self) -> Option<u64> {
+        self.last_seq
+    }
+
+    /// Notes the room sequence a message carries.
+    fn saw(&mut self, r: &Received) {
+        let seq = match &r.message.event {
+            ServerEvent::Created(i) | ServerEvent::Joined(i) | ServerEvent::Resumed(i) => {
+                Some(i.seq)
+            }
+            _ => r.message.seq,
+        };
+        if let Some(seq) = seq {
+            self.last_seq = Some(self.last_seq.map_or(seq, |l| l.max(seq)));
+        }
+    }
+
     /// Leaves the room; the answer (`session:left` or an `error`) as it came.
     pub async fn leave(&mut self, room: &str) -> Result<ServerMessage> {
         self.request(event::LEAVE, json!({ "roomCode": room }))
@@ -237,12 +290,14 @@ impl Client {
 
     /// The next message, or `None` once the connection is closed and drained.
     pub async fn recv(&mut self) -> Option<Received> {
-        self.rx.recv().await
+        let r = self.rx.recv().await?;
+        self.saw(&r);
+        Some(r)
     }
 
     /// The next message within `timeout`.
     pub async fn recv_timeout(&mut self, timeout: Duration) -> Result<Received> {
-        match tokio::time::timeout(timeout, self.rx.recv()).await {
+        match tokio::time::timeout(timeout, self.recv()).await {
             Ok(Some(r)) => Ok(r),
             Ok(None) => Err(ClientError::Closed(self.closed())),
             Err(_) => Err(ClientError::Timeout(timeout)),
@@ -262,7 +317,7 @@ impl Client {
     ) -> Result<Received> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let got = match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+            let got = match tokio::time::timeout_at(deadline, self.recv()).await {
                 Ok(Some(r)) => r,
                 Ok(None) => return Err(ClientError::Closed(self.closed())),
                 Err(_) => return Err(ClientError::Timeout(timeout)),

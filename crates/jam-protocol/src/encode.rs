@@ -10,6 +10,7 @@ use crate::error::{ErrorCode, ProtocolError};
 use crate::event;
 use crate::ids::{RoomCode, UserId};
 use crate::participant::Participant;
+use crate::tempo::Tempo;
 
 #[derive(Serialize)]
 struct Out<'a, D: Serialize> {
@@ -17,17 +18,38 @@ struct Out<'a, D: Serialize> {
     data: D,
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
 }
 
 /// Encodes one envelope as compact JSON.
 pub fn encode<D: Serialize>(event: &str, data: D, id: Option<&RawValue>) -> Bytes {
+    write(&Out {
+        event,
+        data,
+        id,
+        seq: None,
+    })
+}
+
+/// Encodes one reliable room message (1.1, §6): the envelope with the room's `seq`.
+pub fn encode_room<D: Serialize>(event: &str, data: D, seq: u64, id: Option<&RawValue>) -> Bytes {
+    write(&Out {
+        event,
+        data,
+        id,
+        seq: Some(seq),
+    })
+}
+
+fn write(out: &impl Serialize) -> Bytes {
     let mut buf = Vec::with_capacity(128);
     // Serialising these plain structs into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut buf, &Out { event, data, id });
+    let _ = serde_json::to_writer(&mut buf, out);
     Bytes::from(buf)
 }
 
-/// `session:created` / `session:joined` data.
+/// `session:created` / `session:joined` / `session:resumed` data.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionData<'a> {
@@ -39,6 +61,17 @@ pub struct SessionData<'a> {
     pub host_id: &'a UserId,
     /// The room in join order.
     pub participants: &'a [Participant],
+    /// The room's last sequence number; the snapshot already reflects it (1.1).
+    pub seq: u64,
+    /// The seat's resume token, for its owner only (1.1).
+    pub resume_token: &'a str,
+    /// The server's clock, ms (1.1, §7).
+    pub server_time: f64,
+    /// The room's tempo (1.1, §9).
+    pub tempo: &'a Tempo,
+    /// `session:resumed` only: whether the missed messages follow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replayed: Option<bool>,
 }
 
 /// Encodes an `error` answer.
@@ -68,58 +101,108 @@ pub fn encode_left(room: &RoomCode, id: Option<&RawValue>) -> Bytes {
     encode(event::LEFT, D { room_code: room }, id)
 }
 
-/// Encodes `session:user-joined`.
-pub fn encode_user_joined(user: &Participant) -> Bytes {
+/// Encodes `session:user-joined`, room message `seq`.
+pub fn encode_user_joined(user: &Participant, seq: u64) -> Bytes {
     #[derive(Serialize)]
     struct D<'a> {
         user: &'a Participant,
     }
-    encode(event::USER_JOINED, D { user }, None)
+    encode_room(event::USER_JOINED, D { user }, seq, None)
 }
 
-/// Encodes `session:user-left`.
-pub fn encode_user_left(user: &UserId) -> Bytes {
-    #[derive(Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct D<'a> {
-        user_id: &'a UserId,
-    }
-    encode(event::USER_LEFT, D { user_id: user }, None)
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct About<'a> {
+    user_id: &'a UserId,
 }
 
-/// Encodes `session:host-changed`.
-pub fn encode_host_changed(host: &UserId) -> Bytes {
+/// Encodes `session:user-left`, room message `seq`.
+pub fn encode_user_left(user: &UserId, seq: u64) -> Bytes {
+    encode_room(event::USER_LEFT, About { user_id: user }, seq, None)
+}
+
+/// Encodes `session:user-away`, room message `seq` (1.1).
+pub fn encode_user_away(user: &UserId, seq: u64) -> Bytes {
+    encode_room(event::USER_AWAY, About { user_id: user }, seq, None)
+}
+
+/// Encodes `session:user-back`, room message `seq` (1.1).
+pub fn encode_user_back(user: &UserId, seq: u64) -> Bytes {
+    encode_room(event::USER_BACK, About { user_id: user }, seq, None)
+}
+
+/// Encodes `session:host-changed`, room message `seq`.
+pub fn encode_host_changed(host: &UserId, seq: u64) -> Bytes {
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]
     struct D<'a> {
         host_id: &'a UserId,
     }
-    encode(event::HOST_CHANGED, D { host_id: host }, None)
+    encode_room(event::HOST_CHANGED, D { host_id: host }, seq, None)
 }
 
-/// Encodes the relayed `event:broadcast` once for every receiver.
+/// Encodes `clock:pong {t0, serverTime}` (1.1, §7), `t0` as the client wrote it.
+pub fn encode_pong(t0: &RawValue, server_time: f64, id: Option<&RawValue>) -> Bytes {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct D<'a> {
+        t0: &'a RawValue,
+        server_time: f64,
+    }
+    encode(event::CLOCK_PONG, D { t0, server_time }, id)
+}
+
+/// Encodes the relayed `event:broadcast` once for every receiver, without `seq` (a
+/// datagram-class event).
+pub fn encode_broadcast(event_name: &str, payload: &RawValue, sender: &UserId) -> Bytes {
+    BroadcastDraft::new(event_name, payload, sender).finish(None)
+}
+
+/// The relayed `event:broadcast` written up to its last byte, so that a reliable one gets
+/// its room `seq` appended under the room's lock (where the number is drawn) at the cost
+/// of a few bytes.
 ///
 /// Written piece by piece rather than through serde: the keys are fixed, so only the two
 /// strings need escaping (by serde_json, as everywhere else), and this runs for every
-/// relayed event. The bytes are those [`encode`] would write.
-pub fn encode_broadcast(event_name: &str, payload: &RawValue, sender: &UserId) -> Bytes {
-    const HEAD: &[u8] = br#"{"event":"event:broadcast","data":{"eventName":"#;
-    const PAYLOAD: &[u8] = br#","payload":"#;
-    const SENDER: &[u8] = br#","senderId":"#;
-    const TAIL: &[u8] = b"}}";
-    let payload = payload.get().as_bytes();
-    let sender = sender.as_str();
-    // Exact when `eventName` needs no escapes (the usual case); 4 counts the names' quotes.
-    let fixed = HEAD.len() + PAYLOAD.len() + SENDER.len() + TAIL.len() + 4;
-    let mut buf = Vec::with_capacity(fixed + event_name.len() + payload.len() + sender.len());
-    buf.extend_from_slice(HEAD);
-    write_json_str(&mut buf, event_name);
-    buf.extend_from_slice(PAYLOAD);
-    buf.extend_from_slice(payload);
-    buf.extend_from_slice(SENDER);
-    write_json_str(&mut buf, sender);
-    buf.extend_from_slice(TAIL);
-    Bytes::from(buf)
+/// relayed event. The bytes are those [`encode`] / [`encode_room`] would write.
+#[derive(Debug)]
+pub struct BroadcastDraft(Vec<u8>);
+
+/// Room left for `,"seq":` and a 20-digit number, so finishing never reallocates.
+const SEQ_ROOM: usize = 28;
+
+impl BroadcastDraft {
+    /// Writes everything but the envelope's closing brace.
+    pub fn new(event_name: &str, payload: &RawValue, sender: &UserId) -> Self {
+        const HEAD: &[u8] = br#"{"event":"event:broadcast","data":{"eventName":"#;
+        const PAYLOAD: &[u8] = br#","payload":"#;
+        const SENDER: &[u8] = br#","senderId":"#;
+        const TAIL: &[u8] = b"}}";
+        let payload = payload.get().as_bytes();
+        let sender = sender.as_str();
+        // Exact when `eventName` needs no escapes (the usual case); 4 counts the quotes.
+        let fixed = HEAD.len() + PAYLOAD.len() + SENDER.len() + TAIL.len() + 4 + SEQ_ROOM;
+        let mut buf = Vec::with_capacity(fixed + event_name.len() + payload.len() + sender.len());
+        buf.extend_from_slice(HEAD);
+        write_json_str(&mut buf, event_name);
+        buf.extend_from_slice(PAYLOAD);
+        buf.extend_from_slice(payload);
+        buf.extend_from_slice(SENDER);
+        write_json_str(&mut buf, sender);
+        buf.push(b'}');
+        BroadcastDraft(buf)
+    }
+
+    /// The envelope, with the top-level `seq` when one is given.
+    pub fn finish(mut self, seq: Option<u64>) -> Bytes {
+        if let Some(seq) = seq {
+            self.0.extend_from_slice(br#","seq":"#);
+            self.0
+                .extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
+        }
+        self.0.push(b'}');
+        Bytes::from(self.0)
+    }
 }
 
 /// Appends `s` as a JSON string, quoted and escaped.
@@ -160,6 +243,33 @@ mod tests {
                 "{event_name:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_reliable_broadcast_carries_its_room_seq_at_the_top() {
+        let sender = UserId::generate();
+        let payload: &RawValue = serde_json::from_str(r#"{"n":60}"#).unwrap();
+        let with =
+            BroadcastDraft::new("note", payload, &sender).finish(Some(18_446_744_073_709_551_615));
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct D<'a> {
+            event_name: &'a str,
+            payload: &'a RawValue,
+            sender_id: &'a UserId,
+        }
+        let d = || D {
+            event_name: "note",
+            payload,
+            sender_id: &sender,
+        };
+        assert_eq!(with, encode_room(event::BROADCAST, d(), u64::MAX, None));
+        assert_eq!(
+            BroadcastDraft::new("note", payload, &sender).finish(None),
+            encode(event::BROADCAST, d(), None)
+        );
+        let msg = ServerMessage::from_json(&with).unwrap();
+        assert_eq!(msg.seq, Some(u64::MAX));
     }
 
     #[test]

@@ -43,6 +43,20 @@ pub enum ClientMessage<'a> {
     },
     /// `event:broadcast`.
     Broadcast(Broadcast<'a>),
+    /// `session:resume` (1.1, §6).
+    Resume {
+        /// Room code as the client wrote it.
+        room_code: Cow<'a, str>,
+        /// The token from the last `session:created` / `joined` / `resumed`.
+        resume_token: Cow<'a, str>,
+        /// The last room `seq` the client saw; `None` when missing or `null`.
+        last_seq: Option<u64>,
+    },
+    /// `clock:ping` (1.1, §7).
+    ClockPing {
+        /// The client's number, echoed as written.
+        t0: &'a RawValue,
+    },
 }
 
 /// A validated `event:broadcast` from a client.
@@ -336,6 +350,11 @@ impl<'a> Envelope<'a> {
         self.event == event::BROADCAST
     }
 
+    /// Whether this is a `clock:ping` (which, like a broadcast, may come as a datagram).
+    pub fn is_clock_ping(&self) -> bool {
+        self.event == event::CLOCK_PING
+    }
+
     /// Validates `data` for the named event.
     pub fn message(&self) -> Result<ClientMessage<'a>, ProtocolError> {
         fn fields<'de, T: Deserialize<'de>>(data: &'de RawValue) -> Result<T, ProtocolError> {
@@ -365,6 +384,21 @@ impl<'a> Envelope<'a> {
         struct LeaveData<'a> {
             #[serde(borrow)]
             room_code: Cow<'a, str>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct ResumeData<'a> {
+            #[serde(borrow)]
+            room_code: Cow<'a, str>,
+            #[serde(borrow)]
+            resume_token: Cow<'a, str>,
+            #[serde(borrow, default)]
+            last_seq: Option<&'a RawValue>,
+        }
+        #[derive(Deserialize)]
+        struct PingData<'a> {
+            #[serde(borrow)]
+            t0: &'a RawValue,
         }
         fn broadcast(d: BroadcastData<'_>) -> Result<ClientMessage<'_>, ProtocolError> {
             validate_event_name(&d.event_name)?;
@@ -402,6 +436,28 @@ impl<'a> Envelope<'a> {
                 })
             }
             event::BROADCAST => broadcast(fields(data)?),
+            event::RESUME => {
+                let d: ResumeData = fields(data)?;
+                let last_seq = match d.last_seq.map(RawValue::get) {
+                    None | Some("null") => None,
+                    Some(n) => Some(n.parse::<u64>().map_err(|_| {
+                        ProtocolError::invalid("lastSeq must be an integer of at least 0")
+                    })?),
+                };
+                Ok(ClientMessage::Resume {
+                    room_code: d.room_code,
+                    resume_token: d.resume_token,
+                    last_seq,
+                })
+            }
+            event::CLOCK_PING => {
+                let d: PingData = fields(data)?;
+                let first = d.t0.get().as_bytes().first().copied().unwrap_or(b' ');
+                if first != b'-' && !first.is_ascii_digit() {
+                    return Err(ProtocolError::invalid("t0 must be a number"));
+                }
+                Ok(ClientMessage::ClockPing { t0: d.t0 })
+            }
             other => Err(ProtocolError::invalid(format!(
                 "unknown event `{}`",
                 truncate_chars(other, 64)
@@ -512,6 +568,65 @@ mod tests {
             "e".repeat(65)
         );
         assert_eq!(err_code(&long), ErrorCode::InvalidMessage);
+    }
+
+    #[test]
+    fn resume_and_ping_fields() {
+        fn parse(text: &str) -> Result<ClientMessage<'_>, ProtocolError> {
+            Envelope::parse(text).unwrap().message()
+        }
+        match parse(r#"{"event":"session:resume","data":{"roomCode":"k7f3q0","resumeToken":"t.s","lastSeq":12}}"#).unwrap() {
+            ClientMessage::Resume { room_code, resume_token, last_seq } => {
+                assert_eq!((&*room_code, &*resume_token, last_seq), ("k7f3q0", "t.s", Some(12)));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        for no_seq in [r#""lastSeq":null"#, r#""x":1"#] {
+            let text = format!(
+                r#"{{"event":"session:resume","data":{{"roomCode":"A","resumeToken":"t",{no_seq}}}}}"#
+            );
+            assert!(
+                matches!(
+                    parse(&text).unwrap(),
+                    ClientMessage::Resume { last_seq: None, .. }
+                ),
+                "{text}"
+            );
+        }
+        for bad in [
+            r#"-1"#,
+            r#"1.5"#,
+            r#""3""#,
+            r#"true"#,
+            r#"1e3"#,
+            r#"18446744073709551616"#,
+        ] {
+            let text = format!(
+                r#"{{"event":"session:resume","data":{{"roomCode":"A","resumeToken":"t","lastSeq":{bad}}}}}"#
+            );
+            assert_eq!(err_code(&text), ErrorCode::InvalidMessage, "{bad}");
+        }
+        assert_eq!(
+            err_code(r#"{"event":"session:resume","data":{"roomCode":"A"}}"#),
+            ErrorCode::InvalidMessage
+        );
+        assert_eq!(
+            err_code(r#"{"event":"session:resume","data":{"roomCode":"A","resumeToken":5}}"#),
+            ErrorCode::InvalidMessage
+        );
+
+        match parse(r#"{"event":"clock:ping","data":{"t0":-12.5e3},"id":3}"#).unwrap() {
+            ClientMessage::ClockPing { t0 } => assert_eq!(t0.get(), "-12.5e3"),
+            other => panic!("unexpected {other:?}"),
+        }
+        for bad in [r#""1""#, "null", "[1]", "{}"] {
+            let text = format!(r#"{{"event":"clock:ping","data":{{"t0":{bad}}}}}"#);
+            assert_eq!(err_code(&text), ErrorCode::InvalidMessage, "{bad}");
+        }
+        assert_eq!(
+            err_code(r#"{"event":"clock:ping","data":{}}"#),
+            ErrorCode::InvalidMessage
+        );
     }
 
     #[test]

@@ -29,11 +29,14 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// The connection sends `event:broadcast` faster than its budget.
     RateLimited,
+    /// The resume token is unknown, used, expired or for another room, or its seat
+    /// cannot come back (its name was taken or its room filled meanwhile) (1.1).
+    ResumeFailed,
 }
 
 impl ErrorCode {
     /// Every code, for lookups by spelling.
-    pub const ALL: [ErrorCode; 8] = [
+    pub const ALL: [ErrorCode; 9] = [
         ErrorCode::InvalidMessage,
         ErrorCode::NameTaken,
         ErrorCode::RoomFull,
@@ -42,6 +45,7 @@ impl ErrorCode {
         ErrorCode::NotInSession,
         ErrorCode::PayloadTooLarge,
         ErrorCode::RateLimited,
+        ErrorCode::ResumeFailed,
     ];
 
     /// The wire spelling of the code: the only place it is written.
@@ -55,6 +59,7 @@ impl ErrorCode {
             ErrorCode::NotInSession => "not_in_session",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::ResumeFailed => "resume_failed",
         }
     }
 }

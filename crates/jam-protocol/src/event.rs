@@ -22,3 +22,15 @@ pub const USER_LEFT: &str = "session:user-left";
 pub const HOST_CHANGED: &str = "session:host-changed";
 /// Server: an error answer.
 pub const ERROR: &str = "error";
+/// Client: take a held seat back (1.1, §6).
+pub const RESUME: &str = "session:resume";
+/// Server: the seat is back on this connection (1.1, §6).
+pub const RESUMED: &str = "session:resumed";
+/// Server: someone's connection ended without a leave; their seat is held (1.1, §6).
+pub const USER_AWAY: &str = "session:user-away";
+/// Server: someone took their held seat back (1.1, §6).
+pub const USER_BACK: &str = "session:user-back";
+/// Client: a clock sample request (1.1, §7).
+pub const CLOCK_PING: &str = "clock:ping";
+/// Server: the answer to `clock:ping` (1.1, §7).
+pub const CLOCK_PONG: &str = "clock:pong";

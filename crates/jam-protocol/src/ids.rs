@@ -84,6 +84,16 @@ impl UserId {
         UserId(format!("{bits:032x}").into())
     }
 
+    /// An id as a client sent it back (in a resume token): 1 to 64 lowercase hex digits,
+    /// the shape this server gives out.
+    pub fn parse(text: &str) -> Option<Self> {
+        let ok = (1..=64).contains(&text.len())
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        ok.then(|| UserId(text.into()))
+    }
+
     /// An id with the given text, for tests that need a known one.
     #[cfg(test)]
     pub(crate) fn from_text(text: &str) -> Self {
@@ -131,6 +141,15 @@ mod tests {
         assert_eq!(RoomCode::normalize("abc-ili").unwrap().as_str(), "ABC111");
         for bad in ["", "K7F3Q", "K7F3Q00", "K7F3QU", "K7F3Q!", "K7F3QÉ"] {
             assert_eq!(RoomCode::normalize(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn user_ids_read_back_only_in_their_own_shape() {
+        let id = UserId::generate();
+        assert_eq!(UserId::parse(id.as_str()), Some(id));
+        for bad in ["", "ABC", "g", "a b", &"a".repeat(65), "é"] {
+            assert_eq!(UserId::parse(bad), None, "{bad:?}");
         }
     }
 

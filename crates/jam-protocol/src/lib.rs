@@ -10,6 +10,7 @@
 //! - [`event`]: the event names.
 //! - [`ids`]: [`RoomCode`] and [`UserId`]; [`participant`]: a room member as all see it.
 //! - [`validate`]: the field rules (names, instruments, event names).
+//! - [`tempo`]: the room's shared tempo as it travels.
 //! - [`error`]: [`ErrorCode`], the wire `code` of an `error`, and [`ProtocolError`].
 //! - [`envelope`]: reading a client's message into a validated [`ClientMessage`]; the
 //!   hot `event:broadcast` in one pass, its `payload` kept as raw JSON.
@@ -20,7 +21,7 @@
 //!
 //! Data flows `envelope` → (the server's rooms) → `encode` on the server, and
 //! `server_message` on a client. Modules import only modules above them in this list:
-//! `event`, `error`, `ids`, `participant`, `validate`, `datagram`, `msgpack`,
+//! `event`, `error`, `ids`, `participant`, `tempo`, `validate`, `datagram`, `msgpack`,
 //! `server_message`, `encode`, `envelope` (the root only declares and re-exports; the
 //! `tests/layers.rs` of the server package checks this order).
 
@@ -35,19 +36,22 @@ pub mod ids;
 pub mod msgpack;
 pub mod participant;
 pub mod server_message;
+pub mod tempo;
 pub mod validate;
 
 pub use datagram::Encoding;
 pub use encode::{
-    encode, encode_broadcast, encode_error, encode_host_changed, encode_left, encode_user_joined,
-    encode_user_left, SessionData,
+    encode, encode_broadcast, encode_error, encode_host_changed, encode_left, encode_pong,
+    encode_room, encode_user_away, encode_user_back, encode_user_joined, encode_user_left,
+    BroadcastDraft, SessionData,
 };
 pub use envelope::{Broadcast, ClientMessage, Envelope, Rejection};
 pub use error::{ErrorCode, ProtocolError};
 pub use ids::{RoomCode, UserId, ROOM_CODE_ALPHABET, ROOM_CODE_LEN};
 pub use msgpack::{json_to_msgpack, msgpack_to_json};
-pub use participant::Participant;
+pub use participant::{Participant, Status};
 pub use server_message::{DecodeError, ServerEvent, ServerMessage, SessionInfo};
+pub use tempo::Tempo;
 pub use validate::{
     validate_instrument, validate_name, Name, MAX_EVENT_NAME_CHARS, MAX_INSTRUMENT_CHARS,
     MAX_NAME_CHARS,

@@ -1,5 +1,5 @@
 //! [`Participant`]: a member of a room as everyone in it sees it, in the server's
-//! answers and presence events and in what a client reads.
+//! answers and presence events and in what a client reads, with its [`Status`].
 
 use serde::{Deserialize, Serialize};
 
@@ -12,4 +12,19 @@ pub struct Participant {
     pub name: String,
     /// Instrument, trimmed; `""` when none was given.
     pub instrument: String,
+    /// Whether the seat has a live connection (1.1; a version 1 peer sends none, read as
+    /// active).
+    #[serde(default)]
+    pub status: Status,
+}
+
+/// A seat's presence (1.1, §6).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Connected.
+    #[default]
+    Active,
+    /// Its connection ended without a leave; the seat is held for the resume window.
+    Away,
 }

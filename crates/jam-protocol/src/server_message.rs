@@ -6,9 +6,11 @@ use serde::Deserialize;
 use crate::error::ErrorCode;
 use crate::event;
 use crate::participant::Participant;
+use crate::tempo::Tempo;
 
-/// `session:created` / `session:joined` as a client reads it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// `session:created` / `session:joined` / `session:resumed` as a client reads it. The 1.1
+/// fields default when a version 1 server leaves them out.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionInfo {
     /// Canonical room code.
@@ -19,6 +21,21 @@ pub struct SessionInfo {
     pub host_id: String,
     /// Everyone in the room, in join order.
     pub participants: Vec<Participant>,
+    /// The room's last sequence number, which the snapshot reflects.
+    #[serde(default)]
+    pub seq: u64,
+    /// The token that resumes this seat (single use).
+    #[serde(default)]
+    pub resume_token: String,
+    /// The server's clock at the answer, ms.
+    #[serde(default)]
+    pub server_time: f64,
+    /// The room's tempo.
+    #[serde(default)]
+    pub tempo: Option<Tempo>,
+    /// `session:resumed` only: whether the missed messages follow.
+    #[serde(default)]
+    pub replayed: Option<bool>,
 }
 
 /// A server message as a client reads it.
@@ -28,6 +45,8 @@ pub enum ServerEvent {
     Created(SessionInfo),
     /// `session:joined`.
     Joined(SessionInfo),
+    /// `session:resumed` (1.1).
+    Resumed(SessionInfo),
     /// `session:left`.
     Left {
         /// Canonical room code.
@@ -44,6 +63,23 @@ pub enum ServerEvent {
     HostChanged {
         /// The new host.
         host_id: String,
+    },
+    /// `session:user-away` (1.1).
+    UserAway {
+        /// Whose connection ended.
+        user_id: String,
+    },
+    /// `session:user-back` (1.1).
+    UserBack {
+        /// Who resumed.
+        user_id: String,
+    },
+    /// `clock:pong` (1.1).
+    Pong {
+        /// The ping's `t0`.
+        t0: serde_json::Value,
+        /// The server's clock when it answered, ms.
+        server_time: f64,
     },
     /// `event:broadcast`.
     Broadcast {
@@ -63,13 +99,15 @@ pub enum ServerEvent {
     },
 }
 
-/// A decoded server envelope: the event and the echoed `id`.
+/// A decoded server envelope: the event, the echoed `id` and the room `seq`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerMessage {
     /// The event.
     pub event: ServerEvent,
     /// The echoed `id`, if any.
     pub id: Option<serde_json::Value>,
+    /// The room sequence number of a reliable room message (1.1).
+    pub seq: Option<u64>,
 }
 
 /// Why a client could not decode a server message.
@@ -92,6 +130,8 @@ struct AnyEnvelope {
     data: serde_json::Value,
     #[serde(default)]
     id: Option<serde_json::Value>,
+    #[serde(default)]
+    seq: Option<u64>,
 }
 
 impl ServerMessage {
@@ -117,8 +157,14 @@ impl ServerMessage {
         }
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
-        struct UserLeft {
+        struct About {
             user_id: String,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Pong {
+            t0: serde_json::Value,
+            server_time: f64,
         }
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -145,9 +191,23 @@ impl ServerMessage {
                 room_code: v::<Left>(env.data)?.room_code,
             },
             event::USER_JOINED => ServerEvent::UserJoined(v::<UserJoined>(env.data)?.user),
+            event::RESUMED => ServerEvent::Resumed(v(env.data)?),
             event::USER_LEFT => ServerEvent::UserLeft {
-                user_id: v::<UserLeft>(env.data)?.user_id,
+                user_id: v::<About>(env.data)?.user_id,
             },
+            event::USER_AWAY => ServerEvent::UserAway {
+                user_id: v::<About>(env.data)?.user_id,
+            },
+            event::USER_BACK => ServerEvent::UserBack {
+                user_id: v::<About>(env.data)?.user_id,
+            },
+            event::CLOCK_PONG => {
+                let p: Pong = v(env.data)?;
+                ServerEvent::Pong {
+                    t0: p.t0,
+                    server_time: p.server_time,
+                }
+            }
             event::HOST_CHANGED => ServerEvent::HostChanged {
                 host_id: v::<HostChanged>(env.data)?.host_id,
             },
@@ -168,6 +228,10 @@ impl ServerMessage {
             }
             other => return Err(DecodeError::UnknownEvent(other.to_owned())),
         };
-        Ok(ServerMessage { event, id: env.id })
+        Ok(ServerMessage {
+            event,
+            id: env.id,
+            seq: env.seq,
+        })
     }
 }

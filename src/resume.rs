@@ -1,0 +1,164 @@
+//! Resume tokens (PROTOCOL.md §6): what a seat needs to come back, signed so that the
+//! server can trust it after a restart that forgot every room. A token is
+//! `base64url(claims JSON) "." base64url(HMAC-SHA256)`; clients treat it as opaque.
+//!
+//! The claims carry a fresh 128-bit nonce each time a token is issued; the room core keeps
+//! the nonce of each seat's current token, which is what makes a token single-use while
+//! the server runs. After a restart only the signature and the restart window vouch for a
+//! token. Reading and creating the key file is `tls.rs`'s job; this module only signs and
+//! checks.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+/// The longest token this server issues is well under this; longer input is refused
+/// before any decoding.
+const MAX_TOKEN_CHARS: usize = 2048;
+/// Signed along with the claims, so a signature made for anything else never verifies.
+const CONTEXT: &[u8] = b"jam-resume-v1.";
+
+/// The secret that signs tokens: 32 random bytes, kept in a file beside the certificates.
+#[derive(Clone)]
+pub struct ResumeKey([u8; 32]);
+
+impl std::fmt::Debug for ResumeKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResumeKey(..)")
+    }
+}
+
+impl ResumeKey {
+    /// A fresh key from the operating system's secure generator.
+    pub fn generate() -> Self {
+        ResumeKey(rand::rng().random())
+    }
+
+    /// A key from its 32 bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        ResumeKey(bytes)
+    }
+
+    /// The key's 32 bytes (for storing it).
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0
+    }
+
+    fn mac(&self, payload: &[u8]) -> Hmac<Sha256> {
+        // HMAC takes a key of any length, so this cannot fail.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        mac.update(CONTEXT);
+        mac.update(payload);
+        mac
+    }
+
+    /// Signs `claims` into a token.
+    pub fn sign(&self, claims: &Claims) -> String {
+        // Serialising a plain struct cannot fail.
+        let json = serde_json::to_vec(claims).unwrap_or_default();
+        let payload = B64.encode(json);
+        let tag = self.mac(payload.as_bytes()).finalize().into_bytes();
+        format!("{payload}.{}", B64.encode(tag))
+    }
+
+    /// The claims of a token this key signed; `None` for anything else (in constant time
+    /// for the signature).
+    pub fn verify(&self, token: &str) -> Option<Claims> {
+        if token.len() > MAX_TOKEN_CHARS {
+            return None;
+        }
+        let (payload, tag) = token.split_once('.')?;
+        let tag = B64.decode(tag).ok()?;
+        self.mac(payload.as_bytes()).verify_slice(&tag).ok()?;
+        serde_json::from_slice(&B64.decode(payload).ok()?).ok()
+    }
+}
+
+/// What a token says about its seat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The room's canonical code.
+    #[serde(rename = "r")]
+    pub room: String,
+    /// The seat's user id.
+    #[serde(rename = "u")]
+    pub user: String,
+    /// The display name.
+    #[serde(rename = "n")]
+    pub name: String,
+    /// The instrument.
+    #[serde(rename = "i")]
+    pub instrument: String,
+    /// The seat's place in the room's join order (smaller joined earlier).
+    #[serde(rename = "o")]
+    pub order: u64,
+    /// 128 random bits, new for every token issued.
+    #[serde(rename = "k")]
+    pub nonce: String,
+}
+
+/// A fresh token nonce: 128 random bits as 32 hex digits.
+pub fn nonce() -> String {
+    let bits: u128 = rand::rng().random();
+    format!("{bits:032x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims() -> Claims {
+        Claims {
+            room: "K7F3Q0".into(),
+            user: "u".repeat(32),
+            name: "Ana \"é\"".into(),
+            instrument: "piano".into(),
+            order: 3,
+            nonce: nonce(),
+        }
+    }
+
+    #[test]
+    fn a_signed_token_verifies_with_its_key_only() {
+        let key = ResumeKey::generate();
+        let token = key.sign(&claims());
+        assert_eq!(key.verify(&token).map(|c| c.name), Some(claims().name));
+        assert_eq!(ResumeKey::generate().verify(&token), None, "another key");
+        let same = ResumeKey::from_bytes(key.to_bytes());
+        assert!(same.verify(&token).is_some(), "the key survives a restart");
+    }
+
+    #[test]
+    fn tampered_or_malformed_tokens_are_refused() {
+        let key = ResumeKey::generate();
+        let token = key.sign(&claims());
+        let (payload, tag) = token.split_once('.').unwrap();
+        let mut forged = claims();
+        forged.user = "v".repeat(32);
+        let forged_payload = B64.encode(serde_json::to_vec(&forged).unwrap());
+        for bad in [
+            format!("{forged_payload}.{tag}"),
+            format!("{payload}.{}", B64.encode([0u8; 32])),
+            format!("{payload}.{}", &tag[1..]),
+            format!("{payload}{tag}"),
+            format!("{payload}.{tag}.x"),
+            String::new(),
+            ".".into(),
+            "é.é".into(),
+            "x".repeat(5000),
+        ] {
+            assert_eq!(key.verify(&bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn nonces_are_128_random_bits() {
+        let (a, b) = (nonce(), nonce());
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+    }
+}
