@@ -56,9 +56,18 @@ fn decode(text: &str) -> usize {
     }
 }
 
-/// Encode once, the way the session does.
+/// A server time of today, in µs, as the session stamps every relayed event.
+const SERVER_TIME_US: u64 = 1_796_007_548_777_423;
+
+/// Encode once, the way the session does (the session reads the clock first; the full
+/// path below includes that read).
 fn encode(payload: &serde_json::value::RawValue, sender: &jam_protocol::UserId) -> Relayed {
-    Relayed::new(protocol::encode_broadcast("note", payload, sender))
+    Relayed::new(protocol::encode_broadcast(
+        "note",
+        payload,
+        sender,
+        SERVER_TIME_US,
+    ))
 }
 
 /// The whole path: one event into the sender's session, 7 deliveries out of the queues.

@@ -43,6 +43,7 @@ fn run_encode(payload: &RawValue, sender: &UserId, n: usize) {
             "note",
             black_box(payload),
             sender,
+            1_796_007_548_777_423,
         ));
     }
 }

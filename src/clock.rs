@@ -8,26 +8,35 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 #[derive(Debug, Clone, Copy)]
 pub struct ServerClock {
     start: Instant,
-    /// Unix time at `start`, ms.
-    anchor_ms: f64,
+    /// Unix time at `start`, µs.
+    anchor_us: u64,
 }
 
 impl ServerClock {
     /// A clock anchored now.
     pub fn new() -> Self {
-        let anchor_ms = SystemTime::now()
+        let anchor_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+            .map_or(0, |d| d.as_micros() as u64);
         ServerClock {
             start: Instant::now(),
-            anchor_ms,
+            anchor_us,
         }
+    }
+
+    /// Server time at `at`, in whole microseconds.
+    pub fn at_us(&self, at: Instant) -> u64 {
+        self.anchor_us + at.saturating_duration_since(self.start).as_micros() as u64
     }
 
     /// Server time at `at`, ms (microsecond resolution).
     pub fn at(&self, at: Instant) -> f64 {
-        let micros = at.saturating_duration_since(self.start).as_micros() as f64;
-        self.anchor_ms + micros / 1000.0
+        self.at_us(at) as f64 / 1000.0
+    }
+
+    /// Server time now, in whole microseconds.
+    pub fn now_us(&self) -> u64 {
+        self.at_us(Instant::now())
     }
 
     /// Server time now, ms.

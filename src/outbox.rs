@@ -7,8 +7,9 @@
 //! connection ([`CloseReason::SlowConsumer`]); datagram-class events to a lagging member
 //! are dropped and counted.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use jam_protocol::{json_to_msgpack, Encoding};
@@ -178,6 +179,8 @@ struct OutboxShared {
     closer: CancellationToken,
     reason: OnceLock<CloseReason>,
     stats: Arc<Stats>,
+    /// The connection's last round-trip time in whole ms; `u32::MAX` until measured.
+    rtt_ms: AtomicU32,
 }
 
 /// The sending half of a member's bounded queue of encoded envelopes (JSON, no framing),
@@ -212,6 +215,7 @@ impl Outbox {
             closer,
             reason: OnceLock::new(),
             stats,
+            rtt_ms: AtomicU32::new(u32::MAX),
         };
         (Outbox(Arc::new(shared)), rx)
     }
@@ -267,6 +271,17 @@ impl Outbox {
             }
             (Path::Datagram, None) => self.push_lossy(event.json().clone()),
         }
+    }
+
+    /// Records the connection's round-trip time, as its transport measured it.
+    pub fn set_rtt(&self, rtt: Duration) {
+        let ms = u32::try_from(rtt.as_millis()).unwrap_or(u32::MAX - 1);
+        self.0.rtt_ms.store(ms.min(u32::MAX - 1), Ordering::Relaxed);
+    }
+
+    /// The connection's last round-trip time in whole ms, `None` until measured.
+    pub fn rtt_ms(&self) -> Option<u32> {
+        Some(self.0.rtt_ms.load(Ordering::Relaxed)).filter(|&ms| ms != u32::MAX)
     }
 
     /// How many more messages the queue takes now.

@@ -126,6 +126,14 @@ impl Seat {
     fn is_away(&self) -> bool {
         self.outbox.is_none()
     }
+
+    /// The seat as everyone sees it now, its round trip included.
+    fn snapshot(&self) -> Participant {
+        Participant {
+            rtt_ms: self.outbox.as_ref().and_then(Outbox::rtt_ms),
+            ..self.participant.clone()
+        }
+    }
 }
 
 struct RoomState {
@@ -140,6 +148,9 @@ struct RoomState {
     /// Recreated from a token after a restart: seats that come back are added while the
     /// hub's restart window lasts.
     restored: bool,
+    /// The round trips last sent in `session:latency`, and when.
+    latency_sent: Vec<(UserId, Option<u32>)>,
+    latency_at: Option<Instant>,
 }
 
 impl RoomState {
@@ -152,7 +163,48 @@ impl RoomState {
             history: History::new(limits),
             tempo,
             restored: false,
+            latency_sent: Vec::new(),
+            latency_at: None,
         }
+    }
+
+    /// `session:latency` to every seat present when a round trip appeared or moved by
+    /// [`LATENCY_STEP_MS`] since the last one, at most every [`LATENCY_EVERY`]
+    /// (PROTOCOL.md §8). Returns whether it was sent.
+    fn report_latency(&mut self, now: Instant) -> bool {
+        if self
+            .latency_at
+            .is_some_and(|at| now.saturating_duration_since(at) < LATENCY_EVERY)
+        {
+            return false;
+        }
+        let current: Vec<(UserId, Option<u32>)> = self
+            .seats
+            .iter()
+            .filter_map(|s| Some((s.user.clone(), s.outbox.as_ref()?.rtt_ms())))
+            .collect();
+        let changed = current.iter().any(|(user, rtt)| {
+            let before = self
+                .latency_sent
+                .iter()
+                .find(|(u, _)| u == user)
+                .map(|(_, r)| *r);
+            match (before, rtt) {
+                (None, _) | (Some(None), Some(_)) => true,
+                (Some(Some(a)), Some(b)) => a.abs_diff(*b) >= LATENCY_STEP_MS,
+                (Some(_), None) => false,
+            }
+        });
+        if !changed {
+            return false;
+        }
+        let bytes = protocol::encode_latency(current.iter().map(|(u, r)| (u, *r)));
+        for outbox in self.seats.iter().filter_map(|s| s.outbox.as_ref()) {
+            outbox.push_reliable(bytes.clone());
+        }
+        self.latency_sent = current;
+        self.latency_at = Some(now);
+        true
     }
 
     /// Sends a reliable room message to every seat present but `skip`, under the room's
@@ -200,6 +252,13 @@ impl RoomState {
         }
     }
 }
+
+/// `session:latency` goes out when a round trip moved by at least this many ms…
+const LATENCY_STEP_MS: u32 = 2;
+/// …and at most this often.
+const LATENCY_EVERY: Duration = Duration::from_secs(2);
+/// How often the hub looks for round trips to report.
+const LATENCY_TICK: Duration = Duration::from_millis(200);
 
 /// A live room.
 pub struct Room {
@@ -334,6 +393,7 @@ impl Hub {
                 name: name.display,
                 instrument,
                 status: Status::Active,
+                rtt_ms: None,
             },
             user,
             name_key: name.key,
@@ -366,8 +426,7 @@ impl Hub {
         replayed: Option<bool>,
         id: Option<&RawValue>,
     ) -> Bytes {
-        let participants: Vec<Participant> =
-            state.seats.iter().map(|s| s.participant.clone()).collect();
+        let participants: Vec<Participant> = state.seats.iter().map(Seat::snapshot).collect();
         let token = state
             .seats
             .iter()
@@ -768,6 +827,26 @@ impl Hub {
         }
     }
 
+    /// Sends `session:latency` to the rooms whose round trips changed (PROTOCOL.md §8).
+    pub fn report_latency(&self, now: Instant) {
+        let rooms: Vec<Arc<Room>> = self.rooms().values().cloned().collect();
+        for room in rooms {
+            room.lock().report_latency(now);
+        }
+    }
+
+    /// Reports round trips as they change, until `shutdown`.
+    pub async fn run_latency(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(LATENCY_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => self.report_latency(Instant::now()),
+            }
+        }
+    }
+
     /// Frees held seats as their windows end, until `shutdown`.
     pub async fn run_expiry(self: Arc<Self>, shutdown: CancellationToken) {
         loop {
@@ -857,6 +936,30 @@ impl Membership {
         if dropped > 0 {
             stats.dropped.fetch_add(dropped, Ordering::Relaxed);
         }
+    }
+
+    /// Changes the room's tempo (PROTOCOL.md §9): it takes effect on the first bar line of
+    /// the current tempo at least 250 ms from now; everyone, the setter included, gets
+    /// `tempo:changed` (the setter's copy echoes `id`).
+    pub fn set_tempo(&self, bpm: f64, beats_per_bar: Option<u32>, id: Option<&RawValue>) {
+        let now = self.hub.clock.now_ms();
+        let mut state = self.room.lock();
+        let tempo = state
+            .tempo
+            .changed(bpm, beats_per_bar, now, self.user.as_str());
+        state.seq += 1;
+        let seq = state.seq;
+        let to_room = protocol::encode_tempo_changed(&tempo, seq, None);
+        for seat in &state.seats {
+            let Some(outbox) = &seat.outbox else { continue };
+            if seat.user == self.user && id.is_some() {
+                outbox.push_reliable(protocol::encode_tempo_changed(&tempo, seq, id));
+            } else {
+                outbox.push_reliable(to_room.clone());
+            }
+        }
+        state.history.push(seq, to_room, None);
+        state.tempo = tempo;
     }
 
     /// Leaves the room now: the seat is freed.
@@ -1044,7 +1147,7 @@ mod tests {
         while a.rx.try_recv().is_ok() {}
         while b.rx.try_recv().is_ok() {}
         let payload: Box<RawValue> = serde_json::from_str("1").unwrap();
-        let ev = || BroadcastDraft::new("n", &payload, ma.user());
+        let ev = || BroadcastDraft::new("n", &payload, ma.user(), 0);
         // Datagram-class events only fill half of B's queue and are then dropped.
         for _ in 0..10 {
             ma.broadcast(ev(), Path::Datagram);
@@ -1156,11 +1259,11 @@ mod tests {
         );
         let payload: Box<RawValue> = serde_json::from_str(r#"{"n":60}"#).unwrap();
         ma.broadcast(
-            BroadcastDraft::new("note", &payload, ma.user()),
+            BroadcastDraft::new("note", &payload, ma.user(), 0),
             Path::Reliable,
         );
         ma.broadcast(
-            BroadcastDraft::new("note", &payload, ma.user()),
+            BroadcastDraft::new("note", &payload, ma.user(), 0),
             Path::Datagram,
         );
         let mc = hub
@@ -1239,7 +1342,7 @@ mod tests {
         let payload: Box<RawValue> = serde_json::from_str("1").unwrap();
         for _ in 0..3 {
             ma.broadcast(
-                BroadcastDraft::new("n", &payload, ma.user()),
+                BroadcastDraft::new("n", &payload, ma.user(), 0),
                 Path::Reliable,
             );
         }

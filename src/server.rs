@@ -125,7 +125,8 @@ impl RunningServer {
             }
         }));
         tasks.push(tokio::spawn(wt::run(wt.clone(), ctx.clone())));
-        tasks.push(tokio::spawn(hub.run_expiry(ctx.shutdown.clone())));
+        tasks.push(tokio::spawn(hub.clone().run_expiry(ctx.shutdown.clone())));
+        tasks.push(tokio::spawn(hub.run_latency(ctx.shutdown.clone())));
         tasks.push(tokio::spawn(renew_certificates(
             cert_source.clone(),
             not_after,

@@ -187,7 +187,8 @@ impl Session {
                 return;
             }
         };
-        if env.is_broadcast() && !self.bucket.take(Instant::now()) {
+        // `tempo:set` shares the broadcast budget (PROTOCOL.md §9).
+        if (env.is_broadcast() || env.is_tempo_set()) && !self.bucket.take(Instant::now()) {
             self.rate_limited(env.id);
             return;
         }
@@ -296,8 +297,9 @@ impl Session {
                 if path == Path::Datagram {
                     stats.datagrams_in.fetch_add(1, Ordering::Relaxed);
                 }
+                let received = self.hub.clock().now_us();
                 m.broadcast(
-                    BroadcastDraft::new(&b.event_name, b.payload, m.user()),
+                    BroadcastDraft::new(&b.event_name, b.payload, m.user(), received),
                     path,
                 );
             }
@@ -315,6 +317,14 @@ impl Session {
                 tracing::Span::current().record("room", m.room_code().as_str());
                 info!(user = %m.user(), "resumed seat");
                 self.membership = Some(m);
+            }
+            ClientMessage::TempoSet {
+                room_code,
+                bpm,
+                beats_per_bar,
+            } => {
+                let m = self.membership_of(&room_code)?;
+                m.set_tempo(bpm, beats_per_bar, id);
             }
             ClientMessage::ClockPing { t0 } => {
                 // Over budget: dropped without an error (PROTOCOL.md §7).

@@ -55,6 +55,7 @@ async fn create_join_presence_and_broadcast_on_each_transport() {
                     event_name,
                     payload: p,
                     sender_id,
+                    ..
                 } => {
                     assert_eq!(event_name, "note");
                     assert_eq!(p, payload, "{kind}/{who}");

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, Instrument};
 
+use crate::clock::ServerClock;
 use crate::conn::Context;
 use crate::outbox::{CloseReason, Outbox, Path};
 
@@ -66,7 +67,15 @@ async fn run(socket: WebSocket, peer: SocketAddr, ctx: Arc<Context>) {
         let token = ctx.shutdown.child_token();
         let (mut session, outbox, rx) = ctx.open_session(peer, None, token.clone());
         let (sink, mut stream) = socket.split();
-        let writer = tokio::spawn(write(sink, rx, token.clone(), outbox.clone(), ctx.ping_interval));
+        let clock = *ctx.hub.clock();
+        let writer = tokio::spawn(write(
+            sink,
+            rx,
+            token.clone(),
+            outbox.clone(),
+            ctx.ping_interval,
+            clock,
+        ));
 
         let reason = loop {
             let next = tokio::select! {
@@ -81,7 +90,15 @@ async fn run(socket: WebSocket, peer: SocketAddr, ctx: Arc<Context>) {
                 Ok(Some(Ok(Message::Binary(_)))) => {
                     session.invalid("binary frames are not accepted; send JSON text frames")
                 }
-                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
+                Ok(Some(Ok(Message::Pong(sent)))) => {
+                    // Our pings carry their send time: the round trip, for §8.
+                    if let Ok(sent) = <[u8; 8]>::try_from(&sent[..]) {
+                        let sent = u64::from_be_bytes(sent);
+                        let rtt = clock.now_us().saturating_sub(sent);
+                        outbox.set_rtt(Duration::from_micros(rtt));
+                    }
+                }
+                Ok(Some(Ok(Message::Ping(_)))) => {}
                 Ok(Some(Err(e))) => break read_error_reason(e),
             }
         };
@@ -110,16 +127,18 @@ fn read_error_reason(e: axum::Error) -> CloseReason {
     }
 }
 
-/// Drains the outbox onto the socket, flushing once per batch, and pings.
+/// Drains the outbox onto the socket, flushing once per batch, and pings: at once (so the
+/// room learns the round trip early) and then every `ping_interval`, each ping carrying
+/// its send time in server µs for the reader to time the pong.
 async fn write(
     mut sink: SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Bytes>,
     token: CancellationToken,
     outbox: Outbox,
     ping_interval: Duration,
+    clock: ServerClock,
 ) {
-    let mut ping =
-        tokio::time::interval_at(tokio::time::Instant::now() + ping_interval, ping_interval);
+    let mut ping = tokio::time::interval(ping_interval);
     loop {
         let first = tokio::select! {
             biased;
@@ -127,7 +146,9 @@ async fn write(
             _ = token.cancelled() => break,
             _ = ping.tick() => {
                 let sent = tokio::select! {
-                    r = sink.send(Message::Ping(Bytes::new())) => r.is_ok(),
+                    r = sink.send(Message::Ping(Bytes::copy_from_slice(
+                        &clock.now_us().to_be_bytes(),
+                    ))) => r.is_ok(),
                     _ = token.cancelled() => false,
                 };
                 if !sent { break; }

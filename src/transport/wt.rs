@@ -302,6 +302,8 @@ async fn serve(connection: Connection, encoding: Encoding, ctx: &Context) -> Clo
     // Finishing the control stream is a leave (PROTOCOL.md §6); every other end holds the
     // seat.
     let mut finished = false;
+    // QUIC's smoothed round-trip estimate, sampled at once and every ping interval (§8).
+    let mut rtt = tokio::time::interval(ctx.ping_interval);
     let reason = loop {
         tokio::select! {
             biased;
@@ -318,6 +320,7 @@ async fn serve(connection: Connection, encoding: Encoding, ctx: &Context) -> Clo
                 Ok(d) => session.handle_datagram(&d),
                 Err(_) => break CloseReason::PeerClosed,
             },
+            _ = rtt.tick() => outbox.set_rtt(connection.rtt()),
             s = connection.accept_bi() => match s {
                 // Only one control stream per session.
                 Ok((mut s, r)) => {

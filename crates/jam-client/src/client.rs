@@ -8,14 +8,14 @@ use bytes::Bytes;
 use futures_util::SinkExt;
 use jam_protocol::{event, Encoding, ServerEvent, ServerMessage, SessionInfo};
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 use wtransport::endpoint::endpoint_side;
 use wtransport::{Connection, Endpoint, VarInt};
 
 use crate::error::{ClientError, Result};
 use crate::http::fetch_connect;
-use crate::link::{ClosedSlot, Link, Sender};
+use crate::link::{ClosedSlot, Link, Rtts, Sender};
 use crate::outgoing::broadcast_envelope;
 use crate::received::{Closed, Received, Tap};
 use crate::{ws, wt};
@@ -27,6 +27,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Client {
     sender: Sender,
     rx: mpsc::UnboundedReceiver<Received>,
+    latency: watch::Receiver<Rtts>,
     closed: ClosedSlot,
     next_id: u64,
     last_seq: Option<u64>,
@@ -38,6 +39,7 @@ impl From<Link> for Client {
         Client {
             sender: link.sender,
             rx: link.rx,
+            latency: link.latency,
             closed: link.closed,
             next_id: 0,
             last_seq: None,
@@ -325,6 +327,32 @@ impl Client {
             if pred(&got) {
                 return Ok(got);
             }
+        }
+    }
+
+    /// The room's round trips as the last `session:latency` gave them (PROTOCOL.md §8);
+    /// empty until one came. These messages are state, so they are kept here rather than
+    /// queued for [`Client::recv`].
+    pub fn latency(&self) -> Rtts {
+        self.latency.borrow().clone()
+    }
+
+    /// Waits, at most `timeout`, until the room's round trips satisfy `pred`.
+    pub async fn wait_latency(
+        &mut self,
+        timeout: Duration,
+        mut pred: impl FnMut(&Rtts) -> bool,
+    ) -> Result<Rtts> {
+        let wait = async {
+            self.latency
+                .wait_for(|r| pred(r))
+                .await
+                .map(|rtts| rtts.clone())
+        };
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(Ok(rtts)) => Ok(rtts),
+            Ok(Err(_)) => Err(ClientError::Closed(self.closed())),
+            Err(_) => Err(ClientError::Timeout(timeout)),
         }
     }
 

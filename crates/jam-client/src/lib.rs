@@ -52,6 +52,7 @@ pub use client::{Client, DEFAULT_TIMEOUT};
 pub use error::{ClientError, Result};
 pub use http::{fetch_connect, http_get, http_get_with_host};
 pub use jam_protocol::Encoding;
+pub use link::Rtts;
 pub use outgoing::{broadcast_envelope, to_msgpack};
 pub use received::{Closed, Received, Tap, Via};
 pub use wt::wt_endpoint;

@@ -7,14 +7,13 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use jam_protocol::SUBPROTOCOL;
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::error::Result;
-use crate::link::{enqueue, set_closed, Link, Sender};
+use crate::link::{set_closed, Inbox, Link, Sender};
 use crate::received::{Closed, Tap, Via};
 
 /// The WebSocket read buffer: a few KiB holds many note events per read. tungstenite
@@ -33,7 +32,7 @@ pub(crate) async fn connect(url: &str, mut tap: Option<Tap>) -> Result<Link> {
     let (socket, _response) =
         tokio_tungstenite::connect_async_with_config(request, Some(config), nodelay).await?;
     let (sink, mut stream) = socket.split();
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (inbox, rx, latency) = Inbox::new();
     let closed = Arc::new(Mutex::new(None));
     let closed2 = closed.clone();
     let reader = tokio::spawn(async move {
@@ -45,7 +44,7 @@ pub(crate) async fn connect(url: &str, mut tap: Option<Tap>) -> Result<Link> {
                             continue;
                         }
                     }
-                    enqueue(&tx, Via::WebSocket, Bytes::copy_from_slice(text.as_bytes()));
+                    inbox.deliver(Via::WebSocket, Bytes::copy_from_slice(text.as_bytes()));
                 }
                 Ok(Message::Close(frame)) => {
                     let (code, reason) = frame
@@ -65,6 +64,7 @@ pub(crate) async fn connect(url: &str, mut tap: Option<Tap>) -> Result<Link> {
     Ok(Link {
         sender: Sender::Ws(tokio::sync::Mutex::new(sink)),
         rx,
+        latency,
         closed,
         reader,
     })

@@ -9,14 +9,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use jam_protocol::Encoding;
 use jam_wt::DatagramReader;
-use tokio::sync::mpsc;
 use wtransport::endpoint::endpoint_side;
 use wtransport::tls::Sha256Digest;
 use wtransport::{ClientConfig, Connection, Endpoint};
 
 use crate::error::{ClientError, Result};
-use crate::link::{enqueue, set_closed, ClosedSlot, Link, Sender};
-use crate::received::{Closed, Received, Tap, Via};
+use crate::link::{set_closed, ClosedSlot, Inbox, Link, Sender};
+use crate::received::{Closed, Tap, Via};
 
 /// A WebTransport client endpoint (one UDP socket) that trusts the certificate with
 /// SHA-256 `cert_hash_hex`. Each [`Client::connect_wt`](crate::Client::connect_wt) makes
@@ -85,15 +84,22 @@ pub(crate) async fn connect(
     };
     let connection = endpoint.connect(&url).await?;
     let (send, recv) = connection.open_bi().await?.await?;
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (inbox, rx, latency) = Inbox::new();
     let closed = Arc::new(Mutex::new(None));
-    let reader = tokio::spawn(read_wt(connection.clone(), recv, tx, closed.clone(), tap));
+    let reader = tokio::spawn(read_wt(
+        connection.clone(),
+        recv,
+        inbox,
+        closed.clone(),
+        tap,
+    ));
     Ok(Link {
         sender: Sender::Wt {
             connection,
             stream: tokio::sync::Mutex::new(send),
         },
         rx,
+        latency,
         closed,
         reader,
     })
@@ -102,18 +108,18 @@ pub(crate) async fn connect(
 async fn read_wt(
     connection: Connection,
     recv: wtransport::RecvStream,
-    tx: mpsc::UnboundedSender<Received>,
+    inbox: Inbox,
     closed: ClosedSlot,
     tap: Option<Tap>,
 ) {
     let tap = tap.map(|t| Arc::new(Mutex::new(t)));
     // The control stream gets a task of its own, so that waking up for a datagram does
     // not poll the stream too (a quinn stream read per datagram cost the bench a few %).
-    let mut lines = AbortOnDrop(tokio::spawn(read_lines(recv, tx.clone(), tap.clone())));
+    let mut lines = AbortOnDrop(tokio::spawn(read_lines(recv, inbox.clone(), tap.clone())));
     let datagrams = DatagramReader::new(&connection);
     loop {
         match datagrams.next().await {
-            Ok(raw) => on_datagram(raw, tap.as_deref(), &tx),
+            Ok(raw) => on_datagram(raw, tap.as_deref(), &inbox),
             Err(e) => {
                 // The control stream hands over what it still has before the close shows.
                 let _ = tokio::time::timeout(Duration::from_secs(1), &mut lines.0).await;
@@ -142,11 +148,7 @@ impl Drop for AbortOnDrop {
 }
 
 /// Reads the control stream's lines until it ends.
-async fn read_lines(
-    mut recv: wtransport::RecvStream,
-    tx: mpsc::UnboundedSender<Received>,
-    tap: Option<SharedTap>,
-) {
+async fn read_lines(mut recv: wtransport::RecvStream, inbox: Inbox, tap: Option<SharedTap>) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut pending: Vec<u8> = Vec::new();
     while let Ok(Some(n)) = recv.read(&mut buf).await {
@@ -161,15 +163,15 @@ async fn read_lines(
             if tapped(tap.as_deref(), Via::Stream, line, arrived) {
                 continue;
             }
-            enqueue(&tx, Via::Stream, Bytes::copy_from_slice(line));
+            inbox.deliver(Via::Stream, Bytes::copy_from_slice(line));
         }
         pending.drain(..start);
     }
 }
 
-fn on_datagram(raw: Bytes, tap: Option<&Mutex<Tap>>, tx: &mpsc::UnboundedSender<Received>) {
+fn on_datagram(raw: Bytes, tap: Option<&Mutex<Tap>>, inbox: &Inbox) {
     if !tapped(tap, Via::Datagram, &raw, Instant::now()) {
-        enqueue(tx, Via::Datagram, raw);
+        inbox.deliver(Via::Datagram, raw);
     }
 }
 

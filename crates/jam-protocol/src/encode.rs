@@ -141,6 +141,35 @@ pub fn encode_host_changed(host: &UserId, seq: u64) -> Bytes {
     encode_room(event::HOST_CHANGED, D { host_id: host }, seq, None)
 }
 
+/// Encodes `tempo:changed {tempo}`, room message `seq`; the setter's copy echoes its `id`.
+pub fn encode_tempo_changed(tempo: &Tempo, seq: u64, id: Option<&RawValue>) -> Bytes {
+    #[derive(Serialize)]
+    struct D<'a> {
+        tempo: &'a Tempo,
+    }
+    encode_room(event::TEMPO_CHANGED, D { tempo }, seq, id)
+}
+
+/// Encodes `session:latency {rttMs: {userId: ms | null}}` (1.1, §8): state, not history,
+/// so no `seq`.
+pub fn encode_latency<'a>(rtts: impl IntoIterator<Item = (&'a UserId, Option<u32>)>) -> Bytes {
+    let mut buf = Vec::with_capacity(128);
+    buf.extend_from_slice(br#"{"event":"session:latency","data":{"rttMs":{"#);
+    for (i, (user, rtt)) in rtts.into_iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        write_json_str(&mut buf, user.as_str());
+        buf.push(b':');
+        match rtt {
+            Some(ms) => buf.extend_from_slice(itoa::Buffer::new().format(ms).as_bytes()),
+            None => buf.extend_from_slice(b"null"),
+        }
+    }
+    buf.extend_from_slice(b"}}}");
+    Bytes::from(buf)
+}
+
 /// Encodes `clock:pong {t0, serverTime}` (1.1, §7), `t0` as the client wrote it.
 pub fn encode_pong(t0: &RawValue, server_time: f64, id: Option<&RawValue>) -> Bytes {
     #[derive(Serialize)]
@@ -153,9 +182,15 @@ pub fn encode_pong(t0: &RawValue, server_time: f64, id: Option<&RawValue>) -> By
 }
 
 /// Encodes the relayed `event:broadcast` once for every receiver, without `seq` (a
-/// datagram-class event).
-pub fn encode_broadcast(event_name: &str, payload: &RawValue, sender: &UserId) -> Bytes {
-    BroadcastDraft::new(event_name, payload, sender).finish(None)
+/// datagram-class event); `server_time_us` is when the server received it, in whole
+/// microseconds of server time.
+pub fn encode_broadcast(
+    event_name: &str,
+    payload: &RawValue,
+    sender: &UserId,
+    server_time_us: u64,
+) -> Bytes {
+    BroadcastDraft::new(event_name, payload, sender, server_time_us).finish(None)
 }
 
 /// The relayed `event:broadcast` written up to its last byte, so that a reliable one gets
@@ -170,18 +205,23 @@ pub struct BroadcastDraft(Vec<u8>);
 
 /// Room left for `,"seq":` and a 20-digit number, so finishing never reallocates.
 const SEQ_ROOM: usize = 28;
+/// Room for `,"serverTime":` and a time in ms with three decimals.
+const TIME_ROOM: usize = 40;
 
 impl BroadcastDraft {
-    /// Writes everything but the envelope's closing brace.
-    pub fn new(event_name: &str, payload: &RawValue, sender: &UserId) -> Self {
+    /// Writes everything but the envelope's closing brace: `{eventName, payload,
+    /// senderId, serverTime}`, `server_time_us` being when the server received the event.
+    pub fn new(event_name: &str, payload: &RawValue, sender: &UserId, server_time_us: u64) -> Self {
         const HEAD: &[u8] = br#"{"event":"event:broadcast","data":{"eventName":"#;
         const PAYLOAD: &[u8] = br#","payload":"#;
         const SENDER: &[u8] = br#","senderId":"#;
+        const TIME: &[u8] = br#","serverTime":"#;
         const TAIL: &[u8] = b"}}";
         let payload = payload.get().as_bytes();
         let sender = sender.as_str();
         // Exact when `eventName` needs no escapes (the usual case); 4 counts the quotes.
-        let fixed = HEAD.len() + PAYLOAD.len() + SENDER.len() + TAIL.len() + 4 + SEQ_ROOM;
+        let fixed =
+            HEAD.len() + PAYLOAD.len() + SENDER.len() + TAIL.len() + 4 + TIME_ROOM + SEQ_ROOM;
         let mut buf = Vec::with_capacity(fixed + event_name.len() + payload.len() + sender.len());
         buf.extend_from_slice(HEAD);
         write_json_str(&mut buf, event_name);
@@ -189,6 +229,8 @@ impl BroadcastDraft {
         buf.extend_from_slice(payload);
         buf.extend_from_slice(SENDER);
         write_json_str(&mut buf, sender);
+        buf.extend_from_slice(TIME);
+        write_ms(&mut buf, server_time_us);
         buf.push(b'}');
         BroadcastDraft(buf)
     }
@@ -202,6 +244,31 @@ impl BroadcastDraft {
         }
         self.0.push(b'}');
         Bytes::from(self.0)
+    }
+}
+
+/// Appends a time given in whole microseconds as a JSON number of milliseconds: the
+/// integer part, then up to three decimals without trailing zeros (integers only, so it
+/// is cheaper than formatting a float, and the value is exact to the microsecond).
+pub fn write_ms(buf: &mut Vec<u8>, micros: u64) {
+    let mut itoa = itoa::Buffer::new();
+    buf.extend_from_slice(itoa.format(micros / 1000).as_bytes());
+    let frac = micros % 1000;
+    if frac != 0 {
+        let digits = [
+            b'.',
+            b'0' + (frac / 100) as u8,
+            b'0' + (frac / 10 % 10) as u8,
+            b'0' + (frac % 10) as u8,
+        ];
+        let len = if frac % 100 == 0 {
+            2
+        } else if frac % 10 == 0 {
+            3
+        } else {
+            4
+        };
+        buf.extend_from_slice(&digits[..len]);
     }
 }
 
@@ -224,9 +291,11 @@ mod tests {
             event_name: &'a str,
             payload: &'a RawValue,
             sender_id: &'a UserId,
+            server_time: &'a RawValue,
         }
         let sender = UserId::generate();
         let payload: &RawValue = serde_json::from_str(r#"{ "a" : [1, "\u00e9\n"] }"#).unwrap();
+        let time: &RawValue = serde_json::from_str("1796007548777.42").unwrap();
         for event_name in ["note", "n\"o\\t\u{1}e\u{7f}", "é🎹\u{2028}", ""] {
             let want = encode(
                 event::BROADCAST,
@@ -234,13 +303,39 @@ mod tests {
                     event_name,
                     payload,
                     sender_id: &sender,
+                    server_time: time,
                 },
                 None,
             );
             assert_eq!(
-                encode_broadcast(event_name, payload, &sender),
+                encode_broadcast(event_name, payload, &sender, 1_796_007_548_777_420),
                 want,
                 "{event_name:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn times_are_ms_exact_to_the_microsecond() {
+        for (us, text) in [
+            (0, "0"),
+            (1, "0.001"),
+            (10, "0.01"),
+            (100, "0.1"),
+            (1_000, "1"),
+            (1_796_007_548_777_423, "1796007548777.423"),
+            (1_796_007_548_777_420, "1796007548777.42"),
+            (1_796_007_548_777_400, "1796007548777.4"),
+            (1_796_007_548_777_000, "1796007548777"),
+            (u64::MAX, "18446744073709551.615"),
+        ] {
+            let mut buf = Vec::new();
+            write_ms(&mut buf, us);
+            assert_eq!(std::str::from_utf8(&buf).unwrap(), text);
+            let v: f64 = serde_json::from_slice(&buf).unwrap();
+            assert!(
+                (v - us as f64 / 1000.0).abs() <= v.abs() * 1e-15 + 1e-9,
+                "{us}"
             );
         }
     }
@@ -249,23 +344,25 @@ mod tests {
     fn a_reliable_broadcast_carries_its_room_seq_at_the_top() {
         let sender = UserId::generate();
         let payload: &RawValue = serde_json::from_str(r#"{"n":60}"#).unwrap();
-        let with =
-            BroadcastDraft::new("note", payload, &sender).finish(Some(18_446_744_073_709_551_615));
+        let with = BroadcastDraft::new("note", payload, &sender, 5_000)
+            .finish(Some(18_446_744_073_709_551_615));
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
         struct D<'a> {
             event_name: &'a str,
             payload: &'a RawValue,
             sender_id: &'a UserId,
+            server_time: u32,
         }
         let d = || D {
             event_name: "note",
             payload,
             sender_id: &sender,
+            server_time: 5,
         };
         assert_eq!(with, encode_room(event::BROADCAST, d(), u64::MAX, None));
         assert_eq!(
-            BroadcastDraft::new("note", payload, &sender).finish(None),
+            BroadcastDraft::new("note", payload, &sender, 5_000).finish(None),
             encode(event::BROADCAST, d(), None)
         );
         let msg = ServerMessage::from_json(&with).unwrap();

@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 
 use crate::error::ProtocolError;
 use crate::event;
+use crate::tempo::{MAX_BEATS_PER_BAR, MAX_BPM, MIN_BPM};
 use crate::validate::{validate_event_name, validate_instrument, validate_name, Name};
 
 /// A client message, validated field by field; borrows from the incoming text.
@@ -56,6 +57,15 @@ pub enum ClientMessage<'a> {
     ClockPing {
         /// The client's number, echoed as written.
         t0: &'a RawValue,
+    },
+    /// `tempo:set` (1.1, §9).
+    TempoSet {
+        /// Room code as the client wrote it.
+        room_code: Cow<'a, str>,
+        /// 20 to 300.
+        bpm: f64,
+        /// 1 to 16; `None` when missing or `null` (unchanged).
+        beats_per_bar: Option<u32>,
     },
 }
 
@@ -350,6 +360,11 @@ impl<'a> Envelope<'a> {
         self.event == event::BROADCAST
     }
 
+    /// Whether this is a `tempo:set` (which counts against the broadcast send rate).
+    pub fn is_tempo_set(&self) -> bool {
+        self.event == event::TEMPO_SET
+    }
+
     /// Whether this is a `clock:ping` (which, like a broadcast, may come as a datagram).
     pub fn is_clock_ping(&self) -> bool {
         self.event == event::CLOCK_PING
@@ -394,6 +409,15 @@ impl<'a> Envelope<'a> {
             resume_token: Cow<'a, str>,
             #[serde(borrow, default)]
             last_seq: Option<&'a RawValue>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct TempoData<'a> {
+            #[serde(borrow)]
+            room_code: Cow<'a, str>,
+            bpm: f64,
+            #[serde(default)]
+            beats_per_bar: Option<f64>,
         }
         #[derive(Deserialize)]
         struct PingData<'a> {
@@ -448,6 +472,31 @@ impl<'a> Envelope<'a> {
                     room_code: d.room_code,
                     resume_token: d.resume_token,
                     last_seq,
+                })
+            }
+            event::TEMPO_SET => {
+                let d: TempoData = fields(data)?;
+                if !(MIN_BPM..=MAX_BPM).contains(&d.bpm) {
+                    return Err(ProtocolError::invalid("bpm must be between 20 and 300"));
+                }
+                let beats_per_bar = match d.beats_per_bar {
+                    None => None,
+                    Some(n)
+                        if n.fract() == 0.0
+                            && (1.0..=f64::from(MAX_BEATS_PER_BAR)).contains(&n) =>
+                    {
+                        Some(n as u32)
+                    }
+                    Some(_) => {
+                        return Err(ProtocolError::invalid(
+                            "beatsPerBar must be a whole number from 1 to 16",
+                        ))
+                    }
+                };
+                Ok(ClientMessage::TempoSet {
+                    room_code: d.room_code,
+                    bpm: d.bpm,
+                    beats_per_bar,
                 })
             }
             event::CLOCK_PING => {
@@ -630,6 +679,41 @@ mod tests {
     }
 
     #[test]
+    fn tempo_fields() {
+        fn parse(text: &str) -> Result<ClientMessage<'_>, ProtocolError> {
+            Envelope::parse(text).unwrap().message()
+        }
+        let set =
+            |data: &str| format!(r#"{{"event":"tempo:set","data":{{"roomCode":"A",{data}}}}}"#);
+        for (data, want) in [
+            (r#""bpm":20"#, (20.0, None)),
+            (r#""bpm":300,"beatsPerBar":null"#, (300.0, None)),
+            (r#""bpm":97.5,"beatsPerBar":3"#, (97.5, Some(3))),
+            (r#""bpm":1.2e2,"beatsPerBar":16.0"#, (120.0, Some(16))),
+        ] {
+            match parse(&set(data)).unwrap() {
+                ClientMessage::TempoSet {
+                    bpm, beats_per_bar, ..
+                } => assert_eq!((bpm, beats_per_bar), want, "{data}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        for bad in [
+            r#""bpm":19.99"#,
+            r#""bpm":300.01"#,
+            r#""bpm":"120""#,
+            r#""bpm":null"#,
+            r#""x":1"#,
+            r#""bpm":120,"beatsPerBar":0"#,
+            r#""bpm":120,"beatsPerBar":17"#,
+            r#""bpm":120,"beatsPerBar":3.5"#,
+            r#""bpm":120,"beatsPerBar":"4""#,
+        ] {
+            assert_eq!(err_code(&set(bad)), ErrorCode::InvalidMessage, "{bad}");
+        }
+    }
+
+    #[test]
     fn payload_is_kept_byte_for_byte() {
         let text = r#"{"event":"event:broadcast","data":{"roomCode":"A","eventName":"note","payload":{ "n" : 60,"v":1.50 }}}"#;
         let env = Envelope::parse(text).unwrap();
@@ -637,10 +721,10 @@ mod tests {
             panic!("not a broadcast");
         };
         assert_eq!(b.payload.get(), r#"{ "n" : 60,"v":1.50 }"#);
-        let out = encode_broadcast(&b.event_name, b.payload, &UserId::from_text("u1"));
+        let out = encode_broadcast(&b.event_name, b.payload, &UserId::from_text("u1"), 7_001);
         assert_eq!(
             &out[..],
-            br#"{"event":"event:broadcast","data":{"eventName":"note","payload":{ "n" : 60,"v":1.50 },"senderId":"u1"}}"#
+            br#"{"event":"event:broadcast","data":{"eventName":"note","payload":{ "n" : 60,"v":1.50 },"senderId":"u1","serverTime":7.001}}"#
         );
         let null =
             r#"{"event":"event:broadcast","data":{"roomCode":"A","eventName":"n","payload":null}}"#;

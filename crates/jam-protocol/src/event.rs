@@ -34,3 +34,9 @@ pub const USER_BACK: &str = "session:user-back";
 pub const CLOCK_PING: &str = "clock:ping";
 /// Server: the answer to `clock:ping` (1.1, §7).
 pub const CLOCK_PONG: &str = "clock:pong";
+/// Client: change the room's tempo (1.1, §9).
+pub const TEMPO_SET: &str = "tempo:set";
+/// Server: the room's tempo changed (1.1, §9).
+pub const TEMPO_CHANGED: &str = "tempo:changed";
+/// Server: the round-trip times of the room's seats (1.1, §8).
+pub const LATENCY: &str = "session:latency";

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// A member of a room as everyone sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Participant {
     /// Opaque user id.
     pub id: String,
@@ -16,6 +17,10 @@ pub struct Participant {
     /// active).
     #[serde(default)]
     pub status: Status,
+    /// The seat's round-trip time to the server in whole ms, `None` until measured
+    /// (1.1, §8).
+    #[serde(default)]
+    pub rtt_ms: Option<u32>,
 }
 
 /// A seat's presence (1.1, §6).

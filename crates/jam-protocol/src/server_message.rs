@@ -1,6 +1,8 @@
 //! The client side of the protocol: what a client reads from the server. The Rust client,
 //! the tests and the benchmark decode with these types exactly what the server encodes.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 use crate::error::ErrorCode;
@@ -89,7 +91,13 @@ pub enum ServerEvent {
         payload: serde_json::Value,
         /// Who sent it.
         sender_id: String,
+        /// When the server received it, ms of server time (1.1, §7).
+        server_time: Option<f64>,
     },
+    /// `tempo:changed` (1.1, §9).
+    TempoChanged(Tempo),
+    /// `session:latency` (1.1, §8): each active seat's round trip, `None` unmeasured.
+    Latency(BTreeMap<String, Option<u32>>),
     /// `error`.
     Error {
         /// Machine-readable code.
@@ -177,6 +185,17 @@ impl ServerMessage {
             event_name: String,
             payload: serde_json::Value,
             sender_id: String,
+            #[serde(default)]
+            server_time: Option<f64>,
+        }
+        #[derive(Deserialize)]
+        struct TempoChanged {
+            tempo: Tempo,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Latency {
+            rtt_ms: BTreeMap<String, Option<u32>>,
         }
         #[derive(Deserialize)]
         struct Error {
@@ -217,8 +236,11 @@ impl ServerMessage {
                     event_name: r.event_name,
                     payload: r.payload,
                     sender_id: r.sender_id,
+                    server_time: r.server_time,
                 }
             }
+            event::TEMPO_CHANGED => ServerEvent::TempoChanged(v::<TempoChanged>(env.data)?.tempo),
+            event::LATENCY => ServerEvent::Latency(v::<Latency>(env.data)?.rtt_ms),
             event::ERROR => {
                 let e: Error = v(env.data)?;
                 ServerEvent::Error {
