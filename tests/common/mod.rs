@@ -340,3 +340,96 @@ pub async fn tcp_relay(
     });
     (addr, dark)
 }
+
+/// A TCP relay to `server` that delays every byte by `delay` in each direction (order
+/// kept), as a long network path would: one client's round trip grows by twice `delay`.
+pub async fn tcp_delay_relay(
+    server: std::net::SocketAddr,
+    delay: Duration,
+) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((front, _)) = listener.accept().await {
+            let back = tokio::net::TcpStream::connect(server).await.unwrap();
+            front.set_nodelay(true).unwrap();
+            back.set_nodelay(true).unwrap();
+            let (fr, fw) = front.into_split();
+            let (br, bw) = back.into_split();
+            for (mut from, mut to) in [
+                (
+                    Box::new(fr) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+                    Box::new(bw) as Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
+                ),
+                (Box::new(br), Box::new(fw)),
+            ] {
+                let (tx, mut rx) =
+                    tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 65536];
+                    while let Ok(n) = from.read(&mut buf).await {
+                        if n == 0
+                            || tx
+                                .send((tokio::time::Instant::now() + delay, buf[..n].to_vec()))
+                                .is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+                tokio::spawn(async move {
+                    while let Some((due, bytes)) = rx.recv().await {
+                        tokio::time::sleep_until(due).await;
+                        if to.write_all(&bytes).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        }
+    });
+    addr
+}
+
+/// A UDP relay between one client and `server` that delays every datagram by `delay` in
+/// each direction.
+pub async fn udp_delay_relay(
+    server: std::net::SocketAddr,
+    delay: Duration,
+) -> std::net::SocketAddr {
+    use std::sync::Arc;
+    let front = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let back = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    back.connect(server).await.unwrap();
+    let addr = front.local_addr().unwrap();
+    let client: Arc<std::sync::Mutex<Option<std::net::SocketAddr>>> = Default::default();
+    {
+        let (front, back, client) = (front.clone(), back.clone(), client.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            while let Ok((n, from)) = front.recv_from(&mut buf).await {
+                *client.lock().unwrap() = Some(from);
+                let (back, bytes) = (back.clone(), buf[..n].to_vec());
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let _ = back.send(&bytes).await;
+                });
+            }
+        });
+    }
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        while let Ok(n) = back.recv(&mut buf).await {
+            let Some(to) = *client.lock().unwrap() else {
+                continue;
+            };
+            let (front, bytes) = (front.clone(), buf[..n].to_vec());
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let _ = front.send_to(&bytes, to).await;
+            });
+        }
+    });
+    addr
+}
