@@ -53,7 +53,7 @@ struct HttpState {
 
 /// The 1.1 additions this server serves (PROTOCOL.md, top), for clients to decide
 /// whether to resume or ping.
-pub const FEATURES: [&str; 2] = ["resume", "clock"];
+pub const FEATURES: [&str; 4] = ["resume", "clock", "latency", "tempo"];
 
 /// All routes. `web_dir`, when given, must be canonical (the server resolves it at start).
 pub fn router(ctx: Arc<Context>, published: Arc<Published>, web_dir: Option<PathBuf>) -> Router {

@@ -99,3 +99,36 @@ async fn at_most_twenty_pings_a_second_are_answered_and_malformed_ones_do_not_co
         barrier(&mut c, kind).await;
     }
 }
+
+#[tokio::test]
+async fn the_clock_estimate_is_within_a_millisecond_on_loopback_and_within_its_bound_through_skew()
+{
+    use jam_client::{Client, ClockEstimator};
+    use std::time::Duration;
+    let s = TestServer::start().await;
+    // One machine: the server's clock is this one (anchored to Unix time at its start),
+    // so the true offset is 0.
+    for kind in KINDS {
+        let mut c = s.client(kind).await;
+        let mut clock = ClockEstimator::new();
+        c.sync_clock(&mut clock, 10).await.unwrap();
+        let offset = clock.offset_ms().unwrap();
+        assert!(offset.abs() <= 1.0, "{kind}: {offset} ms");
+        assert!(offset.abs() <= clock.error_ms().unwrap() + 1.0);
+    }
+    // 30 ms up, nothing down: the estimate is off by about 15 ms, and says so.
+    let relay = tcp_asymmetric_relay(
+        s.server.http_addr(),
+        Duration::from_millis(30),
+        Duration::ZERO,
+    )
+    .await;
+    let mut c = Client::connect_ws(&format!("ws://{relay}/ws"))
+        .await
+        .unwrap();
+    let mut clock = ClockEstimator::new();
+    c.sync_clock(&mut clock, 5).await.unwrap();
+    let (offset, error) = (clock.offset_ms().unwrap(), clock.error_ms().unwrap());
+    assert!(offset.abs() > 5.0, "the skew shows: {offset}");
+    assert!(offset.abs() <= error + 1.0, "{offset} within ±{error}");
+}

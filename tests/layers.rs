@@ -28,7 +28,7 @@ const CRATES: &[(&str, &[&str])] = &[
     (
         "crates/jam-client/src",
         &[
-            "received", "error", "outgoing", "link", "http", "ws", "wt", "client",
+            "received", "error", "clock", "outgoing", "link", "http", "ws", "wt", "client",
         ],
     ),
     (

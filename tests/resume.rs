@@ -481,7 +481,10 @@ async fn a_zero_window_is_version_one() {
 async fn connect_lists_the_features_and_the_defaults_are_the_1_1_ones() {
     let s = TestServer::start().await;
     let info = jam_client::fetch_connect(&s.http_base()).await.unwrap();
-    assert_eq!(info["features"], json!(["resume", "clock"]));
+    assert_eq!(
+        info["features"],
+        json!(["resume", "clock", "latency", "tempo"])
+    );
     let c = jam_server::Config::loopback();
     assert_eq!(c.ping_interval, Duration::from_secs(5));
     assert_eq!(c.peer_timeout, Duration::from_secs(15));

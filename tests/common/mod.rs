@@ -347,6 +347,15 @@ pub async fn tcp_delay_relay(
     server: std::net::SocketAddr,
     delay: Duration,
 ) -> std::net::SocketAddr {
+    tcp_asymmetric_relay(server, delay, delay).await
+}
+
+/// Like [`tcp_delay_relay`], with `up` (client to server) and `down` delays apart.
+pub async fn tcp_asymmetric_relay(
+    server: std::net::SocketAddr,
+    up: Duration,
+    down: Duration,
+) -> std::net::SocketAddr {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -357,12 +366,13 @@ pub async fn tcp_delay_relay(
             back.set_nodelay(true).unwrap();
             let (fr, fw) = front.into_split();
             let (br, bw) = back.into_split();
-            for (mut from, mut to) in [
+            for (mut from, mut to, delay) in [
                 (
                     Box::new(fr) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
                     Box::new(bw) as Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
+                    up,
                 ),
-                (Box::new(br), Box::new(fw)),
+                (Box::new(br), Box::new(fw), down),
             ] {
                 let (tx, mut rx) =
                     tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();

@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 use wtransport::endpoint::endpoint_side;
 use wtransport::{Connection, Endpoint, VarInt};
 
+use crate::clock::{local_now_ms, ClockEstimator};
 use crate::error::{ClientError, Result};
 use crate::http::fetch_connect;
 use crate::link::{ClosedSlot, Link, Rtts, Sender};
@@ -263,6 +264,17 @@ impl Client {
             ServerEvent::Pong { server_time, .. } => Ok(server_time),
             other => Err(unexpected(event::CLOCK_PONG, other)),
         }
+    }
+
+    /// Pings the server `n` times on the reliable channel and feeds `clock` (PROTOCOL.md
+    /// §7): afterwards `clock` holds the estimate of the server clock's offset.
+    pub async fn sync_clock(&mut self, clock: &mut ClockEstimator, n: usize) -> Result<()> {
+        for _ in 0..n {
+            let t0 = local_now_ms();
+            let server_time = self.ping(t0).await?;
+            clock.add(t0, server_time, local_now_ms());
+        }
+        Ok(())
     }
 
     /// The highest room `seq` among the messages taken from this client so far (or given

@@ -12,6 +12,7 @@
 //!
 //! - `received.rs`: what arrives ([`Received`], [`Via`], [`Closed`]) and the [`Tap`].
 //! - `error.rs`: [`ClientError`], every failure, typed.
+//! - [`clock`]: the NTP-style [`ClockEstimator`] of the room clock (PROTOCOL.md §7).
 //! - `outgoing.rs`: envelopes to send ([`broadcast_envelope`], [`to_msgpack`]).
 //! - `link.rs`: a live connection's parts: its sending half, the queue its reader
 //!   tasks fill, and how it ended.
@@ -40,6 +41,7 @@
 #![warn(missing_docs)]
 
 mod client;
+pub mod clock;
 mod error;
 mod http;
 mod link;
@@ -49,6 +51,7 @@ mod ws;
 mod wt;
 
 pub use client::{Client, DEFAULT_TIMEOUT};
+pub use clock::ClockEstimator;
 pub use error::{ClientError, Result};
 pub use http::{fetch_connect, http_get, http_get_with_host};
 pub use jam_protocol::Encoding;
