@@ -239,8 +239,24 @@ pub struct Report {
     pub loadavg: Option<f64>,
     /// Join/leave churn, when asked for.
     pub churn: Option<ChurnReport>,
+    /// The room clock as a client estimates it (PROTOCOL.md §7), before the window.
+    pub clock: Option<ClockReport>,
     /// What a reader must not miss.
     pub warnings: Vec<String>,
+}
+
+/// One participant's NTP-style estimate of the server clock. The bench and a spawned
+/// server share this machine's clock, so the true offset is 0 and `offset_ms` is the
+/// estimate's error.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClockReport {
+    /// Estimated `server - local`, ms.
+    pub offset_ms: f64,
+    /// The estimate's bound: half the shortest round trip, ms.
+    pub error_ms: f64,
+    /// The shortest round trip, ms.
+    pub rtt_ms: f64,
 }
 
 fn round(x: f64, digits: i32) -> f64 {
@@ -354,6 +370,7 @@ impl Report {
             machine_cpu_busy_pct: w.cpu_busy_pct(),
             loadavg: procfs::loadavg(),
             churn,
+            clock: None,
             warnings: Vec::new(),
         };
         r.warnings = r.warn();
@@ -487,6 +504,15 @@ impl Report {
         lat("latency (from actual send)", &self.latency_from_send_us);
         lat("fan-out skew", &self.fanout_skew_us);
         lat("generator lag", &self.bench.lag_us);
+        if let Some(c) = &self.clock {
+            row(
+                "clock estimate (ms)",
+                format!(
+                    "offset {:+.3} (truth 0 on one machine), bound ±{:.3}, best round trip {:.3}",
+                    c.offset_ms, c.error_ms, c.rtt_ms
+                ),
+            );
+        }
         for (path, p) in &self.by_path {
             row(
                 &format!("  arrived via {path}"),

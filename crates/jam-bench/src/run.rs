@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context as _, Result};
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
-use jam_client::{Client, Tap};
+use jam_client::{Client, ClockEstimator, Tap};
 use jam_protocol::json_to_msgpack;
 use jam_protocol::Encoding;
 use rand::rngs::StdRng;
@@ -24,7 +24,7 @@ use crate::cli::{Args, Enc, Kind, Pattern};
 use crate::idle_spin;
 use crate::ledger::{self, Ledger, Shared};
 use crate::monitor;
-use crate::report::{ChurnReport, Report};
+use crate::report::{ChurnReport, ClockReport, Report};
 use crate::target::Target;
 use crate::wire::{write_event, Note, Stamp};
 
@@ -161,7 +161,7 @@ pub async fn run(args: &Args, target: &mut Target, epoch: Instant) -> Result<Rep
     let per_room = args.per_room as usize;
     let ledger = Ledger::new(epoch, args.rooms * per_room);
     let setup_started = Instant::now();
-    let (members, codes, failures) = connect_all(args, target, Some(&ledger), None).await;
+    let (mut members, codes, failures) = connect_all(args, target, Some(&ledger), None).await;
     let setup_secs = setup_started.elapsed().as_secs_f64();
     if members.iter().all(Option::is_none) {
         return Err(anyhow!(
@@ -183,6 +183,7 @@ pub async fn run(args: &Args, target: &mut Target, epoch: Instant) -> Result<Rep
     }
     // Let presence messages and connection set-up settle.
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let clock = estimate_clock(&mut members).await;
 
     let start = now_ns(epoch) + 200_000_000;
     let w0 = start + secs_ns(args.warmup);
@@ -257,7 +258,20 @@ pub async fn run(args: &Args, target: &mut Target, epoch: Instant) -> Result<Rep
     );
     drop(l);
     drop(members);
-    Ok(report)
+    Ok(Report { clock, ..report })
+}
+
+/// The first participant's estimate of the server clock, from 8 pings before the load
+/// starts (what a client library would show next to latency).
+async fn estimate_clock(members: &mut [Option<Member>]) -> Option<ClockReport> {
+    let member = members.iter_mut().flatten().next()?;
+    let mut clock = ClockEstimator::new();
+    member.client.sync_clock(&mut clock, 8).await.ok()?;
+    Some(ClockReport {
+        offset_ms: clock.offset_ms()?,
+        error_ms: clock.error_ms()?,
+        rtt_ms: clock.rtt_ms()?,
+    })
 }
 
 fn secs_ns(s: f64) -> u64 {
