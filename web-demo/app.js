@@ -2,11 +2,12 @@
 //
 // Owns: the connection and the synth the page uses, the page state its parts
 // share, building the parts and handing each what it needs, the page's
-// arrival (lobby, then connect) and departure (close cleanly, start afresh
-// from the back/forward cache), and the `window.jam` debug hook. Does not own:
-// any view, input or sound itself (status.js, views.js, players.js,
-// play-area.js, input.js, voices.js), the connection's workings
-// (jam-client.js) or how notes sound (audio.js).
+// arrival (lobby, then connect, or take back the seat a reload left) and
+// departure (close without leaving, start afresh from the back/forward
+// cache), and the `window.jam` debug hook. Does not own: any view, input or
+// sound itself (status.js, views.js, players.js, play-area.js, input.js,
+// voices.js), the connection's workings (jam-client.js) or how notes sound
+// (audio.js).
 //
 // Each part gets the parts it calls as arguments here instead of importing them
 // (input.js imports only play-area.js's key layout), so no two modules import
@@ -55,9 +56,14 @@ const voices = createVoices({ client, synth, state, playArea, players });
 const input = createInput({ state, synth, playArea, voices });
 const views = createViews({ client, state, status, playArea, players, voices, input });
 
-// Leaving the page: close cleanly so the others see us go at once.
+// Leaving the page (a reload, a closed tab, navigating away): close the
+// connection without leaving the room. The server holds the seat for its resume
+// window and the client keeps the seat in sessionStorage, so a reload takes it
+// back; a closed tab's seat goes when the window ends. The Leave button is how a
+// player leaves at once.
 window.addEventListener('pagehide', () => client.close('page closed'));
-// Coming back from the back/forward cache: that client is closed, so start afresh.
+// Coming back from the back/forward cache: that client is closed, so start
+// afresh (and take the seat back).
 window.addEventListener('pageshow', (e) => {
   if (e.persisted) location.reload();
 });
@@ -65,7 +71,8 @@ window.addEventListener('pageshow', (e) => {
 function start() {
   views.openLobby({ name: params.get('name'), invited: params.get('room') });
   input.renderMidiStatus();
-  status.connect();
+  // A reload in a session takes its seat back; otherwise connect and wait in the lobby.
+  if (!views.restoreSeat()) status.connect();
 }
 
 start();

@@ -1,8 +1,12 @@
-// jam-client.js: the browser client for jam-server (protocol version 1).
+// jam-client.js: the browser client for jam-server (protocol version 1, with
+// the 1.1 seats that survive the network).
 //
 // Owns: reaching the server (`GET /connect`, then WebTransport with the
 // development certificate's hash, or WebSocket), the envelope and its `id`
-// bookkeeping, the room the client is in, and reconnecting after a lost
+// bookkeeping, the room the client is in (participants with their
+// away/active status), the seat it holds (resume token and last room `seq`,
+// kept in sessionStorage so a reload resumes it), noticing a silently dead
+// link (a `clock:ping` heartbeat), and reconnecting and resuming after a lost
 // connection. Does not own: anything visual or audible; pages build on the
 // events this module emits.
 //
@@ -14,12 +18,30 @@
 //   const room = await client.create({ name: 'Ana', instrument: 'piano' });
 //   client.on('event:broadcast', (data) => { ... });
 //   client.broadcast('note', { type: 'on', note: 60, velocity: 100 });
+//
+// After a reload, `client.restore()` takes the seat the page held before
+// (PROTOCOL.md section 6); after any lost connection the client reconnects and
+// resumes that seat on its own, and joins afresh only when the server answers
+// `resume_failed`.
 
 /** The protocol version this client speaks (`protocol` in `GET /connect`). */
 export const PROTOCOL_VERSION = 1;
 
 /** Answers that settle a request carrying an `id`. */
-const ANSWER_EVENTS = new Set(['session:created', 'session:joined', 'session:left', 'error']);
+const ANSWER_EVENTS = new Set(['session:created', 'session:joined', 'session:resumed', 'session:left', 'clock:pong', 'error']);
+
+/** Answers that seat this client in a room. */
+const SEAT_EVENTS = new Set(['session:created', 'session:joined', 'session:resumed']);
+
+/** Errors that mean the connection, not the request, failed. */
+const LINK_ERRORS = new Set(['disconnected', 'not_connected', 'timeout']);
+
+/** WebSocket close code and WebTransport close code of a seat resumed on another connection. */
+const WS_CLOSE_RESUMED_ELSEWHERE = 4000;
+const WT_CLOSE_RESUMED_ELSEWHERE = 5;
+
+/** A monotonic clock in milliseconds (wall-clock jumps must not fake a dead link). */
+const now = () => (globalThis.performance ? globalThis.performance.now() : Date.now());
 
 const DEFAULTS = {
   /** Where `/connect` lives; defaults to the page's own origin. */
@@ -38,16 +60,36 @@ const DEFAULTS = {
   reconnect: true,
   /** First reconnect delay; doubles per failed attempt, up to the cap. */
   reconnectBaseMs: 500,
-  /** Longest delay between reconnect attempts. */
-  reconnectMaxMs: 10000,
+  /**
+   * Longest delay between reconnect attempts: well inside the server's resume
+   * window (30 s by default), so a seat is not lost to a long backoff.
+   */
+  reconnectMaxMs: 5000,
   /** Give up after this many failed attempts in a row (Infinity: never). */
   reconnectMaxAttempts: Infinity,
   /**
-   * How often a rejoin answered `name_taken` is tried again. With the default
-   * backoff, 10 retries span about a minute: the server's default dead-peer
-   * timeout, after which it has surely freed the old seat.
+   * Servers without `resume` (protocol 1.0) only: how often a rejoin answered
+   * `name_taken` is tried again, until the server notices the old connection
+   * died and frees the name. A server with `resume` holds the seat on purpose,
+   * so there a `name_taken` after `resume_failed` is final.
    */
   rejoinNameTakenRetries: 10,
+  /** How often the heartbeat (`clock:ping` on the reliable path) goes out; 0 turns it off. */
+  heartbeatIntervalMs: 1000,
+  /**
+   * The link counts as dead after this long without anything from the server on
+   * the reliable path while a heartbeat waits for its answer; the client then
+   * drops it and reconnects.
+   */
+  heartbeatTimeoutMs: 3500,
+  /**
+   * Where the seat (room code, resume token, last `seq`) is kept so a reload
+   * resumes it: `sessionStorage` by default (one per tab); `null` keeps it in
+   * memory only. Anything with getItem/setItem/removeItem works.
+   */
+  storage: undefined,
+  /** The key of the seat in `storage`. */
+  storageKey: 'jam.seat',
   /** A WebTransport datagram limit to assume when the browser does not report one. */
   fallbackMaxDatagramSize: 1000,
 };
@@ -76,6 +118,8 @@ export const ERROR_TEXT = {
   disconnected: 'The connection to the server was lost.',
   not_connected: 'Not connected to the server.',
   connect_failed: 'Could not reach the server.',
+  resume_failed: 'The server could not give your seat back.',
+  resumed_elsewhere: 'This seat was taken up in another tab or window.',
 };
 
 /** Turns an error (or an error code) into a sentence for people. */
@@ -112,7 +156,8 @@ const encoder = new TextEncoder();
 
 // ---------------------------------------------------------------------------
 // Transports. Each one turns a channel into "envelope in, envelope out" and
-// reports its own end exactly once through `onClose`. They know nothing about
+// reports its own end exactly once through `onClose` (`takenOver` when the
+// server closed it because the seat was resumed on another connection). They know nothing about
 // rooms or reconnecting.
 
 /**
@@ -172,15 +217,15 @@ async function openWebTransport(info, { timeoutMs, fallbackMaxDatagramSize, onMe
     },
   };
 
-  function finish(reason) {
+  function finish(reason, takenOver = false) {
     if (closed) return;
     closed = true;
     try { wt.close(); } catch { /* already closed */ }
-    onClose({ reason });
+    onClose({ reason, takenOver });
   }
 
   wt.closed.then(
-    (info2) => finish((info2 && info2.reason) || 'session closed'),
+    (info2) => finish((info2 && info2.reason) || 'session closed', info2 && info2.closeCode === WT_CLOSE_RESUMED_ELSEWHERE),
     (err) => finish((err && err.message) || 'session failed'),
   );
 
@@ -259,10 +304,10 @@ function openWebSocket(url, { timeoutMs, onMessage, onClose }) {
       },
     };
 
-    function finish(reason) {
+    function finish(reason, takenOver = false) {
       if (closed) return;
       closed = true;
-      if (opened) onClose({ reason });
+      if (opened) onClose({ reason, takenOver });
     }
 
     ws.onopen = () => {
@@ -282,9 +327,45 @@ function openWebSocket(url, { timeoutMs, onMessage, onClose }) {
     ws.onclose = (ev) => {
       clearTimeout(timer);
       if (!opened) reject(new JamError('connect_failed', `WebSocket to ${url} closed (${ev.code})`));
-      finish(`socket closed (${ev.code}${ev.reason ? ': ' + ev.reason : ''})`);
+      finish(`socket closed (${ev.code}${ev.reason ? ': ' + ev.reason : ''})`, ev.code === WS_CLOSE_RESUMED_ELSEWHERE);
     };
   });
+}
+
+// ---------------------------------------------------------------------------
+// The seat: what the client needs to come back to its place in a room.
+
+/** sessionStorage when the page has one (reading it may throw in a sandboxed frame). */
+function defaultStorage() {
+  try {
+    return globalThis.sessionStorage || null;
+  } catch {
+    return null;
+  }
+}
+
+/** A participant as the page sees it: `status` is always 'active' or 'away'. */
+function normalizeParticipant(p) {
+  return { ...p, status: p && p.status === 'away' ? 'away' : 'active' };
+}
+
+/** A stored seat, or null when `value` is not one. */
+function parseSeat(text) {
+  let seat;
+  try {
+    seat = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!seat || typeof seat !== 'object' || typeof seat.roomCode !== 'string' || !seat.roomCode) return null;
+  return {
+    roomCode: seat.roomCode,
+    userId: typeof seat.userId === 'string' ? seat.userId : null,
+    name: typeof seat.name === 'string' ? seat.name : undefined,
+    instrument: typeof seat.instrument === 'string' ? seat.instrument : '',
+    resumeToken: typeof seat.resumeToken === 'string' ? seat.resumeToken : null,
+    lastSeq: Number.isInteger(seat.lastSeq) && seat.lastSeq >= 0 ? seat.lastSeq : null,
+  };
 }
 
 // ---------------------------------------------------------------------------
@@ -294,21 +375,41 @@ function openWebSocket(url, { timeoutMs, onMessage, onClose }) {
  *
  * Events (subscribe with `on(name, fn)`, which returns an unsubscribe function):
  * - every server message by its `event` name: `session:created`, `session:joined`,
- *   `session:left`, `session:user-joined`, `session:user-left`,
- *   `session:host-changed`, `event:broadcast`, `error`; the listener gets
- *   `(data, envelope, channel)`; `channel` is 'stream', 'datagram' or 'websocket'.
+ *   `session:resumed`, `session:left`, `session:user-joined`, `session:user-left`,
+ *   `session:user-away`, `session:user-back`, `session:host-changed`,
+ *   `event:broadcast`, `clock:pong`, `error`, and any other the server sends; the
+ *   listener gets `(data, envelope, channel)`; `channel` is 'stream', 'datagram'
+ *   or 'websocket'. A reliable room message (one with a top-level `seq`) whose
+ *   `seq` is not above the last one seen is a duplicate and is dropped unheard;
+ *   one replayed after a resume has `envelope.replayed === true` (a page may
+ *   skip stale notes).
  * - `message`: every server envelope, `(envelope, channel)`.
  * - `state`: `{ state, transport }` whenever `client.state` changes
- *   ('idle', 'connecting', 'connected', 'reconnecting', 'disconnected').
+ *   ('idle', 'connecting', 'connected', 'reconnecting', 'disconnected'). While it
+ *   is not 'connected' nothing the client sends reaches the room.
  * - `room`: `client.room` after any change to it (null when not in a room).
+ *   `room.participants[].status` is 'active' or 'away'. The room stays set while
+ *   the client reconnects: the server holds the seat.
+ * - `user-away`: `{ userId, user }` when another participant's connection dropped
+ *   (the server holds the seat for its resume window).
+ * - `user-back`: `{ userId, user }` when that participant resumed the seat.
+ * - `resumed`: `{ replayed, room }` when the client got its seat back after a lost
+ *   connection or a reload; with `replayed` false the room snapshot is all there
+ *   is (nothing missed is replayed, e.g. after a server restart).
  * - `transport-failed`: `{ transport, error }` when one transport could not open.
- * - `reconnecting`: `{ attempt, delayMs, reason }` before each reconnect attempt.
- * - `rejoin-retry`: `{ attempt, delayMs, code }` when the rejoin got `name_taken` (the
- *   server has not yet noticed the old connection died) and will be tried again.
- * - `reconnected`: `{ transport, room }` once connected again (and rejoined, when in a room).
- * - `session-ended`: `{ roomCode, code, message }` when the rejoin failed for good
- *   (`room_not_found` after a server restart, `name_taken` after the retries, ...).
- * - `disconnected`: `{ reason }` when the client stops for good (close(), or out of attempts).
+ * - `reconnecting`: `{ attempt, delayMs, reason, restoring }` before each reconnect
+ *   attempt (`restoring` when taking up a seat saved by an earlier page).
+ * - `resume-failed`: `{ roomCode, code, message }` when the server refused the
+ *   seat (`resume_failed`); the client then joins the room afresh.
+ * - `rejoin-retry`: `{ attempt, delayMs, code }` (servers without `resume` only) when
+ *   the rejoin got `name_taken` and will be tried again.
+ * - `reconnected`: `{ transport, room }` once connected again (with the seat back,
+ *   when there was one).
+ * - `session-ended`: `{ roomCode, code, message }` when the seat is gone for good:
+ *   the resume and the fresh join both failed (`room_not_found`, `name_taken`, ...)
+ *   or the seat was resumed by another tab (`resumed_elsewhere`).
+ * - `disconnected`: `{ reason }` when the client stops for good (close(), out of
+ *   attempts, or its seat taken over).
  */
 export class JamClient {
   constructor(options = {}) {
@@ -324,6 +425,8 @@ export class JamClient {
     this.room = null;
     /** What `/connect` answered last. */
     this.connectInfo = null;
+    /** Round trip of the last heartbeat, in ms (null until one came back). */
+    this.rttMs = null;
     /** Counters, cumulative over reconnects. */
     this.stats = {
       datagramsSent: 0,
@@ -338,13 +441,32 @@ export class JamClient {
       datagramTooLarge: 0,
       connects: 0,
       reconnects: 0,
+      /** Seats taken back with `session:resume`. */
+      resumes: 0,
+      /** Fresh joins after the seat could not be resumed. */
       rejoins: 0,
+      /** Reliable room messages dropped because their `seq` was seen already. */
+      duplicatesDropped: 0,
+      /** Heartbeat pings sent (not counted in `streamSent` / `websocketSent`). */
+      heartbeatsSent: 0,
+      /** Links dropped because the heartbeat got no answer. */
+      heartbeatTimeouts: 0,
     };
     this._listeners = new Map();
     this._conn = null; // the live transport object
+    this._features = []; // `features` of the last `/connect`
     this._nextId = 1;
     this._pending = new Map(); // id -> { resolve, reject, timer, event }
-    this._rejoin = null; // { roomCode, name, instrument } while the client means to be in a room
+    /**
+     * The seat the client holds, or means to take back:
+     * `{ roomCode, userId, name, instrument, resumeToken, lastSeq }`.
+     */
+    this._seat = null;
+    this._seatedConn = null; // the connection the seat is on, once the server said so
+    this._replayUntil = 0; // messages up to this `seq` are replays of a resume
+    this._storage = this.options.storage === undefined ? defaultStorage() : this.options.storage;
+    this._saveTimer = null;
+    this._heartbeat = null;
     this._closedByUser = false;
     this._reconnecting = false;
     this._connecting = null;
@@ -402,7 +524,7 @@ export class JamClient {
    * Resolves to the transport chosen ('webtransport' or 'websocket').
    */
   async connect() {
-    if (this._conn) return this.transport;
+    if (this._conn && !this._reconnecting) return this.transport;
     if (this._reconnecting) {
       this.reconnectNow();
       return new Promise((resolve) => this.once('reconnected', () => resolve(this.transport)));
@@ -425,6 +547,11 @@ export class JamClient {
     return this._connecting;
   }
 
+  /** Whether the server said it has this feature (`features` of `GET /connect`). */
+  hasFeature(name) {
+    return this._features.includes(name);
+  }
+
   /** Fetches `/connect` and opens the first transport that works. */
   async _open() {
     const base = this.options.baseUrl || (globalThis.location && globalThis.location.href);
@@ -438,6 +565,7 @@ export class JamClient {
       throw new JamError('connect_failed', `could not reach ${url.origin}: ${err.message}`, { cause: err });
     }
     this.connectInfo = info;
+    this._features = Array.isArray(info.features) ? info.features.filter((f) => typeof f === 'string') : [];
 
     const order = this.options.transport === 'auto' ? ['webtransport', 'websocket'] : [this.options.transport];
     let lastError = null;
@@ -470,18 +598,26 @@ export class JamClient {
       this._conn = conn;
       this.transport = kind;
       this.stats.connects++;
+      this._startHeartbeat(conn);
       return kind;
     }
     throw lastError || new JamError('connect_failed', 'no transport could open');
   }
 
-  /** Closes the connection for good (no reconnect). Leaves the room implicitly. */
+  /**
+   * Closes the connection for good (no reconnect), as a page does when it goes
+   * away. It sends no `session:leave`: the server holds the seat for its resume
+   * window, and the stored seat lets a reload of the page take it back
+   * (`restore()`). `leave()` is how a person leaves.
+   */
   close(reason = 'closed by client') {
     this._closedByUser = true;
-    this._rejoin = null;
+    this._saveSeat();
     if (this._wake) this._wake();
+    this._stopHeartbeat();
     const conn = this._conn;
     this._conn = null;
+    this._seatedConn = null;
     if (conn) conn.close(reason);
     this._failPending('disconnected', reason);
     this._setRoom(null);
@@ -500,31 +636,34 @@ export class JamClient {
 
   // --- requests -----------------------------------------------------------
 
-  /** Creates a room; resolves to `{ roomCode, userId, hostId, participants }`. */
-  async create({ name, instrument } = {}) {
-    const data = await this.request('session:create', { name, instrument: instrument ?? '' });
-    this._enterRoom(data, instrument);
-    return data;
+  /** Creates a room; resolves to `{ roomCode, userId, hostId, participants, ... }`. */
+  create({ name, instrument } = {}) {
+    return this.request('session:create', { name, instrument: instrument ?? '' });
   }
 
-  /** Joins a room by code; resolves to `{ roomCode, userId, hostId, participants }`. */
-  async join({ roomCode, name, instrument } = {}) {
-    const data = await this.request('session:join', { roomCode, name, instrument: instrument ?? '' });
-    this._enterRoom(data, instrument);
-    return data;
+  /** Joins a room by code; resolves to `{ roomCode, userId, hostId, participants, ... }`. */
+  join({ roomCode, name, instrument } = {}) {
+    return this.request('session:join', { roomCode, name, instrument: instrument ?? '' });
   }
 
-  /** Leaves the current room; resolves to `{ roomCode }`. */
+  /**
+   * Leaves the current room for good: sends `session:leave` (the others see the
+   * seat go at once) and forgets the seat and its stored resume token, so
+   * neither a reconnect nor a reload takes it back. Resolves to `{ roomCode }`.
+   */
   async leave() {
     const room = this.room;
-    this._rejoin = null;
-    if (!room) return { roomCode: null };
-    if (!this._conn) {
+    const seat = this._seat;
+    const seated = this._conn && this._seatedConn === this._conn;
+    this._dropSeat();
+    const roomCode = room ? room.roomCode : seat ? seat.roomCode : null;
+    if (!roomCode) return { roomCode: null };
+    if (!seated) {
       this._setRoom(null);
-      return { roomCode: room.roomCode };
+      return { roomCode };
     }
     try {
-      return await this.request('session:leave', { roomCode: room.roomCode });
+      return await this.request('session:leave', { roomCode });
     } finally {
       this._setRoom(null);
     }
@@ -535,12 +674,13 @@ export class JamClient {
    * goes as a datagram when the encoded envelope fits the session's datagram
    * limit, else on the control stream; `{ reliable: true }` picks the stream on
    * purpose. Returns the path taken: 'datagram', 'stream', 'websocket', or null
-   * when not connected or not in a room (the event is dropped, as a real-time
-   * event should be).
+   * when it was not sent: not connected, not in a room, or the seat not yet
+   * taken back after a reconnect (the event is dropped, as a real-time event
+   * should be, and not counted as sent).
    */
   broadcast(eventName, payload, { reliable = false } = {}) {
     const conn = this._conn;
-    if (!conn || !this.room) return null;
+    if (!conn || !this.room || this._seatedConn !== conn) return null;
     const text = JSON.stringify({
       event: 'event:broadcast',
       data: { roomCode: this.room.roomCode, eventName, payload: payload === undefined ? null : payload },
@@ -594,6 +734,50 @@ export class JamClient {
     }
   }
 
+  // --- heartbeat ------------------------------------------------------------
+
+  /**
+   * Pings the server on the reliable path and drops the link when nothing comes
+   * back: a link that goes dark without closing (Wi-Fi out of range, a dead
+   * NAT entry) would otherwise look alive for a minute or more. The link is
+   * dead only when a ping has waited a whole interval and nothing at all came
+   * for `heartbeatTimeoutMs`, so a tab whose timers the browser slows down does
+   * not mistake its own sleep for a dead link.
+   */
+  _startHeartbeat(conn) {
+    this._stopHeartbeat();
+    const every = this.options.heartbeatIntervalMs;
+    const limit = this.options.heartbeatTimeoutMs;
+    if (!(every > 0) || !this.hasFeature('clock')) return;
+    const hb = { conn, lastHeardAt: now(), waitingSince: null, lastPingAt: -Infinity, timer: null };
+    hb.timer = setInterval(() => {
+      if (this._heartbeat !== hb || conn !== this._conn) {
+        clearInterval(hb.timer);
+        return;
+      }
+      const t = now();
+      if (hb.waitingSince !== null && t - hb.waitingSince >= every && t - hb.lastHeardAt >= limit) {
+        this.stats.heartbeatTimeouts++;
+        this._stopHeartbeat();
+        conn.close(`no answer from the server for ${Math.round(t - hb.lastHeardAt)} ms`);
+        return;
+      }
+      if (t - hb.lastPingAt >= every) {
+        hb.lastPingAt = t;
+        if (hb.waitingSince === null) hb.waitingSince = t;
+        this.stats.heartbeatsSent++;
+        conn.sendControl(JSON.stringify({ event: 'clock:ping', data: { t0: t }, id: this._nextId++ }));
+      }
+    }, Math.max(20, Math.min(250, every / 4)));
+    this._heartbeat = hb;
+  }
+
+  _stopHeartbeat() {
+    if (!this._heartbeat) return;
+    clearInterval(this._heartbeat.timer);
+    this._heartbeat = null;
+  }
+
   // --- incoming -----------------------------------------------------------
 
   _handleText(conn, text, channel) {
@@ -606,17 +790,56 @@ export class JamClient {
     }
     if (!env || typeof env.event !== 'string') return;
     const data = env.data && typeof env.data === 'object' ? env.data : {};
-    if (channel === 'datagram') this.stats.datagramsReceived++;
+
+    // Anything on the reliable path proves the link is alive.
+    const hb = this._heartbeat;
+    if (hb && hb.conn === conn && channel !== 'datagram') {
+      hb.lastHeardAt = now();
+      hb.waitingSince = null;
+    }
+    if (env.event === 'clock:pong') {
+      if (typeof data.t0 === 'number') this.rttMs = Math.max(0, now() - data.t0);
+    } else if (channel === 'datagram') this.stats.datagramsReceived++;
     else if (channel === 'stream') this.stats.streamReceived++;
     else this.stats.websocketReceived++;
 
+    // The room sequence: a message seen already (e.g. sent again around a resume) is dropped.
+    if (Number.isInteger(env.seq) && this._seat) {
+      if (this._seat.lastSeq !== null && env.seq <= this._seat.lastSeq) {
+        this.stats.duplicatesDropped++;
+        return;
+      }
+      this._seat.lastSeq = env.seq;
+      if (env.seq <= this._replayUntil) env.replayed = true;
+      this._saveSeatSoon();
+    }
+
     // Keep `room` current before anyone hears about the change.
     let roomChanged = false;
+    let derived = null; // [event, payload] for the page, after the raw event
     const room = this.room;
     switch (env.event) {
+      case 'session:created':
+      case 'session:joined':
+      case 'session:resumed':
+        if (typeof data.roomCode === 'string' && typeof data.userId === 'string') {
+          this._takeSeat(conn, env.event, data);
+          roomChanged = true;
+          if (env.event === 'session:resumed') derived = ['resumed', { replayed: data.replayed === true, room: this.room }];
+        }
+        break;
+      case 'session:left':
+        this._dropSeat();
+        if (this.room) {
+          this.room = null;
+          roomChanged = true;
+        }
+        break;
       case 'session:user-joined':
-        if (room && data.user && !room.participants.some((p) => p.id === data.user.id)) {
-          room.participants = [...room.participants, data.user];
+        if (room && data.user && typeof data.user.id === 'string') {
+          const user = normalizeParticipant(data.user);
+          const i = room.participants.findIndex((p) => p.id === user.id);
+          room.participants = i < 0 ? [...room.participants, user] : room.participants.map((p, j) => (j === i ? user : p));
           roomChanged = true;
         }
         break;
@@ -626,6 +849,17 @@ export class JamClient {
           roomChanged = true;
         }
         break;
+      case 'session:user-away':
+      case 'session:user-back': {
+        const status = env.event === 'session:user-away' ? 'away' : 'active';
+        if (room) {
+          room.participants = room.participants.map((p) => (p.id === data.userId ? { ...p, status } : p));
+          roomChanged = true;
+        }
+        const user = room && room.participants.find((p) => p.id === data.userId);
+        derived = [status === 'away' ? 'user-away' : 'user-back', { userId: data.userId, user: user || null }];
+        break;
+      }
       case 'session:host-changed':
         if (room) {
           room.hostId = data.hostId;
@@ -650,21 +884,53 @@ export class JamClient {
     this._emit(env.event, data, env, channel);
     this._emit('message', env, channel);
     if (roomChanged) this._emit('room', this.room);
+    if (derived) this._emit(...derived);
   }
 
-  _enterRoom(data, instrument) {
-    const me = (data.participants || []).find((p) => p.id === data.userId);
-    this._rejoin = {
-      roomCode: data.roomCode,
-      name: me ? me.name : undefined,
-      instrument: me ? me.instrument : instrument ?? '',
-    };
-    this._setRoom({
+  /**
+   * The server seated this connection (created, joined or resumed): the room
+   * snapshot, the fresh resume token, and where the room's sequence stands.
+   * Runs as the answer arrives, before any message after it is handled: the
+   * replay of a resume can follow in the same read.
+   */
+  _takeSeat(conn, event, data) {
+    const participants = Array.isArray(data.participants) ? data.participants.map(normalizeParticipant) : [];
+    const me = participants.find((p) => p.id === data.userId);
+    const prev = this._seat;
+    const seq = Number.isInteger(data.seq) ? data.seq : null;
+    let lastSeq = seq;
+    this._replayUntil = 0;
+    if (event === 'session:resumed' && data.replayed === true && prev && prev.lastSeq !== null && seq !== null) {
+      // The replay brings us from where we were to the answer's `seq`.
+      lastSeq = prev.lastSeq;
+      this._replayUntil = seq;
+    }
+    this._seat = {
       roomCode: data.roomCode,
       userId: data.userId,
-      hostId: data.hostId,
-      participants: [...(data.participants || [])],
-    });
+      name: me ? me.name : prev ? prev.name : undefined,
+      instrument: me ? me.instrument : prev ? prev.instrument : '',
+      resumeToken: typeof data.resumeToken === 'string' ? data.resumeToken : null,
+      lastSeq,
+    };
+    this._seatedConn = conn;
+    this.room = { roomCode: data.roomCode, userId: data.userId, hostId: data.hostId, participants };
+    this._saveSeat();
+  }
+
+  /** Forgets the seat, in memory and in storage. */
+  _dropSeat() {
+    this._seat = null;
+    this._seatedConn = null;
+    this._replayUntil = 0;
+    clearTimeout(this._saveTimer);
+    this._saveTimer = null;
+    if (!this._storage) return;
+    try {
+      this._storage.removeItem(this.options.storageKey);
+    } catch {
+      // storage off: nothing was kept
+    }
   }
 
   _setRoom(room) {
@@ -673,27 +939,99 @@ export class JamClient {
     this._emit('room', room);
   }
 
-  // --- reconnecting ---------------------------------------------------------
+  // --- the stored seat --------------------------------------------------------
 
-  /** The room the client is rejoining after a lost connection, else null. */
-  get rejoinTarget() {
-    return this.room ? null : this._rejoin;
+  /** The seat a reload can take back: `{ roomCode, name, instrument }` (no token), else null. */
+  get savedSeat() {
+    const seat = this._seat || this._loadSeat();
+    return seat ? { roomCode: seat.roomCode, name: seat.name, instrument: seat.instrument } : null;
   }
 
-  _handleClose(conn, { reason }) {
+  _loadSeat() {
+    if (!this._storage) return null;
+    try {
+      const text = this._storage.getItem(this.options.storageKey);
+      return text ? parseSeat(text) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Stores the seat held now (a client without one leaves the storage alone). */
+  _saveSeat() {
+    clearTimeout(this._saveTimer);
+    this._saveTimer = null;
+    if (!this._storage || !this._seat) return;
+    try {
+      this._storage.setItem(this.options.storageKey, JSON.stringify(this._seat));
+    } catch {
+      // Storage full or off: the seat still survives reconnects, just not a reload.
+    }
+  }
+
+  /** `lastSeq` moves with every reliable message; storing it once a second is plenty. */
+  _saveSeatSoon() {
+    if (!this._storage || this._saveTimer) return;
+    this._saveTimer = setTimeout(() => this._saveSeat(), 1000);
+  }
+
+  /**
+   * Takes back the seat an earlier page in this tab held (a reload): connects
+   * when needed, resumes the seat, and joins the room afresh if the server
+   * answers `resume_failed`. The outcome arrives as events, as for a
+   * reconnect: `reconnected` with the room, or `session-ended`. Returns whether
+   * there was a seat to take back.
+   */
+  restore() {
+    const seat = this._seat || this._loadSeat();
+    if (!seat) return false;
+    this._seat = seat;
+    this._closedByUser = false;
+    if (this._reconnecting) {
+      this.reconnectNow();
+      return true;
+    }
+    if (this._conn && this._seatedConn === this._conn) return true;
+    this._reconnectLoop('taking back the saved seat', { restoring: true });
+    return true;
+  }
+
+  // --- reconnecting ---------------------------------------------------------
+
+  /** The room the client is taking back after a lost connection, else null. */
+  get rejoinTarget() {
+    if (!this._seat || (this._conn && this._seatedConn === this._conn)) return null;
+    return { roomCode: this._seat.roomCode, name: this._seat.name, instrument: this._seat.instrument };
+  }
+
+  _handleClose(conn, { reason, takenOver = false }) {
     if (!conn || conn !== this._conn) return;
+    this._stopHeartbeat();
     this._conn = null;
+    this._seatedConn = null;
     this.transport = null;
     this._failPending('disconnected', reason);
     if (this._closedByUser) return;
-    // The server counts a dead transport as leaving: our seat is gone.
-    this._setRoom(null);
+    if (takenOver && this._seat) {
+      // Another tab or window resumed our seat (a duplicated tab shares the
+      // stored token): fighting back would only throw it out in turn.
+      const { roomCode } = this._seat;
+      this._dropSeat();
+      this._setRoom(null);
+      this._setState('disconnected');
+      this._emit('session-ended', { roomCode, code: 'resumed_elsewhere', message: ERROR_TEXT.resumed_elsewhere });
+      this._emit('disconnected', { reason });
+      return;
+    }
     if (!this.options.reconnect) {
-      this._rejoin = null;
+      this._saveSeat();
+      this._setRoom(null);
       this._setState('disconnected');
       this._emit('disconnected', { reason });
       return;
     }
+    // The server holds the seat for its resume window: `room` stays as it was
+    // until the seat is back (or gone for good).
     // A loss during a reconnect attempt is handled by the loop already running.
     if (!this._reconnecting) this._reconnectLoop(reason);
   }
@@ -719,36 +1057,46 @@ export class JamClient {
     });
   }
 
-  async _reconnectLoop(reason) {
+  /**
+   * Reconnects until a transport opens and the seat is back (or gone for
+   * good). `restoring`: a page taking up a stored seat, whose first attempt
+   * goes at once.
+   */
+  async _reconnectLoop(reason, { restoring = false } = {}) {
     this._reconnecting = true;
-    this._setState('reconnecting');
+    this._setState(restoring ? 'connecting' : 'reconnecting');
     try {
       for (let attempt = 0; ; ) {
         if (attempt >= this.options.reconnectMaxAttempts) {
-          this._rejoin = null;
+          this._saveSeat();
+          this._setRoom(null);
           this._setState('disconnected');
           this._emit('disconnected', { reason: `gave up after ${attempt} attempts: ${reason}` });
           return;
         }
-        const delayMs = this._backoff(attempt++);
-        this._emit('reconnecting', { attempt, delayMs, reason });
+        const delayMs = restoring && attempt === 0 ? 0 : this._backoff(restoring ? attempt - 1 : attempt);
+        if (attempt > 0) this._setState('reconnecting');
+        attempt++;
+        this._emit('reconnecting', { attempt, delayMs, reason, restoring });
         await this._sleep(delayMs);
         if (this._closedByUser) return;
-        try {
-          await this._open();
-        } catch (err) {
-          reason = err.message;
-          continue;
+        if (!this._conn) {
+          try {
+            await this._open();
+          } catch (err) {
+            reason = err.message;
+            continue;
+          }
         }
         if (this._closedByUser) {
           if (this._conn) this._conn.close('closed by client');
           return;
         }
         this.stats.reconnects++;
-        const outcome = await this._rejoinRoom();
+        const outcome = await this._regainSeat();
         if (this._closedByUser) return;
         if (outcome === 'lost' || !this._conn) {
-          reason = 'connection lost while rejoining';
+          reason = 'connection lost while taking the seat back';
           continue;
         }
         this._setState('connected');
@@ -761,24 +1109,45 @@ export class JamClient {
   }
 
   /**
-   * Joins the room the client was in, as a fresh participant (the server
-   * cannot resume a seat). Returns 'ok', 'ended' or 'lost'.
+   * Takes the seat back on the new connection: `session:resume` with the last
+   * `seq` seen, or, when the server refuses the seat (`resume_failed`) or cannot
+   * resume at all (protocol 1.0), a fresh join under the same name. Returns
+   * 'ok', 'ended' or 'lost' (the connection went while asking).
    */
-  async _rejoinRoom() {
-    const want = this._rejoin;
-    if (!want) return 'ok';
+  async _regainSeat() {
+    const seat = this._seat;
+    if (!seat) return 'ok';
+    if (seat.resumeToken && this.hasFeature('resume')) {
+      try {
+        await this.request('session:resume', {
+          roomCode: seat.roomCode,
+          resumeToken: seat.resumeToken,
+          lastSeq: seat.lastSeq,
+        });
+        this.stats.resumes++;
+        return 'ok';
+      } catch (err) {
+        if (LINK_ERRORS.has(err.code) || !this._conn) return this._lost('resume got no answer');
+        if (this._seat !== seat) return 'ok'; // left or closed meanwhile
+        if (err.code !== 'resume_failed') return this._endSeat(seat, err);
+        this._emit('resume-failed', { roomCode: seat.roomCode, code: err.code, message: describeError(err) });
+      }
+    }
+    return this._joinAfresh(seat);
+  }
+
+  /** Joins the seat's room as a new participant with the seat's name and instrument. */
+  async _joinAfresh(seat) {
+    // Only a server that cannot hold seats frees a dead connection's name late.
+    const retries = this.hasFeature('resume') ? 0 : this.options.rejoinNameTakenRetries;
     for (let tries = 0; ; tries++) {
       try {
-        await this.join({ roomCode: want.roomCode, name: want.name, instrument: want.instrument });
+        await this.join({ roomCode: seat.roomCode, name: seat.name, instrument: seat.instrument });
         this.stats.rejoins++;
         return 'ok';
       } catch (err) {
-        if (['disconnected', 'not_connected', 'timeout'].includes(err.code) || !this._conn) {
-          if (this._conn) this._conn.close('rejoin got no answer');
-          return 'lost';
-        }
-        // The server may not have noticed yet that our old connection died.
-        if (err.code === 'name_taken' && tries < this.options.rejoinNameTakenRetries) {
+        if (LINK_ERRORS.has(err.code) || !this._conn) return this._lost('rejoin got no answer');
+        if (err.code === 'name_taken' && tries < retries) {
           const delayMs = this._backoff(tries + 1);
           this._emit('rejoin-retry', { attempt: tries + 1, delayMs, code: err.code });
           await this._sleep(delayMs);
@@ -786,11 +1155,22 @@ export class JamClient {
           if (!this._conn) return 'lost';
           continue;
         }
-        this._rejoin = null;
-        this._emit('session-ended', { roomCode: want.roomCode, code: err.code, message: describeError(err) });
-        return 'ended';
+        return this._endSeat(seat, err);
       }
     }
+  }
+
+  _lost(reason) {
+    if (this._conn) this._conn.close(reason);
+    return 'lost';
+  }
+
+  /** The seat is gone for good: forget it and say so. */
+  _endSeat(seat, err) {
+    this._dropSeat();
+    this._setRoom(null);
+    this._emit('session-ended', { roomCode: seat.roomCode, code: err.code, message: describeError(err) });
+    return 'ended';
   }
 
   /** Skips the current backoff wait and tries to reconnect now. */

@@ -1,10 +1,12 @@
 // players.js: the list of players in the session.
 //
 // Owns: drawing the participant list (name, instrument, host and you tags, a
-// colour each), how many notes each participant has played, flashing a
-// participant as they play, and the last list seen (shown greyed out while the
-// connection is down). Does not own: who is in the room (jam-client.js keeps
-// `client.room`) or announcing arrivals and departures (views.js).
+// colour each, derived from the user id so it survives reconnects), a player
+// whose connection dropped greyed with "reconnecting…" (the server holds the
+// seat), the whole list greyed while our own link is down, how many notes each
+// participant has played, flashing a participant as they play, and the last
+// list seen. Does not own: who is in the room and their status (jam-client.js
+// keeps `client.room`) or announcing arrivals and departures (views.js).
 
 import { $, hueFor, instrumentBadge, restartAnimation } from './dom.js';
 
@@ -17,7 +19,9 @@ export function createPlayerList({ client }) {
   function render() {
     const room = client.room;
     const list = $('participants');
-    const stale = !room;
+    const online = client.state === 'connected';
+    // While our own link is down, nobody's status is current.
+    const stale = !room || !online;
     const people = room ? room.participants : lastParticipants;
     if (room) lastParticipants = room.participants;
     list.classList.toggle('stale', stale);
@@ -31,8 +35,12 @@ export function createPlayerList({ client }) {
         li.dataset.name = p.name;
         li.dataset.notes = String(perParticipant.get(p.id) || 0);
         li.style.setProperty('--hue', hueFor(p.id));
+        li.dataset.hue = String(hueFor(p.id));
         const isYou = room && p.id === room.userId;
         const isHost = room && p.id === room.hostId;
+        const away = p.status === 'away' && !isYou;
+        li.dataset.status = away ? 'away' : 'active';
+        li.classList.toggle('away', away);
         if (isYou) li.dataset.you = 'true';
         if (isHost) li.dataset.host = 'true';
         const avatar = document.createElement('span');
@@ -50,6 +58,8 @@ export function createPlayerList({ client }) {
         who.append(name, inst);
         const tags = document.createElement('span');
         tags.className = 'tags';
+        if (away) tags.append(tag('reconnecting…', 'away'));
+        if (isYou && !online) tags.append(tag('offline', 'away'));
         if (isHost) tags.append(tag('Host', 'host'));
         if (isYou) tags.append(tag('You', 'you'));
         li.append(avatar, who, tags);
@@ -80,6 +90,7 @@ export function createPlayerList({ client }) {
   }
 
   client.on('room', () => render());
+  client.on('state', () => render());
 
   return { render, flash, lastSeen };
 }

@@ -1,8 +1,9 @@
 // status.js: the status bar, the session banner and error messages.
 //
-// Owns: the connection state and transport shown in the top bar, its Retry
-// button, the banner over a session, the dismissable error alert, and
-// connecting (so every attempt shows its outcome in the bar). Does not own: the
+// Owns: the connection state and transport shown in the top bar (in a
+// session, a link that is down reads "offline — your notes are not reaching
+// the room"), its Retry button, the banner over a session, the dismissable
+// error alert, and connecting (so every attempt shows its outcome in the bar). Does not own: the
 // connection itself (jam-client.js), or what the page does when a session is
 // lost or regained (views.js).
 
@@ -17,16 +18,30 @@ const STATE_TEXT = {
   disconnected: 'Disconnected',
 };
 
+/** What the bar says in a session while the link is down. */
+export const OFFLINE_TEXT = 'Offline — your notes are not reaching the room';
+
 /**
  * Wires the status bar to `client`. Reads `state.view` (a lost connection
  * earns a banner only in a session).
  */
 export function createStatusBar({ client, state }) {
-  /** Shows the client's state, or `extra` in its place. */
+  /** Whether the page is in a session whose link is down. */
+  function offline() {
+    return state.view === 'session' && client.state !== 'connected';
+  }
+
+  /** The bar's words for the client's state. */
+  function stateText() {
+    return offline() ? OFFLINE_TEXT : STATE_TEXT[client.state] || client.state;
+  }
+
+  /** Shows the client's state, or `extra` in its place (after "offline" when offline). */
   function render(extra) {
     const status = $('status');
     status.dataset.state = client.state;
-    $('status-text').textContent = extra || STATE_TEXT[client.state] || client.state;
+    status.dataset.offline = String(offline());
+    $('status-text').textContent = offline() && extra ? `${OFFLINE_TEXT} · ${extra}` : extra || stateText();
     const t = client.transport;
     $('transport').dataset.transport = t || '';
     $('transport').textContent = t === 'webtransport' ? 'WebTransport' : t === 'websocket' ? 'WebSocket' : '—';
@@ -35,7 +50,7 @@ export function createStatusBar({ client, state }) {
 
   /** A passing remark after the connection state, e.g. who joined. */
   function announce(text) {
-    render(`${STATE_TEXT[client.state]} · ${text}`);
+    render(offline() ? text : `${stateText()} · ${text}`);
   }
 
   function showError(text) {
@@ -89,5 +104,5 @@ export function createStatusBar({ client, state }) {
 
   $('alert-close').addEventListener('click', clearError);
 
-  return { render, announce, showError, clearError, setBanner, connect };
+  return { render, announce, showError, clearError, setBanner, connect, offline };
 }

@@ -3,10 +3,12 @@
 // Owns: the lobby (display name, instrument picker, create and join, an
 // invitation from a `?room=` link), the session view (room code, share link,
 // copy buttons, leaving), the session-ended view, the `?room=` in the address,
-// remembering name and instrument, and what the page does as the session is
-// lost, regained or ended, or as people come and go. Does not own: the status
-// bar's wording (status.js), the player list's drawing (players.js), the
-// keys (play-area.js), input (input.js) or sound (voices.js).
+// remembering name and instrument, taking back the seat after a reload, and
+// what the page does as the link goes down (the offline state), as the seat is
+// regained or lost for good, or as people drop out, come back, come and go.
+// Does not own: the status bar's wording (status.js), the player list's
+// drawing (players.js), the keys (play-area.js), input (input.js) or sound
+// (voices.js).
 
 import { describeError } from './jam-client.js';
 import { INSTRUMENTS } from './audio.js';
@@ -69,6 +71,8 @@ function shareLink(roomCode) {
 export function createViews({ client, state, status, playArea, players, voices, input }) {
   /** the room the page shows (kept while rejoining) */
   let roomCode = null;
+  /** whether the banner says we are offline (so coming back clears it, and nothing else) */
+  let showingOffline = false;
 
   function showView(view) {
     state.view = view;
@@ -175,6 +179,19 @@ export function createViews({ client, state, status, playArea, players, voices, 
     }
   }
 
+  /**
+   * After a reload: takes back the seat this tab held (the client kept it in
+   * sessionStorage). The outcome arrives as `reconnected` or `session-ended`.
+   * Returns whether there was a seat.
+   */
+  function restoreSeat() {
+    const seat = client.savedSeat;
+    if (!seat || !client.restore()) return false;
+    $('invite').textContent = `Taking your seat in session ${seat.roomCode} back…`;
+    $('invite').hidden = false;
+    return true;
+  }
+
   /** Shows the lobby as the page opens: saved name and instrument, and an invitation when the address has `?room=`. */
   function openLobby({ name, invited }) {
     const savedInstrument = load('instrument');
@@ -195,6 +212,15 @@ export function createViews({ client, state, status, playArea, players, voices, 
 
   // --- session ----------------------------------------------------------------
 
+  /** In a session with the link down: the page says that played notes reach nobody. */
+  function renderOffline() {
+    const offline = status.offline();
+    $('session').dataset.offline = String(offline);
+    if (offline) status.setBanner('Offline — your notes are not reaching the room. Reconnecting; the others see you as reconnecting, and your seat is kept for you.');
+    else if (showingOffline) status.setBanner('');
+    showingOffline = offline;
+  }
+
   function enterSession(room) {
     const me = room.participants.find((p) => p.id === room.userId);
     if (me && INSTRUMENTS.some((i) => i.id === me.instrument)) state.instrument = me.instrument;
@@ -208,8 +234,11 @@ export function createViews({ client, state, status, playArea, players, voices, 
     // A rejoin after a reconnect keeps the octave the player had chosen.
     if (roomCode !== room.roomCode) state.base = DEFAULT_BASE[state.instrument] ?? 60;
     roomCode = room.roomCode;
+    $('invite').hidden = true;
     status.setBanner('');
     showView('session');
+    renderOffline();
+    status.render();
     playArea.render();
     players.render();
     if (!document.activeElement || document.activeElement === document.body || $('lobby').contains(document.activeElement) || $('ended').contains(document.activeElement)) {
@@ -235,7 +264,7 @@ export function createViews({ client, state, status, playArea, players, voices, 
     try {
       await client.leave();
     } catch {
-      // Leaving is best effort: the server drops our seat when the connection goes anyway.
+      // Leaving is best effort: the server frees the seat at the end of its resume window anyway.
     }
     backToLobby();
   }
@@ -251,19 +280,26 @@ export function createViews({ client, state, status, playArea, players, voices, 
 
   // --- the session's life: lost, regained, ended; people coming and going ------
 
-  client.on('reconnecting', ({ attempt, delayMs }) => {
-    status.render(`Connection lost — reconnecting (attempt ${attempt}, in ${(delayMs / 1000).toFixed(1)} s)…`);
+  client.on('state', () => renderOffline());
+
+  client.on('reconnecting', ({ attempt, delayMs, restoring }) => {
     voices.releaseAllRemote();
-    if (state.view === 'session') {
-      status.setBanner('Connection lost. Reconnecting… you will rejoin the room as a new seat; the others see you leave and come back.');
-      players.render();
+    if (restoring && attempt === 1) {
+      status.render('Taking your seat back…');
+      return;
     }
+    const retry = `reconnecting (attempt ${attempt}, in ${(delayMs / 1000).toFixed(1)} s)…`;
+    status.render(state.view === 'session' ? retry : `Connection lost — ${retry}`);
+    renderOffline();
+  });
+
+  client.on('resume-failed', () => {
+    status.render('The server could not give your seat back; joining the room again…');
   });
 
   client.on('reconnected', ({ room }) => {
     status.render();
     if (room) {
-      status.setBanner('');
       status.clearError();
       enterSession(room);
     }
@@ -275,9 +311,12 @@ export function createViews({ client, state, status, playArea, players, voices, 
     roomCode = null;
     const why =
       code === 'room_not_found'
-        ? `The session ${endedCode} no longer exists: the server restarted or everyone left while you were disconnected.`
-        : `Could not rejoin the session ${endedCode}: ${message}`;
+        ? `The session ${endedCode} no longer exists: the server could not give your seat back (it restarted too long ago, or forgot the session) and everyone else has left.`
+        : code === 'resumed_elsewhere'
+          ? `Your seat in session ${endedCode} was taken up in another tab or window; this page has stopped.`
+          : `Could not rejoin the session ${endedCode}: ${message}`;
     $('ended-text').textContent = `${why} You can start a new session and share its code with the others.`;
+    $('invite').hidden = true;
     showView('ended');
     $('new-session').focus();
   });
@@ -286,11 +325,18 @@ export function createViews({ client, state, status, playArea, players, voices, 
     if (state.view === 'session' && user) status.announce(`${user.name} joined`);
   });
 
+  client.on('user-away', ({ user }) => {
+    if (state.view === 'session' && user) status.announce(`${user.name} lost the connection — reconnecting…`);
+  });
+
+  client.on('user-back', ({ user }) => {
+    if (state.view === 'session' && user) status.announce(`${user.name} is back`);
+  });
+
   client.on('session:user-left', ({ userId }) => {
     const who = players.lastSeen(userId);
-    voices.releaseRemoteFrom(userId);
     if (state.view === 'session' && who) status.announce(`${who.name} left`);
   });
 
-  return { openLobby };
+  return { openLobby, restoreSeat };
 }

@@ -3,8 +3,9 @@
 // Owns: the voices sounding for local notes (and broadcasting them) and for
 // notes from the others (heard as `note` broadcasts), how many inputs or
 // participants hold each note (`state.localHeld`, `state.remoteHeld`), cutting
-// off a remote note whose "off" got lost, and the notes played / heard
-// counters. Does not own: where notes come from (input.js), how they sound
+// off a remote note whose "off" got lost or whose player dropped out or left,
+// and the notes sent / not sent / heard counters (a note played while our link
+// is down sounds here but is counted as not sent). Does not own: where notes come from (input.js), how they sound
 // (audio.js) or how keys light up (play-area.js).
 
 import { INSTRUMENTS } from './audio.js';
@@ -23,6 +24,7 @@ export function createVoices({ client, synth, state, playArea, players }) {
   /** `${senderId}:${note}` -> { voice, timer, note } */
   const remoteVoices = new Map();
   let localCount = 0;
+  let unsentCount = 0;
   let remoteCount = 0;
 
   // --- local ------------------------------------------------------------------
@@ -43,10 +45,16 @@ export function createVoices({ client, synth, state, playArea, players }) {
       localVoices.set(note, synth.noteOn(state.instrument, note, velocity));
       playArea.paint(note);
     }
-    localCount++;
-    $('local-count').textContent = String(localCount);
-    if (client.room) players.flash(client.room.userId);
-    client.broadcast('note', { type: 'on', note, velocity, instrument: state.instrument });
+    // Offline, the note sounds here but reaches nobody: count it apart.
+    if (client.broadcast('note', { type: 'on', note, velocity, instrument: state.instrument })) {
+      localCount++;
+      $('local-count').textContent = String(localCount);
+      if (client.room) players.flash(client.room.userId);
+    } else {
+      unsentCount++;
+      $('unsent-count').textContent = String(unsentCount);
+      $('unsent').hidden = false;
+    }
   }
 
   /** One input lets go of `note`: it stops when the last one does. */
@@ -77,8 +85,10 @@ export function createVoices({ client, synth, state, playArea, players }) {
 
   // --- remote -----------------------------------------------------------------
 
-  client.on('event:broadcast', ({ eventName, payload, senderId }) => {
+  client.on('event:broadcast', ({ eventName, payload, senderId }, envelope) => {
     if (eventName !== 'note' || !payload || typeof payload !== 'object') return;
+    // A note replayed after our own reconnect is seconds late: better unheard.
+    if (envelope && envelope.replayed) return;
     const note = Number(payload.note);
     if (!Number.isInteger(note) || note < 0 || note > 127) return;
     const sender = client.room && client.room.participants.find((p) => p.id === senderId);
@@ -127,6 +137,10 @@ export function createVoices({ client, synth, state, playArea, players }) {
       if (key.startsWith(`${senderId}:`)) remoteOff(senderId, entry.note);
     }
   }
+
+  // A player whose connection dropped, or who left, sends no "off" for what they held.
+  client.on('session:user-away', ({ userId }) => releaseRemoteFrom(userId));
+  client.on('session:user-left', ({ userId }) => releaseRemoteFrom(userId));
 
   /** Stops every remote note (their "off" may never come). */
   function releaseAllRemote() {

@@ -1,6 +1,7 @@
 // harness.mjs: helpers for the browser tests. Starts the real jam-server on
-// free ports, launches Debian's Chromium through playwright-core, and drives
-// the JamSession page the way a person would.
+// free ports, launches Debian's Chromium through playwright-core, puts a TCP
+// relay that can fail like a network between a page and the server, and
+// drives the JamSession page the way a person would.
 
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
@@ -127,6 +128,89 @@ export class JamServer {
     await this.stop();
     fs.rmSync(this.certDir, { recursive: true, force: true });
   }
+
+  /** The file that keeps the key signing resume tokens (beside the certificate). */
+  get resumeKeyFile() {
+    return path.join(this.certDir, 'resume.key');
+  }
+}
+
+/**
+ * A TCP relay to a port of the server, for links that fail the way networks
+ * do. `goDark()` stops every byte in both directions on the connections open
+ * now and on new ones, and closes nothing (Wi-Fi out of range, a dead NAT
+ * entry); `cut()` closes every connection and refuses new ones (the network is
+ * gone, and both ends notice); `restore()` lets new connections through again
+ * (connections that went dark stay dark, as a broken path would).
+ */
+export class TcpRelay {
+  constructor(targetPort) {
+    this.targetPort = targetPort;
+    this.mode = 'open';
+    this.pairs = new Set();
+    this.server = net.createServer((client) => this._accept(client));
+  }
+
+  static async start(targetPort) {
+    const relay = new TcpRelay(targetPort);
+    await new Promise((resolve, reject) => {
+      relay.server.once('error', reject);
+      relay.server.listen(0, '127.0.0.1', resolve);
+    });
+    relay.port = relay.server.address().port;
+    return relay;
+  }
+
+  _accept(client) {
+    client.on('error', () => {});
+    if (this.mode === 'cut') {
+      client.destroy();
+      return;
+    }
+    const pair = { client, upstream: null, dark: this.mode === 'dark' };
+    this.pairs.add(pair);
+    client.on('close', () => {
+      this.pairs.delete(pair);
+      // A dark path delivers no close either.
+      if (pair.upstream && !pair.dark) pair.upstream.destroy();
+    });
+    if (pair.dark) return; // accepted, and never answered
+    const upstream = net.connect(this.targetPort, '127.0.0.1');
+    pair.upstream = upstream;
+    upstream.on('error', () => {});
+    upstream.on('close', () => {
+      if (!pair.dark) client.destroy();
+    });
+    client.on('data', (chunk) => {
+      if (!pair.dark) upstream.write(chunk);
+    });
+    upstream.on('data', (chunk) => {
+      if (!pair.dark) client.write(chunk);
+    });
+  }
+
+  goDark() {
+    this.mode = 'dark';
+    for (const pair of this.pairs) pair.dark = true;
+  }
+
+  cut() {
+    this.mode = 'cut';
+    for (const pair of this.pairs) {
+      pair.client.destroy();
+      if (pair.upstream) pair.upstream.destroy();
+    }
+    this.pairs.clear();
+  }
+
+  restore() {
+    this.mode = 'open';
+  }
+
+  async close() {
+    this.cut();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
 }
 
 export const CHROMIUM_ARGS = [
@@ -146,10 +230,18 @@ export function launchBrowser() {
 /**
  * One person with one page in a browser context of their own (own storage).
  * `query` is appended to the server's base URL ("/?room=X&transport=websocket").
+ * `rewriteConnect(info)` changes what the page gets from `GET /connect` (e.g.
+ * a WebSocket URL through a `TcpRelay`).
  */
-export async function openPlayer(browser, server, { query = '/', initScript, viewport, origin = server.baseUrl } = {}) {
+export async function openPlayer(browser, server, { query = '/', initScript, viewport, origin = server.baseUrl, rewriteConnect } = {}) {
   const context = await browser.newContext({ viewport: viewport || { width: 1200, height: 820 } });
   context.setDefaultTimeout(TIMEOUT.ui);
+  if (rewriteConnect) {
+    await context.route('**/connect', async (route) => {
+      const res = await route.fetch();
+      await route.fulfill({ response: res, json: rewriteConnect(await res.json()) });
+    });
+  }
   const page = await context.newPage();
   const player = { context, page, errors: [], console: [] };
   page.on('pageerror', (err) => player.errors.push(err));
@@ -201,6 +293,8 @@ export function participants(page) {
       you: el.dataset.you === 'true',
       host: el.dataset.host === 'true',
       notes: Number(el.dataset.notes),
+      status: el.dataset.status,
+      hue: el.style.getPropertyValue('--hue'),
       text: el.textContent,
     })),
   );
@@ -241,6 +335,18 @@ export async function waitForRemoteNotes(page, n, timeout = TIMEOUT.ui) {
   } catch (err) {
     throw new Error(`expected at least ${n} remote notes, page counted ${await remoteNoteCount(page)}: ${err.message}`);
   }
+}
+
+/** Waits until the page shows the participant called `name` with `status` ('active' or 'away'). */
+export async function waitForStatus(page, name, status, timeout = TIMEOUT.ui) {
+  await page.locator(`[data-testid="participant"][data-name="${name}"][data-status="${status}"]`).waitFor({ timeout });
+}
+
+/** Who the page lists, as `name -> { id, hue }`, to compare before and after a reconnect. */
+export async function identities(page) {
+  const out = {};
+  for (const p of await participants(page)) out[p.name] = { id: p.id, hue: p.hue };
+  return out;
 }
 
 export function stats(page) {

@@ -1,16 +1,20 @@
 // jam.test.mjs: the JamSession page against the real jam-server, in Chromium.
 //
 // The first suite shares one server and one browser and runs in order: it
-// follows a jam from the first join to a server restart. The second starts a
+// follows a jam from the first join through closed pages, dropped transports
+// and a server restart (all of which keep the seats), to a restart that loses
+// the resume key (the one case where the session ends). The second starts a
 // server with tiny limits (room size, send rate). Run with `node --test` from
 // this folder (or ./run.sh, which also builds the server).
 
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import {
   TIMEOUT,
   JamServer,
   createSession,
+  identities,
   joinSession,
   launchBrowser,
   openPlayer,
@@ -24,7 +28,11 @@ import {
   transportOf,
   waitForNames,
   waitForRemoteNotes,
+  waitForStatus,
 } from './harness.mjs';
+
+/** The resume window of the first suite's server: short, so a closed page's seat goes within the test. */
+const RESUME_WINDOW_S = 10;
 
 describe('JamSession in Chromium', { timeout: 240_000 }, () => {
   let server;
@@ -42,7 +50,7 @@ describe('JamSession in Chromium', { timeout: 240_000 }, () => {
   }
 
   before(async () => {
-    server = await JamServer.create();
+    server = await JamServer.create({ extraArgs: ['--resume-window', `${RESUME_WINDOW_S}s`] });
     await server.start();
     browser = await launchBrowser();
   });
@@ -63,6 +71,7 @@ describe('JamSession in Chromium', { timeout: 240_000 }, () => {
     assert.equal(info.webtransport.certificateHashes.length, 1);
     assert.equal(info.webtransport.certificateHashes[0].algorithm, 'sha-256');
     assert.match(info.webtransport.certificateHashes[0].value, /^[0-9a-f]{64}$/);
+    for (const feature of ['resume', 'clock']) assert.ok(info.features.includes(feature), `features has ${feature}`);
   });
 
   test('a WebTransport host and a WebSocket guest see each other', async () => {
@@ -275,54 +284,70 @@ describe('JamSession in Chromium', { timeout: 240_000 }, () => {
     assert.equal(heard.channel, 'datagram', 'WebTransport to WebTransport travels as datagrams end to end');
     assert.ok((await stats(dan.page)).datagramsReceived >= 1);
 
+    // Leave frees the seat at once (no resume window), and forgets it.
+    await dan.page.getByTestId('leave-button').click();
+    await dan.page.getByTestId('lobby').waitFor();
+    await waitForNames(ana.page, ['Ana', 'Ben', 'Cleo'], RESUME_WINDOW_S * 1000 / 2);
+    assert.equal(await dan.page.evaluate(() => sessionStorage.getItem('jam.seat')), null);
     await dan.context.close();
-    await waitForNames(ana.page, ['Ana', 'Ben', 'Cleo']);
   });
 
-  test('a closed page leaves the list', async () => {
+  test('a closed page greys its player as reconnecting…, and the seat goes after the resume window', async () => {
+    const benId = (await identities(ana.page)).Ben.id;
     await ben.context.close();
-    await waitForNames(ana.page, ['Ana', 'Cleo']);
-    await waitForNames(cleo.page, ['Ana', 'Cleo']);
+    for (const p of [ana, cleo]) {
+      await waitForStatus(p.page, 'Ben', 'away');
+      const row = (await participants(p.page)).find((r) => r.name === 'Ben');
+      assert.equal(row.id, benId);
+      assert.match(row.text, /reconnecting…/);
+    }
+    await screenshot(ana.page, 'player-away.png');
+    for (const p of [ana, cleo]) await waitForNames(p.page, ['Ana', 'Cleo'], TIMEOUT.reconnect);
   });
 
-  test('a dropped transport reconnects and rejoins the same room by itself', async () => {
+  test('a dropped transport resumes the same seat: same room, ids, colours and host', async () => {
+    const seats = await identities(ana.page);
+    assert.deepEqual(await identities(cleo.page), seats, 'both pages agree on ids and colours');
     for (const [who, other, name] of [
       [ana, cleo, 'Ana'],
       [cleo, ana, 'Cleo'],
     ]) {
-      const oldId = await who.page.evaluate(() => window.jam.client.room.userId);
-      const rejoinsBefore = (await stats(who.page)).rejoins;
+      const myId = seats[name].id;
+      const resumesBefore = (await stats(who.page)).resumes;
       const transport = await transportOf(who.page);
       await other.page.evaluate((id) => {
+        window.__back = false;
         window.__left = false;
-        window.jam.client.once('session:user-left', (d) => {
+        window.jam.client.on('user-back', (d) => {
+          if (d.userId === id) window.__back = true;
+        });
+        window.jam.client.on('session:user-left', (d) => {
           if (d.userId === id) window.__left = true;
         });
-      }, oldId);
+      }, myId);
 
       await who.page.evaluate(() => window.jam.client._debugDropTransport());
       await who.page.waitForFunction(
-        (n) => window.jam.client.stats.rejoins > n && window.jam.client.state === 'connected',
-        rejoinsBefore,
+        (n) => window.jam.client.stats.resumes > n && window.jam.client.state === 'connected',
+        resumesBefore,
         { timeout: TIMEOUT.reconnect },
       );
       assert.equal(await transportOf(who.page), transport, 'the same transport comes back');
       assert.equal(await who.page.getByTestId('room-code').textContent(), roomCode);
       assert.ok(await who.page.getByTestId('session').isVisible());
+      assert.ok(await who.page.getByTestId('session-ended').isHidden(), 'no "session ended"');
+      assert.equal(await who.page.evaluate(() => window.jam.client.room.userId), myId, 'a resume keeps the seat');
+      assert.equal((await stats(who.page)).rejoins, 0, 'no fresh join');
 
-      const newId = await who.page.evaluate(() => window.jam.client.room.userId);
-      assert.notEqual(newId, oldId, 'a rejoin is a fresh seat');
-      await other.page.waitForFunction(() => window.__left === true, null, { timeout: TIMEOUT.ui });
-      await other.page.waitForFunction(
-        ([n, id]) => window.jam.client.room.participants.some((p) => p.name === n && p.id === id),
-        [name, newId],
-        { timeout: TIMEOUT.ui },
-      );
-      await waitForNames(who.page, ['Ana', 'Cleo']);
-      await waitForNames(other.page, ['Ana', 'Cleo']);
-      // The one who stayed became host when the other left.
-      await other.page.locator('[data-testid="participant"][data-you="true"][data-host="true"]').waitFor();
-      await who.page.locator(`[data-testid="participant"][data-name="${name}"][data-you="true"]:not([data-host])`).waitFor();
+      await other.page.waitForFunction(() => window.__back === true, null, { timeout: TIMEOUT.ui });
+      await waitForStatus(other.page, name, 'active');
+      for (const p of [who, other]) {
+        await waitForNames(p.page, ['Ana', 'Cleo']);
+        assert.deepEqual(await identities(p.page), seats, 'same ids and colours');
+        // The host role stayed with Ana all along.
+        await p.page.locator('[data-testid="participant"][data-name="Ana"][data-host="true"]').waitFor();
+      }
+      assert.equal(await other.page.evaluate(() => window.__left), false, 'the others never saw a leave');
 
       // And the jam goes on.
       const heard = await remoteNoteCount(other.page);
@@ -331,14 +356,56 @@ describe('JamSession in Chromium', { timeout: 240_000 }, () => {
     }
   });
 
-  test('after a server restart the page says the session ended and offers a new one', async () => {
+  test('after a server restart both pages resume into the same room with the same players', async () => {
+    const seats = await identities(ana.page);
+    const resumes = [await stats(ana.page), await stats(cleo.page)].map((st) => st.resumes);
     await server.stop();
     for (const p of [ana, cleo]) {
       await p.page.waitForFunction(() => window.jam.client.state === 'reconnecting', null, { timeout: TIMEOUT.reconnect });
-      await p.page.locator('[data-testid="status"][data-state="reconnecting"]').waitFor();
-      await p.page.getByTestId('session-banner').filter({ hasText: /reconnecting/i }).waitFor();
+      await p.page.locator('[data-testid="status"][data-offline="true"]').waitFor();
+      await p.page.getByTestId('session-banner').filter({ hasText: /offline — your notes are not reaching the room/i }).waitFor();
     }
-    await screenshot(ana.page, 'reconnecting.png');
+    await screenshot(ana.page, 'offline.png');
+    await server.start();
+
+    for (const [i, p] of [ana, cleo].entries()) {
+      await p.page.waitForFunction(
+        (n) => window.jam.client.stats.resumes > n && window.jam.client.state === 'connected',
+        resumes[i],
+        { timeout: TIMEOUT.reconnect },
+      );
+    }
+    for (const p of [ana, cleo]) {
+      await waitForNames(p.page, ['Ana', 'Cleo']);
+      assert.ok(await p.page.getByTestId('session').isVisible());
+      assert.ok(await p.page.getByTestId('session-ended').isHidden(), 'no "session ended"');
+      assert.equal(await p.page.getByTestId('room-code').textContent(), roomCode);
+      assert.deepEqual(await identities(p.page), seats, 'same players, ids and colours');
+      await waitForStatus(p.page, 'Ana', 'active');
+      await waitForStatus(p.page, 'Cleo', 'active');
+      // The earliest-joined seat present hosts the recreated room.
+      await p.page.locator('[data-testid="participant"][data-name="Ana"][data-host="true"]').waitFor();
+      await p.page.locator('[data-testid="status"][data-offline="false"]').waitFor();
+      assert.ok(await p.page.getByTestId('session-banner').isHidden());
+      assert.equal((await stats(p.page)).rejoins, 0, 'resumed, not joined afresh');
+    }
+    assert.equal(await transportOf(ana.page), 'webtransport');
+    await screenshot(ana.page, 'after-restart-resumed.png');
+
+    const cleoHeard = await remoteNoteCount(cleo.page);
+    await ana.page.keyboard.press('s');
+    await waitForRemoteNotes(cleo.page, cleoHeard + 1);
+    const anaHeard = await remoteNoteCount(ana.page);
+    await cleo.page.keyboard.press('a');
+    await waitForRemoteNotes(ana.page, anaHeard + 1);
+  });
+
+  test('when the seat really cannot come back, the page says the session ended and offers a new one', async () => {
+    // A restart that lost the key signing resume tokens: the server refuses
+    // every seat (resume_failed), and the fresh join finds no room.
+    await server.stop();
+    assert.ok(fs.existsSync(server.resumeKeyFile), `the resume key is kept at ${server.resumeKeyFile}`);
+    fs.rmSync(server.resumeKeyFile);
     await server.start();
 
     for (const p of [ana, cleo]) {
@@ -346,6 +413,7 @@ describe('JamSession in Chromium', { timeout: 240_000 }, () => {
       assert.match(await p.page.getByTestId('session-ended-text').textContent(), new RegExp(`${roomCode}.*no longer exists`));
       assert.ok(await p.page.getByTestId('new-session-button').isVisible());
       await p.page.locator('[data-testid="status"][data-state="connected"]').waitFor();
+      assert.equal(await p.page.evaluate(() => sessionStorage.getItem('jam.seat')), null, 'the dead seat is forgotten');
     }
     await screenshot(ana.page, 'session-ended.png');
     assert.equal(await transportOf(ana.page), 'webtransport');
