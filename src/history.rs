@@ -5,7 +5,6 @@
 use std::collections::VecDeque;
 
 use bytes::Bytes;
-use jam_protocol::UserId;
 
 /// How much history a room keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,8 +31,9 @@ pub struct Entry {
     pub seq: u64,
     /// The envelope, as sent.
     pub bytes: Bytes,
-    /// The seat it was not sent to (its sender, or the seat it is about), if any.
-    pub skip: Option<UserId>,
+    /// The seat it was not sent to (its sender, or the seat it is about), by its place in
+    /// the room's join order, if any.
+    pub skip: Option<u64>,
 }
 
 /// The most recent reliable messages of one room, in `seq` order.
@@ -56,7 +56,7 @@ impl History {
 
     /// Keeps one more message (its `seq` one above the last), forgetting the oldest ones
     /// beyond the limits.
-    pub fn push(&mut self, seq: u64, bytes: Bytes, skip: Option<UserId>) {
+    pub fn push(&mut self, seq: u64, bytes: Bytes, skip: Option<u64>) {
         if self.limits.messages == 0 || bytes.len() > self.limits.bytes {
             // Kept nowhere: it also cuts the history, which must have no gaps.
             self.entries.clear();

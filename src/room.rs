@@ -207,17 +207,17 @@ impl RoomState {
         true
     }
 
-    /// Sends a reliable room message to every seat present but `skip`, under the room's
-    /// next `seq`, and keeps it for replay.
-    fn publish(&mut self, skip: Option<&UserId>, make: impl FnOnce(u64) -> Bytes) {
+    /// Sends a reliable room message to every seat present but the one whose place in
+    /// the join order is `skip`, under the room's next `seq`, and keeps it for replay.
+    fn publish(&mut self, skip: Option<u64>, make: impl FnOnce(u64) -> Bytes) {
         self.seq += 1;
         let bytes = make(self.seq);
-        for seat in self.seats.iter().filter(|s| Some(&s.user) != skip) {
+        for seat in self.seats.iter().filter(|s| Some(s.order) != skip) {
             if let Some(outbox) = &seat.outbox {
                 outbox.push_reliable(bytes.clone());
             }
         }
-        self.history.push(self.seq, bytes, skip.cloned());
+        self.history.push(self.seq, bytes, skip);
     }
 
     fn seat_mut(&mut self, user: &UserId) -> Option<&mut Seat> {
@@ -231,11 +231,11 @@ impl RoomState {
         let Some(pos) = self.seats.iter().position(|s| &s.user == user) else {
             return;
         };
-        self.seats.remove(pos);
+        let order = self.seats.remove(pos).order;
         if self.seats.is_empty() {
             return;
         }
-        self.publish(Some(user), |seq| protocol::encode_user_left(user, seq));
+        self.publish(Some(order), |seq| protocol::encode_user_left(user, seq));
         if &self.host == user {
             let host = self.seats[0].user.clone();
             self.publish(None, |seq| protocol::encode_host_changed(&host, seq));
@@ -410,7 +410,9 @@ impl Hub {
             hub: self.clone(),
             room: room.clone(),
             user: seat.user.clone(),
+            order: seat.order,
             attach: seat.attach,
+            seq_hint: AtomicU64::new(0),
             active: true,
         }
     }
@@ -472,7 +474,6 @@ impl Hub {
     ) -> Membership {
         let user = UserId::generate();
         let seat = self.new_seat(user.clone(), name, instrument, 1, outbox);
-        let membership_attach = seat.attach;
         let mut rooms = self.rooms();
         let code = loop {
             let code = RoomCode::generate();
@@ -506,13 +507,10 @@ impl Hub {
         }
         rooms.insert(code, room.clone());
         drop(rooms);
-        Membership {
-            hub: self.clone(),
-            room,
-            user,
-            attach: membership_attach,
-            active: true,
-        }
+        let state = room.lock();
+        let membership = self.membership(&room, &state.seats[0]);
+        drop(state);
+        membership
     }
 
     /// Joins a room by the code the client typed: queues `session:joined` (with `id`) for
@@ -557,7 +555,9 @@ impl Hub {
         let seat = self.new_seat(user.clone(), name, instrument, order, outbox);
         let membership = self.membership(&room, &seat);
         let joined = seat.participant.clone();
-        state.publish(None, |seq| protocol::encode_user_joined(&joined, seq));
+        state.publish(Some(order), |seq| {
+            protocol::encode_user_joined(&joined, seq)
+        });
         state.seats.push(seat);
         // Queued under the room lock, after the `session:user-joined` above: every later
         // room message (a broadcast, someone else's join or leave) takes that lock too, so
@@ -650,11 +650,12 @@ impl Hub {
                 seat.attach = self.next_attach();
                 seat.away += 1;
                 seat.nonce = resume::nonce();
+                let order = seat.order;
                 let membership = self.membership(&room, seat);
                 let missed: Option<Vec<Bytes>> = last_seq
                     .and_then(|last| state.history.since(last, state.seq))
                     .map(|run| {
-                        run.filter(|e| e.skip.as_ref() != Some(&user))
+                        run.filter(|e| e.skip != Some(order))
                             .map(|e| e.bytes.clone())
                             .collect()
                     })
@@ -670,7 +671,7 @@ impl Hub {
                 for bytes in missed.into_iter().flatten() {
                     outbox.push_reliable(bytes);
                 }
-                state.publish(Some(&user), |seq| protocol::encode_user_back(&user, seq));
+                state.publish(Some(order), |seq| protocol::encode_user_back(&user, seq));
                 Ok(membership)
             }
             None if state.restored && self.in_restart_window(now) => {
@@ -685,7 +686,7 @@ impl Hub {
                 // The seat is announced (and the host settled) before its outbox is on it:
                 // the newcomer's own answer comes first and its snapshot holds all that.
                 let held = seat.outbox.take();
-                state.publish(Some(&user), |seq| {
+                state.publish(Some(claims.order), |seq| {
                     protocol::encode_user_joined(&joined, seq)
                 });
                 let at = state.seats.partition_point(|s| s.order < seat.order);
@@ -724,7 +725,6 @@ impl Hub {
             key: claims.name.to_lowercase(),
         });
         let seat = self.new_seat(user.clone(), name, claims.instrument, claims.order, outbox);
-        let attach = seat.attach;
         let tempo = Tempo::default_at(self.clock.now_ms());
         let mut state = RoomState::new(user.clone(), seat, tempo, self.limits.history);
         state.restored = true;
@@ -741,13 +741,10 @@ impl Hub {
             state: Mutex::new(state),
         });
         rooms.insert(code, room.clone());
-        Membership {
-            hub: self.clone(),
-            room,
-            user,
-            attach,
-            active: true,
-        }
+        let state = room.lock();
+        let membership = self.membership(&room, &state.seats[0]);
+        drop(state);
+        membership
     }
 
     /// A connection that held a seat ended without a leave: the seat turns away and is
@@ -768,7 +765,8 @@ impl Hub {
         seat.participant.status = Status::Away;
         seat.away += 1;
         let away = seat.away;
-        state.publish(Some(user), |seq| protocol::encode_user_away(user, seq));
+        let order = seat.order;
+        state.publish(Some(order), |seq| protocol::encode_user_away(user, seq));
         drop(state);
         let expiry = Expiry {
             at: Instant::now() + self.limits.resume_window,
@@ -873,7 +871,12 @@ pub struct Membership {
     hub: Arc<Hub>,
     room: Arc<Room>,
     user: UserId,
+    /// The seat's place in the join order: how fan-out and the history tell it apart.
+    order: u64,
     attach: u64,
+    /// The room `seq` this member's last reliable event got, to size the next one's
+    /// buffer.
+    seq_hint: AtomicU64,
     active: bool,
 }
 
@@ -897,13 +900,19 @@ impl Membership {
         &self.user
     }
 
-    /// Relays an event to every other seat present. One that came on a reliable path
-    /// gets the room's next `seq` (its last bytes are written here, under the room's lock,
-    /// where the number is drawn) and is kept for replay; a datagram-class one is neither.
-    pub fn broadcast(&self, draft: BroadcastDraft, path: Path) {
+    /// Relays an event that the server received at `server_time_us` to every other seat
+    /// present: encoded once, outside the room's lock. One that came on a reliable path
+    /// gets the room's next `seq` (its last bytes are written under the lock, where the
+    /// number is drawn) and is kept for replay; a datagram-class one is neither.
+    pub fn broadcast(&self, event_name: &str, payload: &RawValue, server_time_us: u64, path: Path) {
+        let hint = match path {
+            Path::Reliable => Some(self.seq_hint.load(Ordering::Relaxed) + 1),
+            Path::Datagram => None,
+        };
+        let draft = BroadcastDraft::new(event_name, payload, &self.user, server_time_us, hint);
         let (mut handed, mut datagrams, mut dropped) = (0, 0, 0);
         let mut deliver = |state: &RoomState, event: &Relayed| {
-            for seat in state.seats.iter().filter(|s| s.user != self.user) {
+            for seat in state.seats.iter().filter(|s| s.order != self.order) {
                 let Some(outbox) = &seat.outbox else { continue };
                 handed += 1;
                 match outbox.deliver(event, path) {
@@ -921,10 +930,12 @@ impl Membership {
             Path::Reliable => {
                 let mut state = self.room.lock();
                 state.seq += 1;
-                let bytes = draft.finish(Some(state.seq));
-                deliver(&state, &Relayed::new(bytes.clone()));
                 let seq = state.seq;
-                state.history.push(seq, bytes, Some(self.user.clone()));
+                let bytes = draft.finish(Some(seq));
+                deliver(&state, &Relayed::new(bytes.clone()));
+                state.history.push(seq, bytes, Some(self.order));
+                drop(state);
+                self.seq_hint.store(seq, Ordering::Relaxed);
             }
         }
         // Shared counters are touched once per event, not once per receiver.
@@ -952,7 +963,7 @@ impl Membership {
         let to_room = protocol::encode_tempo_changed(&tempo, seq, None);
         for seat in &state.seats {
             let Some(outbox) = &seat.outbox else { continue };
-            if seat.user == self.user && id.is_some() {
+            if seat.order == self.order && id.is_some() {
                 outbox.push_reliable(protocol::encode_tempo_changed(&tempo, seq, id));
             } else {
                 outbox.push_reliable(to_room.clone());
@@ -1147,10 +1158,10 @@ mod tests {
         while a.rx.try_recv().is_ok() {}
         while b.rx.try_recv().is_ok() {}
         let payload: Box<RawValue> = serde_json::from_str("1").unwrap();
-        let ev = || BroadcastDraft::new("n", &payload, ma.user(), 0);
+
         // Datagram-class events only fill half of B's queue and are then dropped.
         for _ in 0..10 {
-            ma.broadcast(ev(), Path::Datagram);
+            ma.broadcast("n", &payload, 0, Path::Datagram);
         }
         assert!(
             a.rx.try_recv().is_err(),
@@ -1160,7 +1171,7 @@ mod tests {
         assert_eq!(hub.stats().dropped.load(Ordering::Relaxed), 6);
         // Reliable events fill the rest; one more overflows and B is disconnected.
         for _ in 0..5 {
-            ma.broadcast(ev(), Path::Reliable);
+            ma.broadcast("n", &payload, 0, Path::Reliable);
         }
         assert!(b.token.is_cancelled());
         assert_eq!(b.outbox.close_reason(), Some(CloseReason::SlowConsumer));
@@ -1258,14 +1269,8 @@ mod tests {
             Err(ErrorCode::NameTaken)
         );
         let payload: Box<RawValue> = serde_json::from_str(r#"{"n":60}"#).unwrap();
-        ma.broadcast(
-            BroadcastDraft::new("note", &payload, ma.user(), 0),
-            Path::Reliable,
-        );
-        ma.broadcast(
-            BroadcastDraft::new("note", &payload, ma.user(), 0),
-            Path::Datagram,
-        );
+        ma.broadcast("note", &payload, 0, Path::Reliable);
+        ma.broadcast("note", &payload, 0, Path::Datagram);
         let mc = hub
             .join(&ia.room_code, name("Cy"), "".into(), &c.outbox, None, None)
             .unwrap();
@@ -1341,10 +1346,7 @@ mod tests {
         drop(mb);
         let payload: Box<RawValue> = serde_json::from_str("1").unwrap();
         for _ in 0..3 {
-            ma.broadcast(
-                BroadcastDraft::new("n", &payload, ma.user(), 0),
-                Path::Reliable,
-            );
+            ma.broadcast("n", &payload, 0, Path::Reliable);
         }
         for last in [Some(1), Some(99), None] {
             let mut b2 = member(&hub, 64);

@@ -16,8 +16,7 @@ use serde_json::value::RawValue;
 use tracing::{debug, info};
 
 use jam_protocol::{
-    self as protocol, BroadcastDraft, ClientMessage, Encoding, Envelope, ErrorCode, ProtocolError,
-    RoomCode,
+    self as protocol, ClientMessage, Encoding, Envelope, ErrorCode, ProtocolError, RoomCode,
 };
 
 use crate::outbox::{Outbox, Path};
@@ -298,10 +297,7 @@ impl Session {
                     stats.datagrams_in.fetch_add(1, Ordering::Relaxed);
                 }
                 let received = self.hub.clock().now_us();
-                m.broadcast(
-                    BroadcastDraft::new(&b.event_name, b.payload, m.user(), received),
-                    path,
-                );
+                m.broadcast(&b.event_name, b.payload, received, path);
             }
             ClientMessage::Resume {
                 room_code,

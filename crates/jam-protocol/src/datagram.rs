@@ -15,6 +15,7 @@ pub enum Encoding {
 impl Encoding {
     /// The encoding of a received datagram payload: JSON when it starts with `{`, else
     /// MessagePack (whose envelope is a map, and no map starts with `{`, byte 0x7b).
+    #[inline]
     pub fn sniff(payload: &[u8]) -> Encoding {
         if payload.first() == Some(&b'{') {
             Encoding::Json

@@ -190,7 +190,7 @@ pub fn encode_broadcast(
     sender: &UserId,
     server_time_us: u64,
 ) -> Bytes {
-    BroadcastDraft::new(event_name, payload, sender, server_time_us).finish(None)
+    BroadcastDraft::new(event_name, payload, sender, server_time_us, None).finish(None)
 }
 
 /// The relayed `event:broadcast` written up to its last byte, so that a reliable one gets
@@ -199,19 +199,26 @@ pub fn encode_broadcast(
 ///
 /// Written piece by piece rather than through serde: the keys are fixed, so only the two
 /// strings need escaping (by serde_json, as everywhere else), and this runs for every
-/// relayed event. The bytes are those [`encode`] / [`encode_room`] would write.
+/// relayed event. The bytes are those [`encode`] / [`encode_room`] would write. The buffer
+/// is sized exactly (for the `seq` it is told to expect), because `Bytes` takes a `Vec`
+/// whose length is its capacity without a second allocation.
 #[derive(Debug)]
 pub struct BroadcastDraft(Vec<u8>);
 
-/// Room left for `,"seq":` and a 20-digit number, so finishing never reallocates.
-const SEQ_ROOM: usize = 28;
-/// Room for `,"serverTime":` and a time in ms with three decimals.
-const TIME_ROOM: usize = 40;
+const SEQ_KEY: &[u8] = br#","seq":"#;
 
 impl BroadcastDraft {
     /// Writes everything but the envelope's closing brace: `{eventName, payload,
     /// senderId, serverTime}`, `server_time_us` being when the server received the event.
-    pub fn new(event_name: &str, payload: &RawValue, sender: &UserId, server_time_us: u64) -> Self {
+    /// `seq` is the room sequence number [`BroadcastDraft::finish`] will most likely get
+    /// (`None` for a datagram-class event), for the buffer's size.
+    pub fn new(
+        event_name: &str,
+        payload: &RawValue,
+        sender: &UserId,
+        server_time_us: u64,
+        seq: Option<u64>,
+    ) -> Self {
         const HEAD: &[u8] = br#"{"event":"event:broadcast","data":{"eventName":"#;
         const PAYLOAD: &[u8] = br#","payload":"#;
         const SENDER: &[u8] = br#","senderId":"#;
@@ -220,9 +227,18 @@ impl BroadcastDraft {
         let payload = payload.get().as_bytes();
         let sender = sender.as_str();
         // Exact when `eventName` needs no escapes (the usual case); 4 counts the quotes.
-        let fixed =
-            HEAD.len() + PAYLOAD.len() + SENDER.len() + TAIL.len() + 4 + TIME_ROOM + SEQ_ROOM;
-        let mut buf = Vec::with_capacity(fixed + event_name.len() + payload.len() + sender.len());
+        let len = HEAD.len()
+            + PAYLOAD.len()
+            + SENDER.len()
+            + TIME.len()
+            + TAIL.len()
+            + 4
+            + event_name.len()
+            + payload.len()
+            + sender.len()
+            + ms_len(server_time_us)
+            + seq.map_or(0, |s| SEQ_KEY.len() + digits(s));
+        let mut buf = Vec::with_capacity(len);
         buf.extend_from_slice(HEAD);
         write_json_str(&mut buf, event_name);
         buf.extend_from_slice(PAYLOAD);
@@ -238,13 +254,42 @@ impl BroadcastDraft {
     /// The envelope, with the top-level `seq` when one is given.
     pub fn finish(mut self, seq: Option<u64>) -> Bytes {
         if let Some(seq) = seq {
-            self.0.extend_from_slice(br#","seq":"#);
+            self.0.extend_from_slice(SEQ_KEY);
             self.0
                 .extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
         }
         self.0.push(b'}');
+        if self.0.len() != self.0.capacity() {
+            // Another `seq` than expected, or escapes in `eventName`: rare.
+            self.0.shrink_to_fit();
+        }
         Bytes::from(self.0)
     }
+}
+
+/// Decimal digits of `n`.
+fn digits(mut n: u64) -> usize {
+    let mut d = 1;
+    while n >= 10 {
+        n /= 10;
+        d += 1;
+    }
+    d
+}
+
+/// The length of [`write_ms`]'s text for `micros`.
+fn ms_len(micros: u64) -> usize {
+    let frac = micros % 1000;
+    let decimals = if frac == 0 {
+        0
+    } else if frac.is_multiple_of(100) {
+        2
+    } else if frac.is_multiple_of(10) {
+        3
+    } else {
+        4
+    };
+    digits(micros / 1000) + decimals
 }
 
 /// Appends a time given in whole microseconds as a JSON number of milliseconds: the
@@ -332,6 +377,7 @@ mod tests {
             let mut buf = Vec::new();
             write_ms(&mut buf, us);
             assert_eq!(std::str::from_utf8(&buf).unwrap(), text);
+            assert_eq!(ms_len(us), text.len(), "{us}");
             let v: f64 = serde_json::from_slice(&buf).unwrap();
             assert!(
                 (v - us as f64 / 1000.0).abs() <= v.abs() * 1e-15 + 1e-9,
@@ -344,7 +390,7 @@ mod tests {
     fn a_reliable_broadcast_carries_its_room_seq_at_the_top() {
         let sender = UserId::generate();
         let payload: &RawValue = serde_json::from_str(r#"{"n":60}"#).unwrap();
-        let with = BroadcastDraft::new("note", payload, &sender, 5_000)
+        let with = BroadcastDraft::new("note", payload, &sender, 5_000, Some(1))
             .finish(Some(18_446_744_073_709_551_615));
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
@@ -362,11 +408,32 @@ mod tests {
         };
         assert_eq!(with, encode_room(event::BROADCAST, d(), u64::MAX, None));
         assert_eq!(
-            BroadcastDraft::new("note", payload, &sender, 5_000).finish(None),
+            BroadcastDraft::new("note", payload, &sender, 5_000, None).finish(None),
             encode(event::BROADCAST, d(), None)
         );
         let msg = ServerMessage::from_json(&with).unwrap();
         assert_eq!(msg.seq, Some(u64::MAX));
+    }
+
+    #[test]
+    fn the_buffer_is_sized_exactly() {
+        let sender = UserId::generate();
+        let payload: &RawValue = serde_json::from_str(r#"{"n":60}"#).unwrap();
+        for (hint, seq) in [
+            (None, None),
+            (Some(7), Some(7)),
+            (Some(9), Some(10)),
+            (Some(10), Some(9)),
+        ] {
+            let d = BroadcastDraft::new("note", payload, &sender, 1_796_007_548_777_423, hint);
+            let exact = d.0.capacity();
+            let bytes = d.finish(seq);
+            if hint == seq {
+                assert_eq!(bytes.len(), exact, "{hint:?}");
+            }
+            let msg = ServerMessage::from_json(&bytes).unwrap();
+            assert_eq!(msg.seq, seq);
+        }
     }
 
     #[test]

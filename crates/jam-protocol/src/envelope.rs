@@ -356,16 +356,19 @@ impl<'a> Envelope<'a> {
     }
 
     /// Whether this is an `event:broadcast` (the rate limit is checked before its fields).
+    #[inline]
     pub fn is_broadcast(&self) -> bool {
         self.event == event::BROADCAST
     }
 
     /// Whether this is a `tempo:set` (which counts against the broadcast send rate).
+    #[inline]
     pub fn is_tempo_set(&self) -> bool {
         self.event == event::TEMPO_SET
     }
 
     /// Whether this is a `clock:ping` (which, like a broadcast, may come as a datagram).
+    #[inline]
     pub fn is_clock_ping(&self) -> bool {
         self.event == event::CLOCK_PING
     }

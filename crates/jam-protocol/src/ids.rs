@@ -54,6 +54,7 @@ impl RoomCode {
     }
 
     /// The canonical text.
+    #[inline]
     pub fn as_str(&self) -> &str {
         // The bytes are always drawn from the ASCII alphabet.
         std::str::from_utf8(&self.0).unwrap_or_default()
@@ -101,6 +102,7 @@ impl UserId {
     }
 
     /// The id as text.
+    #[inline]
     pub fn as_str(&self) -> &str {
         &self.0
     }
