@@ -226,10 +226,7 @@ impl Outbox {
         match self.0.tx.try_send(bytes) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                if self.0.reason.get().is_none() {
-                    self.0.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
-                }
-                self.close(CloseReason::SlowConsumer);
+                self.cut_off_slow();
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -309,6 +306,15 @@ impl Outbox {
             }
             _ => self.push_reliable(json),
         }
+    }
+
+    /// Ends the connection of a member that stopped reading (its transport found its
+    /// writes blocked), counted like an outbox overflow.
+    pub fn cut_off_slow(&self) {
+        if self.0.reason.get().is_none() {
+            self.0.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+        }
+        self.close(CloseReason::SlowConsumer);
     }
 
     /// Asks the transport to end the connection; the first reason wins.

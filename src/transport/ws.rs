@@ -14,6 +14,7 @@ use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use jam_protocol::SUBPROTOCOL;
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, Instrument};
 
@@ -25,6 +26,10 @@ use crate::outbox::{CloseReason, Outbox, Path};
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
 const READ_BUFFER: usize = 4 * 1024;
 const WRITE_BUFFER: usize = 16 * 1024;
+/// The most bytes waiting to be written, pongs to the peer's pings included: a peer that
+/// does not read, however much it sends, holds at most this much of the server's memory
+/// (tungstenite's default is unbounded).
+const MAX_WRITE_BUFFER: usize = 256 * 1024;
 
 fn close_code_for(reason: CloseReason) -> u16 {
     match reason {
@@ -50,6 +55,7 @@ pub async fn upgrade(
         // messages here are small and the writer flushes once per batch anyway.
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| async move {
@@ -73,8 +79,11 @@ async fn run(socket: WebSocket, peer: SocketAddr, ctx: Arc<Context>) {
             rx,
             token.clone(),
             outbox.clone(),
-            ctx.ping_interval,
-            clock,
+            Timing {
+                ping_interval: ctx.ping_interval,
+                write_deadline: ctx.peer_timeout,
+                clock,
+            },
         ));
 
         let reason = loop {
@@ -114,7 +123,6 @@ async fn run(socket: WebSocket, peer: SocketAddr, ctx: Arc<Context>) {
 }
 
 fn read_error_reason(e: axum::Error) -> CloseReason {
-    use tokio_tungstenite::tungstenite::Error as WsError;
     let inner = e.into_inner();
     match inner.downcast_ref::<WsError>() {
         Some(WsError::Utf8(_)) => CloseReason::InvalidData,
@@ -127,45 +135,96 @@ fn read_error_reason(e: axum::Error) -> CloseReason {
     }
 }
 
+/// The writer's clocks.
+struct Timing {
+    ping_interval: Duration,
+    /// A write (a batch or a ping) that cannot complete in this long means the peer has
+    /// stopped reading.
+    write_deadline: Duration,
+    clock: ServerClock,
+}
+
+/// What became of one write.
+enum Wrote {
+    Done,
+    /// The token was cancelled meanwhile.
+    Cancelled,
+    /// The peer does not read: the write buffer is full or the write timed out.
+    Stalled,
+    /// The socket failed.
+    Failed,
+}
+
+/// Runs one write under the deadline and the token.
+async fn guarded(
+    write: impl std::future::Future<Output = Result<(), axum::Error>>,
+    token: &CancellationToken,
+    deadline: Duration,
+) -> Wrote {
+    tokio::select! {
+        r = tokio::time::timeout(deadline, write) => match r {
+            Ok(Ok(())) => Wrote::Done,
+            Ok(Err(e)) => match e.into_inner().downcast_ref::<WsError>() {
+                Some(WsError::WriteBufferFull(_)) => Wrote::Stalled,
+                _ => Wrote::Failed,
+            },
+            Err(_) => Wrote::Stalled,
+        },
+        _ = token.cancelled() => Wrote::Cancelled,
+    }
+}
+
 /// Drains the outbox onto the socket, flushing once per batch, and pings: at once (so the
-/// room learns the round trip early) and then every `ping_interval`, each ping carrying
-/// its send time in server µs for the reader to time the pong.
+/// room learns the round trip early) and then every ping interval, each ping carrying
+/// its send time in server µs for the reader to time the pong. A peer that stops reading
+/// is cut off as a slow consumer, whether its outbox overflows, a write stays blocked
+/// past the deadline, or the bounded write buffer fills (with pongs to its own pings).
 async fn write(
     mut sink: SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Bytes>,
     token: CancellationToken,
     outbox: Outbox,
-    ping_interval: Duration,
-    clock: ServerClock,
+    timing: Timing,
 ) {
-    let mut ping = tokio::time::interval(ping_interval);
+    let mut ping = tokio::time::interval(timing.ping_interval);
     loop {
-        let first = tokio::select! {
+        let wrote = tokio::select! {
             biased;
-            m = rx.recv() => match m { Some(m) => m, None => break },
+            m = rx.recv() => match m {
+                Some(first) => {
+                    let batch = send_batch(&mut sink, first, &mut rx);
+                    guarded(batch, &token, timing.write_deadline).await
+                }
+                None => break,
+            },
             _ = token.cancelled() => break,
             _ = ping.tick() => {
-                let sent = tokio::select! {
-                    r = sink.send(Message::Ping(Bytes::copy_from_slice(
-                        &clock.now_us().to_be_bytes(),
-                    ))) => r.is_ok(),
-                    _ = token.cancelled() => false,
-                };
-                if !sent { break; }
-                continue;
+                let stamp = Bytes::copy_from_slice(&timing.clock.now_us().to_be_bytes());
+                guarded(sink.send(Message::Ping(stamp)), &token, timing.write_deadline).await
             }
         };
-        let ok = tokio::select! {
-            r = send_batch(&mut sink, first, &mut rx) => r.is_ok(),
-            _ = token.cancelled() => false,
-        };
-        if !ok {
-            break;
+        match wrote {
+            Wrote::Done => {}
+            Wrote::Cancelled => break,
+            Wrote::Stalled => {
+                outbox.cut_off_slow();
+                break;
+            }
+            Wrote::Failed => {
+                outbox.close(CloseReason::PeerClosed);
+                break;
+            }
         }
     }
     let reason = outbox.close_reason().unwrap_or(CloseReason::Shutdown);
     if reason == CloseReason::SlowConsumer {
-        // Its socket buffer is full: a close frame would not get through. Just drop it.
+        // Its socket is most likely full: the close frame (1008) goes only if it fits at
+        // once; otherwise the connection just ends.
+        let close = sink.send(Message::Close(Some(CloseFrame {
+            code: close_code_for(reason),
+            reason: Utf8Bytes::from_static(reason.as_str()),
+        })));
+        let _ = tokio::time::timeout(Duration::from_millis(100), close).await;
         return;
     }
     // Deliver what is still queued (a last error, session:left), then the close frame.
