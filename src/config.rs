@@ -117,6 +117,23 @@ pub struct Config {
     #[arg(long, env = "JAM_JOIN_FAILURES_PER_MINUTE", default_value_t = 20)]
     pub join_failures_per_minute: u32,
 
+    /// Most open connections (WebSocket and WebTransport together) from one IP address,
+    /// or from one /64 for IPv6.
+    #[arg(long, env = "JAM_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 64)]
+    pub max_connections_per_address: usize,
+
+    /// A connection in no room is closed after this long (`0s`: never).
+    #[arg(long, env = "JAM_JOIN_DEADLINE", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub join_deadline: Duration,
+
+    /// Sustained room requests (create, join, leave, resume) per connection, per second.
+    #[arg(long, env = "JAM_CONTROL_RATE", default_value_t = 5)]
+    pub control_rate: u32,
+
+    /// Burst of room requests per connection above the rate.
+    #[arg(long, env = "JAM_CONTROL_BURST", default_value_t = 20)]
+    pub control_burst: u32,
+
     /// Messages a connection's outgoing queue holds before it counts as stalled.
     #[arg(long, env = "JAM_OUTBOX_CAPACITY", default_value_t = 1024)]
     pub outbox_capacity: usize,
@@ -185,6 +202,15 @@ impl Config {
         )?;
         between("--worker-threads", self.worker_threads as u64, 0, 1024)?;
         between(
+            "--max-connections-per-address",
+            self.max_connections_per_address as u64,
+            1,
+            1_000_000,
+        )?;
+        between("--control-rate", self.control_rate.into(), 1, 1_000_000)?;
+        between("--control-burst", self.control_burst.into(), 1, 1_000_000)?;
+        duration("--join-deadline", self.join_deadline, Duration::ZERO, DAY)?;
+        between(
             "--history-messages",
             self.history_messages as u64,
             0,
@@ -239,6 +265,9 @@ impl Config {
             max_message_bytes: self.max_message_bytes as usize,
             rate_limit: self.rate_limit,
             rate_burst: self.rate_burst,
+            control_rate: self.control_rate,
+            control_burst: self.control_burst,
+            join_deadline: self.join_deadline,
         }
     }
 }

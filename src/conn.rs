@@ -3,9 +3,10 @@
 //! connection its [`Session`] and [`Outbox`]. Transports depend on this module; it knows
 //! none of them.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -34,17 +35,83 @@ pub struct Context {
     pub shutdown: CancellationToken,
     /// Tracks every connection task so shutdown can wait for them.
     pub tracker: TaskTracker,
+    /// Open connections per address (IPv4) or /64 (IPv6).
+    addresses: Arc<AddressTable>,
     next_conn: AtomicU64,
 }
 
+/// Waits until `deadline`, or for ever without one (for a `select!` arm that only some
+/// connections need).
+pub async fn until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What an address is counted as: an IPv4 address, or the /64 of an IPv6 one (one
+/// subscriber's whole prefix), IPv4-mapped addresses as IPv4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AddressKey {
+    /// An IPv4 address.
+    V4([u8; 4]),
+    /// The first 64 bits of an IPv6 address.
+    V6Prefix([u8; 8]),
+}
+
+impl AddressKey {
+    /// The key of `ip`.
+    pub fn of(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(v4) => AddressKey::V4(v4.octets()),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => AddressKey::V4(v4.octets()),
+                None => {
+                    let mut prefix = [0u8; 8];
+                    prefix.copy_from_slice(&v6.octets()[..8]);
+                    AddressKey::V6Prefix(prefix)
+                }
+            },
+        }
+    }
+}
+
+/// Open connections per [`AddressKey`], so that one address cannot take every socket.
+#[derive(Debug)]
+struct AddressTable {
+    max: usize,
+    open: Mutex<HashMap<AddressKey, usize>>,
+}
+
+/// One admitted connection's place in its address's count; dropping it frees the place.
+#[derive(Debug)]
+pub struct AddressSlot {
+    table: Arc<AddressTable>,
+    key: AddressKey,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = self.table.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
 impl Context {
-    /// A context with a fresh shutdown token and task tracker.
+    /// A context with a fresh shutdown token and task tracker, admitting at most
+    /// `max_per_address` connections from one address (IPv6: one /64).
     pub fn new(
         hub: Arc<Hub>,
         session_limits: SessionLimits,
         outbox_capacity: usize,
         ping_interval: Duration,
         peer_timeout: Duration,
+        max_per_address: usize,
     ) -> Self {
         Context {
             hub,
@@ -54,8 +121,32 @@ impl Context {
             peer_timeout,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            addresses: Arc::new(AddressTable {
+                max: max_per_address,
+                open: Mutex::new(HashMap::new()),
+            }),
             next_conn: AtomicU64::new(0),
         }
+    }
+
+    /// A place for one more connection from `ip`, or `None` when its address (or /64)
+    /// already has the most allowed.
+    pub fn admit(&self, ip: IpAddr) -> Option<AddressSlot> {
+        let key = AddressKey::of(ip);
+        let mut open = self
+            .addresses
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(key).or_insert(0);
+        if *n >= self.addresses.max {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            table: self.addresses.clone(),
+            key,
+        })
     }
 
     /// A fresh connection number for logs.
@@ -84,5 +175,39 @@ impl Context {
         )
         .with_peer(peer.ip());
         (session, outbox, rx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64_and_mapped_ones_as_ipv4() {
+        let key = |s: &str| AddressKey::of(s.parse().unwrap());
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:192.0.2.1"), key("192.0.2.1"));
+        assert_ne!(key("192.0.2.1"), key("192.0.2.2"));
+    }
+
+    #[test]
+    fn an_address_gets_its_places_back_when_its_connections_end() {
+        let ctx = Context::new(
+            Hub::new(crate::room::Limits::default()),
+            SessionLimits::default(),
+            16,
+            Duration::from_secs(5),
+            Duration::from_secs(15),
+            2,
+        );
+        let a: IpAddr = "2001:db8::1".parse().unwrap();
+        let same_64: IpAddr = "2001:db8::2".parse().unwrap();
+        let first = ctx.admit(a).unwrap();
+        let _second = ctx.admit(same_64).unwrap();
+        assert!(ctx.admit(a).is_none(), "the /64 is full");
+        assert!(ctx.admit("2001:db8:0:1::1".parse().unwrap()).is_some());
+        drop(first);
+        assert!(ctx.admit(same_64).is_some());
     }
 }

@@ -39,6 +39,8 @@ pub enum CloseReason {
     PeerClosed,
     /// The seat was resumed on another connection (1.1, §6 takeover).
     ResumedElsewhere,
+    /// The connection stayed in no room past the join deadline.
+    NoRoom,
 }
 
 impl CloseReason {
@@ -53,6 +55,7 @@ impl CloseReason {
             CloseReason::TooBig => "message too big",
             CloseReason::PeerClosed => "closed by peer",
             CloseReason::ResumedElsewhere => "resumed elsewhere",
+            CloseReason::NoRoom => "no room joined in time",
         }
     }
 }

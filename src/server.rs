@@ -79,6 +79,7 @@ impl RunningServer {
             config.outbox_capacity,
             config.ping_interval,
             config.peer_timeout,
+            config.max_connections_per_address,
         ));
 
         let listener = tokio::net::TcpListener::bind(config.http_addr)

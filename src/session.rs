@@ -31,6 +31,12 @@ pub struct SessionLimits {
     pub rate_limit: u32,
     /// Burst of `event:broadcast` above the rate.
     pub rate_burst: u32,
+    /// Sustained room requests (create, join, leave, resume) per second.
+    pub control_rate: u32,
+    /// Burst of room requests above that rate.
+    pub control_burst: u32,
+    /// How long a connection may stay in no room; zero: for ever.
+    pub join_deadline: Duration,
 }
 
 impl Default for SessionLimits {
@@ -39,6 +45,9 @@ impl Default for SessionLimits {
             max_message_bytes: 16 * 1024,
             rate_limit: 1000,
             rate_burst: 2000,
+            control_rate: 5,
+            control_burst: 20,
+            join_deadline: Duration::from_secs(300),
         }
     }
 }
@@ -141,24 +150,32 @@ pub struct Session {
     limits: SessionLimits,
     membership: Option<Membership>,
     bucket: TokenBucket,
+    /// The budget of room requests (create, join, leave, resume).
+    control: TokenBucket,
     errors: ErrorThrottle,
     pings: Window,
     peer: Option<IpAddr>,
+    /// Since when the connection has been in no room.
+    lobby_since: Option<Instant>,
 }
 
 impl Session {
     /// A session that answers on `outbox`.
     pub fn new(hub: Arc<Hub>, outbox: Outbox, limits: SessionLimits) -> Self {
-        let bucket = TokenBucket::new(limits.rate_limit, limits.rate_burst, Instant::now());
+        let now = Instant::now();
+        let bucket = TokenBucket::new(limits.rate_limit, limits.rate_burst, now);
+        let control = TokenBucket::new(limits.control_rate, limits.control_burst, now);
         Session {
             hub,
             outbox,
             limits,
             membership: None,
             bucket,
+            control,
             errors: ErrorThrottle::default(),
             pings: Window::new(PINGS_PER_SECOND),
             peer: None,
+            lobby_since: Some(now),
         }
     }
 
@@ -166,6 +183,17 @@ impl Session {
     pub fn with_peer(mut self, peer: IpAddr) -> Self {
         self.peer = Some(peer);
         self
+    }
+
+    /// When the connection must be closed for staying in no room (PROTOCOL.md says
+    /// nothing; a connection that never joins only holds resources): `None` while it is in
+    /// a room, or when there is no deadline.
+    pub fn lobby_deadline(&self) -> Option<Instant> {
+        let deadline = self.limits.join_deadline;
+        if deadline.is_zero() {
+            return None;
+        }
+        self.lobby_since.map(|since| since + deadline)
     }
 
     /// The largest message this session accepts.
@@ -257,6 +285,22 @@ impl Session {
                 "this connection is already in a room; leave it first",
             )
         };
+        let room_request = matches!(
+            msg,
+            ClientMessage::Create { .. }
+                | ClientMessage::Join { .. }
+                | ClientMessage::Leave { .. }
+                | ClientMessage::Resume { .. }
+        );
+        if room_request && !self.control.take(Instant::now()) {
+            return Err(ProtocolError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "more than {} room requests a second; wait a moment",
+                    self.limits.control_rate
+                ),
+            ));
+        }
         match msg {
             ClientMessage::Create { name, instrument } => {
                 if self.membership.is_some() {
@@ -266,6 +310,7 @@ impl Session {
                 tracing::Span::current().record("room", m.room_code().as_str());
                 info!(user = %m.user(), "created room");
                 self.membership = Some(m);
+                self.lobby_since = None;
             }
             ClientMessage::Join {
                 room_code,
@@ -281,11 +326,13 @@ impl Session {
                 tracing::Span::current().record("room", m.room_code().as_str());
                 info!(user = %m.user(), "joined room");
                 self.membership = Some(m);
+                self.lobby_since = None;
             }
             ClientMessage::Leave { room_code } => {
                 let m = self.take_membership_of(&room_code)?;
                 let code = m.room_code().clone();
                 m.leave();
+                self.lobby_since = Some(Instant::now());
                 info!(room = %code, "left room");
                 self.outbox.push_reliable(protocol::encode_left(&code, id));
             }
@@ -313,6 +360,7 @@ impl Session {
                 tracing::Span::current().record("room", m.room_code().as_str());
                 info!(user = %m.user(), "resumed seat");
                 self.membership = Some(m);
+                self.lobby_since = None;
             }
             ClientMessage::TempoSet {
                 room_code,

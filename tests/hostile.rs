@@ -41,3 +41,93 @@ async fn a_ping_flooding_peer_that_never_reads_is_cut_off() {
     let stats = s.server.stats().snapshot();
     assert!(stats.slow_consumers >= 1, "{stats:?}");
 }
+
+#[tokio::test]
+async fn one_address_gets_a_bounded_number_of_connections_on_both_transports() {
+    let s = TestServer::start_with(|c| c.max_connections_per_address = 2).await;
+    let a = s.ws().await;
+    let b = s.wt().await;
+    // A third from 127.0.0.1, on either transport, is refused before any message.
+    let err = jam_client::Client::connect_ws(&s.server.ws_url())
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("429"), "{err}");
+    let wt = jam_client::Client::connect_wt(
+        &s.server.wt_url(),
+        &s.server.cert_hash(),
+        jam_client::Encoding::Json,
+    )
+    .await;
+    assert!(wt.is_err(), "a WebTransport session is refused too");
+    // A connection that ends gives its place back (once the server has seen it end).
+    a.close().await.unwrap();
+    drop(a);
+    let started = Instant::now();
+    let mut again = loop {
+        match jam_client::Client::connect_ws(&s.server.ws_url()).await {
+            Ok(c) => break c,
+            Err(_) if started.elapsed() < T => tokio::task::yield_now().await,
+            Err(e) => panic!("the place never came back: {e}"),
+        }
+    };
+    create(&mut again, "Again").await;
+    drop(b);
+}
+
+#[tokio::test]
+async fn a_connection_that_joins_no_room_is_closed_after_the_deadline() {
+    let s = TestServer::start_with(|c| c.join_deadline = Duration::from_millis(300)).await;
+    let mut player = s.ws().await;
+    let room = create(&mut player, "Player").await;
+    for kind in KINDS {
+        let mut idle = s.client(kind).await;
+        let closed = idle.wait_closed(T).await.expect("closed");
+        let want = match kind {
+            "ws" => jam_client::Closed::WebSocket {
+                code: 1008,
+                reason: "no room joined in time".into(),
+            },
+            _ => jam_client::Closed::WebTransport {
+                code: 3,
+                reason: "no room joined in time".into(),
+            },
+        };
+        assert_eq!(closed, want, "{kind}");
+    }
+    // Who is in a room stays (well past the deadline by now), and after a leave the
+    // clock starts again.
+    barrier(&mut player, "player").await;
+    player.leave(&room.room_code).await.unwrap();
+    let closed = player.wait_closed(T).await.expect("closed after the leave");
+    assert!(matches!(
+        closed,
+        jam_client::Closed::WebSocket { code: 1008, .. }
+    ));
+}
+
+#[tokio::test]
+async fn room_requests_have_a_budget_per_connection() {
+    let s = TestServer::start_with(|c| {
+        c.control_rate = 1;
+        c.control_burst = 3;
+    })
+    .await;
+    for kind in KINDS {
+        let mut c = s.client(kind).await;
+        let room = create(&mut c, "A").await; // 1
+        c.leave(&room.room_code).await.unwrap(); // 2
+        create(&mut c, "A").await; // 3
+        let err = c.create("B", "").await.unwrap_err(); // 4: over
+        assert_eq!(
+            err.code(),
+            Some(jam_protocol::ErrorCode::RateLimited),
+            "{kind}"
+        );
+        // Broadcasts have their own budget.
+        c.broadcast(&room.room_code, "n", &serde_json::json!(1))
+            .await
+            .unwrap();
+        expect_error(&mut c, jam_protocol::ErrorCode::NotInSession, kind).await;
+    }
+}

@@ -61,6 +61,7 @@ pub fn room_of(receivers: Option<Encoding>, n: usize) -> Room {
         max_message_bytes: 16 * 1024,
         rate_limit: u32::MAX,
         rate_burst: u32::MAX,
+        ..SessionLimits::default()
     };
     let mut tokens = Vec::new();
     let mut open = |datagrams: Option<Encoding>| {

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
-use axum::response::Response;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
@@ -19,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, Instrument};
 
 use crate::clock::ServerClock;
-use crate::conn::Context;
+use crate::conn::{until, Context};
 use crate::outbox::{CloseReason, Outbox, Path};
 
 /// A frame or message larger than this is not read: the connection closes with 1009.
@@ -40,6 +41,7 @@ fn close_code_for(reason: CloseReason) -> u16 {
         CloseReason::PeerClosed => 1000,
         // PROTOCOL.md §6: the seat went to another connection.
         CloseReason::ResumedElsewhere => 4000,
+        CloseReason::NoRoom => 1008,
     }
 }
 
@@ -49,6 +51,14 @@ pub async fn upgrade(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(ctx): State<Arc<Context>>,
 ) -> Response {
+    let Some(slot) = ctx.admit(peer.ip()) else {
+        debug!(%peer, "too many connections from this address");
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many connections from your address",
+        )
+            .into_response();
+    };
     let guard = ctx.tracker.token();
     ws.protocols([SUBPROTOCOL])
         // tungstenite's 128 KiB default buffers would cost 256 KiB per idle connection;
@@ -60,6 +70,7 @@ pub async fn upgrade(
         .max_frame_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| async move {
             let _guard = guard;
+            let _slot = slot;
             run(socket, peer, ctx).await;
         })
 }
@@ -87,9 +98,11 @@ async fn run(socket: WebSocket, peer: SocketAddr, ctx: Arc<Context>) {
         ));
 
         let reason = loop {
+            let lobby = session.lobby_deadline();
             let next = tokio::select! {
                 biased;
                 _ = token.cancelled() => break outbox.close_reason().unwrap_or(CloseReason::Shutdown),
+                _ = until(lobby) => break CloseReason::NoRoom,
                 next = tokio::time::timeout(ctx.peer_timeout, stream.next()) => next,
             };
             match next {

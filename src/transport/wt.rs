@@ -20,7 +20,7 @@ use wtransport::endpoint::IncomingSession;
 use wtransport::stream::SendStream;
 use wtransport::{Connection, Endpoint, ServerConfig, VarInt};
 
-use crate::conn::Context;
+use crate::conn::{until, Context};
 use crate::outbox::{CloseReason, DatagramSink, Path};
 use crate::session::Session;
 use crate::tls::TlsIdentity;
@@ -73,6 +73,7 @@ fn close_code_for(reason: CloseReason) -> u32 {
         }
         CloseReason::PeerClosed => close_code::NORMAL,
         CloseReason::ResumedElsewhere => close_code::RESUMED_ELSEWHERE,
+        CloseReason::NoRoom => close_code::TIMEOUT,
     }
 }
 
@@ -214,11 +215,13 @@ fn handle_incoming(
     let conn_id = ctx.next_conn_id();
     let span =
         info_span!("conn", conn = conn_id, transport = "wt", %peer, room = tracing::field::Empty);
-    let handshake = Box::pin(handshake(incoming, ctx.clone()));
+    let slot = ctx.admit(peer.ip());
+    let handshake = Box::pin(handshake(incoming, ctx.clone(), slot.is_some()));
     async move {
         let Some((connection, encoding)) = handshake.await else {
             return;
         };
+        let _slot = slot;
         info!(?encoding, "connected");
         let reason = serve(connection.clone(), encoding, &ctx).await;
         let code = close_code_for(reason);
@@ -230,7 +233,11 @@ fn handle_incoming(
 
 /// Takes a session through the handshake and the path and encoding checks; `None` when it
 /// failed or was refused (already answered and logged).
-async fn handshake(incoming: IncomingSession, ctx: Arc<Context>) -> Option<(Connection, Encoding)> {
+async fn handshake(
+    incoming: IncomingSession,
+    ctx: Arc<Context>,
+    admitted: bool,
+) -> Option<(Connection, Encoding)> {
     let request = tokio::select! {
         _ = ctx.shutdown.cancelled() => return None,
         r = tokio::time::timeout(ctx.peer_timeout, incoming) => match r {
@@ -243,6 +250,11 @@ async fn handshake(incoming: IncomingSession, ctx: Arc<Context>) -> Option<(Conn
         Some((p, q)) => (p.to_owned(), q.to_owned()),
         None => (request.path().to_owned(), String::new()),
     };
+    if !admitted {
+        debug!("too many connections from this address");
+        request.too_many_requests().await;
+        return None;
+    }
     if path != PATH {
         debug!(%path, "no such path");
         request.not_found().await;
@@ -305,9 +317,11 @@ async fn serve(connection: Connection, encoding: Encoding, ctx: &Context) -> Clo
     // QUIC's smoothed round-trip estimate, sampled at once and every ping interval (§8).
     let mut rtt = tokio::time::interval(ctx.ping_interval);
     let reason = loop {
+        let lobby = session.lobby_deadline();
         tokio::select! {
             biased;
             _ = token.cancelled() => break outbox.close_reason().unwrap_or(CloseReason::Shutdown),
+            _ = until(lobby) => break CloseReason::NoRoom,
             r = recv.read_chunk(usize::MAX, true) => match r {
                 Ok(Some(chunk)) => framer.push(&chunk.bytes, |line| handle_line(&mut session, line)),
                 Ok(None) => {
