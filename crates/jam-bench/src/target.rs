@@ -108,6 +108,10 @@ impl Target {
             "--ephemeral-cert".into(),
             "--max-room-size".into(),
             max_room_size.max(16).to_string(),
+            // Every simulated participant connects from 127.0.0.1, which the server would
+            // otherwise hold to 64 connections.
+            "--max-connections-per-address".into(),
+            "1000000".into(),
         ];
         // The default budget (1,000 events/s, bursts of 2,000) covers every load below
         // 500 events/s per participant, chords included; above that, raise it.
