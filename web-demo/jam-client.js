@@ -1,13 +1,15 @@
 // jam-client.js: the browser client for jam-server (protocol version 1, with
-// the 1.1 seats that survive the network).
+// the 1.1 additions: seats that survive the network, the room clock, latency
+// in presence and the shared tempo; PROTOCOL.md sections 6 to 9).
 //
 // Owns: reaching the server (`GET /connect`, then WebTransport with the
 // development certificate's hash, or WebSocket), the envelope and its `id`
 // bookkeeping, the room the client is in (participants with their
-// away/active status), the seat it holds (resume token and last room `seq`,
-// kept in sessionStorage so a reload resumes it), noticing a silently dead
-// link (a `clock:ping` heartbeat), and reconnecting and resuming after a lost
-// connection. Does not own: anything visual or audible; pages build on the
+// away/active status and round trips), the seat it holds (resume token and
+// last room `seq`, kept in sessionStorage so a reload resumes it), noticing a
+// silently dead link (a `clock:ping` heartbeat), reconnecting and resuming
+// after a lost connection, the estimate of the server's clock, and the room's
+// tempo timeline. Does not own: anything visual or audible; pages build on the
 // events this module emits.
 //
 // One framework-free ES module, no dependencies, no build step:
@@ -16,19 +18,150 @@
 //   const client = new JamClient();
 //   await client.connect();                    // 'webtransport' or 'websocket'
 //   const room = await client.create({ name: 'Ana', instrument: 'piano' });
-//   client.on('event:broadcast', (data) => { ... });
+//   client.on('event:broadcast', ({ payload, serverTime, delayMs }) => { ... });
 //   client.broadcast('note', { type: 'on', note: 60, velocity: 100 });
+//   const click = client.nextBeatTime();       // server time of the next beat
+//   setTimeout(tick, client.clock.toLocalTime(click) - client.clock.localNow());
 //
 // After a reload, `client.restore()` takes the seat the page held before
 // (PROTOCOL.md section 6); after any lost connection the client reconnects and
 // resumes that seat on its own, and joins afresh only when the server answers
 // `resume_failed`.
+//
+// Times. "Server time" is the server's clock in ms (Unix time, anchored once
+// when the server started; `serverTime` in its messages). "Local time" is this
+// page's clock as `client.clock.localNow()` reads it: Unix time in ms too, but
+// monotonic (`performance.timeOrigin + performance.now()`), so a wall-clock
+// jump moves no estimate. On one machine the two agree to a fraction of a ms.
+//
+// Public API
+// ----------
+// `new JamClient(options)`: options and their defaults are in DEFAULTS below.
+//
+// Properties
+// - `state`: 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'disconnected'.
+// - `transport`: 'webtransport' | 'websocket' | null.
+// - `room`: `{ roomCode, userId, hostId, participants }` while in a room, else
+//   null; `participants[]` is `{ id, name, instrument, status, rttMs }` in join
+//   order, `status` 'active' or 'away', `rttMs` the server's measurement of that
+//   participant's round trip in whole ms (null until measured), kept current
+//   from `session:latency`. The room stays set while the client reconnects.
+// - `connectInfo`: what `GET /connect` answered last; `hasFeature(name)` asks it.
+// - `savedSeat`, `rejoinTarget`: the seat a reload or a reconnect would take back.
+// - `rttMs`: the round trip of the last `clock:ping` answered, ms (null before).
+// - `clock`: the estimate of the server's clock (a `ClockEstimator`), fed by
+//   every `clock:pong` of this client's own pings:
+//   `offsetMs` (server minus local: the median offset of the samples whose round
+//   trip is within max(1 ms, half the best) of the best, out of the last 16),
+//   `rttMs` (the best round trip of those samples), `errorMs` (half of it: how far
+//   off `offsetMs` can be), `sampleCount`, all null before the first sample;
+//   `serverNow()` (null before the first sample), `localNow()`,
+//   `toServerTime(local)`, `toLocalTime(server)`. Its samples start afresh on
+//   each new connection (another path); the old estimate stands until then.
+//   Pongs of pings the page sends itself (`request('clock:ping', ...)`) are
+//   not samples: their `t0` is not this clock.
+//   Pings: a burst of `clockBurst` at each connect, `clockBurstSpacingMs`
+//   apart, then one every `clockIntervalMs`. Over WebTransport those go as
+//   datagrams (the pong comes back as one: no head-of-line wait behind the
+//   control stream), while the liveness heartbeat stays on the control stream,
+//   because only an answer there proves the reliable path works; its pongs feed
+//   the clock too. Over WebSocket the heartbeat's pings are the samples after
+//   the burst (`clockIntervalMs` applies there only with the heartbeat off).
+// - `tempo`: the room's tempo in effect now, `{ bpm, beatsPerBar, originTime,
+//   originBeat, setBy }` (PROTOCOL.md section 9), or null outside a room. A
+//   change announced by `tempo:changed` takes effect at its `originTime` (a bar
+//   line of the tempo before it); until then `tempo` is the previous one, so
+//   the beat never jumps. `pendingTempo`: the announced change not yet in
+//   effect, else null. (A page that joins while a change is pending knows only
+//   the pending tempo, and counts earlier times by it.)
+// - `stats`: counters, cumulative over reconnects (see the constructor).
+//
+// Methods
+// - `connect()`, `close()`, `reconnectNow()`, `restore()`: the connection and
+//   the seat (see each method).
+// - `create({ name, instrument })`, `join({ roomCode, name, instrument })`,
+//   `leave()`: resolve with the server's answer, reject with a `JamError`
+//   whose `.code` is the protocol's error code or a client one (`timeout`,
+//   `disconnected`, `not_connected`, `connect_failed`).
+// - `broadcast(eventName, payload, { reliable })`: returns the path taken.
+// - `request(event, data)`: any message; resolves with the answer's `data`.
+// - `setTempo(bpm, beatsPerBar?)`: `tempo:set` for the room; resolves with the
+//   new tempo as `tempo:changed` announced it (it takes effect on a bar line
+//   at least 250 ms later).
+// - `serverNow()`: the server's clock now, by `clock`, or before the first
+//   pong roughly by the `serverTime` of the last seat answer; null when neither.
+// - `beatAt(serverTime = serverNow())`: the room's beat number then (fractional),
+//   by the tempo in effect then.
+// - `nextBeatTime(after = serverNow())`, `nextBarTime(after = serverNow())`:
+//   the server time of the first whole beat (bar line) after `after`.
+// - `barAt(serverTime = serverNow())`: `{ bar, beatInBar, beat, beatsPerBar,
+//   barTime, tempo }`: `bar` is k in PROTOCOL.md's "bar lines are the beats
+//   originBeat + k * beatsPerBar" of the tempo in effect (0 from its origin;
+//   it starts again at each change), `beatInBar` the fractional beat within the
+//   bar (0 on the bar line), `barTime` the server time of that bar line.
+// - `delayMs(userId)`: the expected one-way delay from that participant to
+//   this client, (rtt of theirs + rtt of mine) / 2 (PROTOCOL.md section 8),
+//   or null while theirs is unknown.
+// - `on(name, fn)` (returns an unsubscribe function), `once`, `off`.
+// Also exported: `JamError`, `ERROR_TEXT`, `describeError(err)`,
+// `hexToBytes(hex)`, `gradeLatency(ms)` ('good' up to 25 ms, 'playable' up to
+// 50 ms, 'hard' above, null for null), `localNow()` (the local clock),
+// `ClockEstimator`, `TempoTimeline` (the tempo over time, as `client.tempo` and
+// the beat helpers use it: `apply`, `at`, `pendingAfter`, `beatAt`,
+// `nextBeatTime`, `nextBarTime`, `barAt`) and
+// `tempoMath` (the section 9 arithmetic as pure functions: `defaultAt`,
+// `beatMs`, `barMs`, `beatAt`, `timeOfBeat`, `nextBarLine`, `changed`).
+//
+// Events (listeners get the arguments shown)
+// - Every server message by its `event` name: `session:created`,
+//   `session:joined`, `session:resumed`, `session:left`, `session:user-joined`,
+//   `session:user-left`, `session:user-away`, `session:user-back`,
+//   `session:host-changed`, `session:latency`, `tempo:changed`,
+//   `event:broadcast`, `clock:pong`, `error`, and any other the server sends:
+//   `(data, envelope, channel)`, `channel` 'stream', 'datagram' or 'websocket'.
+//   A reliable room message (one with a top-level `seq`) whose `seq` is not
+//   above the last one seen is a duplicate and is dropped unheard; one replayed
+//   after a resume has `envelope.replayed === true` (a page may skip stale notes).
+//   `event:broadcast` data is `{ eventName, payload, senderId, serverTime,
+//   delayMs }`: `serverTime` is when the server received it, `delayMs` the
+//   client's addition, `delayMs(senderId)` at arrival (null when unknown).
+// - `message`: every server envelope, `(envelope, channel)`.
+// - `state`: `{ state, transport }` whenever `client.state` changes. While it is
+//   not 'connected' nothing the client sends reaches the room.
+// - `room`: `client.room` after any change to it (null when not in a room),
+//   round trips from `session:latency` included.
+// - `latency`: `{ rttMs, room }` after `session:latency` updated
+//   `room.participants[].rttMs` (`rttMs` the message's map, userId -> ms | null).
+// - `clock`: `{ offsetMs, rttMs, errorMs, sample }` after each clock sample
+//   (`sample` is that exchange's `{ rttMs, offsetMs }`).
+// - `tempo`: `{ tempo, pending }` (`client.tempo`, `client.pendingTempo`) when
+//   a seat answer brought the room's tempo, when `tempo:changed` announced a
+//   change, and again when a pending change took effect.
+// - `user-away` / `user-back`: `{ userId, user }` when another participant's
+//   connection dropped (the server holds the seat) / they resumed it.
+// - `resumed`: `{ replayed, room }` when the client got its seat back after a
+//   lost connection or a reload; with `replayed` false the room snapshot is all
+//   there is (nothing missed is replayed, e.g. after a server restart).
+// - `transport-failed`: `{ transport, error }` when one transport could not open.
+// - `reconnecting`: `{ attempt, delayMs, reason, restoring }` before each
+//   reconnect attempt (`restoring` when taking up a seat saved by an earlier page).
+// - `resume-failed`: `{ roomCode, code, message }` when the server refused the
+//   seat (`resume_failed`); the client then joins the room afresh.
+// - `rejoin-retry`: `{ attempt, delayMs, code }` (servers without `resume`
+//   only) when the rejoin got `name_taken` and will be tried again.
+// - `reconnected`: `{ transport, room }` once connected again (with the seat
+//   back, when there was one).
+// - `session-ended`: `{ roomCode, code, message }` when the seat is gone for
+//   good: the resume and the fresh join both failed (`room_not_found`,
+//   `name_taken`, ...) or the seat was resumed by another tab (`resumed_elsewhere`).
+// - `disconnected`: `{ reason }` when the client stops for good (close(), out
+//   of attempts, or its seat taken over).
 
 /** The protocol version this client speaks (`protocol` in `GET /connect`). */
 export const PROTOCOL_VERSION = 1;
 
 /** Answers that settle a request carrying an `id`. */
-const ANSWER_EVENTS = new Set(['session:created', 'session:joined', 'session:resumed', 'session:left', 'clock:pong', 'error']);
+const ANSWER_EVENTS = new Set(['session:created', 'session:joined', 'session:resumed', 'session:left', 'clock:pong', 'tempo:changed', 'error']);
 
 /** Answers that seat this client in a room. */
 const SEAT_EVENTS = new Set(['session:created', 'session:joined', 'session:resumed']);
@@ -42,6 +175,17 @@ const WT_CLOSE_RESUMED_ELSEWHERE = 5;
 
 /** A monotonic clock in milliseconds (wall-clock jumps must not fake a dead link). */
 const now = () => (globalThis.performance ? globalThis.performance.now() : Date.now());
+
+/**
+ * The local clock the room-clock estimate is against: Unix time in ms, read
+ * from the monotonic clock (`performance.timeOrigin + performance.now()`), so
+ * it never jumps with the wall clock, as the server's own clock never does.
+ */
+export function localNow() {
+  const perf = globalThis.performance;
+  if (perf && Number.isFinite(perf.timeOrigin)) return perf.timeOrigin + perf.now();
+  return Date.now();
+}
 
 const DEFAULTS = {
   /** Where `/connect` lives; defaults to the page's own origin. */
@@ -92,6 +236,20 @@ const DEFAULTS = {
   storageKey: 'jam.seat',
   /** A WebTransport datagram limit to assume when the browser does not report one. */
   fallbackMaxDatagramSize: 1000,
+  /**
+   * Clock pings sent at once when a connection opens (servers with `clock`
+   * only), so the estimate is good before the first note; the server answers
+   * at most 20 a second, heartbeat included.
+   */
+  clockBurst: 8,
+  /** Time between the pings of that burst. */
+  clockBurstSpacingMs: 25,
+  /**
+   * After the burst, one clock ping this often: a datagram over WebTransport;
+   * over WebSocket the heartbeat's pings are the samples, and this interval
+   * applies only when the heartbeat is off. 0 turns the pings after the burst off.
+   */
+  clockIntervalMs: 1000,
 };
 
 /** An error with a protocol `code` (or a client code such as `timeout`). */
@@ -333,6 +491,322 @@ function openWebSocket(url, { timeoutMs, onMessage, onClose }) {
 }
 
 // ---------------------------------------------------------------------------
+// The room clock (PROTOCOL.md section 7) and the shared tempo (section 9):
+// pure arithmetic, no I/O. They mirror the Rust client's `ClockEstimator`
+// (crates/jam-client/src/clock.rs) and the protocol crate's `Tempo`
+// (crates/jam-protocol/src/tempo.rs) rule for rule.
+
+/** Clock samples kept (the oldest go first). */
+const CLOCK_KEEP = 16;
+/** Samples whose round trip exceeds the best by more than this, or by more than half the best, do not count. */
+const CLOCK_MARGIN_MS = 1;
+
+/**
+ * The offset of the server's clock from the local one (`localNow()`),
+ * estimated NTP-style from `clock:ping` exchanges: of the last 16 samples,
+ * those whose round trip is within max(1 ms, half the best) of the best are
+ * kept, and the median of their offsets is taken. The error bound is half the
+ * best round trip: the pong can have spent at most that long on either leg.
+ */
+export class ClockEstimator {
+  constructor() {
+    this._samples = [];
+    this._offsetMs = null;
+    this._rttMs = null;
+  }
+
+  /**
+   * Adds a sample: a ping sent at local `t0`, answered with `serverTime`,
+   * received at local `t1`. Returns `{ rttMs, offsetMs }` of this exchange.
+   */
+  add(t0, serverTime, t1) {
+    const sample = { rttMs: Math.max(0, t1 - t0), offsetMs: serverTime - (t0 + t1) / 2 };
+    if (this._samples.length === CLOCK_KEEP) this._samples.shift();
+    this._samples.push(sample);
+    this._estimate();
+    return { ...sample };
+  }
+
+  _estimate() {
+    let best = Infinity;
+    for (const s of this._samples) best = Math.min(best, s.rttMs);
+    const margin = Math.max(CLOCK_MARGIN_MS, best / 2);
+    const offsets = this._samples
+      .filter((s) => s.rttMs <= best + margin)
+      .map((s) => s.offsetMs)
+      .sort((a, b) => a - b);
+    const mid = offsets.length >> 1;
+    this._rttMs = best;
+    this._offsetMs = offsets.length % 2 === 1 ? offsets[mid] : (offsets[mid - 1] + offsets[mid]) / 2;
+  }
+
+  /** Forgets every sample (a new connection may take another path). */
+  reset() {
+    this._samples = [];
+    this._offsetMs = null;
+    this._rttMs = null;
+  }
+
+  /** The estimated offset, server minus local, ms; null before the first sample. */
+  get offsetMs() {
+    return this._offsetMs;
+  }
+
+  /** The best round trip among the samples kept, ms; null before the first sample. */
+  get rttMs() {
+    return this._rttMs;
+  }
+
+  /** How far off `offsetMs` may be: half the best round trip, ms; null before the first sample. */
+  get errorMs() {
+    return this._rttMs === null ? null : this._rttMs / 2;
+  }
+
+  /** How many samples the estimate rests on (at most 16). */
+  get sampleCount() {
+    return this._samples.length;
+  }
+
+  /** The samples kept, oldest first: `{ rttMs, offsetMs }`. */
+  get samples() {
+    return this._samples.map((s) => ({ ...s }));
+  }
+
+  /** The local clock the estimate is against (see `localNow`). */
+  localNow() {
+    return localNow();
+  }
+
+  /** The server's clock now, by the estimate; null before the first sample. */
+  serverNow() {
+    return this._offsetMs === null ? null : localNow() + this._offsetMs;
+  }
+
+  /** The server time of local time `local`; null before the first sample. */
+  toServerTime(local) {
+    return this._offsetMs === null ? null : local + this._offsetMs;
+  }
+
+  /** The local time (as `localNow()` reads it) of server time `server`; null before the first sample. */
+  toLocalTime(server) {
+    return this._offsetMs === null ? null : server - this._offsetMs;
+  }
+}
+
+/**
+ * The shared tempo's arithmetic (PROTOCOL.md section 9) as pure functions of a
+ * tempo `{ bpm, beatsPerBar, originTime, originBeat, setBy }` and server times
+ * in ms; the server uses the same rules.
+ */
+export const tempoMath = Object.freeze({
+  DEFAULT_BPM: 120,
+  DEFAULT_BEATS_PER_BAR: 4,
+  MIN_BPM: 20,
+  MAX_BPM: 300,
+  MAX_BEATS_PER_BAR: 16,
+  /** A change takes effect on a bar line at least this long (ms) after the server got it. */
+  CHANGE_LEAD_MS: 250,
+
+  /** The default tempo of a room created at server time `created`. */
+  defaultAt(created) {
+    return { bpm: 120, beatsPerBar: 4, originTime: created, originBeat: 0, setBy: null };
+  },
+
+  /** Milliseconds per beat. */
+  beatMs(tempo) {
+    return 60000 / tempo.bpm;
+  },
+
+  /** Milliseconds per bar. */
+  barMs(tempo) {
+    return (60000 / tempo.bpm) * tempo.beatsPerBar;
+  },
+
+  /** The beat (fractional) at server time `t`. */
+  beatAt(tempo, t) {
+    return tempo.originBeat + (t - tempo.originTime) / (60000 / tempo.bpm);
+  },
+
+  /** The server time of beat `beat`. */
+  timeOfBeat(tempo, beat) {
+    return tempo.originTime + (beat - tempo.originBeat) * (60000 / tempo.bpm);
+  },
+
+  /** The first bar line at or after max(t, originTime): `{ time, beat }`. */
+  nextBarLine(tempo, t) {
+    const bars = Math.max(0, Math.ceil((t - tempo.originTime) / tempoMath.barMs(tempo)));
+    const beat = tempo.originBeat + bars * tempo.beatsPerBar;
+    return { time: tempoMath.timeOfBeat(tempo, beat), beat };
+  },
+
+  /**
+   * The tempo after a `tempo:set` to `bpm` / `beatsPerBar` (null or undefined:
+   * unchanged) that the server received at `received` from `setBy`: it starts
+   * on the first bar line of `tempo`, at or after its origin, that lies at
+   * least 250 ms after `received`.
+   */
+  changed(tempo, bpm, beatsPerBar, received, setBy) {
+    const line = tempoMath.nextBarLine(tempo, received + tempoMath.CHANGE_LEAD_MS);
+    return {
+      bpm,
+      beatsPerBar: beatsPerBar ?? tempo.beatsPerBar,
+      originTime: line.time,
+      originBeat: line.beat,
+      setBy,
+    };
+  },
+});
+
+/** A tempo as the server sent it, checked and copied; null when it is not one. */
+function parseTempo(t) {
+  if (!t || typeof t !== 'object') return null;
+  const { bpm, beatsPerBar, originTime, originBeat, setBy } = t;
+  if (!(Number.isFinite(bpm) && bpm > 0) || !(Number.isInteger(beatsPerBar) && beatsPerBar >= 1)) return null;
+  if (!Number.isFinite(originTime) || !Number.isFinite(originBeat)) return null;
+  return { bpm, beatsPerBar, originTime, originBeat, setBy: typeof setBy === 'string' ? setBy : null };
+}
+
+/**
+ * Slack for floating point at beat and bar lines, in beats: server times are
+ * Unix ms, which a double resolves to about a quarter of a microsecond, so a
+ * beat computed at a beat's own time can come out a millionth of a beat short.
+ */
+const BEAT_EPSILON = 1e-5;
+
+/** Tempos kept in a timeline: the one in effect, what is pending, and a little history. */
+const TIMELINE_KEEP = 8;
+
+/**
+ * The room's tempo over time: each tempo holds from its `originTime` until
+ * the next one's. A change announced by `tempo:changed` is pending until its
+ * origin, and the tempo before it applies until then, so beats never jump.
+ * Times before the first known tempo are counted by that first tempo.
+ */
+export class TempoTimeline {
+  constructor() {
+    /** Tempos by `originTime`, ascending. */
+    this._tempos = [];
+  }
+
+  /** Forgets everything. */
+  clear() {
+    this._tempos = [];
+  }
+
+  /** Starts over from `tempo` (a fresh seat: nothing earlier is known). */
+  reset(tempo) {
+    this._tempos = tempo ? [tempo] : [];
+  }
+
+  /**
+   * Adds the room's newest tempo: it replaces every tempo starting at or after
+   * its origin (a change that never took effect) and holds from its origin on.
+   */
+  apply(tempo) {
+    this._tempos = this._tempos.filter((t) => t.originTime < tempo.originTime);
+    this._tempos.push(tempo);
+    if (this._tempos.length > TIMELINE_KEEP) this._tempos.splice(0, this._tempos.length - TIMELINE_KEEP);
+  }
+
+  /** Whether nothing is known. */
+  get isEmpty() {
+    return this._tempos.length === 0;
+  }
+
+  /** The newest tempo known (possibly pending), or null. */
+  get latest() {
+    return this._tempos.length ? this._tempos[this._tempos.length - 1] : null;
+  }
+
+  /** The tempos known, oldest first. */
+  get tempos() {
+    return this._tempos.map((t) => ({ ...t }));
+  }
+
+  _indexAt(t) {
+    let i = 0;
+    for (let j = 1; j < this._tempos.length; j++) if (this._tempos[j].originTime <= t) i = j;
+    return i;
+  }
+
+  /** The tempo in effect at server time `t`, or null when none is known. */
+  at(t) {
+    return this._tempos.length ? this._tempos[this._indexAt(t)] : null;
+  }
+
+  /** The first tempo that takes effect after server time `t` (a pending change), or null. */
+  pendingAfter(t) {
+    return this._tempos.find((x) => x.originTime > t) || null;
+  }
+
+  /** The room's beat number (fractional) at server time `t`, or null. */
+  beatAt(t) {
+    const tempo = this.at(t);
+    return tempo ? tempoMath.beatAt(tempo, t) : null;
+  }
+
+  /**
+   * The server time of the first whole beat after `after` (with a few
+   * microseconds' slack, so `t = nextBeatTime(t)` steps beat by beat), across
+   * tempo changes. Null when no tempo is known.
+   */
+  nextBeatTime(after) {
+    return this._next(after, 1);
+  }
+
+  /** The server time of the first bar line after `after`, across tempo changes, or null. */
+  nextBarTime(after) {
+    return this._next(after, 0);
+  }
+
+  /** The next beat (`everyBeat` 1) or bar line (0) after `after`. */
+  _next(after, everyBeat) {
+    if (!this._tempos.length) return null;
+    let i = this._indexAt(after);
+    const tempo = this._tempos[i];
+    const step = everyBeat || tempo.beatsPerBar;
+    const k = Math.floor((tempoMath.beatAt(tempo, after) - tempo.originBeat) / step + BEAT_EPSILON) + 1;
+    let time = tempoMath.timeOfBeat(tempo, tempo.originBeat + k * step);
+    // A later tempo that starts (after `after`) no later than that beat wins:
+    // its origin is a beat and a bar line of its own.
+    while (i + 1 < this._tempos.length && this._tempos[i + 1].originTime <= time + 1e-3) {
+      i++;
+      time = this._tempos[i].originTime;
+    }
+    return time;
+  }
+
+  /**
+   * Where server time `t` falls in its bar: `{ bar, beatInBar, beat,
+   * beatsPerBar, barTime, tempo }`, `bar` counting the bar lines
+   * `originBeat + bar * beatsPerBar` of the tempo in effect; null when no tempo is known.
+   */
+  barAt(t) {
+    const tempo = this.at(t);
+    if (!tempo) return null;
+    const beat = tempoMath.beatAt(tempo, t);
+    const bar = Math.floor((beat - tempo.originBeat) / tempo.beatsPerBar + BEAT_EPSILON);
+    const barBeat = tempo.originBeat + bar * tempo.beatsPerBar;
+    return {
+      bar,
+      beatInBar: Math.max(0, beat - barBeat),
+      beat,
+      beatsPerBar: tempo.beatsPerBar,
+      barTime: tempoMath.timeOfBeat(tempo, barBeat),
+      tempo,
+    };
+  }
+}
+
+/** How a one-way delay feels to people (PROTOCOL.md section 8): 'good', 'playable', 'hard', or null. */
+export function gradeLatency(ms) {
+  if (typeof ms !== 'number' || !Number.isFinite(ms)) return null;
+  if (ms <= 25) return 'good';
+  if (ms <= 50) return 'playable';
+  return 'hard';
+}
+
+// ---------------------------------------------------------------------------
 // The seat: what the client needs to come back to its place in a room.
 
 /** sessionStorage when the page has one (reading it may throw in a sandboxed frame). */
@@ -344,9 +818,17 @@ function defaultStorage() {
   }
 }
 
-/** A participant as the page sees it: `status` is always 'active' or 'away'. */
+/** A round trip as the server reports it: a number of ms, else null. */
+function rttOrNull(ms) {
+  return typeof ms === 'number' && Number.isFinite(ms) && ms >= 0 ? ms : null;
+}
+
+/**
+ * A participant as the page sees it: `status` is always 'active' or 'away',
+ * `rttMs` a number or null.
+ */
 function normalizeParticipant(p) {
-  return { ...p, status: p && p.status === 'away' ? 'away' : 'active' };
+  return { ...p, status: p && p.status === 'away' ? 'away' : 'active', rttMs: rttOrNull(p && p.rttMs) };
 }
 
 /** A stored seat, or null when `value` is not one. */
@@ -372,44 +854,7 @@ function parseSeat(text) {
 
 /**
  * A connection to a jam server, over WebTransport or WebSocket, with one API.
- *
- * Events (subscribe with `on(name, fn)`, which returns an unsubscribe function):
- * - every server message by its `event` name: `session:created`, `session:joined`,
- *   `session:resumed`, `session:left`, `session:user-joined`, `session:user-left`,
- *   `session:user-away`, `session:user-back`, `session:host-changed`,
- *   `event:broadcast`, `clock:pong`, `error`, and any other the server sends; the
- *   listener gets `(data, envelope, channel)`; `channel` is 'stream', 'datagram'
- *   or 'websocket'. A reliable room message (one with a top-level `seq`) whose
- *   `seq` is not above the last one seen is a duplicate and is dropped unheard;
- *   one replayed after a resume has `envelope.replayed === true` (a page may
- *   skip stale notes).
- * - `message`: every server envelope, `(envelope, channel)`.
- * - `state`: `{ state, transport }` whenever `client.state` changes
- *   ('idle', 'connecting', 'connected', 'reconnecting', 'disconnected'). While it
- *   is not 'connected' nothing the client sends reaches the room.
- * - `room`: `client.room` after any change to it (null when not in a room).
- *   `room.participants[].status` is 'active' or 'away'. The room stays set while
- *   the client reconnects: the server holds the seat.
- * - `user-away`: `{ userId, user }` when another participant's connection dropped
- *   (the server holds the seat for its resume window).
- * - `user-back`: `{ userId, user }` when that participant resumed the seat.
- * - `resumed`: `{ replayed, room }` when the client got its seat back after a lost
- *   connection or a reload; with `replayed` false the room snapshot is all there
- *   is (nothing missed is replayed, e.g. after a server restart).
- * - `transport-failed`: `{ transport, error }` when one transport could not open.
- * - `reconnecting`: `{ attempt, delayMs, reason, restoring }` before each reconnect
- *   attempt (`restoring` when taking up a seat saved by an earlier page).
- * - `resume-failed`: `{ roomCode, code, message }` when the server refused the
- *   seat (`resume_failed`); the client then joins the room afresh.
- * - `rejoin-retry`: `{ attempt, delayMs, code }` (servers without `resume` only) when
- *   the rejoin got `name_taken` and will be tried again.
- * - `reconnected`: `{ transport, room }` once connected again (with the seat back,
- *   when there was one).
- * - `session-ended`: `{ roomCode, code, message }` when the seat is gone for good:
- *   the resume and the fresh join both failed (`room_not_found`, `name_taken`, ...)
- *   or the seat was resumed by another tab (`resumed_elsewhere`).
- * - `disconnected`: `{ reason }` when the client stops for good (close(), out of
- *   attempts, or its seat taken over).
+ * Its properties, methods and events are listed in this file's header comment.
  */
 export class JamClient {
   constructor(options = {}) {
@@ -425,8 +870,10 @@ export class JamClient {
     this.room = null;
     /** What `/connect` answered last. */
     this.connectInfo = null;
-    /** Round trip of the last heartbeat, in ms (null until one came back). */
+    /** Round trip of the last `clock:ping` answered, in ms (null until one came back). */
     this.rttMs = null;
+    /** The estimate of the server's clock, from this client's `clock:ping`s. */
+    this.clock = new ClockEstimator();
     /** Counters, cumulative over reconnects. */
     this.stats = {
       datagramsSent: 0,
@@ -451,6 +898,12 @@ export class JamClient {
       heartbeatsSent: 0,
       /** Links dropped because the heartbeat got no answer. */
       heartbeatTimeouts: 0,
+      /** Clock pings other than heartbeats (the burst, and the datagram pings over WebTransport). */
+      clockPingsSent: 0,
+      /** ... of which went as WebTransport datagrams. */
+      clockDatagramsSent: 0,
+      /** Pongs that fed the clock estimate (heartbeats' included). */
+      clockSamples: 0,
     };
     this._listeners = new Map();
     this._conn = null; // the live transport object
@@ -467,6 +920,14 @@ export class JamClient {
     this._storage = this.options.storage === undefined ? defaultStorage() : this.options.storage;
     this._saveTimer = null;
     this._heartbeat = null;
+    this._clockTimer = null;
+    this._clockPings = new Map(); // id -> local send time, for pings of this connection
+    this._clockConn = null; // the connection the clock samples are from
+    this._roughOffsetMs = null; // server minus local by the last seat answer's `serverTime`
+    this._tempo = new TempoTimeline();
+    this._resumeTempo = null; // the tempo of a resume answer whose replay is under way
+    this._tempoTimer = null;
+    this._saidTempo = null; // the tempo in effect the last `tempo` event told of
     this._closedByUser = false;
     this._reconnecting = false;
     this._connecting = null;
@@ -599,6 +1060,7 @@ export class JamClient {
       this.transport = kind;
       this.stats.connects++;
       this._startHeartbeat(conn);
+      this._startClock(conn);
       return kind;
     }
     throw lastError || new JamError('connect_failed', 'no transport could open');
@@ -615,6 +1077,7 @@ export class JamClient {
     this._saveSeat();
     if (this._wake) this._wake();
     this._stopHeartbeat();
+    this._stopClock();
     const conn = this._conn;
     this._conn = null;
     this._seatedConn = null;
@@ -765,8 +1228,7 @@ export class JamClient {
       if (t - hb.lastPingAt >= every) {
         hb.lastPingAt = t;
         if (hb.waitingSince === null) hb.waitingSince = t;
-        this.stats.heartbeatsSent++;
-        conn.sendControl(JSON.stringify({ event: 'clock:ping', data: { t0: t }, id: this._nextId++ }));
+        this._sendClockPing(conn, { heartbeat: true });
       }
     }, Math.max(20, Math.min(250, every / 4)));
     this._heartbeat = hb;
@@ -778,10 +1240,219 @@ export class JamClient {
     this._heartbeat = null;
   }
 
+  // --- the room clock ---------------------------------------------------------
+
+  /**
+   * Sends one `clock:ping` whose pong feeds `clock`: as a WebTransport
+   * datagram when `datagram` is set, else on the reliable path (as the
+   * heartbeat's are). `t0` is the local clock, `localNow()`.
+   */
+  _sendClockPing(conn, { datagram = false, heartbeat = false } = {}) {
+    const id = this._nextId++;
+    const t0 = localNow();
+    this._clockPings.set(id, t0);
+    // The pong of a lost datagram never comes: forget the oldest.
+    if (this._clockPings.size > 64) this._clockPings.delete(this._clockPings.keys().next().value);
+    const text = JSON.stringify({ event: 'clock:ping', data: { t0 }, id });
+    if (heartbeat) this.stats.heartbeatsSent++;
+    else this.stats.clockPingsSent++;
+    if (datagram && conn.hasDatagrams) {
+      this.stats.clockDatagramsSent++;
+      conn.sendDatagram(encoder.encode(text));
+    } else {
+      conn.sendControl(text);
+    }
+  }
+
+  /**
+   * Samples the server's clock on a new connection: `clockBurst` pings at
+   * once, then one every `clockIntervalMs`; over WebTransport as datagrams.
+   * Over WebSocket the heartbeat's pings are the samples after the burst.
+   * The estimate of the previous connection stands until the first pong.
+   */
+  _startClock(conn) {
+    this._stopClock();
+    this._clockPings.clear();
+    if (!this.hasFeature('clock')) return;
+    const { clockBurst, clockBurstSpacingMs, clockIntervalMs } = this.options;
+    const datagram = conn.hasDatagrams;
+    let burst = Math.max(0, Math.floor(clockBurst) || 0);
+    const tick = () => {
+      this._clockTimer = null;
+      if (conn !== this._conn) return;
+      if (burst > 0) {
+        burst--;
+        this._sendClockPing(conn, { datagram });
+      } else if (!(clockIntervalMs > 0)) {
+        return;
+      } else if (datagram || !this._heartbeat) {
+        this._sendClockPing(conn, { datagram });
+      }
+      this._clockTimer = setTimeout(tick, burst > 0 ? clockBurstSpacingMs : clockIntervalMs);
+    };
+    tick();
+  }
+
+  _stopClock() {
+    clearTimeout(this._clockTimer);
+    this._clockTimer = null;
+  }
+
+  /** A pong of one of our own pings: a clock sample. Returns the `clock` event's data, or null. */
+  _clockSample(conn, env, data, t1) {
+    const t0 = this._clockPings.get(env.id);
+    // Someone else's ping (`request('clock:ping', ...)`): its t0 is not our clock.
+    if (t0 === undefined) return null;
+    this._clockPings.delete(env.id);
+    this.rttMs = Math.max(0, t1 - t0);
+    if (typeof data.serverTime !== 'number' || !Number.isFinite(data.serverTime)) return null;
+    if (this._clockConn !== conn) {
+      // A new connection may take another path: its samples start afresh.
+      this.clock.reset();
+      this._clockConn = conn;
+    }
+    const sample = this.clock.add(t0, data.serverTime, t1);
+    this.stats.clockSamples++;
+    const { offsetMs, rttMs, errorMs } = this.clock;
+    return { offsetMs, rttMs, errorMs, sample };
+  }
+
+  /**
+   * The server's clock now, in ms: by `clock`, or before its first sample
+   * roughly by the `serverTime` of the last seat answer (off by that answer's
+   * one-way delay); null when neither is known.
+   */
+  serverNow() {
+    const t = this.clock.serverNow();
+    if (t !== null) return t;
+    return this._roughOffsetMs === null ? null : localNow() + this._roughOffsetMs;
+  }
+
+  // --- latency in presence -----------------------------------------------------
+
+  /**
+   * The expected one-way delay from participant `userId` to this client, in
+   * ms: (their round trip + mine) / 2 from the server's measurements
+   * (`room.participants[].rttMs`, PROTOCOL.md section 8; mine is this client's
+   * own best clock round trip until the server has one). Null outside a room
+   * or while theirs is unknown. `gradeLatency(ms)` says how it feels.
+   */
+  delayMs(userId) {
+    const room = this.room;
+    if (!room) return null;
+    const them = room.participants.find((p) => p.id === userId);
+    const me = room.participants.find((p) => p.id === room.userId);
+    const theirs = them ? them.rttMs : null;
+    const mine = me && me.rttMs !== null ? me.rttMs : this.clock.rttMs;
+    if (theirs === null || mine === null) return null;
+    return (theirs + mine) / 2;
+  }
+
+  // --- the shared tempo --------------------------------------------------------
+
+  /** The room's tempo in effect now (a copy), or null outside a room. */
+  get tempo() {
+    if (!this.room) return null;
+    const t = this.serverNow();
+    const tempo = t === null ? this._tempo.latest : this._tempo.at(t);
+    return tempo ? { ...tempo } : null;
+  }
+
+  /** An announced tempo change that has not taken effect yet (a copy), else null. */
+  get pendingTempo() {
+    const t = this.serverNow();
+    if (!this.room || t === null) return null;
+    const tempo = this._tempo.pendingAfter(t);
+    return tempo ? { ...tempo } : null;
+  }
+
+  /** The room's beat (fractional) at server time `serverTime` (default: now), or null. */
+  beatAt(serverTime = this.serverNow()) {
+    if (!this.room || typeof serverTime !== 'number') return null;
+    return this._tempo.beatAt(serverTime);
+  }
+
+  /** The server time of the room's first whole beat after `after` (default: now), or null. */
+  nextBeatTime(after = this.serverNow()) {
+    if (!this.room || typeof after !== 'number') return null;
+    return this._tempo.nextBeatTime(after);
+  }
+
+  /** The server time of the room's first bar line after `after` (default: now), or null. */
+  nextBarTime(after = this.serverNow()) {
+    if (!this.room || typeof after !== 'number') return null;
+    return this._tempo.nextBarTime(after);
+  }
+
+  /**
+   * Where server time `serverTime` (default: now) falls in its bar:
+   * `{ bar, beatInBar, beat, beatsPerBar, barTime, tempo }` (see the header), or null.
+   */
+  barAt(serverTime = this.serverNow()) {
+    if (!this.room || typeof serverTime !== 'number') return null;
+    const at = this._tempo.barAt(serverTime);
+    return at ? { ...at, tempo: { ...at.tempo } } : null;
+  }
+
+  /**
+   * Sets the room's tempo (`tempo:set`, PROTOCOL.md section 9): `bpm` 20 to
+   * 300, `beatsPerBar` 1 to 16 (omitted or null: unchanged). Resolves with the
+   * new tempo once `tempo:changed` came back; it takes effect at its
+   * `originTime`, the first bar line at least 250 ms after the server got it.
+   */
+  async setTempo(bpm, beatsPerBar) {
+    const room = this.room;
+    if (!room) throw new JamError('not_in_session', ERROR_TEXT.not_in_session);
+    const data = { roomCode: room.roomCode, bpm };
+    if (beatsPerBar !== undefined && beatsPerBar !== null) data.beatsPerBar = beatsPerBar;
+    const answer = await this.request('tempo:set', data);
+    return parseTempo(answer && answer.tempo) || (answer && answer.tempo) || null;
+  }
+
+  /** What the `tempo` event carries. */
+  _tempoState() {
+    return { tempo: this.tempo, pending: this.pendingTempo };
+  }
+
+  /** Emits `tempo`; `onlyIfChanged`: only when the tempo in effect is another one than last said. */
+  _emitTempo(onlyIfChanged = false) {
+    const t = this.serverNow();
+    const current = t === null ? this._tempo.latest : this._tempo.at(t);
+    if (onlyIfChanged && current === this._saidTempo) return;
+    this._saidTempo = current;
+    this._emit('tempo', this._tempoState());
+  }
+
+  /** Says `tempo` again when a pending change takes effect. */
+  _scheduleTempo() {
+    clearTimeout(this._tempoTimer);
+    this._tempoTimer = null;
+    const t = this.serverNow();
+    if (!this.room || t === null) return;
+    const pending = this._tempo.pendingAfter(t);
+    if (!pending) return;
+    this._tempoTimer = setTimeout(() => {
+      this._tempoTimer = null;
+      this._emitTempo(true);
+      this._scheduleTempo();
+    }, Math.max(0, pending.originTime - t) + 1);
+  }
+
+  /** Forgets the room's tempo (out of the room). */
+  _clearTempo() {
+    this._tempo.clear();
+    this._resumeTempo = null;
+    this._saidTempo = null;
+    clearTimeout(this._tempoTimer);
+    this._tempoTimer = null;
+  }
+
   // --- incoming -----------------------------------------------------------
 
   _handleText(conn, text, channel) {
     if (!conn || conn !== this._conn) return;
+    // Read the clock first: a pong's arrival time is a clock sample.
+    const receivedAt = localNow();
     let env;
     try {
       env = JSON.parse(text);
@@ -797,8 +1468,11 @@ export class JamClient {
       hb.lastHeardAt = now();
       hb.waitingSince = null;
     }
+    // Events the client derives, said after the raw event: [name, data] pairs.
+    const derived = [];
     if (env.event === 'clock:pong') {
-      if (typeof data.t0 === 'number') this.rttMs = Math.max(0, now() - data.t0);
+      const sample = this._clockSample(conn, env, data, receivedAt);
+      if (sample) derived.push(['clock', sample]);
     } else if (channel === 'datagram') this.stats.datagramsReceived++;
     else if (channel === 'stream') this.stats.streamReceived++;
     else this.stats.websocketReceived++;
@@ -816,16 +1490,20 @@ export class JamClient {
 
     // Keep `room` current before anyone hears about the change.
     let roomChanged = false;
-    let derived = null; // [event, payload] for the page, after the raw event
+    let tempoChanged = false;
     const room = this.room;
     switch (env.event) {
       case 'session:created':
       case 'session:joined':
       case 'session:resumed':
         if (typeof data.roomCode === 'string' && typeof data.userId === 'string') {
+          if (typeof data.serverTime === 'number' && Number.isFinite(data.serverTime)) {
+            this._roughOffsetMs = data.serverTime - receivedAt;
+          }
           this._takeSeat(conn, env.event, data);
           roomChanged = true;
-          if (env.event === 'session:resumed') derived = ['resumed', { replayed: data.replayed === true, room: this.room }];
+          tempoChanged = !this._tempo.isEmpty;
+          if (env.event === 'session:resumed') derived.push(['resumed', { replayed: data.replayed === true, room: this.room }]);
         }
         break;
       case 'session:left':
@@ -857,7 +1535,7 @@ export class JamClient {
           roomChanged = true;
         }
         const user = room && room.participants.find((p) => p.id === data.userId);
-        derived = [status === 'away' ? 'user-away' : 'user-back', { userId: data.userId, user: user || null }];
+        derived.push([status === 'away' ? 'user-away' : 'user-back', { userId: data.userId, user: user || null }]);
         break;
       }
       case 'session:host-changed':
@@ -866,8 +1544,32 @@ export class JamClient {
           roomChanged = true;
         }
         break;
+      case 'session:latency': {
+        const rtts = data.rttMs;
+        if (room && rtts && typeof rtts === 'object') {
+          const has = (id) => Object.prototype.hasOwnProperty.call(rtts, id);
+          // Away seats are left out of the map: they keep their last value.
+          room.participants = room.participants.map((p) => (has(p.id) ? { ...p, rttMs: rttOrNull(rtts[p.id]) } : p));
+          roomChanged = true;
+          derived.push(['latency', { rttMs: { ...rtts }, room }]);
+        }
+        break;
+      }
+      case 'tempo:changed': {
+        const tempo = parseTempo(data.tempo);
+        if (room && tempo) {
+          this._tempo.apply(tempo);
+          // A replay after a resume brings changes the answer's tempo already
+          // includes: that tempo stays the newest.
+          if (env.replayed && this._resumeTempo) this._tempo.apply(this._resumeTempo);
+          tempoChanged = true;
+        }
+        break;
+      }
       case 'event:broadcast':
         this.stats.broadcastsReceived++;
+        // The one-way delay from the sender, by the round trips known now.
+        data.delayMs = this.delayMs(data.senderId);
         break;
       default:
         break;
@@ -884,7 +1586,11 @@ export class JamClient {
     this._emit(env.event, data, env, channel);
     this._emit('message', env, channel);
     if (roomChanged) this._emit('room', this.room);
-    if (derived) this._emit(...derived);
+    for (const [name, payload] of derived) this._emit(name, payload);
+    if (tempoChanged && this.room) {
+      this._emitTempo();
+      this._scheduleTempo();
+    }
   }
 
   /**
@@ -915,6 +1621,16 @@ export class JamClient {
     };
     this._seatedConn = conn;
     this.room = { roomCode: data.roomCode, userId: data.userId, hostId: data.hostId, participants };
+    // The room's tempo: a fresh seat starts its timeline from the answer's; a
+    // resumed one adds it to what it knew (a change may still be pending).
+    const tempo = parseTempo(data.tempo);
+    this._resumeTempo = null;
+    if (!tempo) this._clearTempo();
+    else if (event !== 'session:resumed') this._tempo.reset(tempo);
+    else {
+      this._tempo.apply(tempo);
+      if (this._replayUntil > 0) this._resumeTempo = tempo;
+    }
     this._saveSeat();
   }
 
@@ -923,6 +1639,7 @@ export class JamClient {
     this._seat = null;
     this._seatedConn = null;
     this._replayUntil = 0;
+    this._clearTempo();
     clearTimeout(this._saveTimer);
     this._saveTimer = null;
     if (!this._storage) return;
@@ -934,6 +1651,7 @@ export class JamClient {
   }
 
   _setRoom(room) {
+    if (room === null) this._clearTempo();
     if (room === null && this.room === null) return;
     this.room = room;
     this._emit('room', room);
@@ -1007,6 +1725,7 @@ export class JamClient {
   _handleClose(conn, { reason, takenOver = false }) {
     if (!conn || conn !== this._conn) return;
     this._stopHeartbeat();
+    this._stopClock();
     this._conn = null;
     this._seatedConn = null;
     this.transport = null;

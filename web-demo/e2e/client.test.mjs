@@ -9,100 +9,15 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { JamClient, JamError, describeError, hexToBytes } from '../jam-client.js';
-
-const BASE = 'http://jam.test:3001/';
-const CONNECT_INFO = {
-  webtransport: null,
-  websocket: { url: 'ws://jam.test:3001/ws' },
-  protocol: 1,
-};
-
-/**
- * A fake server reachable through stubbed `fetch` and `WebSocket` globals.
- * `onMessage(envelope, socket)` scripts the answers.
- */
-class FakeServer {
-  constructor() {
-    this.sockets = [];
-    this.fetches = 0;
-    this.up = true;
-    this.connectInfo = CONNECT_INFO;
-    this.onMessage = () => {};
-    this.received = [];
-  }
-
-  install() {
-    const server = this;
-    this.saved = { fetch: globalThis.fetch, WebSocket: globalThis.WebSocket, WebTransport: globalThis.WebTransport };
-    globalThis.fetch = async (url) => {
-      server.fetches++;
-      if (!server.up) throw new TypeError('fetch failed');
-      assert.equal(String(url), new URL('/connect', BASE).href);
-      return { ok: true, status: 200, json: async () => structuredClone(server.connectInfo) };
-    };
-    globalThis.WebSocket = class FakeWebSocket {
-      constructor(url) {
-        this.url = url;
-        this.readyState = 0;
-        server.sockets.push(this);
-        setTimeout(() => {
-          if (!server.up) {
-            this.onerror?.({});
-            this.onclose?.({ code: 1006, reason: '' });
-            return;
-          }
-          this.readyState = 1;
-          this.onopen?.({});
-        }, 1);
-      }
-
-      send(text) {
-        const env = JSON.parse(text);
-        server.received.push(env);
-        server.onMessage(env, this);
-      }
-
-      /** The client closing. */
-      close(code = 1000, reason = '') {
-        if (this.readyState === 3) return;
-        this.readyState = 3;
-        setTimeout(() => this.onclose?.({ code, reason }), 1);
-      }
-
-      /** The server talking; `extra` adds top-level fields such as `seq`. */
-      push(event, data, id, extra = {}) {
-        const env = { event, data, ...extra };
-        if (id !== undefined) env.id = id;
-        setTimeout(() => this.readyState === 1 && this.onmessage?.({ data: JSON.stringify(env) }), 1);
-      }
-
-      /** The connection dying under the client (or closed by the server with `code`). */
-      die(code = 1006, reason = '') {
-        this.readyState = 3;
-        setTimeout(() => this.onclose?.({ code, reason }), 1);
-      }
-    };
-    delete globalThis.WebTransport;
-  }
-
-  restore() {
-    globalThis.fetch = this.saved.fetch;
-    globalThis.WebSocket = this.saved.WebSocket;
-    if (this.saved.WebTransport) globalThis.WebTransport = this.saved.WebTransport;
-  }
-
-  get last() {
-    return this.sockets[this.sockets.length - 1];
-  }
-}
+import { BASE, CONNECT_INFO, FakeServer } from './fake-server.mjs';
 
 function participant(id, name, instrument = 'piano') {
   return { id, name, instrument };
 }
 
-/** A participant as the client lists it (protocol 1.0 servers send no status). */
-function listed(id, name, instrument = 'piano', status = 'active') {
-  return { id, name, instrument, status };
+/** A participant as the client lists it (protocol 1.0 servers send no status and no round trip). */
+function listed(id, name, instrument = 'piano', status = 'active', rttMs = null) {
+  return { id, name, instrument, status, rttMs };
 }
 
 /** Resolves with the first `name` event's arguments, or rejects after `ms`. */
@@ -163,7 +78,7 @@ describe('jam-client.js with a protocol 1.0 server', { timeout: 20_000 }, () => 
     assert.equal(typeof sent.id, 'number');
     assert.deepEqual(sent.data, { name: ' Ana ', instrument: 'piano' });
     assert.equal(client.stats.websocketSent, 1);
-    assert.ok(!server.received.some((e) => e.event === 'clock:ping'), 'no heartbeat without the clock feature');
+    assert.equal(server.pings.length, 0, 'no heartbeat and no clock pings without the clock feature');
   });
 
   test('an error answer rejects the request with its code, and is also an event', async () => {
@@ -638,7 +553,7 @@ describe('jam-client.js with a 1.1 server (resume, clock)', { timeout: 20_000 },
     await client.connect();
     await client.create({ name: 'Ana' });
     await until(() => client.rttMs !== null && client.stats.heartbeatsSent >= 2, 'pings answered');
-    const ping = server.received.find((e) => e.event === 'clock:ping');
+    const ping = server.pings.find((e) => e.event === 'clock:ping');
     assert.equal(typeof ping.data.t0, 'number');
     assert.equal(typeof ping.id, 'number');
     assert.equal(client.stats.websocketSent, 1, 'heartbeats are not counted as sent messages');

@@ -209,6 +209,51 @@ describe('JamSession in Chromium', { timeout: 240_000 }, () => {
     await ben.page.locator('[data-testid="key-67"]:not(.remote)').waitFor();
   });
 
+  test('the room clock in Chromium: datagram pings over WebTransport, the estimate within 1 ms (or its bound); latency and tempo reach the page', async (t) => {
+    const clockOf = (page) =>
+      page.evaluate(async () => {
+        const c = window.jam.client;
+        const deadline = Date.now() + 5000;
+        while (c.clock.sampleCount < 8 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        const { offsetMs, errorMs, rttMs, sampleCount } = c.clock;
+        return { transport: c.transport, offsetMs, errorMs, rttMs, sampleCount, ...c.stats };
+      });
+    const [a, b] = [await clockOf(ana.page), await clockOf(ben.page)];
+    for (const [who, c] of [['Ana', a], ['Ben', b]]) {
+      t.diagnostic(`${who} (${c.transport}): offset ${c.offsetMs.toFixed(3)} ms, bound ±${c.errorMs.toFixed(3)} ms, ${c.sampleCount} samples, ${c.clockDatagramsSent} as datagrams`);
+      assert.ok(c.sampleCount >= 8, `${who}: ${c.sampleCount} samples`);
+      // One machine: the true offset is 0 (a browser's clock may round to 0.1 ms,
+      // and a datagram round trip in Chromium can take a few ms).
+      assert.ok(Math.abs(c.offsetMs) <= Math.max(1, c.errorMs), `${who}: offset ${c.offsetMs} ms, bound ±${c.errorMs} ms`);
+    }
+    assert.equal(a.transport, 'webtransport');
+    assert.ok(a.clockDatagramsSent >= 8, 'WebTransport clock pings go as datagrams');
+    assert.ok(a.heartbeatsSent >= 1, 'the heartbeat goes on the control stream beside them');
+    assert.equal(b.clockDatagramsSent, 0);
+
+    // The server's round trips reach the participant list; a note then carries the delay.
+    await ben.page.waitForFunction(() => window.jam.client.room.participants.every((p) => p.rttMs !== null), null, { timeout: TIMEOUT.ui });
+    const heardBefore = (await recordedNotes(ben.page)).length;
+    await ana.page.keyboard.press('f');
+    await ben.page.waitForFunction((n) => window.__notes.length > n, heardBefore);
+    const note = (await recordedNotes(ben.page))[heardBefore];
+    const expected = await ben.page.evaluate((id) => window.jam.client.delayMs(id), note.senderId);
+    assert.equal(typeof note.serverTime, 'number');
+    assert.equal(typeof note.delayMs, 'number');
+    assert.equal(note.delayMs, expected);
+    assert.ok(note.delayMs < 25, `loopback is 'good': ${note.delayMs} ms`);
+
+    // A tempo set on one page is announced on the other, for the same bar line.
+    await ben.page.evaluate(() => {
+      window.__pending = [];
+      window.jam.client.on('tempo', (s) => s.pending && window.__pending.push(s.pending));
+    });
+    const set = await ana.page.evaluate(() => window.jam.client.setTempo(100, 3));
+    await ben.page.waitForFunction(() => window.__pending.length > 0);
+    assert.deepEqual(await ben.page.evaluate(() => window.__pending[0]), set);
+    assert.deepEqual([set.bpm, set.beatsPerBar], [100, 3]);
+  });
+
   test('a browser without WebTransport falls back to WebSocket and plays along', async () => {
     const link = await ana.page.getByTestId('share-link').inputValue();
     cleo = await player({
