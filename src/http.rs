@@ -172,14 +172,31 @@ fn demo_path(path: &str) -> Option<&Path> {
         .then_some(relative)
 }
 
+/// The largest file `--web-dir` serves: the demo's files are a few KiB; this keeps a
+/// stray large file from being read into memory for every request.
+const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Reads `relative` under `dir` (canonical), refusing a file whose real path is elsewhere
-/// (a symbolic link out of the folder).
+/// (a symbolic link out of the folder), anything that is not a regular file (a device, a
+/// pipe: `/dev/zero` would never end), and files over [`MAX_FILE_BYTES`].
 async fn read_inside(dir: &Path, relative: &Path) -> Option<Vec<u8>> {
     let real = tokio::fs::canonicalize(dir.join(relative)).await.ok()?;
     if !real.starts_with(dir) {
         return None;
     }
-    tokio::fs::read(real).await.ok()
+    let meta = tokio::fs::metadata(&real).await.ok()?;
+    if !meta.is_file() || meta.len() > MAX_FILE_BYTES {
+        return None;
+    }
+    let mut body = Vec::with_capacity(meta.len() as usize);
+    let file = tokio::fs::File::open(&real).await.ok()?;
+    // Read no more than the cap even if the file grows meanwhile.
+    use tokio::io::AsyncReadExt;
+    file.take(MAX_FILE_BYTES)
+        .read_to_end(&mut body)
+        .await
+        .ok()?;
+    Some(body)
 }
 
 fn mime_for(path: &str) -> &'static str {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::TestServer;
+use common::{TestServer, T};
 use jam_client::http_get;
 
 /// A web folder with one page, next to a secret the server must never serve.
@@ -47,6 +47,32 @@ async fn web_dir_serves_its_files_and_nothing_outside_it() {
         assert!(!body.windows(6).any(|w| w == b"secret"), "{path}");
         assert!(!body.windows(5).any(|w| w == b"root:"), "{path}");
     }
+}
+
+#[tokio::test]
+async fn web_dir_serves_regular_files_of_a_bounded_size_only() {
+    let (_root, web) = web_dir();
+    // Inside the folder, but not files to serve: a pipe (a read would never end), a
+    // device through a link, a directory, and a file over the 16 MiB cap.
+    let fifo = web.join("pipe.js");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::fs::create_dir(web.join("dir.js")).unwrap();
+    let big = std::fs::File::create(web.join("big.js")).unwrap();
+    big.set_len(17 * 1024 * 1024).unwrap();
+    std::fs::write(web.join("ok.js"), "export {}").unwrap();
+    let s = TestServer::start_with(|c| c.web_dir = Some(web.clone())).await;
+    let base = s.http_base();
+    for path in ["/pipe.js", "/dir.js", "/big.js"] {
+        let got = tokio::time::timeout(T, http_get(&format!("{base}{path}"))).await;
+        let (status, _) = got.expect("answered at once").unwrap();
+        assert_eq!(status, 404, "{path}");
+    }
+    let (status, body) = http_get(&format!("{base}/ok.js")).await.unwrap();
+    assert_eq!((status, body.as_slice()), (200, &b"export {}"[..]));
 }
 
 #[tokio::test]

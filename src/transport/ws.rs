@@ -15,6 +15,7 @@ use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use jam_protocol::SUBPROTOCOL;
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, Instrument};
@@ -140,6 +141,10 @@ fn read_error_reason(e: axum::Error) -> CloseReason {
     match inner.downcast_ref::<WsError>() {
         Some(WsError::Utf8(_)) => CloseReason::InvalidData,
         Some(WsError::Capacity(_)) => CloseReason::TooBig,
+        // A peer killed or cut off mid-connection: no close frame came, and that is all.
+        Some(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
+            CloseReason::PeerClosed
+        }
         Some(WsError::Protocol(_)) => CloseReason::ProtocolViolation,
         other => {
             debug!(error = ?other, "read failed");
@@ -272,4 +277,26 @@ async fn send_batch(
 fn text(bytes: Bytes) -> Message {
     // The server only queues JSON it encoded itself, which is UTF-8.
     Message::Text(Utf8Bytes::try_from(bytes).unwrap_or_else(|_| Utf8Bytes::from_static("{}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_errors_name_what_happened() {
+        let reason = |e: WsError| read_error_reason(axum::Error::new(e));
+        assert_eq!(
+            reason(WsError::Protocol(
+                ProtocolError::ResetWithoutClosingHandshake
+            )),
+            CloseReason::PeerClosed,
+            "a killed client is no protocol violation"
+        );
+        assert_eq!(
+            reason(WsError::Protocol(ProtocolError::NonZeroReservedBits)),
+            CloseReason::ProtocolViolation
+        );
+        assert_eq!(reason(WsError::ConnectionClosed), CloseReason::PeerClosed);
+    }
 }

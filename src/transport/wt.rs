@@ -345,6 +345,14 @@ async fn serve(connection: Connection, encoding: Encoding, ctx: &Context) -> Clo
             },
         }
     };
+    // "Closed by peer" was a guess for every way the connection can fail: QUIC knows
+    // whether it was its idle timeout.
+    let reason = match (reason, connection.quic_connection().close_reason()) {
+        (CloseReason::PeerClosed, Some(wtransport::quinn::ConnectionError::TimedOut)) => {
+            CloseReason::PeerTimeout
+        }
+        (reason, _) => reason,
+    };
     if finished {
         session.leave();
     }
