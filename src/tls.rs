@@ -100,11 +100,24 @@ fn identity_from_pem(cert_pem: &str, key_pem: &str) -> Result<TlsIdentity> {
         .map(|c| c.map(|c| c.to_vec()))
         .collect::<std::result::Result<_, _>>()
         .context("reading PEM certificates")?;
-    let Some(leaf) = certs.first() else {
+    let Some(leaf) = certs.first().cloned() else {
         bail!("no certificate in the PEM file");
     };
-    let not_after = leaf_not_after(leaf)?;
-    let hash_hex = sha256_hex(leaf);
+    let (not_before, not_after) = leaf_validity(&leaf)?;
+    let now = SystemTime::now();
+    if now > not_after {
+        bail!(
+            "the certificate expired on {}",
+            humantime::format_rfc3339_seconds(not_after)
+        );
+    }
+    if now < not_before {
+        bail!(
+            "the certificate is not valid until {}",
+            humantime::format_rfc3339_seconds(not_before)
+        );
+    }
+    let hash_hex = sha256_hex(&leaf);
     let chain = certs
         .into_iter()
         .map(|der| Certificate::from_der(der).context("parsing certificate"))
@@ -112,6 +125,13 @@ fn identity_from_pem(cert_pem: &str, key_pem: &str) -> Result<TlsIdentity> {
     let key = rustls_pemfile::private_key(&mut key_pem.as_bytes())
         .context("reading PEM private key")?
         .context("no private key in the PEM file")?;
+    // A key that does not belong to the certificate would only fail inside the QUIC
+    // stack, at the first handshake (wtransport panics): say so at start instead.
+    let signer = rustls::crypto::ring::sign::any_supported_type(&key)
+        .map_err(|e| anyhow::anyhow!("the private key cannot sign: {e}"))?;
+    rustls::sign::CertifiedKey::new(vec![rustls::pki_types::CertificateDer::from(leaf)], signer)
+        .keys_match()
+        .map_err(|e| anyhow::anyhow!("the private key does not match the certificate ({e})"))?;
     let key = match key {
         rustls::pki_types::PrivateKeyDer::Pkcs8(k) => {
             PrivateKey::from_der_pkcs8(k.secret_pkcs8_der().to_vec())
@@ -125,11 +145,17 @@ fn identity_from_pem(cert_pem: &str, key_pem: &str) -> Result<TlsIdentity> {
     })
 }
 
-fn leaf_not_after(der: &[u8]) -> Result<SystemTime> {
+/// The leaf certificate's validity: not before, not after.
+fn leaf_validity(der: &[u8]) -> Result<(SystemTime, SystemTime)> {
     let (_, cert) =
         x509_parser::parse_x509_certificate(der).context("parsing the leaf certificate")?;
-    let secs = cert.validity().not_after.timestamp();
-    Ok(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0)))
+    let at =
+        |secs: i64| SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0));
+    let validity = cert.validity();
+    Ok((
+        at(validity.not_before.timestamp()),
+        at(validity.not_after.timestamp()),
+    ))
 }
 
 fn load_pem_files(cert: &Path, key: &Path) -> Result<TlsIdentity> {
@@ -180,7 +206,7 @@ fn store(dir: &Path, cert_pem: &str, key_pem: &str) -> Result<()> {
 #[cfg(unix)]
 fn write_private(path: &Path, text: &str) -> Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -188,6 +214,10 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
+    // `mode` applies only to a file it creates: a file that was there keeps its mode, so
+    // make it private before the secret goes in.
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("making {} private", path.display()))?;
     f.write_all(text.as_bytes())?;
     Ok(())
 }
@@ -269,6 +299,50 @@ pub fn remaining(id: &TlsIdentity) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_of_another_certificate_is_a_clear_error() {
+        let (_, cert_a, _) = make_dev().unwrap();
+        let (_, _, key_b) = make_dev().unwrap();
+        let err = identity_from_pem(&cert_a, &key_b).err().expect("refused");
+        assert!(
+            err.to_string().contains("does not match the certificate"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn expired_and_future_certificates_are_clear_errors() {
+        for (from_now, want) in [(-30i64, "expired on"), (30, "not valid until")] {
+            let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+            let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+            let now = time::OffsetDateTime::now_utc();
+            let days = time::Duration::days;
+            (params.not_before, params.not_after) = if from_now < 0 {
+                (now - days(60), now + days(from_now))
+            } else {
+                (now + days(from_now), now + days(60))
+            };
+            let cert = params.self_signed(&key).unwrap();
+            let err = identity_from_pem(&cert.pem(), &key.serialize_pem())
+                .err()
+                .expect("refused");
+            assert!(err.to_string().contains(want), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_key_written_over_a_readable_file_becomes_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dev-key.pem");
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_private(&path, "secret").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "secret");
+    }
 
     #[test]
     fn the_resume_key_is_made_once_private_and_kept() {
