@@ -304,7 +304,9 @@ mod tests {
     fn a_key_of_another_certificate_is_a_clear_error() {
         let (_, cert_a, _) = make_dev().unwrap();
         let (_, _, key_b) = make_dev().unwrap();
-        let err = identity_from_pem(&cert_a, &key_b).err().expect("refused");
+        let Err(err) = identity_from_pem(&cert_a, &key_b) else {
+            panic!("a foreign key was accepted");
+        };
         assert!(
             err.to_string().contains("does not match the certificate"),
             "{err}"
@@ -324,9 +326,9 @@ mod tests {
                 (now + days(from_now), now + days(60))
             };
             let cert = params.self_signed(&key).unwrap();
-            let err = identity_from_pem(&cert.pem(), &key.serialize_pem())
-                .err()
-                .expect("refused");
+            let Err(err) = identity_from_pem(&cert.pem(), &key.serialize_pem()) else {
+                panic!("{want}: accepted");
+            };
             assert!(err.to_string().contains(want), "{err}");
         }
     }
