@@ -131,3 +131,24 @@ async fn room_requests_have_a_budget_per_connection() {
         expect_error(&mut c, jam_protocol::ErrorCode::NotInSession, kind).await;
     }
 }
+
+#[tokio::test]
+async fn look_alike_and_invisible_names_cannot_impersonate() {
+    let s = TestServer::start().await;
+    for kind in KINDS {
+        let mut ana = s.client(kind).await;
+        let room = create(&mut ana, "Ana").await;
+        let mut fake = s.client(kind).await;
+        for (name, want) in [
+            ("\u{410}na", jam_protocol::ErrorCode::NameTaken), // Cyrillic А
+            ("A\u{200B}na", jam_protocol::ErrorCode::NameTaken),
+            ("\u{200E}\u{200F}", jam_protocol::ErrorCode::InvalidMessage),
+        ] {
+            let err = fake.join(&room.room_code, name, "").await.unwrap_err();
+            assert_eq!(err.code(), Some(want), "{kind}: {name:?}");
+        }
+        fake.join(&room.room_code, "Bea", "")
+            .await
+            .expect("a different name joins");
+    }
+}

@@ -36,10 +36,32 @@ pub fn validate_name(raw: &str) -> Result<Name, ProtocolError> {
             "name must not contain control characters",
         ));
     }
+    // Zero-width and direction marks (Unicode Cf) alone show as nothing (1.1).
+    if name.chars().all(|c| c.is_whitespace() || is_format(c)) {
+        return Err(ProtocolError::invalid(
+            "name must have something visible in it",
+        ));
+    }
     Ok(Name {
         display: name.to_owned(),
-        key: name.to_lowercase(),
+        key: name_key(name),
     })
+}
+
+/// Unicode general category Cf (format): zero-width joiners, direction marks, ….
+fn is_format(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    c.general_category() == GeneralCategory::Format
+}
+
+/// What two names are compared by (1.1): invisible format characters dropped, NFKC,
+/// Unicode lower case, then the confusable skeleton of Unicode TS #39, so that names that
+/// look alike (Cyrillic `Аna` and Latin `Ana`, `ﬁ` and `fi`) are the same name.
+fn name_key(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_security::confusable_detection::skeleton;
+    let visible: String = name.chars().filter(|&c| !is_format(c)).nfkc().collect();
+    skeleton(&visible.to_lowercase()).collect()
 }
 
 /// Validates an instrument: missing or `null` is `""`; trimmed; at most 32 characters;
@@ -75,9 +97,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn look_alike_names_are_one_name_and_invisible_ones_are_refused() {
+        let key = |s: &str| validate_name(s).unwrap().key;
+        assert_eq!(key("\u{410}na"), key("Ana"), "Cyrillic А");
+        assert_eq!(key("ﬁfi"), key("fifi"), "a ligature");
+        assert_eq!(key("A\u{200B}na"), key("Ana"), "a zero-width space");
+        assert_eq!(key("ÁNA"), key("ána"));
+        assert_ne!(key("Ana"), key("Anna"));
+        assert_eq!(validate_name("A\u{200B}na").unwrap().display, "A\u{200B}na");
+        for invisible in [
+            "\u{200B}",
+            "\u{200E}\u{200F}",
+            "\u{2066}\u{2069}",
+            " \u{FEFF} ",
+        ] {
+            assert!(validate_name(invisible).is_err(), "{invisible:?}");
+        }
+    }
+
+    #[test]
     fn name_rules() {
         assert_eq!(validate_name("  Ana \u{3000}").unwrap().display, "Ana");
-        assert_eq!(validate_name("ÁNA").unwrap().key, "ána");
+        assert_eq!(
+            validate_name("ÁNA").unwrap().key,
+            validate_name("ána").unwrap().key
+        );
         assert_eq!(
             validate_name(&"é".repeat(32))
                 .unwrap()
