@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::history::HistoryLimits;
+use crate::origins::{BadOrigin, OriginPolicy};
 use crate::room::Limits;
 use crate::session::SessionLimits;
 
@@ -27,6 +28,9 @@ pub enum ConfigError {
         /// The largest value allowed.
         max: String,
     },
+    /// `--allowed-origins` holds something that is not an origin pattern.
+    #[error(transparent)]
+    Origins(BadOrigin),
     /// Peers would be dropped for silence before the server's keep-alive reached them.
     #[error("--ping-interval ({ping}) must be shorter than --peer-timeout ({timeout})")]
     PingNotBelowTimeout {
@@ -147,6 +151,12 @@ pub struct Config {
     #[arg(long)]
     pub make_cert: bool,
 
+    /// Web origins allowed to connect (PROTOCOL.md §10), comma-separated: exact origins
+    /// (`https://jam.example.com`), wildcards over DNS labels (`https://*.example.com`),
+    /// `null`, or `*` for every origin. Requests without an `Origin` are always allowed.
+    #[arg(long, env = "JAM_ALLOWED_ORIGINS", default_value = "*")]
+    pub allowed_origins: String,
+
     /// Directory of the web demo to serve instead of the copy built into the binary.
     #[arg(long, env = "JAM_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
@@ -236,6 +246,7 @@ impl Config {
             DAY,
         )?;
         duration("--resume-window", self.resume_window, Duration::ZERO, DAY)?;
+        self.origin_policy().map_err(ConfigError::Origins)?;
         if self.ping_interval >= self.peer_timeout {
             return Err(ConfigError::PingNotBelowTimeout {
                 ping: humantime::format_duration(self.ping_interval).to_string(),
@@ -243,6 +254,11 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    /// The origins allowed to connect.
+    pub fn origin_policy(&self) -> Result<OriginPolicy, BadOrigin> {
+        OriginPolicy::parse(&self.allowed_origins)
     }
 
     /// The room core's limits.

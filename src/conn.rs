@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::origins::OriginPolicy;
 use crate::outbox::{DatagramSink, Outbox};
 use crate::room::Hub;
 use crate::session::{Session, SessionLimits};
@@ -37,6 +38,8 @@ pub struct Context {
     pub tracker: TaskTracker,
     /// Open connections per address (IPv4) or /64 (IPv6).
     addresses: Arc<AddressTable>,
+    /// The web origins allowed to connect.
+    pub origins: OriginPolicy,
     next_conn: AtomicU64,
 }
 
@@ -112,6 +115,7 @@ impl Context {
         ping_interval: Duration,
         peer_timeout: Duration,
         max_per_address: usize,
+        origins: OriginPolicy,
     ) -> Self {
         Context {
             hub,
@@ -125,6 +129,7 @@ impl Context {
                 max: max_per_address,
                 open: Mutex::new(HashMap::new()),
             }),
+            origins,
             next_conn: AtomicU64::new(0),
         }
     }
@@ -200,6 +205,7 @@ mod tests {
             Duration::from_secs(5),
             Duration::from_secs(15),
             2,
+            OriginPolicy::any(),
         );
         let a: IpAddr = "2001:db8::1".parse().unwrap();
         let same_64: IpAddr = "2001:db8::2".parse().unwrap();

@@ -48,17 +48,19 @@ struct WebDemo;
 #[derive(Clone)]
 struct HttpState {
     published: Arc<Published>,
+    origins: Arc<crate::origins::OriginPolicy>,
     web_dir: Option<Arc<PathBuf>>,
 }
 
 /// The 1.1 additions this server serves (PROTOCOL.md, top), for clients to decide
 /// whether to resume or ping.
-pub const FEATURES: [&str; 4] = ["resume", "clock", "latency", "tempo"];
+pub const FEATURES: [&str; 5] = ["resume", "clock", "latency", "tempo", "origins"];
 
 /// All routes. `web_dir`, when given, must be canonical (the server resolves it at start).
 pub fn router(ctx: Arc<Context>, published: Arc<Published>, web_dir: Option<PathBuf>) -> Router {
     let state = HttpState {
         published,
+        origins: Arc::new(ctx.origins.clone()),
         web_dir: web_dir.map(Arc::new),
     };
     let ws = Router::new()
@@ -66,7 +68,7 @@ pub fn router(ctx: Arc<Context>, published: Arc<Published>, web_dir: Option<Path
         .route("/stats", get(stats))
         .with_state(ctx);
     Router::new()
-        .route("/connect", get(connect))
+        .route("/connect", get(connect).options(connect_preflight))
         .route("/healthz", get(|| async { "ok" }))
         .route("/", get(index))
         .route("/{*path}", get(static_file))
@@ -90,6 +92,37 @@ fn request_host(headers: &HeaderMap) -> String {
     }
 }
 
+/// CORS for `/connect` (PROTOCOL.md §10): an allowed `Origin` is echoed with `Vary:
+/// Origin`; any other gets no CORS headers (the browser then keeps the answer from the
+/// page).
+fn cors(state: &HttpState, headers: &HeaderMap) -> Vec<(header::HeaderName, HeaderValue)> {
+    let mut out = vec![(header::VARY, HeaderValue::from_static("Origin"))];
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        if state.origins.allows(Some(origin.to_str().unwrap_or("?"))) {
+            out.push((header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone()));
+        }
+    }
+    out
+}
+
+/// `OPTIONS /connect`: the preflight, answered like the request itself, with 204.
+async fn connect_preflight(State(state): State<HttpState>, headers: HeaderMap) -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let h = response.headers_mut();
+    for (k, v) in cors(&state, &headers) {
+        h.insert(k, v);
+    }
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    response
+}
+
 async fn connect(State(state): State<HttpState>, headers: HeaderMap) -> Response {
     let host = request_host(&headers);
     // Behind a TLS-terminating proxy the page is https, so the socket must be wss.
@@ -107,7 +140,11 @@ async fn connect(State(state): State<HttpState>, headers: HeaderMap) -> Response
         "protocol": PROTOCOL_VERSION,
         "features": FEATURES,
     });
-    ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+    let mut response = ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response();
+    for (k, v) in cors(&state, &headers) {
+        response.headers_mut().insert(k, v);
+    }
+    response
 }
 
 async fn stats(State(ctx): State<Arc<Context>>) -> Response {

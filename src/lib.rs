@@ -14,6 +14,7 @@
 //!     ▲
 //!   stats, clock           server-wide counters; the server clock (serverTime)
 //!   resume, history        signed resume tokens; a room's replayable recent messages
+//!   origins                which web origins may connect (--allowed-origins)
 //!   outbox                 delivery: a member's bounded queue + datagram sink, encode-once
 //!     ▲                    `Relayed`, `CloseReason`
 //!   room                   Hub / Room / Membership: rooms, presence, host hand-over, fan-out
@@ -48,6 +49,7 @@ pub mod config;
 pub mod conn;
 pub mod history;
 pub mod http;
+pub mod origins;
 pub mod outbox;
 pub mod resume;
 pub mod room;

@@ -80,6 +80,7 @@ impl RunningServer {
             config.ping_interval,
             config.peer_timeout,
             config.max_connections_per_address,
+            config.origin_policy()?,
         ));
 
         let listener = tokio::net::TcpListener::bind(config.http_addr)
@@ -106,6 +107,7 @@ impl RunningServer {
 
         let mut tasks = Vec::new();
         let app = http::router(ctx.clone(), published.clone(), web_dir);
+        info!(allowed_origins = %ctx.origins, "origins");
         let shutdown = ctx.shutdown.clone();
         tasks.push(tokio::spawn(async move {
             // Nagle's algorithm would hold each small frame until the previous one is

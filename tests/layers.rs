@@ -54,6 +54,7 @@ const CRATES: &[(&str, &[&str])] = &[
             "clock",
             "resume",
             "history",
+            "origins",
             "outbox",
             "room",
             "session",

@@ -483,7 +483,7 @@ async fn connect_lists_the_features_and_the_defaults_are_the_1_1_ones() {
     let info = jam_client::fetch_connect(&s.http_base()).await.unwrap();
     assert_eq!(
         info["features"],
-        json!(["resume", "clock", "latency", "tempo"])
+        json!(["resume", "clock", "latency", "tempo", "origins"])
     );
     let c = jam_server::Config::loopback();
     assert_eq!(c.ping_interval, Duration::from_secs(5));

@@ -554,7 +554,7 @@ async fn http_endpoints() {
                     "url": format!("https://{host}:{wt_port}/jam"),
                     "certificateHashes": [{"algorithm": "sha-256", "value": s.server.cert_hash()}],
                 },
-                "features": ["resume", "clock", "latency", "tempo"],
+                "features": ["resume", "clock", "latency", "tempo", "origins"],
                 "websocket": {"url": format!("ws://{host}:{ws_port}/ws")},
                 "protocol": 1,
             })

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::stream::SplitSink;
@@ -51,7 +51,15 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(ctx): State<Arc<Context>>,
+    headers: HeaderMap,
 ) -> Response {
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|o| o.to_str().unwrap_or("?"));
+    if !ctx.origins.allows(origin) {
+        debug!(%peer, ?origin, "origin not allowed");
+        return (StatusCode::FORBIDDEN, "this origin may not connect").into_response();
+    }
     let Some(slot) = ctx.admit(peer.ip()) else {
         debug!(%peer, "too many connections from this address");
         return (

@@ -250,6 +250,11 @@ async fn handshake(
         Some((p, q)) => (p.to_owned(), q.to_owned()),
         None => (request.path().to_owned(), String::new()),
     };
+    if !ctx.origins.allows(request.origin()) {
+        debug!(origin = ?request.origin(), "origin not allowed");
+        request.forbidden().await;
+        return None;
+    }
     if !admitted {
         debug!("too many connections from this address");
         request.too_many_requests().await;

@@ -1,0 +1,223 @@
+//! Which web origins may use the server (PROTOCOL.md §10): a list of patterns from
+//! `--allowed-origins`, each an exact origin (`https://jam.example.com`), a wildcard over
+//! one or more DNS labels (`https://*.example.com`, ports must match), `null`, or `*` for
+//! every origin. Requests without an `Origin` (native clients) are always allowed; the
+//! transports refuse a browser from any other origin before any message.
+
+use std::fmt;
+
+/// One allowed origin, or all of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pattern {
+    /// Every origin, `null` included.
+    Any,
+    /// Exactly this origin (`null` is `Exact("null")`).
+    Exact(String),
+    /// `scheme://*.suffix[:port]`: one or more labels before `suffix`.
+    Wildcard {
+        scheme: String,
+        suffix: String,
+        port: Option<String>,
+    },
+}
+
+/// The origins allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginPolicy(Vec<Pattern>);
+
+/// A pattern that is not an origin.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--allowed-origins: `{0}` is not an origin (like https://jam.example.com, https://*.example.com, null or *)")]
+pub struct BadOrigin(String);
+
+impl OriginPolicy {
+    /// Every origin.
+    pub fn any() -> Self {
+        OriginPolicy(vec![Pattern::Any])
+    }
+
+    /// Parses a comma-separated list of patterns.
+    pub fn parse(list: &str) -> Result<Self, BadOrigin> {
+        let patterns = list
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(parse_pattern)
+            .collect::<Result<Vec<_>, _>>()?;
+        if patterns.is_empty() {
+            return Err(BadOrigin(list.to_owned()));
+        }
+        Ok(OriginPolicy(patterns))
+    }
+
+    /// Whether a request with this `Origin` header (`None`: none sent) may proceed.
+    pub fn allows(&self, origin: Option<&str>) -> bool {
+        let Some(origin) = origin else {
+            return true;
+        };
+        let origin = origin.trim().to_ascii_lowercase();
+        self.0.iter().any(|p| match p {
+            Pattern::Any => true,
+            Pattern::Exact(o) => *o == origin,
+            Pattern::Wildcard {
+                scheme,
+                suffix,
+                port,
+            } => split(&origin).is_some_and(|(s, host, p)| {
+                s == scheme
+                    && p == port.as_deref()
+                    && host
+                        .strip_suffix(suffix.as_str())
+                        .and_then(|labels| labels.strip_suffix('.'))
+                        .is_some_and(|labels| {
+                            !labels.is_empty() && labels.split('.').all(valid_label)
+                        })
+            }),
+        })
+    }
+}
+
+impl fmt::Display for OriginPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|p| match p {
+                Pattern::Any => "*".to_owned(),
+                Pattern::Exact(o) => o.clone(),
+                Pattern::Wildcard {
+                    scheme,
+                    suffix,
+                    port,
+                } => format!(
+                    "{scheme}://*.{suffix}{}",
+                    port.as_deref().map(|p| format!(":{p}")).unwrap_or_default()
+                ),
+            })
+            .collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+fn parse_pattern(text: &str) -> Result<Pattern, BadOrigin> {
+    let bad = || BadOrigin(text.to_owned());
+    let lower = text.to_ascii_lowercase();
+    if lower == "*" {
+        return Ok(Pattern::Any);
+    }
+    if lower == "null" {
+        return Ok(Pattern::Exact(lower));
+    }
+    let (scheme, host, port) = split(&lower).ok_or_else(bad)?;
+    match host.strip_prefix("*.") {
+        Some(suffix) if suffix.split('.').all(valid_label) => Ok(Pattern::Wildcard {
+            scheme: scheme.to_owned(),
+            suffix: suffix.to_owned(),
+            port: port.map(str::to_owned),
+        }),
+        Some(_) => Err(bad()),
+        None if host.split('.').all(valid_label) || is_ip_literal(host) => {
+            Ok(Pattern::Exact(lower))
+        }
+        None => Err(bad()),
+    }
+}
+
+/// `scheme://host[:port]` (no path) into its parts.
+fn split(origin: &str) -> Option<(&str, &str, Option<&str>)> {
+    let (scheme, rest) = origin.split_once("://")?;
+    if !matches!(scheme, "http" | "https") || rest.is_empty() || rest.contains('/') {
+        return None;
+    }
+    if rest.starts_with('[') {
+        let end = rest.find(']')?;
+        let (host, after) = rest.split_at(end + 1);
+        return match after.strip_prefix(':') {
+            Some(port) if valid_port(port) => Some((scheme, host, Some(port))),
+            None if after.is_empty() => Some((scheme, host, None)),
+            _ => None,
+        };
+    }
+    match rest.rsplit_once(':') {
+        Some((host, port)) if valid_port(port) => Some((scheme, host, Some(port))),
+        Some(_) => None,
+        None => Some((scheme, rest, None)),
+    }
+}
+
+fn valid_port(p: &str) -> bool {
+    !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn valid_label(l: &str) -> bool {
+    !l.is_empty()
+        && l.len() <= 63
+        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !l.starts_with('-')
+        && !l.ends_with('-')
+}
+
+fn is_ip_literal(host: &str) -> bool {
+    host.starts_with('[') && host.ends_with(']')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_wildcard_null_and_any() {
+        let p = OriginPolicy::parse(
+            "https://jam.example.com, https://*.example.org, http://localhost:5173, null",
+        )
+        .unwrap();
+        for ok in [
+            None,
+            Some("https://jam.example.com"),
+            Some("HTTPS://JAM.EXAMPLE.COM"),
+            Some("https://a.example.org"),
+            Some("https://a.b.example.org"),
+            Some("http://localhost:5173"),
+            Some("null"),
+        ] {
+            assert!(p.allows(ok), "{ok:?}");
+        }
+        for no in [
+            "https://example.org", // * is one label or more
+            "https://evil-example.org",
+            "https://a.example.org:8443", // ports must match
+            "http://a.example.org",       // and schemes
+            "http://localhost:5174",
+            "https://jam.example.com.evil.net",
+            "https://a..example.org",
+            "",
+        ] {
+            assert!(!p.allows(Some(no)), "{no:?}");
+        }
+        assert!(OriginPolicy::any().allows(Some("https://anything.example")));
+        assert!(OriginPolicy::any().allows(Some("null")));
+        assert_eq!(OriginPolicy::parse("*").unwrap(), OriginPolicy::any());
+    }
+
+    #[test]
+    fn malformed_patterns_are_refused_at_start() {
+        for bad in [
+            "",
+            " , ",
+            "example.com",
+            "ftp://x.com",
+            "https://*",
+            "https://x.com/app",
+            "https://a*.b.com",
+            "https://x.com:http",
+        ] {
+            assert!(OriginPolicy::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            OriginPolicy::parse("https://*.example.com:8443")
+                .unwrap()
+                .to_string(),
+            "https://*.example.com:8443"
+        );
+    }
+}
