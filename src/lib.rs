@@ -13,6 +13,7 @@
 //!   jam_protocol (crate)   envelope, messages, ids, validation, JSON / MessagePack (no I/O)
 //!     ▲
 //!   stats, clock           server-wide counters; the server clock (serverTime)
+//!   addresses              an address as the per-address limits count it (IPv6: its /64)
 //!   resume, history        signed resume tokens; a room's replayable recent messages
 //!   origins                which web origins may connect (--allowed-origins)
 //!   outbox                 delivery: a member's bounded queue + datagram sink, encode-once
@@ -44,6 +45,7 @@
 
 #![warn(missing_docs)]
 
+pub mod addresses;
 pub mod clock;
 pub mod config;
 pub mod conn;

@@ -31,6 +31,7 @@ use serde_json::value::RawValue;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::addresses::AddressKey;
 use crate::clock::ServerClock;
 use crate::history::{History, HistoryLimits};
 use crate::outbox::{CloseReason, Delivered, Outbox, Path, Relayed};
@@ -65,17 +66,24 @@ impl Default for Limits {
     }
 }
 
-/// Per-IP budget of failed joins: a token bucket per address, forgotten once full again.
+/// Per-address budget of failed joins: a token bucket per [`AddressKey`] (so every
+/// address of one IPv6 /64 shares one), in two generations: when the current one is full,
+/// it becomes the previous one and the previous one is dropped, so the table stays bounded
+/// without a scan, and an address keeps its spent budget for at least one generation.
 #[derive(Debug, Default)]
 struct JoinFailures {
-    buckets: HashMap<IpAddr, (f64, Instant)>,
+    current: HashMap<AddressKey, (f64, Instant)>,
+    previous: HashMap<AddressKey, (f64, Instant)>,
 }
 
+/// Addresses a generation of [`JoinFailures`] remembers.
+const JOIN_FAILURE_GENERATION: usize = 32_768;
+
 impl JoinFailures {
-    fn tokens(&mut self, ip: IpAddr, limits: &Limits, now: Instant) -> f64 {
+    fn tokens(&self, key: AddressKey, limits: &Limits, now: Instant) -> f64 {
         let burst = f64::from(limits.join_failure_burst);
         let rate = f64::from(limits.join_failures_per_minute) / 60.0;
-        match self.buckets.get(&ip) {
+        match self.current.get(&key).or_else(|| self.previous.get(&key)) {
             Some(&(tokens, at)) => {
                 (tokens + now.saturating_duration_since(at).as_secs_f64() * rate).min(burst)
             }
@@ -84,22 +92,31 @@ impl JoinFailures {
     }
 
     /// Whether `ip` may try a join now.
-    fn allowed(&mut self, ip: IpAddr, limits: &Limits, now: Instant) -> bool {
-        self.tokens(ip, limits, now) >= 1.0
+    fn allowed(&self, ip: IpAddr, limits: &Limits, now: Instant) -> bool {
+        self.tokens(AddressKey::of(ip), limits, now) >= 1.0
     }
 
-    /// Records one failed join by `ip`.
-    fn record(&mut self, ip: IpAddr, limits: &Limits, now: Instant) {
-        let tokens = (self.tokens(ip, limits, now) - 1.0).max(0.0);
-        if self.buckets.len() >= 65_536 {
-            // Forget addresses whose bucket has refilled; they lose nothing by it.
-            let burst = f64::from(limits.join_failure_burst);
-            let rate = f64::from(limits.join_failures_per_minute) / 60.0;
-            self.buckets.retain(|_, (t, at)| {
-                *t + now.saturating_duration_since(*at).as_secs_f64() * rate < burst
-            });
+    /// Records one failed join by `ip`; returns the generation dropped, if one was, for
+    /// the caller to free outside the lock.
+    fn record(
+        &mut self,
+        ip: IpAddr,
+        limits: &Limits,
+        now: Instant,
+    ) -> Option<HashMap<AddressKey, (f64, Instant)>> {
+        let key = AddressKey::of(ip);
+        let tokens = (self.tokens(key, limits, now) - 1.0).max(0.0);
+        let mut dropped = None;
+        if self.current.len() >= JOIN_FAILURE_GENERATION && !self.current.contains_key(&key) {
+            let old = std::mem::replace(&mut self.current, HashMap::new());
+            dropped = Some(std::mem::replace(&mut self.previous, old));
         }
-        self.buckets.insert(ip, (tokens, now));
+        self.current.insert(key, (tokens, now));
+        dropped
+    }
+
+    fn len(&self) -> usize {
+        self.current.len() + self.previous.len()
     }
 }
 
@@ -527,7 +544,7 @@ impl Hub {
     ) -> Result<Membership, ProtocolError> {
         let now = Instant::now();
         if let Some(ip) = peer {
-            let mut failures = self.join_failures.lock().unwrap_or_else(|e| e.into_inner());
+            let failures = self.join_failures.lock().unwrap_or_else(|e| e.into_inner());
             if !failures.allowed(ip, &self.limits, now) {
                 return Err(ProtocolError::new(
                     ErrorCode::RateLimited,
@@ -537,10 +554,13 @@ impl Hub {
         }
         let not_found = || {
             if let Some(ip) = peer {
-                self.join_failures
+                let dropped = self
+                    .join_failures
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .record(ip, &self.limits, now);
+                // A dropped generation is freed here, after the lock.
+                drop(dropped);
             }
             ProtocolError::new(ErrorCode::RoomNotFound, "no room has that code")
         };
@@ -1081,6 +1101,36 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn an_ipv6_64_shares_one_guessing_budget_and_the_table_stays_bounded() {
+        let limits = Limits {
+            join_failure_burst: 3,
+            join_failures_per_minute: 1,
+            ..Limits::default()
+        };
+        let now = Instant::now();
+        let mut f = JoinFailures::default();
+        // Three failures from three addresses of one /64 spend its whole burst.
+        for i in 1..=3u16 {
+            let ip = IpAddr::from([0x2001, 0xdb8, 0, 7, 0, 0, 0, i]);
+            assert!(f.allowed(ip, &limits, now));
+            f.record(ip, &limits, now);
+        }
+        let fresh_in_the_64: IpAddr = "2001:db8:0:7::99".parse().unwrap();
+        assert!(
+            !f.allowed(fresh_in_the_64, &limits, now),
+            "rotating addresses gains nothing"
+        );
+        assert!(f.allowed("2001:db8:0:8::1".parse().unwrap(), &limits, now));
+        // Many addresses: two generations at most, and a spent budget survives a swap.
+        for i in 0..(3 * JOIN_FAILURE_GENERATION as u32) {
+            f.record(IpAddr::from(i.to_be_bytes()), &limits, now);
+            assert!(f.len() <= 2 * JOIN_FAILURE_GENERATION);
+        }
+        let last = IpAddr::from((3 * JOIN_FAILURE_GENERATION as u32 - 1).to_be_bytes());
+        assert!(f.tokens(AddressKey::of(last), &limits, now) < 3.0);
     }
 
     #[test]

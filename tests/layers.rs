@@ -51,6 +51,7 @@ const CRATES: &[(&str, &[&str])] = &[
         "src",
         &[
             "stats",
+            "addresses",
             "clock",
             "resume",
             "history",
