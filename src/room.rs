@@ -108,13 +108,14 @@ impl JoinFailures {
         let tokens = (self.tokens(key, limits, now) - 1.0).max(0.0);
         let mut dropped = None;
         if self.current.len() >= JOIN_FAILURE_GENERATION && !self.current.contains_key(&key) {
-            let old = std::mem::replace(&mut self.current, HashMap::new());
+            let old = std::mem::take(&mut self.current);
             dropped = Some(std::mem::replace(&mut self.previous, old));
         }
         self.current.insert(key, (tokens, now));
         dropped
     }
 
+    #[cfg(test)]
     fn len(&self) -> usize {
         self.current.len() + self.previous.len()
     }
