@@ -28,32 +28,12 @@ fn read_listening(lines: &mut impl Iterator<Item = String>) -> (String, String, 
     panic!("the server exited before listening");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_clients_and_exits() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_jam-server"))
-        .args([
-            "--http-addr",
-            "127.0.0.1:0",
-            "--wt-addr",
-            "127.0.0.1:0",
-            "--cert-dir",
-        ])
-        .arg(dir.path())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    let stdout = child.stdout.take().unwrap().into_owned_fd().unwrap();
-    let stdout = std::fs::File::from(stdout);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (mut child, (http, wt, hash), rx) =
+        spawn_server(dir.path(), "127.0.0.1:0", "127.0.0.1:0").await;
     let mut lines = std::iter::from_fn(|| rx.recv_timeout(T).ok());
-    let (http, wt, hash) = read_listening(&mut lines);
     assert!(
         dir.path().join("dev-cert.pem").exists(),
         "dev certificate stored"
@@ -109,12 +89,16 @@ async fn sigterm_closes_clients_and_exits() {
 
 /// The real binary on `http` / `wt` (`127.0.0.1:0` for any port) with its certificate and
 /// resume key in `dir`; returns the child and its (http, webtransport, hash) once
-/// listening.
+/// listening, and the receiver of its further log lines.
 async fn spawn_server(
     dir: &std::path::Path,
     http: &str,
     wt: &str,
-) -> (tokio::process::Child, (String, String, String)) {
+) -> (
+    tokio::process::Child,
+    (String, String, String),
+    std::sync::mpsc::Receiver<String>,
+) {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_jam-server"))
         .args(["--http-addr", http, "--wt-addr", wt, "--cert-dir"])
         .arg(dir)
@@ -133,14 +117,14 @@ async fn spawn_server(
     });
     let mut lines = std::iter::from_fn(|| rx.recv_timeout(T).ok());
     let bound = tokio::task::block_in_place(|| read_listening(&mut lines));
-    (child, bound)
+    (child, bound, rx)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_keeps_the_jam_every_seat_resumes_with_its_id_and_the_host() {
     use jam_protocol::ServerEvent;
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, (http, wt, hash)) =
+    let (mut child, (http, wt, hash), _log) =
         spawn_server(dir.path(), "127.0.0.1:0", "127.0.0.1:0").await;
     {
         use std::os::unix::fs::PermissionsExt;
@@ -170,7 +154,7 @@ async fn a_restart_keeps_the_jam_every_seat_resumes_with_its_id_and_the_host() {
         .expect("exits within a few seconds")
         .unwrap();
     assert!(status.success());
-    let (_child, (http2, wt2, hash2)) = spawn_server(dir.path(), &http, &wt).await;
+    let (_child, (http2, wt2, hash2), _log) = spawn_server(dir.path(), &http, &wt).await;
     assert_eq!((http2.as_str(), wt2.as_str()), (http.as_str(), wt.as_str()));
     assert_eq!(hash2, hash, "the stored certificate is reused");
 
