@@ -111,8 +111,12 @@ async fn round_trips_show_an_injected_delay_in_rtt_ms_and_session_latency() {
             .unwrap_or_else(|e| panic!("{kind}: {e}: {:?}", ana.latency()));
         let near = rtts[&room.user_id].unwrap();
         let far_ms = rtts[&f.user_id].unwrap();
-        assert!(near < 40, "{kind}: loopback {near} ms");
-        assert!((80..400).contains(&far_ms), "{kind}: {far_ms} ms");
+        // The relay adds 2 × 40 ms to the far player's round trip; how fast loopback is
+        // on a loaded machine is the benchmark's business, not this test's.
+        assert!(
+            far_ms >= near + 60,
+            "{kind}: near {near} ms, far {far_ms} ms"
+        );
         // Far sees the same map; a newcomer sees it in its snapshot's rttMs.
         far.wait_latency(T, |r| {
             r.get(&f.user_id)
