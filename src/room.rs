@@ -196,12 +196,12 @@ impl RoomState {
         {
             return false;
         }
-        let current: Vec<(UserId, Option<u32>)> = self
-            .seats
-            .iter()
-            .filter_map(|s| Some((s.user.clone(), s.outbox.as_ref()?.rtt_ms())))
-            .collect();
-        let changed = current.iter().any(|(user, rtt)| {
+        let present = || {
+            self.seats
+                .iter()
+                .filter_map(|s| Some((&s.user, s.outbox.as_ref()?.rtt_ms())))
+        };
+        let changed = present().any(|(user, rtt)| {
             let before = self
                 .latency_sent
                 .iter()
@@ -209,13 +209,15 @@ impl RoomState {
                 .map(|(_, r)| *r);
             match (before, rtt) {
                 (None, _) | (Some(None), Some(_)) => true,
-                (Some(Some(a)), Some(b)) => a.abs_diff(*b) >= LATENCY_STEP_MS,
+                (Some(Some(a)), Some(b)) => a.abs_diff(b) >= LATENCY_STEP_MS,
                 (Some(_), None) => false,
             }
         });
+        // Nothing to say (the usual tick): no allocation.
         if !changed {
             return false;
         }
+        let current: Vec<(UserId, Option<u32>)> = present().map(|(u, r)| (u.clone(), r)).collect();
         let bytes = protocol::encode_latency(current.iter().map(|(u, r)| (u, *r)));
         for outbox in self.seats.iter().filter_map(|s| s.outbox.as_ref()) {
             outbox.push_reliable(bytes.clone());
@@ -490,8 +492,7 @@ impl Hub {
         outbox: &Outbox,
         id: Option<&RawValue>,
     ) -> Membership {
-        let user = UserId::generate();
-        let seat = self.new_seat(user.clone(), name, instrument, 1, outbox);
+        let seat = self.new_seat(UserId::generate(), name, instrument, 1, outbox);
         let mut rooms = self.rooms();
         let code = loop {
             let code = RoomCode::generate();
@@ -499,36 +500,48 @@ impl Hub {
                 break code;
             }
         };
+        self.open_room(&mut rooms, code, seat, false, outbox, id)
+    }
+
+    /// Puts a room whose only seat is `seat` (its host) in the hub's map, and queues the
+    /// seat's answer: `session:created`, or for a room `restored` after a restart
+    /// `session:resumed` with nothing replayed.
+    fn open_room(
+        self: &Arc<Self>,
+        rooms: &mut HashMap<RoomCode, Arc<Room>>,
+        code: RoomCode,
+        seat: Seat,
+        restored: bool,
+        outbox: &Outbox,
+        id: Option<&RawValue>,
+    ) -> Membership {
+        let user = seat.user.clone();
+        let (order, attach) = (seat.order, seat.attach);
         let tempo = Tempo::default_at(self.clock.now_ms());
+        let mut state = RoomState::new(user.clone(), seat, tempo, self.limits.history);
+        state.restored = restored;
+        // The answer is queued while the hub lock is held, before the room is in the
+        // map: nobody can join it until then, so it is the seat's first message about this
+        // room, ahead of any `session:user-joined`.
+        let (event, replayed) = match restored {
+            false => (protocol::event::CREATED, None),
+            true => (protocol::event::RESUMED, Some(false)),
+        };
+        outbox.push_reliable(self.session_answer(event, &code, &user, &state, replayed, id));
         let room = Arc::new(Room {
             code: code.clone(),
-            state: Mutex::new(RoomState::new(
-                user.clone(),
-                seat,
-                tempo,
-                self.limits.history,
-            )),
+            state: Mutex::new(state),
         });
-        {
-            // The answer is queued while the hub lock is held, before the room is in the
-            // map: nobody can join it until then, so `session:created` is the creator's
-            // first message about this room, ahead of any `session:user-joined`.
-            let state = room.lock();
-            outbox.push_reliable(self.session_answer(
-                protocol::event::CREATED,
-                &code,
-                &user,
-                &state,
-                None,
-                id,
-            ));
-        }
         rooms.insert(code, room.clone());
-        drop(rooms);
-        let state = room.lock();
-        let membership = self.membership(&room, &state.seats[0]);
-        drop(state);
-        membership
+        Membership {
+            hub: self.clone(),
+            room,
+            user,
+            order,
+            attach,
+            seq_hint: AtomicU64::new(0),
+            active: true,
+        }
     }
 
     /// Joins a room by the code the client typed: queues `session:joined` (with `id`) for
@@ -745,27 +758,8 @@ impl Hub {
             display: claims.name.clone(),
             key: claims.name.to_lowercase(),
         });
-        let seat = self.new_seat(user.clone(), name, claims.instrument, claims.order, outbox);
-        let tempo = Tempo::default_at(self.clock.now_ms());
-        let mut state = RoomState::new(user.clone(), seat, tempo, self.limits.history);
-        state.restored = true;
-        outbox.push_reliable(self.session_answer(
-            protocol::event::RESUMED,
-            &code,
-            &user,
-            &state,
-            Some(false),
-            id,
-        ));
-        let room = Arc::new(Room {
-            code: code.clone(),
-            state: Mutex::new(state),
-        });
-        rooms.insert(code, room.clone());
-        let state = room.lock();
-        let membership = self.membership(&room, &state.seats[0]);
-        drop(state);
-        membership
+        let seat = self.new_seat(user, name, claims.instrument, claims.order, outbox);
+        self.open_room(rooms, code, seat, true, outbox, id)
     }
 
     /// A connection that held a seat ended without a leave: the seat turns away and is
