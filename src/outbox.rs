@@ -252,25 +252,25 @@ impl Outbox {
                 self.push_reliable(event.json().clone());
                 Delivered::Queued
             }
-            (Path::Datagram, Some((sink, encoding))) => {
-                let fits = match (event.encoded(*encoding), sink.max_size()) {
-                    (Some(body), Some(max)) => body.len() <= max,
-                    _ => false,
-                };
-                match event.framed(*encoding, sink.prefix()) {
-                    Some(framed) if fits => {
-                        if sink.send(framed) {
-                            Delivered::Datagram
-                        } else {
-                            Delivered::Dropped
-                        }
-                    }
-                    // Too large for this receiver: the control stream carries it, as JSON.
-                    _ => self.push_lossy(event.json().clone()),
-                }
-            }
-            (Path::Datagram, None) => self.push_lossy(event.json().clone()),
+            (Path::Datagram, _) => match self.try_datagram(event) {
+                Some(true) => Delivered::Datagram,
+                Some(false) => Delivered::Dropped,
+                // No datagrams, or too large for this receiver: the control stream (or
+                // WebSocket) carries it, as JSON.
+                None => self.push_lossy(event.json().clone()),
+            },
         }
+    }
+
+    /// Sends `event` as one datagram in the member's encoding: whether the send went out,
+    /// or `None` when the member has no datagrams or the event does not fit them.
+    fn try_datagram(&self, event: &Relayed) -> Option<bool> {
+        let (sink, encoding) = self.0.datagrams.as_ref()?;
+        if event.encoded(*encoding)?.len() > sink.max_size()? {
+            return None;
+        }
+        let framed = event.framed(*encoding, sink.prefix())?;
+        Some(sink.send(framed))
     }
 
     /// Records the connection's round-trip time, as its transport measured it.
@@ -293,21 +293,10 @@ impl Outbox {
     /// member's encoding; on the reliable channel when the member has no datagrams or the
     /// answer does not fit. `false` when it was dropped.
     pub fn answer_by_datagram(&self, json: Bytes) -> bool {
-        let Some((sink, encoding)) = &self.0.datagrams else {
-            return self.push_reliable(json);
-        };
-        let body = match encoding {
-            Encoding::Json => Some(json.clone()),
-            Encoding::MsgPack => json_to_msgpack(&json).map(Bytes::from),
-        };
-        match (body, sink.max_size()) {
-            (Some(body), Some(max)) if body.len() <= max => {
-                let mut framed = Vec::with_capacity(sink.prefix().len() + body.len());
-                framed.extend_from_slice(sink.prefix());
-                framed.extend_from_slice(&body);
-                sink.send(Bytes::from(framed))
-            }
-            _ => self.push_reliable(json),
+        let answer = Relayed::new(json);
+        match self.try_datagram(&answer) {
+            Some(sent) => sent,
+            None => self.push_reliable(answer.json().clone()),
         }
     }
 
