@@ -89,10 +89,12 @@ impl CertSource {
 
 /// SHA-256 of `der` as lowercase hex.
 pub fn sha256_hex(der: &[u8]) -> String {
-    Sha256::digest(der)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(der))
+}
+
+/// Bytes as lowercase hex digits.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn identity_from_pem(cert_pem: &str, key_pem: &str) -> Result<TlsIdentity> {
@@ -259,7 +261,7 @@ pub fn load_or_make_resume_key(path: &Path) -> Result<ResumeKey> {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
             }
-            let hex: String = key.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
+            let hex = hex(&key.to_bytes());
             write_private(path, &format!("{hex}\n"))?;
             tracing::info!(path = %path.display(), "made a new resume key");
             Ok(key)

@@ -268,19 +268,19 @@ impl BroadcastDraft {
 }
 
 /// Decimal digits of `n`.
-fn digits(mut n: u64) -> usize {
-    let mut d = 1;
-    while n >= 10 {
-        n /= 10;
-        d += 1;
-    }
-    d
+fn digits(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |d| d as usize + 1)
 }
 
 /// The length of [`write_ms`]'s text for `micros`.
 fn ms_len(micros: u64) -> usize {
-    let frac = micros % 1000;
-    let decimals = if frac == 0 {
+    digits(micros / 1000) + fraction_len(micros % 1000)
+}
+
+/// How many bytes [`write_ms`] writes for `frac` thousandths of a ms: none for 0, else the
+/// point and up to three digits without trailing zeros.
+fn fraction_len(frac: u64) -> usize {
+    if frac == 0 {
         0
     } else if frac.is_multiple_of(100) {
         2
@@ -288,8 +288,7 @@ fn ms_len(micros: u64) -> usize {
         3
     } else {
         4
-    };
-    digits(micros / 1000) + decimals
+    }
 }
 
 /// Appends a time given in whole microseconds as a JSON number of milliseconds: the
@@ -299,22 +298,13 @@ pub fn write_ms(buf: &mut Vec<u8>, micros: u64) {
     let mut itoa = itoa::Buffer::new();
     buf.extend_from_slice(itoa.format(micros / 1000).as_bytes());
     let frac = micros % 1000;
-    if frac != 0 {
-        let digits = [
-            b'.',
-            b'0' + (frac / 100) as u8,
-            b'0' + (frac / 10 % 10) as u8,
-            b'0' + (frac % 10) as u8,
-        ];
-        let len = if frac.is_multiple_of(100) {
-            2
-        } else if frac.is_multiple_of(10) {
-            3
-        } else {
-            4
-        };
-        buf.extend_from_slice(&digits[..len]);
-    }
+    let digits = [
+        b'.',
+        b'0' + (frac / 100) as u8,
+        b'0' + (frac / 10 % 10) as u8,
+        b'0' + (frac % 10) as u8,
+    ];
+    buf.extend_from_slice(&digits[..fraction_len(frac)]);
 }
 
 /// Appends `s` as a JSON string, quoted and escaped.
