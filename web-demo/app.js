@@ -6,13 +6,16 @@
 // departure (close without leaving, start afresh from the back/forward
 // cache), and the `window.jam` debug hook. Does not own: any view, input or
 // sound itself (status.js, views.js, players.js, play-area.js, input.js,
-// voices.js), the connection's workings (jam-client.js) or how notes sound
-// (audio.js).
+// voices.js, latency.js, tempo.js, metronome.js, playout.js, mixer.js,
+// chat.js, remote-view.js, colors.js), the connection's workings
+// (jam-client.js), how notes sound (audio.js) or the audio clock
+// (audio-clock.js).
 //
 // Each part gets the parts it calls as arguments here instead of importing them
-// (input.js imports only play-area.js's key layout), so no two modules import
-// each other, and the order the parts are built in below is the order in which
-// they depend on one another.
+// (input.js imports only play-area.js's key layout, players.js only
+// latency.js's arithmetic), so no two modules import each other, and the order
+// the parts are built in below is the order in which they depend on one
+// another.
 
 import { JamClient } from './jam-client.js';
 import { Synth } from './audio.js';
@@ -22,6 +25,15 @@ import { createPlayerList } from './players.js';
 import { createVoices } from './voices.js';
 import { createInput } from './input.js';
 import { createViews } from './views.js';
+import { createAudioClock } from './audio-clock.js';
+import { createColors } from './colors.js';
+import { createLatencyReadout } from './latency.js';
+import { createMixer } from './mixer.js';
+import { createPlayout } from './playout.js';
+import { createRemoteView } from './remote-view.js';
+import { createMetronome } from './metronome.js';
+import { createTempoPanel } from './tempo.js';
+import { createChat } from './chat.js';
 
 const params = new URLSearchParams(location.search);
 const forcedTransport = ['webtransport', 'websocket'].includes(params.get('transport')) ? params.get('transport') : 'auto';
@@ -37,24 +49,37 @@ const state = {
   instrument: 'piano',
   /** the keyboard's lowest note: written by views.js (a new room) and input.js (octave) */
   base: 60,
+  /** how many keys the keyboard shows (fewer on a phone): written by play-area.js */
+  keyCount: 25,
   /** note -> number of local holders (pointer, key, MIDI): written by voices.js */
   localHeld: new Map(),
   /** note -> number of remote holders: written by voices.js */
   remoteHeld: new Map(),
 };
 
+const audioClock = createAudioClock(synth);
+const colors = createColors({ client });
+const status = createStatusBar({ client, state });
+createLatencyReadout({ client });
+const playArea = createPlayArea({ state });
+const mixer = createMixer({ client, synth });
+const players = createPlayerList({ client, colors, mixer });
+const remoteView = createRemoteView({ client, colors, playArea });
+const playout = createPlayout({ client, audioClock, names: (id) => (players.lastSeen(id) || { name: 'someone' }).name });
+const voices = createVoices({ client, synth, state, playArea, players, playout, mixer, remoteView });
+const input = createInput({ state, synth, playArea, voices });
+const metronome = createMetronome({ client, synth, audioClock });
+const tempoPanel = createTempoPanel({ client, state, status });
+const chat = createChat({ client, colors });
+const views = createViews({ client, state, status, playArea, players, voices, input, tempoPanel, remoteView, chat });
+
 // Debug hook, not an interface for the page's own code (the parts get what they
 // need as arguments): `window.jam.client` is the JamClient, for the console and
 // for the browser tests (web-demo/e2e), which watch its state, stats and events;
-// `window.jam.state` is the shared state above.
-window.jam = { client, state };
-
-const status = createStatusBar({ client, state });
-const playArea = createPlayArea({ state });
-const players = createPlayerList({ client });
-const voices = createVoices({ client, synth, state, playArea, players });
-const input = createInput({ state, synth, playArea, voices });
-const views = createViews({ client, state, status, playArea, players, voices, input });
+// `window.jam.state` is the shared state above; `window.jam.parts` the parts
+// whose workings the tests read (the metronome's clicks, the remote onsets in
+// `voices.trace`, the playout delays, the audio clock).
+window.jam = { client, state, parts: { synth, audioClock, metronome, playout, mixer, voices, colors } };
 
 // Leaving the page (a reload, a closed tab, navigating away): close the
 // connection without leaving the room. The server holds the seat for its resume

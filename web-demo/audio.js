@@ -1,8 +1,11 @@
 // audio.js: the sounds of the JamSession page, made with Web Audio.
 //
 // Owns: one AudioContext, a simple voice per instrument (piano, synth, bass,
-// organ) and synthesised drums. Does not own: which notes play or why; the page
-// calls `noteOn` / `noteOff` for local and remote notes alike.
+// organ), synthesised drums and the metronome's click, each started at a given
+// time on the audio clock (now by default) into a given node (the master bus
+// by default). Does not own: which notes play, when or why (voices.js,
+// playout.js, metronome.js), per-player levels (mixer.js) or how the audio
+// clock maps to the page's clock (audio-clock.js).
 
 /** Instruments the page offers, in display order. */
 export const INSTRUMENTS = [
@@ -80,13 +83,17 @@ export class Synth {
   }
 
   /**
-   * Starts a note; returns a voice with `stop()`. Drums are one-shots whose
-   * `stop()` does nothing.
+   * Starts a note; returns a voice with `stop(when?)`. `when` is a time on the
+   * audio clock (seconds, `ctx.currentTime`'s scale; now when missing or past),
+   * `dest` the node it plays into (the master bus by default). Drums are
+   * one-shots whose `stop()` does nothing.
    */
-  noteOn(instrument, note, velocity = 100) {
+  noteOn(instrument, note, velocity = 100, { when, dest } = {}) {
     const ctx = this.ctx || this.wake();
     if (!ctx) return { stop() {} };
     const v = Math.max(0.05, Math.min(1, velocity / 127));
+    this._t = Math.max(ctx.currentTime, Number.isFinite(when) ? when : 0);
+    this._dest = dest || this.out;
     switch (instrument) {
       case 'drums':
         this._drum(drumPadFor(note).id, v);
@@ -102,10 +109,31 @@ export class Synth {
     }
   }
 
-  _amp(v) {
+  /**
+   * The metronome's click at audio time `when`: a short tone, higher and louder
+   * on the downbeat (`accent`), at `level` (0 to 1).
+   */
+  click(when, { accent = false, level = 0.6 } = {}) {
+    const ctx = this.ctx;
+    if (!ctx || level <= 0) return;
+    const t = Math.max(ctx.currentTime, when);
+    const o = ctx.createOscillator();
+    o.type = 'square';
+    o.frequency.value = accent ? 1760 : 1175;
+    const g = ctx.createGain();
+    const peak = Math.min(1, level) * (accent ? 0.5 : 0.3);
+    g.gain.setValueAtTime(0, t);
+    g.gain.linearRampToValueAtTime(peak, t + 0.001);
+    g.gain.exponentialRampToValueAtTime(0.0005, t + 0.05);
+    o.connect(g).connect(this.out);
+    o.start(t);
+    o.stop(t + 0.06);
+  }
+
+  _amp() {
     const g = this.ctx.createGain();
     g.gain.value = 0;
-    g.connect(this.out);
+    g.connect(this._dest);
     return g;
   }
 
@@ -113,12 +141,17 @@ export class Synth {
     const ctx = this.ctx;
     let stopped = false;
     return {
-      stop: () => {
+      stop: (when) => {
         if (stopped) return;
         stopped = true;
-        const t = ctx.currentTime;
-        amp.gain.cancelScheduledValues(t);
-        amp.gain.setValueAtTime(amp.gain.value, t);
+        const t = Math.max(ctx.currentTime, Number.isFinite(when) ? when : 0);
+        // A stop in the future keeps the envelope up to then (cancelAndHoldAtTime).
+        if (amp.gain.cancelAndHoldAtTime) {
+          amp.gain.cancelAndHoldAtTime(t);
+        } else {
+          amp.gain.cancelScheduledValues(t);
+          amp.gain.setValueAtTime(amp.gain.value, t);
+        }
         amp.gain.setTargetAtTime(0, t, release / 4);
         for (const o of oscs) o.stop(t + release + 0.05);
       },
@@ -127,7 +160,7 @@ export class Synth {
 
   _piano(note, v) {
     const ctx = this.ctx;
-    const t = ctx.currentTime;
+    const t = this._t;
     const f = midiToHz(note);
     const amp = this._amp();
     const filter = ctx.createBiquadFilter();
@@ -157,7 +190,7 @@ export class Synth {
 
   _synth(note, v) {
     const ctx = this.ctx;
-    const t = ctx.currentTime;
+    const t = this._t;
     const f = midiToHz(note);
     const amp = this._amp();
     const filter = ctx.createBiquadFilter();
@@ -183,7 +216,7 @@ export class Synth {
 
   _bass(note, v) {
     const ctx = this.ctx;
-    const t = ctx.currentTime;
+    const t = this._t;
     const f = midiToHz(note);
     const amp = this._amp();
     const filter = ctx.createBiquadFilter();
@@ -210,7 +243,7 @@ export class Synth {
 
   _organ(note, v) {
     const ctx = this.ctx;
-    const t = ctx.currentTime;
+    const t = this._t;
     const f = midiToHz(note);
     const amp = this._amp();
     const oscs = [
@@ -244,7 +277,7 @@ export class Synth {
     const g = ctx.createGain();
     g.gain.setValueAtTime(level, t);
     g.gain.exponentialRampToValueAtTime(0.001, t + dur);
-    src.connect(filter).connect(g).connect(this.out);
+    src.connect(filter).connect(g).connect(this._dest);
     src.start(t, Math.random() * 0.5);
     src.stop(t + dur + 0.02);
   }
@@ -258,13 +291,13 @@ export class Synth {
     const g = ctx.createGain();
     g.gain.setValueAtTime(level, t);
     g.gain.exponentialRampToValueAtTime(0.001, t + dur);
-    o.connect(g).connect(this.out);
+    o.connect(g).connect(this._dest);
     o.start(t);
     o.stop(t + dur + 0.02);
   }
 
   _drum(id, v) {
-    const t = this.ctx.currentTime;
+    const t = this._t;
     switch (id) {
       case 'kick':
         this._tone(t, 150, 42, 0.45, 1.1 * v);

@@ -1,6 +1,6 @@
 // dom.js: small DOM helpers the page's modules share.
 //
-// Owns: finding an element by id, a participant's colour, replaying a one-shot
+// Owns: finding an element by id, replaying a one-shot
 // CSS animation, and the inline instrument icons and badges. Does not own: any
 // state, or which elements exist and when (views.js, players.js,
 // play-area.js).
@@ -8,13 +8,6 @@
 import { INSTRUMENTS } from './audio.js';
 
 export const $ = (id) => document.getElementById(id);
-
-/** A stable hue for a participant, so the same person keeps the same colour. */
-export function hueFor(id) {
-  let h = 0;
-  for (const c of String(id)) h = (h * 31 + c.codePointAt(0)) % 360;
-  return h;
-}
 
 /** Plays a one-shot CSS animation again, even while the last one runs. */
 export function restartAnimation(el, className) {

@@ -8,7 +8,7 @@
 
 import { DRUM_PADS } from './audio.js';
 import { $ } from './dom.js';
-import { DAW_KEYS, KEY_COUNT } from './play-area.js';
+import { DAW_KEYS } from './play-area.js';
 
 /**
  * Reads `state.view` (the computer keyboard plays only in a session),
@@ -29,7 +29,7 @@ export function createInput({ state, synth, playArea, voices }) {
 
   function shiftOctave(delta) {
     const next = state.base + 12 * delta;
-    if (next < 12 || next + KEY_COUNT - 1 > 127) return;
+    if (next < 12 || next + (state.keyCount || 25) - 1 > 127) return;
     releaseAll();
     state.base = next;
     playArea.renderKeyboard();
@@ -82,8 +82,20 @@ export function createInput({ state, synth, playArea, voices }) {
 
   // --- computer keyboard ----------------------------------------------------------
 
+  /** Input types that take typed letters (a slider, a checkbox or a read-only field do not). */
+  const TEXT_TYPES = new Set(['text', 'search', 'email', 'url', 'tel', 'password', 'number']);
+
+  /**
+   * Whether the computer key is meant for a field being typed in (the name,
+   * the chat, the tempo). A read-only field such as the share link takes no
+   * letters, so the playing keys still play there.
+   */
   function typingInField(target) {
-    return target instanceof HTMLElement && (target.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(target.tagName));
+    if (!(target instanceof HTMLElement)) return false;
+    if (target.isContentEditable || target.tagName === 'SELECT') return true;
+    if (target.tagName === 'TEXTAREA') return !target.readOnly;
+    if (target.tagName === 'INPUT') return TEXT_TYPES.has(target.type) && !target.readOnly;
+    return false;
   }
 
   // Arrow keys move focus between on-screen keys; Space and Enter play the focused one.
@@ -139,6 +151,7 @@ export function createInput({ state, synth, playArea, voices }) {
     } else {
       note = state.base + index;
     }
+    // Keys past the ones shown (one octave on a phone) still play.
     keysDown.set(e.code, note);
     voices.localOn(note, e.shiftKey ? 127 : 100);
   });

@@ -1,8 +1,11 @@
 // play-area.js: the on-screen keyboard and drum pads.
 //
-// Owns: building the keyboard (two octaves and the top C from `state.base`) or
-// the drum pads (for drums), the computer-key hints drawn on them, lighting
-// held notes, and where focus lands in them. Does not own: what pressing a key
+// Owns: building the keyboard (from `state.base`: two octaves and the top C
+// where the keys can be at least MIN_WHITE_PX wide, else one octave and the
+// top C; the octave buttons move it) or the drum pads (for drums), the note
+// names and computer-key hints drawn on them, the hint under them (the keys
+// that play what is shown), lighting held notes, and where focus lands in
+// them. Does not own: what pressing a key
 // does (input.js) or which notes are held (voices.js keeps `state.localHeld`
 // and `state.remoteHeld`, read here to light keys).
 
@@ -14,9 +17,16 @@ export const DAW_KEYS = ['KeyA', 'KeyW', 'KeyS', 'KeyE', 'KeyD', 'KeyF', 'KeyT',
 /** What each of `DAW_KEYS` shows on the key it plays. */
 const DAW_LABELS = ['A', 'W', 'S', 'E', 'D', 'F', 'T', 'G', 'Y', 'H', 'U', 'J', 'K'];
 const BLACK = new Set([1, 3, 6, 8, 10]);
-export const KEY_COUNT = 25; // two octaves and the top C
+/** Two octaves and the top C, or one octave and the top C on a narrow screen. */
+const KEY_COUNTS = [25, 13];
+/** The narrowest a white key may be (a fingertip on a phone). */
+const MIN_WHITE_PX = 34;
+const LETTERS = ['C', '', 'D', '', 'E', 'F', '', 'G', '', 'A', '', 'B'];
 
-/** Reads `state.instrument` (keys or pads), `state.base` and the held-note maps. */
+/**
+ * Reads `state.instrument` (keys or pads), `state.base` and the held-note
+ * maps; writes `state.keyCount` (how many keys the keyboard shows).
+ */
 export function createPlayArea({ state }) {
   function isDrums() {
     return state.instrument === 'drums';
@@ -28,18 +38,58 @@ export function createPlayArea({ state }) {
     $('keyboard').hidden = drums;
     $('pads').hidden = !drums;
     $('octave-controls').hidden = drums;
+    renderHint();
     if (drums) renderPads();
     else renderKeyboard();
+  }
+
+  function kbd(text) {
+    const k = document.createElement('kbd');
+    k.textContent = text;
+    return k;
+  }
+
+  /** The hint lists the computer keys of what is shown: the pads' or the piano's. */
+  function renderHint() {
+    const hint = $('hint');
+    if (isDrums()) {
+      const parts = ['Play the pads with the mouse or touch, or your computer keyboard: '];
+      DRUM_PADS.forEach((pad, i) => {
+        parts.push(kbd(DAW_LABELS[i]), ` ${pad.label}${i < DRUM_PADS.length - 1 ? ', ' : '.'}`);
+      });
+      hint.replaceChildren(...parts);
+    } else {
+      const count = Math.min(DAW_LABELS.length, state.keyCount || KEY_COUNTS[0]);
+      const parts = ['Play with the mouse or touch, or your computer keyboard: '];
+      for (let i = 0; i < count; i++) parts.push(kbd(DAW_LABELS[i]), ' ');
+      parts.push('; octave ', kbd('Z'), ' / ', kbd('X'), '.');
+      hint.replaceChildren(...parts);
+    }
+  }
+
+  /** How many keys fit: two octaves when each white key gets MIN_WHITE_PX. */
+  function fittingKeyCount() {
+    const width = $('keyboard').clientWidth || $('keyboard').parentElement.clientWidth || 1000;
+    return width / 15 >= MIN_WHITE_PX ? KEY_COUNTS[0] : KEY_COUNTS[1];
   }
 
   function renderKeyboard() {
     const kb = $('keyboard');
     kb.replaceChildren();
+    const count = fittingKeyCount();
+    state.keyCount = count;
+    // Two octaves from a high octave would pass the top MIDI note: start an octave lower.
+    while (state.base + count - 1 > 127) state.base -= 12;
+    kb.setAttribute(
+      'aria-label',
+      `Keyboard, ${count > 13 ? 'two octaves' : 'one octave'}. Arrow keys move, Space plays; or use the computer keys A W S E …, and Z / X for the octave.`,
+    );
+    renderHint();
     const whites = [];
-    for (let i = 0; i < KEY_COUNT; i++) if (!BLACK.has(i % 12)) whites.push(i);
+    for (let i = 0; i < count; i++) if (!BLACK.has(i % 12)) whites.push(i);
     kb.style.setProperty('--whites', whites.length);
     let whiteIndex = 0;
-    for (let i = 0; i < KEY_COUNT; i++) {
+    for (let i = 0; i < count; i++) {
       const note = state.base + i;
       const black = BLACK.has(i % 12);
       const key = document.createElement('button');
@@ -64,16 +114,17 @@ export function createPlayArea({ state }) {
         hint.textContent = DAW_LABELS[i];
         key.append(hint);
       }
-      if (i % 12 === 0) {
+      if (!black) {
+        // Every white key says which note it is; the Cs say their octave too.
         const label = document.createElement('span');
-        label.className = 'key-name';
+        label.className = i % 12 === 0 ? 'key-name key-c' : 'key-name';
         label.setAttribute('aria-hidden', 'true');
-        label.textContent = noteName(note);
+        label.textContent = i % 12 === 0 ? noteName(note) : LETTERS[((note % 12) + 12) % 12];
         key.append(label);
       }
       kb.append(key);
     }
-    $('octave-label').textContent = `${noteName(state.base)}–${noteName(state.base + KEY_COUNT - 1)}`;
+    $('octave-label').textContent = `${noteName(state.base)}–${noteName(state.base + count - 1)}`;
     for (const note of new Set([...state.localHeld.keys(), ...state.remoteHeld.keys()])) paint(note);
   }
 
@@ -134,6 +185,15 @@ export function createPlayArea({ state }) {
     const el = elementForNote(note);
     if (el) restartAnimation(el, 'hit');
   }
+
+  // A phone turned on its side, a window resized: refit the keys when their count changes.
+  let resizeTimer = null;
+  window.addEventListener('resize', () => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(() => {
+      if (state.view === 'session' && !isDrums() && fittingKeyCount() !== state.keyCount) renderKeyboard();
+    }, 150);
+  });
 
   return { isDrums, render, renderKeyboard, focus, paint, paintRemote, hit };
 }

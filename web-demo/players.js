@@ -1,20 +1,49 @@
 // players.js: the list of players in the session.
 //
 // Owns: drawing the participant list (name, instrument, host and you tags, a
-// colour each, derived from the user id so it survives reconnects), a player
-// whose connection dropped greyed with "reconnecting…" (the server holds the
-// seat), the whole list greyed while our own link is down, how many notes each
+// colour each from colors.js, a latency light from latency.js, and the mixer's
+// mute button and volume slider for each other player), a player whose
+// connection dropped greyed with "reconnecting…" (the server holds the seat),
+// the whole list greyed while our own link is down, how many notes each
 // participant has played, flashing a participant as they play, and the last
-// list seen. Does not own: who is in the room and their status (jam-client.js
-// keeps `client.room`) or announcing arrivals and departures (views.js).
+// list seen. Rows are updated in place, so a slider being dragged survives a
+// latency update. Does not own: who is in the room and their status
+// (jam-client.js keeps `client.room`), the measurements (jam-client.js), the
+// levels (mixer.js) or announcing arrivals and departures (views.js).
 
-import { $, hueFor, instrumentBadge, restartAnimation } from './dom.js';
+import { $, instrumentBadge, restartAnimation } from './dom.js';
+import { latencyOf } from './latency.js';
 
-export function createPlayerList({ client }) {
+export function createPlayerList({ client, colors, mixer }) {
   /** participant id -> notes heard from them */
   const perParticipant = new Map();
+  /** participant id -> row */
+  const rows = new Map();
   /** the list shown when there is no room to read (kept while reconnecting) */
   let lastParticipants = [];
+
+  function tag(text, kind) {
+    const span = document.createElement('span');
+    span.className = `tag tag-${kind}`;
+    span.textContent = text;
+    return span;
+  }
+
+  function rowFor(p) {
+    let li = rows.get(p.id);
+    if (li) return li;
+    li = document.createElement('li');
+    li.className = 'participant';
+    li.dataset.testid = 'participant';
+    li.dataset.userId = p.id;
+    li.innerHTML =
+      '<span class="avatar" aria-hidden="true"></span>' +
+      '<span class="who"><span class="name"></span><span class="inst muted"></span></span>' +
+      '<span class="lat" data-testid="latency"><span class="light" aria-hidden="true"></span><span class="lat-text"></span></span>' +
+      '<span class="tags"></span>';
+    rows.set(p.id, li);
+    return li;
+  }
 
   function render() {
     const room = client.room;
@@ -26,59 +55,76 @@ export function createPlayerList({ client }) {
     if (room) lastParticipants = room.participants;
     list.classList.toggle('stale', stale);
     $('people-count').textContent = String(people.length);
-    list.replaceChildren(
-      ...people.map((p) => {
-        const li = document.createElement('li');
-        li.className = 'participant';
-        li.dataset.testid = 'participant';
-        li.dataset.userId = p.id;
-        li.dataset.name = p.name;
-        li.dataset.notes = String(perParticipant.get(p.id) || 0);
-        li.style.setProperty('--hue', hueFor(p.id));
-        li.dataset.hue = String(hueFor(p.id));
-        const isYou = room && p.id === room.userId;
-        const isHost = room && p.id === room.hostId;
-        const away = p.status === 'away' && !isYou;
-        li.dataset.status = away ? 'away' : 'active';
-        li.classList.toggle('away', away);
-        if (isYou) li.dataset.you = 'true';
-        if (isHost) li.dataset.host = 'true';
-        const avatar = document.createElement('span');
-        avatar.className = 'avatar';
-        avatar.setAttribute('aria-hidden', 'true');
-        avatar.textContent = [...p.name][0] ? [...p.name][0].toUpperCase() : '?';
-        const who = document.createElement('span');
-        who.className = 'who';
-        const name = document.createElement('span');
-        name.className = 'name';
-        name.textContent = p.name;
-        const inst = document.createElement('span');
-        inst.className = 'inst muted';
-        inst.append(instrumentBadge(p.instrument));
-        who.append(name, inst);
-        const tags = document.createElement('span');
-        tags.className = 'tags';
-        if (away) tags.append(tag('reconnecting…', 'away'));
-        if (isYou && !online) tags.append(tag('offline', 'away'));
-        if (isHost) tags.append(tag('Host', 'host'));
-        if (isYou) tags.append(tag('You', 'you'));
-        li.append(avatar, who, tags);
-        return li;
-      }),
-    );
-  }
-
-  function tag(text, kind) {
-    const span = document.createElement('span');
-    span.className = `tag tag-${kind}`;
-    span.textContent = text;
-    return span;
+    for (const id of [...rows.keys()]) {
+      if (!people.some((p) => p.id === id)) {
+        rows.delete(id);
+        mixer.forget(id);
+      }
+    }
+    const items = people.map((p) => {
+      const li = rowFor(p);
+      const hue = colors.hueOf(p);
+      li.dataset.name = p.name;
+      li.dataset.notes = String(perParticipant.get(p.id) || 0);
+      li.style.setProperty('--hue', hue);
+      li.dataset.hue = String(hue);
+      const isYou = !!room && p.id === room.userId;
+      const isHost = !!room && p.id === room.hostId;
+      const away = p.status === 'away' && !isYou;
+      li.dataset.status = away ? 'away' : 'active';
+      li.classList.toggle('away', away);
+      if (isYou) li.dataset.you = 'true';
+      else delete li.dataset.you;
+      if (isHost) li.dataset.host = 'true';
+      else delete li.dataset.host;
+      li.querySelector('.avatar').textContent = [...p.name][0] ? [...p.name][0].toUpperCase() : '?';
+      li.querySelector('.name').textContent = p.name;
+      li.querySelector('.inst').replaceChildren(instrumentBadge(p.instrument));
+      // Latency: one-way to you and its grade; your own round trip on your row.
+      const lat = latencyOf(client, p);
+      const latEl = li.querySelector('.lat');
+      latEl.dataset.grade = lat.grade || (isYou ? 'you' : 'unknown');
+      latEl.dataset.oneWay = lat.oneWayMs === null ? '' : String(Math.round(lat.oneWayMs));
+      latEl.dataset.rtt = lat.rttMs === null ? '' : String(Math.round(lat.rttMs));
+      latEl.title = isYou ? `Your round trip to the server: ${lat.text}` : `Sound from ${p.name} takes about ${lat.text}`;
+      latEl.querySelector('.lat-text').textContent = isYou
+        ? lat.rttMs === null
+          ? '…'
+          : `${Math.round(lat.rttMs)} ms rtt`
+        : lat.oneWayMs === null
+          ? '…'
+          : `${Math.round(lat.oneWayMs)} ms`;
+      const tags = li.querySelector('.tags');
+      tags.replaceChildren(
+        ...[
+          away && tag('reconnecting…', 'away'),
+          isYou && !online && tag('offline', 'away'),
+          isHost && tag('Host', 'host'),
+          isYou && tag('You', 'you'),
+        ].filter(Boolean),
+      );
+      // The mixer's controls for everyone but you.
+      const mix = li.querySelector('.mix');
+      if (!isYou) {
+        const controls = mixer.controlsFor(p.id, p.name);
+        if (mix !== controls) {
+          if (mix) mix.remove();
+          li.append(controls);
+        }
+      } else if (mix) {
+        mix.remove();
+      }
+      return li;
+    });
+    // Keep rows (and a slider being dragged) in place; only reorder when needed.
+    const current = [...list.children];
+    if (current.length !== items.length || current.some((el, i) => el !== items[i])) list.replaceChildren(...items);
   }
 
   /** Counts a note from `id` and lights their entry. */
   function flash(id) {
     perParticipant.set(id, (perParticipant.get(id) || 0) + 1);
-    const li = [...$('participants').children].find((el) => el.dataset.userId === id);
+    const li = rows.get(id);
     if (!li) return;
     li.dataset.notes = String(perParticipant.get(id));
     restartAnimation(li, 'playing');
@@ -91,6 +137,12 @@ export function createPlayerList({ client }) {
 
   client.on('room', () => render());
   client.on('state', () => render());
+  client.on('clock', () => {
+    // Your own round trip shows the clock's until the server has measured it.
+    const room = client.room;
+    const me = room && room.participants.find((p) => p.id === room.userId);
+    if (me && me.rttMs === null) render();
+  });
 
   return { render, flash, lastSeen };
 }

@@ -3,7 +3,9 @@
 // Owns: the connection state and transport shown in the top bar (in a
 // session, a link that is down reads "offline — your notes are not reaching
 // the room"), its Retry button, the banner over a session, the dismissable
-// error alert, and connecting (so every attempt shows its outcome in the bar). Does not own: the
+// error alert, passing announcements ("Ben joined", gone after a few seconds
+// or when the view changes), and connecting (so every attempt shows its
+// outcome in the bar). Does not own: the
 // connection itself (jam-client.js), or what the page does when a session is
 // lost or regained (views.js).
 
@@ -17,6 +19,9 @@ const STATE_TEXT = {
   reconnecting: 'Connection lost — reconnecting…',
   disconnected: 'Disconnected',
 };
+
+/** How long a passing announcement stays in the bar. */
+const ANNOUNCE_MS = 6000;
 
 /** What the bar says in a session while the link is down. */
 export const OFFLINE_TEXT = 'Offline — your notes are not reaching the room';
@@ -36,21 +41,39 @@ export function createStatusBar({ client, state }) {
     return offline() ? OFFLINE_TEXT : STATE_TEXT[client.state] || client.state;
   }
 
-  /** Shows the client's state, or `extra` in its place (after "offline" when offline). */
+  /** the passing announcement shown, if any, and its timer */
+  let announcement = null;
+  let announceTimer = null;
+
+  /**
+   * Shows the client's state, or `extra` in its place (after "offline" when
+   * offline); with no `extra`, a passing announcement still current follows the state.
+   */
   function render(extra) {
     const status = $('status');
     status.dataset.state = client.state;
     status.dataset.offline = String(offline());
-    $('status-text').textContent = offline() && extra ? `${OFFLINE_TEXT} · ${extra}` : extra || stateText();
+    const text = extra || (announcement && state.view === 'session' ? `${stateText()} · ${announcement}` : null);
+    $('status-text').textContent = offline() && extra ? `${OFFLINE_TEXT} · ${extra}` : text || stateText();
     const t = client.transport;
     $('transport').dataset.transport = t || '';
     $('transport').textContent = t === 'webtransport' ? 'WebTransport' : t === 'websocket' ? 'WebSocket' : '—';
     $('retry').hidden = !(client.state === 'reconnecting' || client.state === 'disconnected');
   }
 
-  /** A passing remark after the connection state, e.g. who joined. */
+  /** A passing remark after the connection state, e.g. who joined; gone after a few seconds. */
   function announce(text) {
-    render(offline() ? text : `${stateText()} · ${text}`);
+    announcement = offline() ? null : text;
+    clearTimeout(announceTimer);
+    announceTimer = setTimeout(clearAnnouncement, ANNOUNCE_MS);
+    render(offline() ? text : undefined);
+  }
+
+  /** Drops the passing announcement (it expired, or the view changed). */
+  function clearAnnouncement() {
+    clearTimeout(announceTimer);
+    announcement = null;
+    render();
   }
 
   function showError(text) {
@@ -104,5 +127,5 @@ export function createStatusBar({ client, state }) {
 
   $('alert-close').addEventListener('click', clearError);
 
-  return { render, announce, showError, clearError, setBanner, connect, offline };
+  return { render, announce, clearAnnouncement, showError, clearError, setBanner, connect, offline };
 }

@@ -6,9 +6,11 @@
 // remembering name and instrument, taking back the seat after a reload, and
 // what the page does as the link goes down (the offline state), as the seat is
 // regained or lost for good, or as people drop out, come back, come and go.
-// Does not own: the status bar's wording (status.js), the player list's
-// drawing (players.js), the keys (play-area.js), input (input.js) or sound
-// (voices.js).
+// On entering a session the page scrolls back to the top, so the status bar
+// and the players are in view. Does not own: the status bar's wording
+// (status.js), the player list's drawing (players.js), the keys
+// (play-area.js), the tempo panel (tempo.js), the legend (remote-view.js),
+// the chat (chat.js), input (input.js) or sound (voices.js).
 
 import { describeError } from './jam-client.js';
 import { INSTRUMENTS } from './audio.js';
@@ -68,13 +70,14 @@ function shareLink(roomCode) {
  * at the instrument's default octave). `input.releaseAll` and
  * `voices.releaseAllRemote` silence the page when a session ends.
  */
-export function createViews({ client, state, status, playArea, players, voices, input }) {
+export function createViews({ client, state, status, playArea, players, voices, input, tempoPanel, remoteView, chat }) {
   /** the room the page shows (kept while rejoining) */
   let roomCode = null;
   /** whether the banner says we are offline (so coming back clears it, and nothing else) */
   let showingOffline = false;
 
   function showView(view) {
+    if (state.view !== view) status.clearAnnouncement();
     state.view = view;
     $('lobby').hidden = view !== 'lobby';
     $('session').hidden = view !== 'session';
@@ -231,8 +234,12 @@ export function createViews({ client, state, status, playArea, players, voices, 
     const url = new URL(location.href);
     url.searchParams.set('room', room.roomCode);
     history.replaceState(null, '', url);
-    // A rejoin after a reconnect keeps the octave the player had chosen.
-    if (roomCode !== room.roomCode) state.base = DEFAULT_BASE[state.instrument] ?? 60;
+    // A rejoin after a reconnect keeps the octave and the chat the player had.
+    const fresh = roomCode !== room.roomCode;
+    if (fresh) {
+      state.base = DEFAULT_BASE[state.instrument] ?? 60;
+      chat.clear();
+    }
     roomCode = room.roomCode;
     $('invite').hidden = true;
     status.setBanner('');
@@ -241,6 +248,11 @@ export function createViews({ client, state, status, playArea, players, voices, 
     status.render();
     playArea.render();
     players.render();
+    remoteView.renderLegend();
+    tempoPanel.start();
+    // The lobby may have been scrolled (a phone's keyboard, a long invite):
+    // the session starts at the top, status bar and players in view.
+    if (fresh) window.scrollTo(0, 0);
     if (!document.activeElement || document.activeElement === document.body || $('lobby').contains(document.activeElement) || $('ended').contains(document.activeElement)) {
       playArea.focus();
     }
@@ -254,6 +266,7 @@ export function createViews({ client, state, status, playArea, players, voices, 
     history.replaceState(null, '', url);
     $('room-code').value = '';
     $('invite').hidden = true;
+    delete document.body.dataset.invited;
     showView('lobby');
     $('create').focus();
   }

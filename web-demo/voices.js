@@ -1,33 +1,68 @@
 // voices.js: notes turned into sound and broadcasts.
 //
-// Owns: the voices sounding for local notes (and broadcasting them) and for
-// notes from the others (heard as `note` broadcasts), how many inputs or
-// participants hold each note (`state.localHeld`, `state.remoteHeld`), cutting
-// off a remote note whose "off" got lost or whose player dropped out or left,
-// and the notes sent / not sent / heard counters (a note played while our link
-// is down sounds here but is counted as not sent). Does not own: where notes come from (input.js), how they sound
-// (audio.js) or how keys light up (play-area.js).
+// Owns: the voices sounding for local notes (and broadcasting them: "on" as
+// fast as the transport allows, "off" on the reliable path, so a held note's
+// end is never lost) and for notes from the others (heard as `note`
+// broadcasts, sounded when playout.js says, into the player's mixer channel,
+// not at all when the player is muted), how many inputs or participants hold
+// each note (`state.localHeld`, `state.remoteHeld`), releasing a remote note
+// on its note-off or when its player drops out or leaves (never on a timer: a
+// note may be held as long as its player holds it), and the notes sent / not
+// sent / heard counters (a note played while our link is down sounds here but
+// is counted as not sent). Does not own: where notes come from (input.js), how
+// they sound (audio.js), when remote ones sound (playout.js), their level
+// (mixer.js) or how keys and lanes light up (play-area.js, remote-view.js).
 
+import { localNow as localNowMs } from './jam-client.js';
 import { INSTRUMENTS } from './audio.js';
-import { $, hueFor } from './dom.js';
+import { $ } from './dom.js';
 
-/** A remote note longer than this is released anyway (its "off" may have been lost). */
-const REMOTE_NOTE_MAX_MS = 8000;
+/** How many onsets the trace keeps (for the console and the browser tests). */
+const TRACE_KEEP = 400;
+/** How long a note-off that overtook its note-on is remembered. */
+const EARLY_OFF_MS = 3000;
+
+function push(list, item) {
+  list.push(item);
+  if (list.length > TRACE_KEEP) list.shift();
+}
 
 /**
  * Reads `state.instrument` (what local notes play); writes `state.localHeld`
  * and `state.remoteHeld`. `players.flash` counts each note against its player.
  */
-export function createVoices({ client, synth, state, playArea, players }) {
+export function createVoices({ client, synth, state, playArea, players, playout, mixer, remoteView }) {
   /** local voices by note */
   const localVoices = new Map();
-  /** `${senderId}:${note}` -> { voice, timer, note } */
+  /** `${senderId}:${note}` -> { voice, note, instrument, senderId } */
   const remoteVoices = new Map();
+  /** `${senderId}:${note}` -> serverTime of an "off" that arrived before its "on" */
+  const earlyOffs = new Map();
+  /** visual updates waiting for their playout time */
+  const timers = new Set();
   let localCount = 0;
   let unsentCount = 0;
   let remoteCount = 0;
+  /** What happened, for the console and the tests: sent notes, remote onsets. */
+  const trace = { sent: [], onsets: [], started: new Map(), mutedSkipped: new Map() };
+
+  function count(map, id) {
+    map.set(id, (map.get(id) || 0) + 1);
+  }
 
   // --- local ------------------------------------------------------------------
+
+  function send(type, note, velocity) {
+    const payload = { type, note, velocity, instrument: state.instrument };
+    // When it was played, on the room clock: steady playout keeps the rhythm by it.
+    const at = client.serverNow();
+    if (at !== null) payload.at = Math.round(at * 1000) / 1000;
+    // A lost "off" would leave a note hanging on every other page: it goes reliably.
+    const local = localNowMs();
+    const path = client.broadcast('note', payload, { reliable: type === 'off' });
+    if (path) push(trace.sent, { type, note, at: local, roomAt: payload.at, path });
+    return path;
+  }
 
   /** One input presses `note`: sounds it (once, however many inputs hold it) and tells the others. */
   function localOn(note, velocity = 100) {
@@ -46,7 +81,7 @@ export function createVoices({ client, synth, state, playArea, players }) {
       playArea.paint(note);
     }
     // Offline, the note sounds here but reaches nobody: count it apart.
-    if (client.broadcast('note', { type: 'on', note, velocity, instrument: state.instrument })) {
+    if (send('on', note, velocity)) {
       localCount++;
       $('local-count').textContent = String(localCount);
       if (client.room) players.flash(client.room.userId);
@@ -71,7 +106,7 @@ export function createVoices({ client, synth, state, playArea, players }) {
     if (voice) voice.stop();
     localVoices.delete(note);
     playArea.paint(note);
-    client.broadcast('note', { type: 'off', note, velocity: 0, instrument: state.instrument });
+    send('off', note, 0);
   }
 
   /** Stops every local note, telling the others. Which inputs held them is input.js's to forget. */
@@ -85,7 +120,21 @@ export function createVoices({ client, synth, state, playArea, players }) {
 
   // --- remote -----------------------------------------------------------------
 
-  client.on('event:broadcast', ({ eventName, payload, senderId }, envelope) => {
+  /** Runs `fn` at local time `localMs` (now when null or past). */
+  function at(localMs, fn) {
+    const wait = localMs === null ? 0 : localMs - localNowMs();
+    if (wait <= 1) {
+      fn();
+      return;
+    }
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      fn();
+    }, wait);
+    timers.add(timer);
+  }
+
+  client.on('event:broadcast', ({ eventName, payload, senderId, serverTime }, envelope) => {
     if (eventName !== 'note' || !payload || typeof payload !== 'object') return;
     // A note replayed after our own reconnect is seconds late: better unheard.
     if (envelope && envelope.replayed) return;
@@ -97,45 +146,90 @@ export function createVoices({ client, synth, state, playArea, players }) {
       : sender && INSTRUMENTS.some((i) => i.id === sender.instrument)
         ? sender.instrument
         : 'piano';
-    if (payload.type === 'on') remoteOn(senderId, note, Number(payload.velocity) || 100, instrument);
-    else if (payload.type === 'off') remoteOff(senderId, note);
+    const when = { serverTime, at: payload.at };
+    if (payload.type === 'on') remoteOn(senderId, note, Math.max(1, Math.min(127, Number(payload.velocity) || 100)), instrument, when);
+    else if (payload.type === 'off') remoteOff(senderId, note, when);
   });
 
-  function remoteOn(senderId, note, velocity, instrument) {
+  function remoteOn(senderId, note, velocity, instrument, when) {
+    const { serverTime } = when;
     remoteCount++;
     $('remote-count').textContent = String(remoteCount);
-    players.flash(senderId);
     const key = `${senderId}:${note}`;
-    remoteOff(senderId, note);
-    const voice = synth.ctx ? synth.noteOn(instrument, note, velocity) : { stop() {} };
-    if (instrument === 'drums') {
-      if (playArea.isDrums()) playArea.hit(note);
-      return;
+    const slot = playout.place(senderId, when);
+    endRemote(key, slot.audioTime, slot.localMs);
+    const muted = mixer.muted(senderId);
+    let voice = { stop() {} };
+    if (muted) {
+      count(trace.mutedSkipped, senderId);
+    } else if (synth.ctx) {
+      voice = synth.noteOn(instrument, note, velocity, { when: slot.audioTime ?? undefined, dest: mixer.nodeFor(senderId) });
+      count(trace.started, senderId);
     }
-    const timer = setTimeout(() => remoteOff(senderId, note), REMOTE_NOTE_MAX_MS);
-    remoteVoices.set(key, { voice, timer, note });
-    state.remoteHeld.set(note, (state.remoteHeld.get(note) || 0) + 1);
-    if (!playArea.isDrums()) playArea.paintRemote(note, hueFor(senderId));
+    push(trace.onsets, {
+      senderId,
+      note,
+      serverTime,
+      mode: playout.mode,
+      delayMs: slot.delayMs,
+      anchor: slot.anchor ?? null,
+      late: slot.late,
+      muted,
+      // When it sounds, on the audio clock (null: no audio yet).
+      audioTime: synth.ctx ? Math.max(synth.ctx.currentTime, slot.audioTime ?? 0) : null,
+      arrivedAt: localNowMs(),
+    });
+    const drums = instrument === 'drums';
+    if (!drums) remoteVoices.set(key, { voice, note, instrument, senderId });
+    at(slot.localMs, () => {
+      players.flash(senderId);
+      if (drums) {
+        remoteView.hit(senderId, note);
+        return;
+      }
+      state.remoteHeld.set(note, (state.remoteHeld.get(note) || 0) + 1);
+      remoteView.noteOn(senderId, note);
+    });
+    // Its "off" came first (it took the reliable path, the "on" a datagram): end it at the off's time.
+    const early = earlyOffs.get(key);
+    if (early !== undefined) {
+      earlyOffs.delete(key);
+      if (typeof serverTime !== 'number' || early.serverTime >= serverTime) remoteOff(senderId, note, early.when);
+    }
   }
 
-  function remoteOff(senderId, note) {
-    const key = `${senderId}:${note}`;
+  /** Ends the note `key` at audio time `audioTime` (now when null), its drawing at `localMs`. */
+  function endRemote(key, audioTime, localMs) {
     const entry = remoteVoices.get(key);
-    if (!entry) return;
+    if (!entry) return false;
     remoteVoices.delete(key);
-    clearTimeout(entry.timer);
-    entry.voice.stop();
-    const held = (state.remoteHeld.get(note) || 1) - 1;
-    if (held > 0) state.remoteHeld.set(note, held);
-    else state.remoteHeld.delete(note);
-    if (!playArea.isDrums()) playArea.paint(note);
+    entry.voice.stop(audioTime ?? undefined);
+    at(localMs, () => {
+      const held = (state.remoteHeld.get(entry.note) || 1) - 1;
+      if (held > 0) state.remoteHeld.set(entry.note, held);
+      else state.remoteHeld.delete(entry.note);
+      remoteView.noteOff(entry.senderId, entry.note);
+    });
+    return true;
   }
 
-  /** Stops the notes of a participant who left. */
+  function remoteOff(senderId, note, when) {
+    const { serverTime } = when;
+    const key = `${senderId}:${note}`;
+    const slot = playout.place(senderId, when);
+    if (endRemote(key, slot.audioTime, slot.localMs)) return;
+    if (typeof serverTime === 'number') {
+      earlyOffs.set(key, { serverTime, when, at: localNowMs() });
+      for (const [k, v] of earlyOffs) if (localNowMs() - v.at > EARLY_OFF_MS) earlyOffs.delete(k);
+    }
+  }
+
+  /** Stops the notes of a participant who dropped out or left, now. */
   function releaseRemoteFrom(senderId) {
     for (const [key, entry] of [...remoteVoices]) {
-      if (key.startsWith(`${senderId}:`)) remoteOff(senderId, entry.note);
+      if (entry.senderId === senderId) endRemote(key, null, null);
     }
+    playout.forget(senderId);
   }
 
   // A player whose connection dropped, or who left, sends no "off" for what they held.
@@ -144,8 +238,18 @@ export function createVoices({ client, synth, state, playArea, players }) {
 
   /** Stops every remote note (their "off" may never come). */
   function releaseAllRemote() {
-    for (const [key, entry] of [...remoteVoices]) remoteOff(key.slice(0, key.lastIndexOf(':')), entry.note);
+    for (const timer of timers) clearTimeout(timer);
+    timers.clear();
+    for (const key of [...remoteVoices.keys()]) endRemote(key, null, null);
+    state.remoteHeld.clear();
+    earlyOffs.clear();
+    remoteView.clear();
   }
 
-  return { localOn, localOff, releaseAllLocal, releaseRemoteFrom, releaseAllRemote };
+  /** Remote notes sounding now, as `senderId:note` keys. */
+  function heldRemote() {
+    return [...remoteVoices.keys()];
+  }
+
+  return { localOn, localOff, releaseAllLocal, releaseRemoteFrom, releaseAllRemote, heldRemote, trace };
 }

@@ -213,6 +213,81 @@ export class TcpRelay {
   }
 }
 
+/**
+ * A TCP relay to a port of the server that adds jitter: every chunk from the
+ * server to the client waits a random time between 0 and `downMaxMs` (and
+ * from the client to the server between 0 and `upMaxMs`), never less than the
+ * chunk before it, so bytes keep their order as on a real path whose queues
+ * fill and drain. Point a page's WebSocket at it with `rewriteConnect`.
+ */
+export class JitterRelay {
+  constructor(targetPort, { downMaxMs, upMaxMs }) {
+    this.targetPort = targetPort;
+    this.downMaxMs = downMaxMs;
+    this.upMaxMs = upMaxMs;
+    this.sockets = new Set();
+    /** chunks relayed server -> client, and how long each waited (ms) */
+    this.delays = [];
+    this.server = net.createServer((client) => this._accept(client));
+  }
+
+  static async start(targetPort, { downMaxMs = 30, upMaxMs = 0 } = {}) {
+    const relay = new JitterRelay(targetPort, { downMaxMs, upMaxMs });
+    await new Promise((resolve, reject) => {
+      relay.server.once('error', reject);
+      relay.server.listen(0, '127.0.0.1', resolve);
+    });
+    relay.port = relay.server.address().port;
+    return relay;
+  }
+
+  /** A one-way pipe that delays each chunk, in order. */
+  _pipe(from, to, maxMs, record) {
+    const queue = [];
+    let timer = null;
+    let lastDue = 0;
+    const drain = () => {
+      timer = null;
+      const now = performance.now();
+      while (queue.length && queue[0].due <= now + 0.5) {
+        const { chunk } = queue.shift();
+        if (!to.destroyed) to.write(chunk);
+      }
+      if (queue.length) timer = setTimeout(drain, Math.max(0, queue[0].due - performance.now()));
+    };
+    from.on('data', (chunk) => {
+      const now = performance.now();
+      const due = Math.max(lastDue, now + Math.random() * maxMs);
+      lastDue = due;
+      if (record) {
+        this.delays.push(due - now);
+        if (this.delays.length > 10_000) this.delays.shift();
+      }
+      queue.push({ chunk, due });
+      if (!timer) timer = setTimeout(drain, Math.max(0, queue[0].due - now));
+    });
+  }
+
+  _accept(client) {
+    const upstream = net.connect(this.targetPort, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      s.setNoDelay(true);
+      s.on('error', () => {});
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+    }
+    this._pipe(client, upstream, this.upMaxMs, false);
+    this._pipe(upstream, client, this.downMaxMs, true);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  }
+
+  async close() {
+    for (const s of this.sockets) s.destroy();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
 export const CHROMIUM_ARGS = [
   '--no-sandbox',
   '--disable-gpu',
@@ -367,9 +442,10 @@ export function recordedNotes(page) {
   return page.evaluate(() => window.__notes || []);
 }
 
-export async function screenshot(page, name) {
+/** Writes a screenshot to target/e2e/ (`fullPage` false: what fits the viewport, as a phone shows it). */
+export async function screenshot(page, name, { fullPage = true } = {}) {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   const file = path.join(ARTIFACTS, name);
-  await page.screenshot({ path: file, fullPage: true });
+  await page.screenshot({ path: file, fullPage });
   return file;
 }

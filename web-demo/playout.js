@@ -1,0 +1,184 @@
+// playout.js: when a note from another player sounds here.
+//
+// Owns: the playout mode ("immediate": a note sounds as it arrives; "steady":
+// it sounds a playout delay after it was played, so a phrase keeps its rhythm
+// whatever the network did to it on the way here),
+// the delay each sender gets (adapted to that sender's recent jitter), the
+// mode control and the delay readout. Does not own: sounding or drawing the
+// note (voices.js), the clocks (jam-client.js for the server's, audio-clock.js
+// for the audio clock).
+//
+// When a note was played is its `at` (the sender's room-clock time of the
+// note, which voices.js puts in every note it sends) when that is within
+// MAX_AT_SKEW_MS before the note's `serverTime` (when the server got it),
+// else its `serverTime`: `at` leaves out the jitter of the sender's own path
+// to the server, `serverTime` is what a sender without `at` gives.
+//
+// Steady mode, per sender: for every note, the delay it would have needed
+// (its transit, from when it was played to its arrival here, plus the time the audio
+// output takes: a sound is heard that long after the earliest time it can be
+// started at) is kept for the last WINDOW notes. The delay is the largest of
+// them plus MARGIN_MS. A note that needed more than the delay (a new worst
+// case, or this page was busy) raises it at once, and that one note is
+// shifted (it is marked `late`); otherwise it comes down by at most DECAY_MS a
+// note, so a phrase's intervals change by no more than that, and it resets
+// when the sender pauses for RESET_AFTER_MS (by when the notes were played,
+// not when they arrived: a page that stalled has not heard a pause). What was
+// needed is kept for the last WINDOW notes played within WINDOW_MS. Each sender's
+// server-to-audio mapping is taken when its delay is set and kept while it
+// holds, so clock estimates that move by a fraction of a millisecond do not
+// move the notes of a phrase.
+
+import { $ } from './dom.js';
+
+const WINDOW = 48;
+const WINDOW_MS = 8000;
+const MARGIN_MS = 8;
+/** How far ahead of the earliest possible start a note must be scheduled to count as on time. */
+const SAFETY_MS = 2;
+const DECAY_MS = 0.5;
+const RESET_AFTER_MS = 2000;
+/** How much earlier than its `serverTime` a note's `at` may be (its way to the server, clock error included). */
+const MAX_AT_SKEW_MS = 1000;
+/** How much later than its `serverTime` a note's `at` may be (the sender's clock error). */
+const MAX_AT_AHEAD_MS = 20;
+/** A mapping that moved more than this since it was taken is taken again. */
+const REMAP_MS = 3;
+
+function store(value) {
+  try {
+    localStorage.setItem('jam.playout', value);
+  } catch {
+    /* storage may be off */
+  }
+}
+
+function load() {
+  try {
+    return localStorage.getItem('jam.playout');
+  } catch {
+    return null;
+  }
+}
+
+export function createPlayout({ client, audioClock, names }) {
+  let mode = load() === 'steady' ? 'steady' : 'immediate';
+  /** sender id -> { transits, delayMs, mapSec, lastArrival } */
+  const senders = new Map();
+
+  /** The audio time of server time `t`, by the clocks now (seconds), or null. */
+  function serverToAudio(t) {
+    const local = client.clock.toLocalTime(t);
+    return local === null ? null : audioClock.toAudioTime(local);
+  }
+
+  /** When a note was played, in server time: its `at` when plausible, else its `serverTime`. */
+  function playedAt({ serverTime, at }) {
+    if (typeof at === 'number' && Number.isFinite(at) && at >= serverTime - MAX_AT_SKEW_MS && at <= serverTime + MAX_AT_AHEAD_MS) return at;
+    return serverTime;
+  }
+
+  /**
+   * When a note from `senderId` (`{ serverTime, at }`: when the server got it,
+   * and when the sender played it) should sound: `{ audioTime, localMs,
+   * delayMs, late }`; `audioTime` and `localMs` null mean now (immediate mode,
+   * or nothing to schedule by yet).
+   */
+  function place(senderId, when) {
+    const now = { audioTime: null, localMs: null, delayMs: null, late: false };
+    if (mode !== 'steady' || typeof when.serverTime !== 'number') return now;
+    const serverTime = playedAt(when);
+    audioClock.sample();
+    const arrival = client.serverNow();
+    const mapNow = serverToAudio(0);
+    if (arrival === null || mapNow === null) return now;
+    let s = senders.get(senderId);
+    if (!s) {
+      s = { needed: [], delayMs: null, mapSec: null, lastPlayed: -Infinity };
+      senders.set(senderId, s);
+    }
+    // The delay at which this note would start SAFETY_MS after the earliest it can.
+    const needed = (audioClock.earliest() - (serverTime / 1000 + mapNow)) * 1000 + SAFETY_MS;
+    s.needed.push({ needed, played: serverTime });
+    while (s.needed.length > WINDOW || serverTime - s.needed[0].played > WINDOW_MS) s.needed.shift();
+    const target = Math.max(...s.needed.map((n) => n.needed)) + MARGIN_MS;
+    let late = false;
+    if (s.delayMs !== null && needed > s.delayMs) {
+      late = true;
+      s.delayMs = target;
+      s.mapSec = mapNow;
+    } else if (s.delayMs === null || serverTime - s.lastPlayed > RESET_AFTER_MS) {
+      s.delayMs = target;
+      s.mapSec = mapNow;
+    } else if (s.delayMs > target) {
+      s.delayMs = Math.max(target, s.delayMs - DECAY_MS);
+    }
+    if (Math.abs(mapNow - s.mapSec) * 1000 > REMAP_MS) s.mapSec = mapNow;
+    s.lastPlayed = Math.max(s.lastPlayed, serverTime);
+    render();
+    const at = serverTime + s.delayMs;
+    return {
+      audioTime: at / 1000 + s.mapSec,
+      localMs: client.clock.toLocalTime(at),
+      delayMs: s.delayMs,
+      anchor: s.mapSec,
+      late,
+    };
+  }
+
+  /** The current delay of `senderId` (ms), or null. */
+  function delayOf(senderId) {
+    const s = senders.get(senderId);
+    return mode === 'steady' && s ? s.delayMs : null;
+  }
+
+  function forget(senderId) {
+    senders.delete(senderId);
+    render();
+  }
+
+  function setMode(next) {
+    mode = next === 'steady' ? 'steady' : 'immediate';
+    store(mode);
+    senders.clear();
+    for (const input of document.querySelectorAll('input[name="playout"]')) input.checked = input.value === mode;
+    render();
+  }
+
+  function render() {
+    const el = $('playout-delay');
+    el.dataset.mode = mode;
+    if (mode !== 'steady') {
+      el.textContent = 'notes sound as they arrive';
+      el.dataset.delay = '';
+      return;
+    }
+    const room = client.room;
+    const parts = [];
+    let max = null;
+    for (const [id, s] of senders) {
+      if (s.delayMs === null || !room || !room.participants.some((p) => p.id === id)) continue;
+      max = Math.max(max ?? 0, s.delayMs);
+      parts.push(`${names(id)} ${Math.round(s.delayMs)} ms`);
+    }
+    el.dataset.delay = max === null ? '' : max.toFixed(1);
+    el.textContent = parts.length ? `delay ${parts.join(', ')}` : 'delay set by the first notes heard';
+  }
+
+  for (const input of document.querySelectorAll('input[name="playout"]')) {
+    input.checked = input.value === mode;
+    input.addEventListener('change', () => input.checked && setMode(input.value));
+  }
+  client.on('room', () => render());
+  render();
+
+  return {
+    place,
+    delayOf,
+    forget,
+    setMode,
+    get mode() {
+      return mode;
+    },
+  };
+}
