@@ -338,6 +338,10 @@ describe('JamSession for musicians', { timeout: 300_000 }, () => {
     const legend = await ana.page.$$eval('[data-testid="legend-item"]', (els) => els.map((el) => [el.dataset.name, Number(el.dataset.hue)]));
     assert.deepEqual(legend, [['Ben', hues.Ben], ['Cleo', hues.Cleo]]);
 
+    // Ana plays along with the metronome, others' notes in steady playout.
+    await ana.page.getByTestId('playout-steady').check();
+    await ana.page.getByTestId('metronome-toggle').click();
+
     // A keyboard player sees the drummer's hits on the strip above the keys.
     assert.ok(await ana.page.getByTestId('hit-strip').isVisible());
     await cleo.page.getByTestId('pad-snare').click();
@@ -353,8 +357,14 @@ describe('JamSession for musicians', { timeout: 300_000 }, () => {
     // ... and Ben sees it on his keys in Ana's colour.
     await ben.page.locator('[data-testid="key-64"].remote').waitFor();
     assert.equal(Number(await ben.page.getByTestId('key-64').evaluate((el) => el.style.getPropertyValue('--remote-hue'))), hues.Ana);
-    await screenshot(ana.page, 'musician-desktop-1280x800.png', { fullPage: false });
+    await ben.page.keyboard.down('k'); // C5 = 72, Ben's synth on Ana's keys
+    await ana.page.locator('[data-testid="key-72"].remote').waitFor();
+    assert.match(await ana.page.getByTestId('playout-delay').textContent(), /Ben \d+ ms/);
+    await screenshot(ana.page, 'musician-desktop-1280x800.png');
     await screenshot(cleo.page, 'musician-phone-390x844.png', { fullPage: false });
+    await ben.page.keyboard.up('k');
+    await ana.page.getByTestId('metronome-toggle').click();
+    await ana.page.getByTestId('playout-immediate').check();
     await ana.page.keyboard.up('d');
     await cleo.page.locator('[data-testid="strip-64"]:not(.lit)').waitFor();
 
