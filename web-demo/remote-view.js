@@ -106,8 +106,11 @@ export function createRemoteView({ client, colors, playArea }) {
   function paintNote(note) {
     const list = holders.get(note) || [];
     const top = list[list.length - 1];
-    if (top !== undefined) playArea.paintRemote(note, hue(top));
-    else playArea.paint(note);
+    // On your keys when you show keys (a drummer's pads are for drum hits).
+    if (!playArea.isDrums()) {
+      if (top !== undefined) playArea.paintRemote(note, hue(top));
+      else playArea.paint(note);
+    }
     const cell = stripCell(note);
     if (cell) {
       const any = [...holders.entries()].filter(([n, l]) => l.length && stripCell(n) === cell);
