@@ -126,6 +126,7 @@ export function createPlayArea({ state }) {
     }
     $('octave-label').textContent = `${noteName(state.base)}–${noteName(state.base + count - 1)}`;
     for (const note of new Set([...state.localHeld.keys(), ...state.remoteHeld.keys()])) paint(note);
+    paintBeyond();
   }
 
   function renderPads() {
@@ -161,12 +162,18 @@ export function createPlayArea({ state }) {
     return area.querySelector(`[data-note="${note}"]`);
   }
 
+  /** note -> the hue it is lit in for others (kept so a rebuilt keyboard keeps the colours) */
+  const remoteHues = new Map();
+
   /** Lights `note` as held here, held by others, both or neither. */
   function paint(note) {
+    const remote = (state.remoteHeld.get(note) || 0) > 0;
+    if (!remote) remoteHues.delete(note);
+    if (!isDrums()) paintBeyond();
     const el = elementForNote(note);
     if (!el) return;
     const local = (state.localHeld.get(note) || 0) > 0;
-    const remote = (state.remoteHeld.get(note) || 0) > 0;
+    if (remote && remoteHues.has(note)) el.style.setProperty('--remote-hue', remoteHues.get(note));
     el.classList.toggle('active', local);
     el.classList.toggle('remote', remote);
     el.setAttribute('aria-pressed', String(local));
@@ -174,10 +181,26 @@ export function createPlayArea({ state }) {
 
   /** Lights `note` in the colour of the participant whose note it is. */
   function paintRemote(note, hue) {
-    const el = elementForNote(note);
-    if (!el) return;
-    el.style.setProperty('--remote-hue', hue);
+    remoteHues.set(note, hue);
     paint(note);
+  }
+
+  /**
+   * Notes others hold below or above the keys shown light the octave button
+   * that leads to them, in the player's colour.
+   */
+  function paintBeyond() {
+    const low = state.base;
+    const high = state.base + (state.keyCount || 25) - 1;
+    for (const [id, beyond] of [
+      ['octave-down', (n) => n < low],
+      ['octave-up', (n) => n > high],
+    ]) {
+      const notes = [...remoteHues.keys()].filter((n) => beyond(n) && (state.remoteHeld.get(n) || 0) > 0);
+      const button = $(id);
+      button.classList.toggle('remote-beyond', notes.length > 0);
+      if (notes.length) button.style.setProperty('--hue', remoteHues.get(notes[notes.length - 1]));
+    }
   }
 
   /** Drums are one-shots: lights the pad briefly. */

@@ -445,7 +445,16 @@ describe('JamSession for musicians', { timeout: 300_000 }, () => {
     await phone.page.locator('#octave-up').click();
     assert.notEqual(await phone.page.getByTestId('octave-label').textContent(), label);
     await phone.page.locator('#octave-down').click();
+    // A note above the octave shown lights the octave-up button in the player's colour.
+    await ben.page.keyboard.press('x'); // Ben's keyboard from C5
+    await ben.page.keyboard.down('d'); // E5 = 76, above Pia's C4–C5
+    await phone.page.locator('#octave-up.remote-beyond').waitFor();
+    const benHue = (await participants(phone.page)).find((r) => r.name === 'Ben').hue;
+    assert.equal(await phone.page.locator('#octave-up').evaluate((el) => el.style.getPropertyValue('--hue')), benHue);
     await screenshot(phone.page, 'musician-phone-session-390x844.png', { fullPage: false });
+    await ben.page.keyboard.up('d');
+    await phone.page.locator('#octave-up:not(.remote-beyond)').waitFor();
+    await ben.page.keyboard.press('z');
 
     const side = await player({ query: `/?room=${code}`, viewport: { width: 844, height: 390 } });
     await joinSession(side.page, { name: 'Sam', instrument: 'organ' });
