@@ -63,7 +63,7 @@ function load() {
 
 export function createPlayout({ client, audioClock, names }) {
   let mode = load() === 'steady' ? 'steady' : 'immediate';
-  /** sender id -> { transits, delayMs, mapSec, lastArrival } */
+  /** sender id -> { needed: [{ needed, played }], delayMs, mapSec (server s -> audio s), lastPlayed } */
   const senders = new Map();
 
   /** The audio time of server time `t`, by the clocks now (seconds), or null. */
@@ -126,12 +126,6 @@ export function createPlayout({ client, audioClock, names }) {
     };
   }
 
-  /** The current delay of `senderId` (ms), or null. */
-  function delayOf(senderId) {
-    const s = senders.get(senderId);
-    return mode === 'steady' && s ? s.delayMs : null;
-  }
-
   function forget(senderId) {
     senders.delete(senderId);
     render();
@@ -174,7 +168,6 @@ export function createPlayout({ client, audioClock, names }) {
 
   return {
     place,
-    delayOf,
     forget,
     setMode,
     get mode() {
