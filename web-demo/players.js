@@ -90,7 +90,7 @@ export function createPlayerList({ client, colors, mixer }) {
       latEl.querySelector('.lat-text').textContent = isYou
         ? lat.rttMs === null
           ? '…'
-          : `${Math.round(lat.rttMs)} ms rtt`
+          : `${Math.round(lat.rttMs)} ms`
         : lat.oneWayMs === null
           ? '…'
           : `${Math.round(lat.oneWayMs)} ms`;

@@ -214,15 +214,17 @@ export class TcpRelay {
 }
 
 /**
- * A TCP relay to a port of the server that adds jitter: every chunk from the
- * server to the client waits a random time between 0 and `downMaxMs` (and
- * from the client to the server between 0 and `upMaxMs`), never less than the
- * chunk before it, so bytes keep their order as on a real path whose queues
- * fill and drain. Point a page's WebSocket at it with `rewriteConnect`.
+ * A TCP relay to a port of the server that adds delay and jitter: every chunk
+ * from the server to the client waits a random time between `downMinMs` and
+ * `downMaxMs` (and from the client to the server between 0 and `upMaxMs`),
+ * never less than the chunk before it, so bytes keep their order as on a real
+ * path whose queues fill and drain. Point a page's WebSocket at it with
+ * `rewriteConnect`.
  */
 export class JitterRelay {
-  constructor(targetPort, { downMaxMs, upMaxMs }) {
+  constructor(targetPort, { downMinMs, downMaxMs, upMaxMs }) {
     this.targetPort = targetPort;
+    this.downMinMs = downMinMs;
     this.downMaxMs = downMaxMs;
     this.upMaxMs = upMaxMs;
     this.sockets = new Set();
@@ -231,8 +233,8 @@ export class JitterRelay {
     this.server = net.createServer((client) => this._accept(client));
   }
 
-  static async start(targetPort, { downMaxMs = 30, upMaxMs = 0 } = {}) {
-    const relay = new JitterRelay(targetPort, { downMaxMs, upMaxMs });
+  static async start(targetPort, { downMinMs = 0, downMaxMs = 30, upMaxMs = 0 } = {}) {
+    const relay = new JitterRelay(targetPort, { downMinMs, downMaxMs, upMaxMs });
     await new Promise((resolve, reject) => {
       relay.server.once('error', reject);
       relay.server.listen(0, '127.0.0.1', resolve);
@@ -242,7 +244,7 @@ export class JitterRelay {
   }
 
   /** A one-way pipe that delays each chunk, in order. */
-  _pipe(from, to, maxMs, record) {
+  _pipe(from, to, minMs, maxMs, record) {
     const queue = [];
     let timer = null;
     let lastDue = 0;
@@ -257,7 +259,7 @@ export class JitterRelay {
     };
     from.on('data', (chunk) => {
       const now = performance.now();
-      const due = Math.max(lastDue, now + Math.random() * maxMs);
+      const due = Math.max(lastDue, now + minMs + Math.random() * (maxMs - minMs));
       lastDue = due;
       if (record) {
         this.delays.push(due - now);
@@ -276,8 +278,8 @@ export class JitterRelay {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
     }
-    this._pipe(client, upstream, this.upMaxMs, false);
-    this._pipe(upstream, client, this.downMaxMs, true);
+    this._pipe(client, upstream, 0, this.upMaxMs, false);
+    this._pipe(upstream, client, this.downMinMs, this.downMaxMs, true);
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
   }
