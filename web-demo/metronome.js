@@ -58,6 +58,7 @@ export function createMetronome({ client, synth, audioClock }) {
       after = t;
       last = t;
       const bar = client.barAt(t);
+      if (!bar) break;
       const pos = bar.beatInBar;
       const accent = Math.min(pos, bar.beatsPerBar - pos) < 1e-3;
       const audioTime = audioClock.toAudioTime(client.clock.toLocalTime(t));
