@@ -2,11 +2,10 @@
 //
 // Owns: the playout mode ("immediate": a note sounds as it arrives; "steady":
 // it sounds a playout delay after it was played, so a phrase keeps its rhythm
-// whatever the network did to it on the way here),
-// the delay each sender gets (adapted to that sender's recent jitter), the
-// mode control and the delay readout. Does not own: sounding or drawing the
-// note (voices.js), the clocks (jam-client.js for the server's, audio-clock.js
-// for the audio clock).
+// whatever the network did to it on the way here), the delay each sender gets
+// (adapted to that sender's recent jitter), the mode control and the delay
+// readout. Does not own: sounding or drawing the note (voices.js), the clocks
+// (jam-client.js for the server's, audio-clock.js for the audio clock).
 //
 // When a note was played is its `at` (the sender's room-clock time of the
 // note, which voices.js puts in every note it sends) when that is within
@@ -14,20 +13,20 @@
 // else its `serverTime`: `at` leaves out the jitter of the sender's own path
 // to the server, `serverTime` is what a sender without `at` gives.
 //
-// Steady mode, per sender: for every note, the delay it would have needed
-// (its transit, from when it was played to its arrival here, plus the time the audio
-// output takes: a sound is heard that long after the earliest time it can be
-// started at) is kept for the last WINDOW notes. The delay is the largest of
-// them plus MARGIN_MS. A note that needed more than the delay (a new worst
-// case, or this page was busy) raises it at once, and that one note is
-// shifted (it is marked `late`); otherwise it comes down by at most DECAY_MS a
-// note, so a phrase's intervals change by no more than that, and it resets
-// when the sender pauses for RESET_AFTER_MS (by when the notes were played,
-// not when they arrived: a page that stalled has not heard a pause). What was
-// needed is kept for the last WINDOW notes played within WINDOW_MS. Each sender's
+// Steady mode, per sender: for every note-on, the delay it would have needed
+// (from when it was played to its arrival here, plus the time the audio output
+// takes: a sound is heard that long after the earliest time it can be started
+// at) is kept for the last WINDOW notes played within WINDOW_MS. The delay is
+// the largest of them plus MARGIN_MS. A note that needed more than the delay
+// (a new worst case, or this page was busy) raises it at once, and that one
+// note is shifted (it is marked `late`); otherwise the delay comes down by at
+// most DECAY_MS a note, so a phrase's intervals change by no more than that,
+// and it resets when the sender pauses for RESET_AFTER_MS (by when the notes
+// were played, not when they arrived: a page that stalled has not heard a
+// pause). Note-offs follow the delay and never change it. Each sender's
 // server-to-audio mapping is taken when its delay is set and kept while it
-// holds, so clock estimates that move by a fraction of a millisecond do not
-// move the notes of a phrase.
+// holds (unless it moved by more than REMAP_MS), so clock estimates that move
+// by a millisecond do not move the notes of a phrase.
 
 import { $ } from './dom.js';
 
@@ -42,8 +41,12 @@ const RESET_AFTER_MS = 2000;
 const MAX_AT_SKEW_MS = 1000;
 /** How much later than its `serverTime` a note's `at` may be (the sender's clock error). */
 const MAX_AT_AHEAD_MS = 20;
-/** A mapping that moved more than this since it was taken is taken again. */
-const REMAP_MS = 3;
+/**
+ * A mapping that moved more than this since it was taken is taken again (the
+ * audio clock drifts from the system clock over minutes); smaller moves of the
+ * clock estimates are noise, and following them would shift the notes.
+ */
+const REMAP_MS = 15;
 
 function store(value) {
   try {
@@ -84,7 +87,7 @@ export function createPlayout({ client, audioClock, names }) {
    * delayMs, late }`; `audioTime` and `localMs` null mean now (immediate mode,
    * or nothing to schedule by yet).
    */
-  function place(senderId, when) {
+  function place(senderId, when, { onset = true } = {}) {
     const now = { audioTime: null, localMs: null, delayMs: null, late: false };
     if (mode !== 'steady' || typeof when.serverTime !== 'number') return now;
     const serverTime = playedAt(when);
@@ -93,6 +96,13 @@ export function createPlayout({ client, audioClock, names }) {
     const mapNow = serverToAudio(0);
     if (arrival === null || mapNow === null) return now;
     let s = senders.get(senderId);
+    // A note's end keeps to the delay its start set: a late "off" ends the note
+    // a little late (its time passed: now), rather than moving the next onsets.
+    if (!onset) {
+      if (!s || s.delayMs === null) return now;
+      const at = serverTime + s.delayMs;
+      return { audioTime: at / 1000 + s.mapSec, localMs: client.clock.toLocalTime(at), delayMs: s.delayMs, anchor: s.mapSec, late: false };
+    }
     if (!s) {
       s = { needed: [], delayMs: null, mapSec: null, lastPlayed: -Infinity };
       senders.set(senderId, s);

@@ -216,7 +216,7 @@ export function createVoices({ client, synth, state, playArea, players, playout,
   function remoteOff(senderId, note, when) {
     const { serverTime } = when;
     const key = `${senderId}:${note}`;
-    const slot = playout.place(senderId, when);
+    const slot = playout.place(senderId, when, { onset: false });
     if (endRemote(key, slot.audioTime, slot.localMs)) return;
     if (typeof serverTime === 'number') {
       earlyOffs.set(key, { serverTime, when, at: localNowMs() });
