@@ -10,7 +10,7 @@
 // drawing (players.js), the keys (play-area.js), input (input.js) or sound
 // (voices.js).
 
-import { describeError } from './jam-client.js';
+import { describeError } from './messages.js';
 import { INSTRUMENTS } from './audio.js';
 import { $, instrumentIcon, instrumentBadge } from './dom.js';
 
