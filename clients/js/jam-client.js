@@ -1128,9 +1128,15 @@ export class JamClient {
         // It may have died between opening and here, before anyone listened.
         if (conn.isClosed) throw new JamError('connect_failed', `${kind} closed as soon as it opened`);
       } catch (err) {
+        if (this._closedByUser) throw new JamError('disconnected', 'closed while connecting');
         lastError = err;
         this._emit('transport-failed', { transport: kind, error: err });
         continue;
+      }
+      // `close()` came while this transport was opening: it must not stay open.
+      if (this._closedByUser) {
+        conn.close('closed by client');
+        throw new JamError('disconnected', 'closed while connecting');
       }
       this._conn = conn;
       this.transport = kind;

@@ -55,8 +55,15 @@ export function useJamSession(options = {}) {
     ];
     setClient(c);
     update();
-    if (autoConnect && !c.restore()) c.connect().catch((err) => setError(asJamError(err)));
+    let mounted = true;
+    if (autoConnect && !c.restore()) {
+      c.connect().catch((err) => {
+        // A client closed on unmount (React's StrictMode mounts twice) is no error.
+        if (mounted) setError(asJamError(err));
+      });
+    }
     return () => {
+      mounted = false;
       for (const off of offs) off();
       c.close('unmounted');
       setClient(null);

@@ -206,6 +206,31 @@ describe('jam-client against the real jam-server', { timeout: 60_000 }, () => {
     assert.equal(attempts, 1, 'one attempt, then it stops');
   });
 
+  test('close() while connecting leaves no socket open (a component unmounted at once)', async () => {
+    const sockets = [];
+    class TrackedWebSocket extends WebSocket {
+      constructor(...args) {
+        super(...args);
+        sockets.push(this);
+      }
+    }
+    const c = client({ WebSocket: TrackedWebSocket });
+    const connecting = c.connect();
+    // Close once the socket exists but before it has opened.
+    await new Promise((resolve) => {
+      const check = () => (sockets.length ? resolve() : setTimeout(check, 1));
+      check();
+    });
+    c.close('unmounted');
+    await assert.rejects(connecting, { code: 'disconnected' });
+    assert.equal(c.state, 'disconnected');
+    assert.equal(c.transport, null);
+    assert.equal(sockets.length, 1);
+    const closed = sockets[0].readyState === WebSocket.CLOSED ? null : new Promise((resolve) => sockets[0].once('close', resolve));
+    await Promise.race([closed, new Promise((_, reject) => setTimeout(() => reject(new Error('socket still open after 5 s')), 5000))]);
+    assert.equal(sockets[0].readyState, WebSocket.CLOSED);
+  });
+
   test('the describeError option words the client\'s own events', async () => {
     // A seat in a room that does not exist: the resume and the fresh join both fail.
     const storage = new Map([['jam.seat', JSON.stringify({ roomCode: 'ABCDEF', name: 'Ana', resumeToken: 't', lastSeq: 0 })]]);
