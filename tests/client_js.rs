@@ -19,7 +19,10 @@ async fn the_built_in_page_gets_the_package_file() {
         .await
         .unwrap();
     assert_eq!(status, 200);
-    assert!(body == package_file(), "/jam-client.js is not clients/js/jam-client.js");
+    assert!(
+        body == package_file(),
+        "/jam-client.js is not clients/js/jam-client.js"
+    );
     // The page imports it by that name; nothing else of the package is served.
     let (status, _) = http_get(&format!("{}/package.json", s.http_base()))
         .await
@@ -39,7 +42,10 @@ async fn a_web_dir_page_gets_the_package_file_too() {
         .await
         .unwrap();
     assert_eq!(status, 200);
-    assert!(body == package_file(), "/jam-client.js is not clients/js/jam-client.js");
+    assert!(
+        body == package_file(),
+        "/jam-client.js is not clients/js/jam-client.js"
+    );
     let (status, body) = http_get(&format!("{}/index.html", s.http_base()))
         .await
         .unwrap();
