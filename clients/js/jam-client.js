@@ -340,7 +340,7 @@ export function describeError(err) {
 /**
  * The key of the test hook that drops the transport underneath a client as a
  * network fault would: `client[Symbol.for('jam-client.dropTransport')]()`.
- * Not API: for the repository's own tests (see test/support.mjs).
+ * Not API: for the repository's own tests (test/server.mjs, web-demo/e2e).
  */
 const DROP_TRANSPORT = Symbol.for('jam-client.dropTransport');
 

@@ -1,10 +1,11 @@
 // readme.test.mjs: the README's "Use it from your app" snippets are the ones
 // the type checks compile (types-check/usage.ts, types-check/react-usage.tsx),
 // word for word, and the npm snippet runs against the real server as written
-// (only its server address changed to the test server's).
+// (only its server address changed to the test server's). The package's own
+// README's snippets compile too.
 
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -46,6 +47,32 @@ describe('the README snippets', { timeout: 60_000 }, () => {
 
   test('the React snippet is the type-checked one', () => {
     assert.equal(readmeBlock("from 'jam-client/react';"), checkedBlock('react-usage.tsx', 'react'));
+  });
+
+  test('the package README\'s snippets compile', () => {
+    const text = fs.readFileSync(path.join(here, '..', 'README.md'), 'utf8');
+    const blocks = [...text.matchAll(/```(ts|tsx)\n([\s\S]*?)```/g)];
+    assert.deepEqual(blocks.map((m) => m[1]), ['ts', 'tsx']);
+    const typesCheck = path.join(here, '..', 'types-check');
+    const dir = fs.mkdtempSync(path.join(typesCheck, '.readme-'));
+    try {
+      const files = blocks.map((m, i) => {
+        const name = `snippet${i}.${m[1]}`;
+        // A module of its own (top-level await), the TSX one exported so it is not unused.
+        fs.writeFileSync(path.join(dir, name), `${m[2].replace('function Jam()', 'export function Jam()')}\nexport {};\n`);
+        return name;
+      });
+      const config = JSON.parse(fs.readFileSync(path.join(typesCheck, 'tsconfig.json'), 'utf8'));
+      fs.writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify({ ...config, files }));
+      const tsc = path.join(here, '..', 'node_modules', 'typescript', 'bin', 'tsc');
+      try {
+        execFileSync(process.execPath, [tsc, '-p', dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      } catch (err) {
+        assert.fail(`the package README's snippets do not compile:\n${err.stdout}`);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('the npm snippet runs against the real server', async () => {
