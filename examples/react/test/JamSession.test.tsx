@@ -10,6 +10,7 @@ import { afterEach, describe, expect, inject, test } from 'vitest';
 import { WebSocket } from 'ws';
 import type { BroadcastEvent } from 'jam-client';
 import { useJamEvent, useJamSession, type UseJamSessionOptions } from 'jam-client/react';
+import { dropTransport } from '../../../clients/js/test/server.mjs';
 import JamSession from '../src/JamSession';
 
 const baseUrl = inject('jamServer');
@@ -68,6 +69,22 @@ describe('useJamSession', () => {
     ana.unmount();
     expect(client.state).toBe('disconnected');
     ben.unmount();
+  });
+
+  test('a dropped link: the hook shows reconnecting, then the same seat again', async () => {
+    const { result } = renderHook(() => useJamSession({ baseUrl, ...options, reconnectBaseMs: 50, reconnectMaxMs: 200 }));
+    await waitFor(() => expect(result.current.state).toBe('connected'), WAIT);
+    const created = await act(() => result.current.create({ name: 'Ana', instrument: 'bass' }));
+    const states: string[] = [];
+    const off = result.current.client!.on('state', ({ state }) => states.push(state));
+    act(() => dropTransport(result.current.client!));
+    await waitFor(() => expect(result.current.client!.stats.resumes).toBe(1), WAIT);
+    await waitFor(() => expect(result.current.state).toBe('connected'), WAIT);
+    off();
+    expect(states).toEqual(['reconnecting', 'connected']);
+    expect(result.current.room?.roomCode).toBe(created!.roomCode);
+    expect(result.current.me?.id).toBe(created!.userId);
+    expect(result.current.error).toBeNull();
   });
 
   test('a failure becomes `error` with the protocol\'s code, and clearError forgets it', async () => {
