@@ -4,10 +4,18 @@
 // dropped link and after a "reload", and a server of another protocol version.
 
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
-import { JamClient, JamError, PROTOCOL_VERSION, describeError } from 'jam-client';
+import { JamClient, JamError, PROTOCOL_FEATURES, PROTOCOL_VERSION, VERSION, describeError } from 'jam-client';
 import { JamServer, dropTransport, nextEvent } from './server.mjs';
+
+test('the package\'s version states the protocol it speaks (1.1.x: protocol 1 with the 1.1 features)', () => {
+  const pkg = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+  assert.equal(VERSION, pkg.version);
+  assert.match(pkg.version, new RegExp(`^${PROTOCOL_VERSION}\\.1\\.\\d+$`));
+  assert.deepEqual([...PROTOCOL_FEATURES], ['resume', 'clock', 'latency', 'tempo', 'origins']);
+});
 
 describe('jam-client against the real jam-server', { timeout: 60_000 }, () => {
   let server;
