@@ -8,7 +8,7 @@ import { describeError, type JamError } from 'jam-client';
 import { useJamEvent, useJamSession, type UseJamSessionOptions } from 'jam-client/react';
 import { playNote } from './synth';
 
-const INSTRUMENTS = ['piano', 'bass', 'guitar', 'drums'];
+const INSTRUMENTS = ['piano', 'synth', 'bass', 'organ', 'drums']; // the web demo's
 
 /** One octave from middle C. */
 const KEYS = [

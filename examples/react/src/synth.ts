@@ -4,7 +4,7 @@
 
 let ctx: AudioContext | null = null;
 
-const WAVE: Record<string, OscillatorType> = { piano: 'triangle', bass: 'sawtooth', guitar: 'square', drums: 'sine' };
+const WAVE: Record<string, OscillatorType> = { piano: 'triangle', synth: 'sawtooth', bass: 'sawtooth', organ: 'square', drums: 'sine' };
 
 /** Plays MIDI note `note` for a moment, in the instrument's colour. */
 export function playNote(note: number, instrument = 'piano'): void {
