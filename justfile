@@ -22,6 +22,10 @@ check:
 e2e:
     bash web-demo/e2e/run.sh
 
+# The npm package and the React example: tsc, node tests and Vitest against the real server.
+js:
+    bash clients/run-tests.sh
+
 # Make a fresh development certificate in certs/ and print its SHA-256.
 certs:
     cargo run --release -- --make-cert --cert-dir certs

@@ -1,5 +1,5 @@
-//! The HTTP side: the web demo at `/`, `GET /connect`, `GET /healthz`, `GET /stats`, and
-//! the route to the WebSocket upgrade.
+//! The HTTP side: the web demo at `/` (and the client library at `/jam-client.js`),
+//! `GET /connect`, `GET /healthz`, `GET /stats`, and the route to the WebSocket upgrade.
 
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
@@ -44,6 +44,17 @@ impl Published {
 #[exclude = "e2e/*"]
 #[exclude = "*.md"]
 struct WebDemo;
+
+/// The client library the page imports: the npm package's own file
+/// (`clients/js/jam-client.js`), so the page and the package are one source. It is served
+/// at [`CLIENT_JS`] whatever the page's folder, `--web-dir` included.
+#[derive(RustEmbed)]
+#[folder = "clients/js/"]
+#[include = "jam-client.js"]
+struct ClientJs;
+
+/// Where the page finds the client library (`import ... from './jam-client.js'`).
+const CLIENT_JS: &str = "jam-client.js";
 
 #[derive(Clone)]
 struct HttpState {
@@ -168,6 +179,7 @@ async fn serve_file(state: &HttpState, path: &str) -> Response {
         return StatusCode::NOT_FOUND.into_response();
     };
     let body: Option<Vec<u8>> = match &state.web_dir {
+        _ if path == CLIENT_JS => ClientJs::get(path).map(|f| f.data.into_owned()),
         Some(dir) => read_inside(dir, relative).await,
         None => WebDemo::get(path).map(|f| f.data.into_owned()),
     };

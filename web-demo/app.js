@@ -18,6 +18,7 @@
 // another.
 
 import { JamClient } from './jam-client.js';
+import { describeError } from './messages.js';
 import { Synth } from './audio.js';
 import { createStatusBar } from './status.js';
 import { createPlayArea } from './play-area.js';
@@ -38,7 +39,7 @@ import { createChat } from './chat.js';
 const params = new URLSearchParams(location.search);
 const forcedTransport = ['webtransport', 'websocket'].includes(params.get('transport')) ? params.get('transport') : 'auto';
 
-const client = new JamClient({ transport: forcedTransport });
+const client = new JamClient({ transport: forcedTransport, describeError });
 const synth = new Synth();
 
 /** What more than one part reads; each part keeps its own bookkeeping to itself. */

@@ -12,7 +12,7 @@
 // (play-area.js), the tempo panel (tempo.js), the legend (remote-view.js),
 // the chat (chat.js), input (input.js) or sound (voices.js).
 
-import { describeError } from './jam-client.js';
+import { describeError } from './messages.js';
 import { INSTRUMENTS } from './audio.js';
 import { $, instrumentIcon, instrumentBadge } from './dom.js';
 

@@ -1,4 +1,4 @@
-// client.test.mjs: jam-client.js logic in Node, against a scripted fake
+// client.test.mjs: jam-client.js (clients/js/) logic in Node, against a scripted fake
 // server (no browser, no real server): request ids, transport choice,
 // reconnecting with backoff, rejoin retries and the end of a session against a
 // protocol 1.0 server; and against a 1.1 server (features resume and clock):
@@ -8,7 +8,8 @@
 
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';
-import { JamClient, JamError, describeError, hexToBytes } from '../jam-client.js';
+import { JamClient, JamError, hexToBytes } from '../../clients/js/jam-client.js';
+import { describeError } from '../messages.js';
 import { BASE, CONNECT_INFO, FakeServer } from './fake-server.mjs';
 
 function participant(id, name, instrument = 'piano') {
@@ -233,12 +234,12 @@ describe('jam-client.js with a protocol 1.0 server', { timeout: 20_000 }, () => 
     assert.equal(joins, 4, 'first try and three retries');
   });
 
-  test('_debugDropTransport looks like a network fault to the client', async () => {
+  test('the drop-transport test hook looks like a network fault to the client', async () => {
     client = newClient();
     await client.connect();
     await client.create({ name: 'Ana' });
     const reconnected = nextEvent(client, 'reconnected');
-    client._debugDropTransport();
+    client[Symbol.for('jam-client.dropTransport')]();
     await reconnected;
     assert.equal(server.sockets.length, 2);
     assert.equal(client.room.roomCode, 'K7F3QX');

@@ -380,7 +380,7 @@ describe('JamSession in Chromium', { timeout: 240_000 }, () => {
         });
       }, myId);
 
-      await who.page.evaluate(() => window.jam.client._debugDropTransport());
+      await who.page.evaluate(() => window.jam.client[Symbol.for('jam-client.dropTransport')]());
       await who.page.waitForFunction(
         (n) => window.jam.client.stats.resumes > n && window.jam.client.state === 'connected',
         resumesBefore,

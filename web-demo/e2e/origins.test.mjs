@@ -8,7 +8,7 @@
 // session is refused, while a native client without Origin still gets in.
 //
 // The page gets jam-client.js from its own origin: the static server serves
-// web-demo/jam-client.js as read from disk when the test runs.
+// clients/js/jam-client.js (the npm package's file) as read from disk when the test runs.
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -18,7 +18,7 @@ import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { JamServer, REPO, TIMEOUT, launchBrowser } from './harness.mjs';
 
-const CLIENT_JS = path.join(REPO, 'web-demo', 'jam-client.js');
+const CLIENT_JS = path.join(REPO, 'clients', 'js', 'jam-client.js');
 
 const PAGE = `<!doctype html>
 <meta charset="utf-8">

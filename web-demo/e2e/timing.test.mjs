@@ -1,5 +1,5 @@
 // timing.test.mjs: the room clock, latency in presence and the shared tempo
-// (PROTOCOL.md sections 7 to 9) in jam-client.js, in Node, no browser.
+// (PROTOCOL.md sections 7 to 9) in jam-client.js (clients/js/), in Node, no browser.
 //
 // First the arithmetic alone: the clock estimator and the tempo rules, with
 // the Rust client's own test numbers (crates/jam-client/src/clock.rs,
@@ -23,7 +23,7 @@ import {
   gradeLatency,
   localNow,
   tempoMath,
-} from '../jam-client.js';
+} from '../../clients/js/jam-client.js';
 import { BASE, CONNECT_INFO, FakeServer } from './fake-server.mjs';
 import { JamServer } from './harness.mjs';
 
@@ -410,7 +410,7 @@ describe('jam-client.js timing against a fake server', { timeout: 20_000 }, () =
     };
     const replayed = [];
     client.on('tempo:changed', (d, env) => replayed.push(env.replayed));
-    client._debugDropTransport();
+    client[Symbol.for('jam-client.dropTransport')]();
     await nextEvent(client, 'reconnected');
     await until(() => replayed.length === 3, 'the replay');
     assert.deepEqual(replayed, [true, true, true]);

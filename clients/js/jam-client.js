@@ -1,21 +1,28 @@
-// jam-client.js: the browser client for jam-server (protocol version 1, with
-// the 1.1 additions: seats that survive the network, the room clock, latency
-// in presence and the shared tempo; PROTOCOL.md sections 6 to 9).
+// jam-client.js: the client for jam-server, protocol version 1 with the 1.1
+// additions (seats that survive the network, the room clock, latency in
+// presence and the shared tempo; PROTOCOL.md sections 6 to 9). It is the npm
+// package `jam-client` (clients/js/ in the jam-server repository; its README
+// shows how to use it from an app, jam-client.d.ts has the types) and, the
+// same file, what jam-server serves at `/jam-client.js` for its no-build page.
 //
-// Owns: reaching the server (`GET /connect`, then WebTransport with the
-// development certificate's hash, or WebSocket), the envelope and its `id`
-// bookkeeping, the room the client is in (participants with their
-// away/active status and round trips), the seat it holds (resume token and
-// last room `seq`, kept in sessionStorage so a reload resumes it), noticing a
-// silently dead link (a `clock:ping` heartbeat), reconnecting and resuming
-// after a lost connection, the estimate of the server's clock, and the room's
-// tempo timeline. Does not own: anything visual or audible; pages build on the
-// events this module emits.
+// Owns: reaching the server (`GET /connect`, checking that it speaks protocol
+// version 1, then WebTransport with the development certificate's hash, or
+// WebSocket), the envelope and its `id` bookkeeping, the room the client is in
+// (participants with their away/active status and round trips), the seat it
+// holds (resume token and last room `seq`, kept in sessionStorage so a reload
+// resumes it), noticing a silently dead link (a `clock:ping` heartbeat),
+// reconnecting and resuming after a lost connection, the estimate of the
+// server's clock, and the room's tempo timeline. Does not own: anything
+// visual or audible, or the words a page shows people (error codes come with
+// a short default text, `describeError`, that an app replaces with its own
+// wording); pages build on the events this module emits.
 //
-// One framework-free ES module, no dependencies, no build step:
+// One framework-free ES module, no dependencies, no build step; in the
+// browser it uses the page's `fetch`, `WebSocket` and `WebTransport`, and in
+// Node (20 has no global WebSocket) it takes them as options:
 //
-//   import { JamClient } from './jam-client.js';
-//   const client = new JamClient();
+//   import { JamClient } from 'jam-client';    // or './jam-client.js'
+//   const client = new JamClient();            // Node: { baseUrl, WebSocket } (from 'ws')
 //   await client.connect();                    // 'webtransport' or 'websocket'
 //   const room = await client.create({ name: 'Ana', instrument: 'piano' });
 //   client.on('event:broadcast', ({ payload, serverTime, delayMs }) => { ... });
@@ -78,11 +85,14 @@
 //
 // Methods
 // - `connect()`, `close()`, `reconnectNow()`, `restore()`: the connection and
-//   the seat (see each method).
+//   the seat (see each method). `connect()` rejects with a `JamError` whose
+//   code is `connect_failed` when no transport opens, or `protocol_mismatch`
+//   when `/connect` names a protocol version other than `PROTOCOL_VERSION`
+//   (the client then sends nothing to that server, and never reconnects to it).
 // - `create({ name, instrument })`, `join({ roomCode, name, instrument })`,
 //   `leave()`: resolve with the server's answer, reject with a `JamError`
 //   whose `.code` is the protocol's error code or a client one (`timeout`,
-//   `disconnected`, `not_connected`, `connect_failed`).
+//   `disconnected`, `not_connected`, `connect_failed`, `protocol_mismatch`).
 // - `broadcast(eventName, payload, { reliable })`: returns the path taken.
 // - `request(event, data)`: any message; resolves with the answer's `data`.
 // - `setTempo(bpm, beatsPerBar?)`: `tempo:set` for the room; resolves with the
@@ -103,7 +113,12 @@
 //   this client, (rtt of theirs + rtt of mine) / 2 (PROTOCOL.md section 8),
 //   or null while theirs is unknown.
 // - `on(name, fn)` (returns an unsubscribe function), `once`, `off`.
-// Also exported: `JamError`, `ERROR_TEXT`, `describeError(err)`,
+// Also exported: `PROTOCOL_VERSION` (1: the `protocol` of `GET /connect` this
+// client speaks), `PROTOCOL_FEATURES` (the 1.1 features it uses when the
+// server lists them), `VERSION` (this package's version: its major and minor
+// are the protocol's, 1.1), `JamError`, `ERROR_CODES` (every error code, with
+// a short default text), `describeError(err)` (that default text; the
+// `describeError` option replaces it in the client's own events),
 // `hexToBytes(hex)`, `gradeLatency(ms)` ('good' up to 25 ms, 'playable' up to
 // 50 ms, 'hard' above, null for null), `localNow()` (the local clock),
 // `ClockEstimator`, `TempoTimeline` (the tempo over time, as `client.tempo` and
@@ -160,6 +175,12 @@
 /** The protocol version this client speaks (`protocol` in `GET /connect`). */
 export const PROTOCOL_VERSION = 1;
 
+/** The protocol 1.1 features this client uses when `GET /connect` lists them. */
+export const PROTOCOL_FEATURES = Object.freeze(['resume', 'clock', 'latency', 'tempo', 'origins']);
+
+/** This package's version (package.json's): major and minor are the protocol's, 1.1. */
+export const VERSION = '1.1.0';
+
 /** Answers that settle a request carrying an `id`. */
 const ANSWER_EVENTS = new Set(['session:created', 'session:joined', 'session:resumed', 'session:left', 'clock:pong', 'tempo:changed', 'error']);
 
@@ -188,8 +209,23 @@ export function localNow() {
 }
 
 const DEFAULTS = {
-  /** Where `/connect` lives; defaults to the page's own origin. */
+  /** Where `/connect` lives; defaults to the page's own origin (required outside a page). */
   baseUrl: undefined,
+  /**
+   * The WebSocket constructor; defaults to the global one. Node 20 has none:
+   * pass `WebSocket` from the `ws` package.
+   */
+  WebSocket: undefined,
+  /** The WebTransport constructor; defaults to the global one (browsers that have it). */
+  WebTransport: undefined,
+  /** The `fetch` that asks `/connect`; defaults to the global one. */
+  fetch: undefined,
+  /**
+   * Turns an error into the text the client's own events carry (`message` of
+   * `resume-failed` and `session-ended`): an app passes its own wording here;
+   * the default is `describeError`.
+   */
+  describeError: undefined,
   /** 'auto' | 'webtransport' | 'websocket'. */
   transport: 'auto',
   /** How long WebTransport may take to open before falling back. */
@@ -262,33 +298,51 @@ export class JamError extends Error {
   }
 }
 
-/** Plain-language text for every error code a page may meet. */
-export const ERROR_TEXT = {
-  room_not_found: 'There is no session with that code. Check the code, or the session may have ended.',
-  name_taken: 'Someone in that session already uses that name. Please pick another one.',
-  room_full: 'That session is full.',
-  invalid_message: 'The server did not accept that request.',
-  already_in_session: 'You are already in a session. Leave it first.',
-  not_in_session: 'You are not in a session any more.',
-  payload_too_large: 'That message was too large for the server.',
-  rate_limited: 'You are sending notes faster than the server allows; some were dropped.',
-  timeout: 'The server did not answer in time.',
-  disconnected: 'The connection to the server was lost.',
-  not_connected: 'Not connected to the server.',
-  connect_failed: 'Could not reach the server.',
-  resume_failed: 'The server could not give your seat back.',
-  resumed_elsewhere: 'This seat was taken up in another tab or window.',
-};
+/**
+ * Every error code a client may meet, each with a short default text: the
+ * protocol's (`error` answers) and the client's own (`timeout`,
+ * `disconnected`, `not_connected`, `connect_failed`, `protocol_mismatch`,
+ * and `resumed_elsewhere` in `session-ended`). An app shows its own words for
+ * them (the jam-server page keeps its in web-demo/messages.js).
+ */
+export const ERROR_CODES = Object.freeze({
+  room_not_found: 'no room with that code',
+  name_taken: 'that name is taken in the room',
+  room_full: 'the room is full',
+  invalid_message: 'the server did not accept the message',
+  already_in_session: 'already in a room',
+  not_in_session: 'not in a room',
+  payload_too_large: 'the message is too large',
+  rate_limited: 'sending too fast; some messages were dropped',
+  resume_failed: 'the seat could not be resumed',
+  timeout: 'no answer in time',
+  disconnected: 'the connection was lost',
+  not_connected: 'not connected',
+  connect_failed: 'could not reach the server',
+  protocol_mismatch: 'the server speaks another protocol version',
+  resumed_elsewhere: 'the seat was resumed on another connection',
+});
 
-/** Turns an error (or an error code) into a sentence for people. */
+/**
+ * The default text for an error (or an error code): the server's own message
+ * for `invalid_message` (only it says what was wrong), else the code's text
+ * in `ERROR_CODES`, else the error's message. Apps replace it with their own
+ * wording (see the `describeError` option).
+ */
 export function describeError(err) {
   const code = typeof err === 'string' ? err : err && err.code;
   const detail = typeof err === 'object' && err && err.message;
-  // For a malformed request only the server's own words say what was wrong.
-  if (code === 'invalid_message' && detail) return `${ERROR_TEXT.invalid_message} (${detail})`;
-  if (code && ERROR_TEXT[code]) return ERROR_TEXT[code];
+  if (code === 'invalid_message' && detail) return `${ERROR_CODES.invalid_message}: ${detail}`;
+  if (code && Object.prototype.hasOwnProperty.call(ERROR_CODES, code)) return ERROR_CODES[code];
   return detail || String(err);
 }
+
+/**
+ * The key of the test hook that drops the transport underneath a client as a
+ * network fault would: `client[Symbol.for('jam-client.dropTransport')]()`.
+ * Not API: for the repository's own tests (test/server.mjs, web-demo/e2e).
+ */
+const DROP_TRANSPORT = Symbol.for('jam-client.dropTransport');
 
 /** Turns 64 hex digits into the bytes `serverCertificateHashes` wants. */
 export function hexToBytes(hex) {
@@ -322,9 +376,9 @@ const encoder = new TextEncoder();
  * Opens a WebTransport session and its control stream.
  * Resolves to a transport object, or rejects if that takes over `timeoutMs`.
  */
-async function openWebTransport(info, { timeoutMs, fallbackMaxDatagramSize, onMessage, onClose }) {
-  if (typeof globalThis.WebTransport !== 'function') {
-    throw new JamError('connect_failed', 'this browser has no WebTransport');
+async function openWebTransport(info, { WebTransport, timeoutMs, fallbackMaxDatagramSize, onMessage, onClose }) {
+  if (typeof WebTransport !== 'function') {
+    throw new JamError('connect_failed', 'no WebTransport here');
   }
   const options = {};
   const hashes = (info.certificateHashes || []).map((h) => ({
@@ -333,7 +387,7 @@ async function openWebTransport(info, { timeoutMs, fallbackMaxDatagramSize, onMe
   }));
   if (hashes.length) options.serverCertificateHashes = hashes;
 
-  const wt = new globalThis.WebTransport(info.url, options);
+  const wt = new WebTransport(info.url, options);
   // A rejected `closed` with nobody listening would be reported as unhandled.
   wt.closed.catch(() => {});
   let stream;
@@ -429,13 +483,13 @@ async function openWebTransport(info, { timeoutMs, fallbackMaxDatagramSize, onMe
 }
 
 /** Opens a WebSocket. Resolves to a transport object once it is open. */
-function openWebSocket(url, { timeoutMs, onMessage, onClose }) {
+function openWebSocket(url, { WebSocket, timeoutMs, onMessage, onClose }) {
   return new Promise((resolve, reject) => {
-    if (typeof globalThis.WebSocket !== 'function') {
-      reject(new JamError('connect_failed', 'this browser has no WebSocket'));
+    if (typeof WebSocket !== 'function') {
+      reject(new JamError('connect_failed', 'no WebSocket here (in Node 20, pass the `WebSocket` option, e.g. from the `ws` package)'));
       return;
     }
-    const ws = new globalThis.WebSocket(url);
+    const ws = new WebSocket(url);
     let opened = false;
     let closed = false;
     const timer = setTimeout(() => {
@@ -971,6 +1025,12 @@ export class JamClient {
     }
   }
 
+  /** The text of an error for the client's own events, by the `describeError` option. */
+  _describe(err) {
+    const describe = typeof this.options.describeError === 'function' ? this.options.describeError : describeError;
+    return describe(err);
+  }
+
   _setState(state) {
     if (this.state === state) return;
     this.state = state;
@@ -1016,14 +1076,25 @@ export class JamClient {
   /** Fetches `/connect` and opens the first transport that works. */
   async _open() {
     const base = this.options.baseUrl || (globalThis.location && globalThis.location.href);
+    if (!base) throw new JamError('connect_failed', 'no baseUrl: outside a page, pass the server\'s address as the `baseUrl` option');
     const url = new URL('/connect', base);
+    const fetchFn = this.options.fetch || globalThis.fetch;
     let info;
     try {
-      const res = await withTimeout(fetch(url, { cache: 'no-store' }), this.options.fetchTimeoutMs, 'GET /connect');
+      const res = await withTimeout(fetchFn(url, { cache: 'no-store' }), this.options.fetchTimeoutMs, 'GET /connect');
       if (!res.ok) throw new Error(`GET /connect answered ${res.status}`);
       info = await res.json();
     } catch (err) {
       throw new JamError('connect_failed', `could not reach ${url.origin}: ${err.message}`, { cause: err });
+    }
+    // A server of another protocol version would misread what this client sends.
+    const protocol = info && typeof info === 'object' ? info.protocol : undefined;
+    if (protocol !== PROTOCOL_VERSION) {
+      throw new JamError(
+        'protocol_mismatch',
+        `${url.origin} speaks protocol ${JSON.stringify(protocol)}; this client (jam-client ${VERSION}) speaks protocol ${PROTOCOL_VERSION}`,
+        { serverProtocol: protocol },
+      );
     }
     this.connectInfo = info;
     this._features = Array.isArray(info.features) ? info.features.filter((f) => typeof f === 'string') : [];
@@ -1041,20 +1112,31 @@ export class JamClient {
         if (kind === 'webtransport') {
           if (!info.webtransport) throw new JamError('connect_failed', 'the server offers no WebTransport');
           conn = await openWebTransport(info.webtransport, {
+            WebTransport: this.options.WebTransport || globalThis.WebTransport,
             timeoutMs: this.options.webTransportTimeoutMs,
             fallbackMaxDatagramSize: this.options.fallbackMaxDatagramSize,
             ...handlers,
           });
         } else {
           if (!info.websocket || !info.websocket.url) throw new JamError('connect_failed', 'the server offers no WebSocket');
-          conn = await openWebSocket(info.websocket.url, { timeoutMs: this.options.webSocketTimeoutMs, ...handlers });
+          conn = await openWebSocket(info.websocket.url, {
+            WebSocket: this.options.WebSocket || globalThis.WebSocket,
+            timeoutMs: this.options.webSocketTimeoutMs,
+            ...handlers,
+          });
         }
         // It may have died between opening and here, before anyone listened.
         if (conn.isClosed) throw new JamError('connect_failed', `${kind} closed as soon as it opened`);
       } catch (err) {
+        if (this._closedByUser) throw new JamError('disconnected', 'closed while connecting');
         lastError = err;
         this._emit('transport-failed', { transport: kind, error: err });
         continue;
+      }
+      // `close()` came while this transport was opening: it must not stay open.
+      if (this._closedByUser) {
+        conn.close('closed by client');
+        throw new JamError('disconnected', 'closed while connecting');
       }
       this._conn = conn;
       this.transport = kind;
@@ -1090,10 +1172,11 @@ export class JamClient {
   }
 
   /**
-   * Test hook: drops the transport underneath the client as a network fault
-   * would, without telling the client's own logic, which then reconnects.
+   * Test hook, not API (keyed by `Symbol.for('jam-client.dropTransport')`):
+   * drops the transport underneath the client as a network fault would,
+   * without telling the client's own logic, which then reconnects.
    */
-  _debugDropTransport() {
+  [DROP_TRANSPORT]() {
     if (this._conn) this._conn.close('debug: transport dropped');
   }
 
@@ -1167,7 +1250,7 @@ export class JamClient {
    */
   request(event, data) {
     const conn = this._conn;
-    if (!conn) return Promise.reject(new JamError('not_connected', ERROR_TEXT.not_connected));
+    if (!conn) return Promise.reject(new JamError('not_connected', ERROR_CODES.not_connected));
     const id = this._nextId++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -1192,7 +1275,7 @@ export class JamClient {
   _failPending(code, message) {
     for (const [id, p] of this._pending) {
       clearTimeout(p.timer);
-      p.reject(new JamError(code, message || ERROR_TEXT[code]));
+      p.reject(new JamError(code, message || ERROR_CODES[code]));
       this._pending.delete(id);
     }
   }
@@ -1402,7 +1485,7 @@ export class JamClient {
    */
   async setTempo(bpm, beatsPerBar) {
     const room = this.room;
-    if (!room) throw new JamError('not_in_session', ERROR_TEXT.not_in_session);
+    if (!room) throw new JamError('not_in_session', ERROR_CODES.not_in_session);
     const data = { roomCode: room.roomCode, bpm };
     if (beatsPerBar !== undefined && beatsPerBar !== null) data.beatsPerBar = beatsPerBar;
     const answer = await this.request('tempo:set', data);
@@ -1738,7 +1821,7 @@ export class JamClient {
       this._dropSeat();
       this._setRoom(null);
       this._setState('disconnected');
-      this._emit('session-ended', { roomCode, code: 'resumed_elsewhere', message: ERROR_TEXT.resumed_elsewhere });
+      this._emit('session-ended', { roomCode, code: 'resumed_elsewhere', message: this._describe('resumed_elsewhere') });
       this._emit('disconnected', { reason });
       return;
     }
@@ -1753,6 +1836,16 @@ export class JamClient {
     // until the seat is back (or gone for good).
     // A loss during a reconnect attempt is handled by the loop already running.
     if (!this._reconnecting) this._reconnectLoop(reason);
+  }
+
+  /** A reconnect met a server of another protocol version: the seat ends, and the client stops. */
+  _endAfterMismatch(err) {
+    const seat = this._seat;
+    this._dropSeat();
+    this._setRoom(null);
+    this._setState('disconnected');
+    if (seat) this._emit('session-ended', { roomCode: seat.roomCode, code: err.code, message: this._describe(err) });
+    this._emit('disconnected', { reason: err.message });
   }
 
   /** Backoff delay for attempt `n` (0-based): exponential, capped, with jitter. */
@@ -1804,6 +1897,11 @@ export class JamClient {
             await this._open();
           } catch (err) {
             reason = err.message;
+            // The server came back speaking another protocol: no attempt will do.
+            if (err.code === 'protocol_mismatch') {
+              this._endAfterMismatch(err);
+              return;
+            }
             continue;
           }
         }
@@ -1849,7 +1947,7 @@ export class JamClient {
         if (LINK_ERRORS.has(err.code) || !this._conn) return this._lost('resume got no answer');
         if (this._seat !== seat) return 'ok'; // left or closed meanwhile
         if (err.code !== 'resume_failed') return this._endSeat(seat, err);
-        this._emit('resume-failed', { roomCode: seat.roomCode, code: err.code, message: describeError(err) });
+        this._emit('resume-failed', { roomCode: seat.roomCode, code: err.code, message: this._describe(err) });
       }
     }
     return this._joinAfresh(seat);
@@ -1888,7 +1986,7 @@ export class JamClient {
   _endSeat(seat, err) {
     this._dropSeat();
     this._setRoom(null);
-    this._emit('session-ended', { roomCode: seat.roomCode, code: err.code, message: describeError(err) });
+    this._emit('session-ended', { roomCode: seat.roomCode, code: err.code, message: this._describe(err) });
     return 'ended';
   }
 

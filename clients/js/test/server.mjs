@@ -1,0 +1,100 @@
+// server.mjs: the real jam-server for the package's tests, started on
+// loopback port 0 (the port it bound is read from its "listening" log line),
+// and the test hook that drops a client's transport.
+
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const REPO = path.resolve(here, '..', '..', '..');
+/** $JAM_SERVER_BIN, else jam-server of the debug build (in $CARGO_TARGET_DIR when set, else target/). */
+export const SERVER_BIN =
+  process.env.JAM_SERVER_BIN ||
+  path.join(path.resolve(REPO, process.env.CARGO_TARGET_DIR || 'target'), 'debug', 'jam-server');
+
+/** Bounds every wait on the server. */
+export const READY_MS = 30_000;
+
+/**
+ * Drops the transport underneath a client as a network fault would (the test
+ * hook keyed by a registered symbol; not API).
+ */
+export function dropTransport(client) {
+  client[Symbol.for('jam-client.dropTransport')]();
+}
+
+/** The real server as a child process on loopback, HTTP and WebTransport on port 0. */
+export class JamServer {
+  static async start(extraArgs = []) {
+    if (!fs.existsSync(SERVER_BIN)) {
+      throw new Error(`no server binary at ${SERVER_BIN}: run \`cargo build --bin jam-server\` or set JAM_SERVER_BIN`);
+    }
+    const proc = spawn(
+      SERVER_BIN,
+      ['--http-addr', '127.0.0.1:0', '--wt-addr', '127.0.0.1:0', '--ephemeral-cert', ...extraArgs],
+      { env: { ...process.env, RUST_LOG: 'info', NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const server = new JamServer(proc);
+    await server._ready();
+    return server;
+  }
+
+  constructor(proc) {
+    this.proc = proc;
+    this.log = '';
+    this.baseUrl = null;
+  }
+
+  _ready() {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => fail(new Error(`jam-server not listening within ${READY_MS} ms:\n${this.log}`)), READY_MS);
+      const fail = (err) => {
+        clearTimeout(timer);
+        this.proc.kill('SIGKILL');
+        reject(err);
+      };
+      const onData = (chunk) => {
+        this.log += chunk.toString();
+        // Kept short: only the start-up is of interest if a test fails.
+        if (this.log.length > 100_000) this.log = this.log.slice(-50_000);
+        const m = /listening http=(127\.0\.0\.1:\d+)/.exec(this.log.replace(/\x1b\[[0-9;]*m/g, ''));
+        if (m && !this.baseUrl) {
+          this.baseUrl = `http://${m[1]}`;
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      this.proc.stdout.on('data', onData);
+      this.proc.stderr.on('data', onData);
+      this.proc.once('exit', (code, signal) => fail(new Error(`jam-server exited with ${code ?? signal}:\n${this.log}`)));
+    });
+  }
+
+  async stop() {
+    const proc = this.proc;
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise((resolve) => proc.once('exit', resolve));
+    proc.kill('SIGTERM');
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+/** Resolves with the arguments of the first `name` event that passes `pred`; rejects after `ms`. */
+export function nextEvent(client, name, pred = () => true, ms = 5000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`no ${name} event within ${ms} ms`));
+    }, ms);
+    const off = client.on(name, (...args) => {
+      if (!pred(...args)) return;
+      clearTimeout(timer);
+      off();
+      resolve(args);
+    });
+  });
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Checks and tests of the JavaScript clients against the real server:
+#   clients/js        (npm package jam-client): tsc over the typed usage files, the
+#                     must-fail check, node:test against target/debug/jam-server
+#   examples/react    (JamSession.tsx on useJamSession): tsc, vite build, Vitest against
+#                     the real server
+# The tests start target/debug/jam-server ($CARGO_TARGET_DIR/debug when set), or
+# $JAM_SERVER_BIN when set (the build still runs). Node 20.19+; nothing downloads a browser.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+npm_ci() { npm ci --prefer-offline --no-audit --no-fund --loglevel=error; }
+
+(cd "$repo" && cargo build --bin jam-server)
+
+echo "== clients/js: npm ci, tsc --noEmit (typed usage), must-fail check"
+cd "$repo/clients/js"
+npm_ci
+npx tsc -p types-check/tsconfig.json
+node types-check/must-fail.mjs
+
+echo "== clients/js: node tests against the real server"
+node --test --test-concurrency=1 --test-reporter=spec test/real-server.test.mjs test/readme.test.mjs
+
+echo "== examples/react: npm ci, tsc --noEmit, vite build, vitest against the real server"
+cd "$repo/examples/react"
+npm_ci
+npx tsc --noEmit
+npx vite build --logLevel warn
+npx vitest run

@@ -1,0 +1,162 @@
+// JamSession.tsx: the jam view. Connect, create a session or join one by its
+// code, see who is in it (instrument, host), play notes on a small keyboard and
+// hear the others'. Everything about the connection comes from jam-client's
+// `useJamSession` hook; this file is only the view.
+
+import { useState, type FormEvent } from 'react';
+import { describeError, type JamError } from 'jam-client';
+import { useJamEvent, useJamSession, type UseJamSessionOptions } from 'jam-client/react';
+import { playNote } from './synth';
+
+const INSTRUMENTS = ['piano', 'synth', 'bass', 'organ', 'drums']; // the web demo's
+
+/** One octave from middle C. */
+const KEYS = [
+  { note: 60, label: 'C' },
+  { note: 62, label: 'D' },
+  { note: 64, label: 'E' },
+  { note: 65, label: 'F' },
+  { note: 67, label: 'G' },
+  { note: 69, label: 'A' },
+  { note: 71, label: 'B' },
+  { note: 72, label: 'C' },
+];
+
+/** The app's own words for the errors people meet; the library's default text for the rest. */
+const PLAIN_WORDS: Record<string, string> = {
+  room_not_found: 'There is no session with that code. Check the code, or the session may have ended.',
+  name_taken: 'Someone in that session already uses that name. Please pick another one.',
+  room_full: 'That session is full.',
+  invalid_message: 'Names need 1 to 32 characters.',
+  connect_failed: 'Cannot reach the jam server. Is it running?',
+  protocol_mismatch: 'This app and the jam server speak different protocol versions.',
+  disconnected: 'The connection to the server was lost.',
+  timeout: 'The server did not answer in time.',
+};
+
+function inPlainWords(err: JamError): string {
+  return PLAIN_WORDS[err.code] ?? describeError(err);
+}
+
+/** A note as the jam-server web demo sends it too. */
+interface Note {
+  type: 'on' | 'off';
+  note: number;
+  velocity: number;
+  instrument?: string;
+}
+
+function isNote(payload: unknown): payload is Note {
+  const p = payload as Partial<Note> | null;
+  return !!p && (p.type === 'on' || p.type === 'off') && typeof p.note === 'number';
+}
+
+interface Props {
+  /** The jam server; the page's own origin when the app is served by it. */
+  serverUrl?: string;
+  /** More client options (tests pass the `ws` WebSocket here). */
+  options?: UseJamSessionOptions;
+}
+
+export default function JamSession({ serverUrl = import.meta.env.VITE_JAM_SERVER ?? 'http://localhost:3001', options }: Props) {
+  const jam = useJamSession({ baseUrl: serverUrl, ...options });
+  const [name, setName] = useState('');
+  const [instrument, setInstrument] = useState('piano');
+  const [code, setCode] = useState('');
+  const [heard, setHeard] = useState<{ from: string; note: number } | null>(null);
+
+  // Notes from the others: play them and say who played what.
+  useJamEvent(jam.client, 'event:broadcast', ({ eventName, payload, senderId }) => {
+    if (eventName !== 'note' || !isNote(payload) || payload.type !== 'on') return;
+    const sender = jam.room?.participants.find((p) => p.id === senderId);
+    playNote(payload.note, payload.instrument ?? sender?.instrument);
+    setHeard({ from: sender?.name ?? 'someone', note: payload.note });
+  });
+
+  function play(note: number) {
+    playNote(note, instrument);
+    jam.broadcast('note', { type: 'on', note, velocity: 100, instrument });
+  }
+
+  function release(note: number) {
+    jam.broadcast('note', { type: 'off', note, velocity: 0, instrument });
+  }
+
+  function join(e: FormEvent) {
+    e.preventDefault();
+    void jam.join({ roomCode: code, name, instrument });
+  }
+
+  const transport = jam.transport === 'webtransport' ? 'WebTransport' : jam.transport === 'websocket' ? 'WebSocket' : 'not connected';
+
+  return (
+    <main>
+      <header>
+        <h1>Jam session</h1>
+        <p>
+          <span aria-label="connection">{jam.state}</span> · <span aria-label="transport">{transport}</span>
+        </p>
+      </header>
+
+      {jam.error && (
+        <p role="alert">
+          {inPlainWords(jam.error)} <button onClick={jam.clearError}>Dismiss</button>
+        </p>
+      )}
+
+      {!jam.room ? (
+        <section aria-label="lobby">
+          <label>
+            Your name <input value={name} onChange={(e) => setName(e.target.value)} maxLength={32} />
+          </label>
+          <label>
+            Instrument{' '}
+            <select value={instrument} onChange={(e) => setInstrument(e.target.value)}>
+              {INSTRUMENTS.map((i) => (
+                <option key={i}>{i}</option>
+              ))}
+            </select>
+          </label>
+          <button onClick={() => void jam.create({ name, instrument })}>Create session</button>
+          <form onSubmit={join}>
+            <label>
+              Session code <input value={code} onChange={(e) => setCode(e.target.value)} />
+            </label>
+            <button type="submit">Join session</button>
+          </form>
+        </section>
+      ) : (
+        <section aria-label="session">
+          <h2>
+            Session <output aria-label="session code">{jam.room.roomCode}</output>
+          </h2>
+          <ul aria-label="players">
+            {jam.room.participants.map((p) => (
+              <li key={p.id}>
+                {p.name} ({p.instrument || 'no instrument'})
+                {p.id === jam.room?.hostId && ' · host'}
+                {p.id === jam.me?.id && ' · you'}
+                {p.status === 'away' && ' · reconnecting…'}
+              </li>
+            ))}
+          </ul>
+          <div role="group" aria-label="keyboard">
+            {KEYS.map(({ note, label }) => (
+              <button
+                key={note}
+                aria-label={`note ${note}`}
+                onPointerDown={() => play(note)}
+                onPointerUp={() => release(note)}
+                onKeyDown={(e) => e.key === 'Enter' && play(note)}
+              >
+                {label}
+              </button>
+            ))}
+          </div>
+          <p aria-label="last note heard">{heard ? `${heard.from} played ${heard.note}` : 'Nothing heard yet'}</p>
+          <button onClick={() => void jam.leave()}>Leave</button>
+        </section>
+      )}
+    </main>
+  );
+}
