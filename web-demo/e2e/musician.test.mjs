@@ -331,7 +331,7 @@ describe('JamSession for musicians', { timeout: 300_000 }, () => {
         if (d.userId === id) window.__away = window.jam.parts.voices.heldRemote().length === 0 ? 'released' : 'still held';
       });
     }, anaId);
-    await ana.page.evaluate(() => window.jam.client._debugDropTransport());
+    await ana.page.evaluate(() => window.jam.client[Symbol.for('jam-client.dropTransport')]());
     await ben.page.waitForFunction(() => window.__away !== false, null, { timeout: TIMEOUT.reconnect });
     assert.equal(await ben.page.evaluate(() => window.__away), 'released', 'released as the away arrived');
     await ben.page.locator('[data-testid="key-71"]:not(.remote)').waitFor({ timeout: 2000 });
