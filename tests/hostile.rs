@@ -152,3 +152,61 @@ async fn look_alike_and_invisible_names_cannot_impersonate() {
             .expect("a different name joins");
     }
 }
+
+/// Reads until the server closes the connection; whatever it sent first (a 408, say).
+async fn read_to_close(tcp: &mut tokio::net::TcpStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tcp.read(&mut buf).await {
+            Ok(0) | Err(_) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_request_head_that_never_ends_is_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    let s = TestServer::start_with(|c| c.header_timeout = Duration::from_millis(500)).await;
+    let addr = s.server.http_addr();
+    // Slowloris: a request line and a header, a byte now and then, never the blank line.
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let started = Instant::now();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let trickle = async {
+        for _ in 0..40 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if slow.write_all(b"X").await.is_err() {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_millis(700), trickle).await;
+    let closed = tokio::time::timeout(T, read_to_close(&mut slow)).await;
+    assert!(closed.is_ok(), "the slow request is still open");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(500), "closed early: {took:?}");
+    // A connection that sends nothing at all goes the same way.
+    tokio::time::timeout(T, read_to_close(&mut silent))
+        .await
+        .expect("the silent connection is still open");
+    // So does a kept-alive connection that starts no second request.
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = tokio::time::timeout(T, read_to_close(&mut idle))
+        .await
+        .expect("the idle kept-alive connection is still open");
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+    // Whole requests are answered as before.
+    let (status, body) = jam_client::http_get(&format!("{}/healthz", s.http_base()))
+        .await
+        .unwrap();
+    assert_eq!((status, body.as_slice()), (200, &b"ok"[..]));
+}
