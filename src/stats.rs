@@ -20,6 +20,10 @@ pub struct Stats {
     pub dropped: AtomicU64,
     /// Members disconnected because their reliable queue overflowed.
     pub slow_consumers: AtomicU64,
+    /// Connections refused because their `Origin` is not allowed.
+    pub refused_origin: AtomicU64,
+    /// Connections refused because their address (IPv6: /64) has the most allowed.
+    pub refused_address: AtomicU64,
 }
 
 impl Stats {

@@ -210,3 +210,69 @@ async fn a_request_head_that_never_ends_is_cut_off() {
         .unwrap();
     assert_eq!((status, body.as_slice()), (200, &b"ok"[..]));
 }
+
+/// A raw fragment of a text message (the first with `first`, the last with `last`).
+fn fragment(first: bool, last: bool, data: &[u8]) -> Message {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    let opcode = OpCode::Data(if first { Data::Text } else { Data::Continue });
+    Message::Frame(Frame::message(data.to_vec(), opcode, last))
+}
+
+#[tokio::test]
+async fn a_message_trickled_in_fragments_is_cut_off_after_the_peer_timeout() {
+    use futures_util::StreamExt;
+    let s = TestServer::start_with(|c| {
+        c.ping_interval = Duration::from_millis(200);
+        c.peer_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let (ws, _) = tokio_tungstenite::connect_async(s.server.ws_url())
+        .await
+        .unwrap();
+    let (mut tx, mut rx) = ws.split();
+    // A message in fragments, with pings between them, is read once whole.
+    let create = br#"{"event":"session:create","data":{"name":"F"}}"#;
+    tx.send(fragment(true, false, &create[..10])).await.unwrap();
+    tx.send(Message::Ping(vec![1].into())).await.unwrap();
+    tx.send(fragment(false, true, &create[10..])).await.unwrap();
+    let created = loop {
+        match tokio::time::timeout(T, rx.next()).await.expect("answered") {
+            Some(Ok(Message::Text(t))) => break t,
+            Some(Ok(_)) => continue,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(created.contains("session:created"), "{created}");
+
+    // Now one that never ends: a fragment and a ping every 100 ms, for ever.
+    let started = Instant::now();
+    tx.send(fragment(true, false, &[b' '; 1000])).await.unwrap();
+    let trickle = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let more = tx.send(fragment(false, false, &[b' '; 1000])).await;
+            if more.is_err() || tx.send(Message::Ping(vec![2].into())).await.is_err() {
+                break;
+            }
+        }
+    };
+    let close = async {
+        loop {
+            match rx.next().await {
+                Some(Ok(Message::Close(frame))) => break frame,
+                Some(Ok(_)) => continue,
+                other => panic!("no close frame: {other:?}"),
+            }
+        }
+    };
+    let frame = tokio::select! {
+        frame = tokio::time::timeout(T, close) => frame.expect("still connected while trickling"),
+        _ = trickle => panic!("the writes failed before a close frame came"),
+    };
+    let frame = frame.expect("a close frame with a code");
+    assert_eq!(u16::from(frame.code), 1008);
+    assert_eq!(frame.reason.as_str(), "message not finished in time");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(1), "cut off early: {took:?}");
+}

@@ -62,6 +62,7 @@ const CRATES: &[(&str, &[&str])] = &[
             "conn",
             "tls",
             "transport::lines",
+            "transport::unfinished",
             "transport::ws",
             "transport::wt",
             "transport",

@@ -68,9 +68,10 @@ fn close_code_for(reason: CloseReason) -> u32 {
         CloseReason::Shutdown => close_code::SHUTDOWN,
         CloseReason::SlowConsumer => close_code::SLOW_CONSUMER,
         CloseReason::PeerTimeout => close_code::TIMEOUT,
-        CloseReason::ProtocolViolation | CloseReason::InvalidData | CloseReason::TooBig => {
-            close_code::PROTOCOL
-        }
+        CloseReason::ProtocolViolation
+        | CloseReason::InvalidData
+        | CloseReason::TooBig
+        | CloseReason::UnfinishedMessage => close_code::PROTOCOL,
         CloseReason::PeerClosed => close_code::NORMAL,
         CloseReason::ResumedElsewhere => close_code::RESUMED_ELSEWHERE,
         CloseReason::NoRoom => close_code::TIMEOUT,
