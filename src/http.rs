@@ -1,5 +1,5 @@
 //! The HTTP side: the web demo at `/`, `GET /connect`, `GET /healthz`, `GET /stats`, and
-//! the route to the WebSocket upgrade.
+//! the routes to the WebSocket upgrade and to `GET /metrics` ([`crate::metrics`]).
 
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
@@ -63,6 +63,7 @@ pub fn router(ctx: Arc<Context>, published: Arc<Published>, web_dir: Option<Path
         origins: Arc::new(ctx.origins.clone()),
         web_dir: web_dir.map(Arc::new),
     };
+    let metrics = crate::metrics::router(ctx.clone());
     let ws = Router::new()
         .route("/ws", get(transport::ws::upgrade))
         .route("/stats", get(stats))
@@ -74,6 +75,7 @@ pub fn router(ctx: Arc<Context>, published: Arc<Published>, web_dir: Option<Path
         .route("/{*path}", get(static_file))
         .with_state(state)
         .merge(ws)
+        .merge(metrics)
 }
 
 /// The host name the request used, without its port (IPv6 stays in brackets).

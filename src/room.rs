@@ -389,6 +389,17 @@ impl Hub {
         self.rooms().len()
     }
 
+    /// Seats in every room: (active, away). Locks each room in turn, briefly, outside the
+    /// hub's lock: for the metrics, not for the event path.
+    pub fn seat_counts(&self) -> (usize, usize) {
+        let rooms: Vec<Arc<Room>> = self.rooms().values().cloned().collect();
+        rooms.iter().fold((0, 0), |(active, away), room| {
+            let state = room.lock();
+            let gone = state.seats.iter().filter(|s| s.is_away()).count();
+            (active + state.seats.len() - gone, away + gone)
+        })
+    }
+
     /// Looks a live room up by its canonical code.
     pub fn room(&self, code: &RoomCode) -> Option<Arc<Room>> {
         self.rooms().get(code).cloned()
@@ -560,6 +571,8 @@ impl Hub {
         if let Some(ip) = peer {
             let failures = self.join_failures.lock().unwrap_or_else(|e| e.into_inner());
             if !failures.allowed(ip, &self.limits, now) {
+                let limited = &self.stats.rate_limited_joins;
+                limited.fetch_add(1, Ordering::Relaxed);
                 return Err(ProtocolError::new(
                     ErrorCode::RateLimited,
                     "too many joins of unknown rooms from your address; wait a minute",

@@ -66,6 +66,7 @@ const CRATES: &[(&str, &[&str])] = &[
             "transport::ws",
             "transport::wt",
             "transport",
+            "metrics",
             "http",
             "config",
             "server",

@@ -3,6 +3,7 @@
 //! protocol lives in [`crate::session::Session`].
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,7 @@ use tracing::{debug, info, info_span, Instrument};
 use crate::clock::ServerClock;
 use crate::conn::{until, Context};
 use crate::outbox::{CloseReason, Outbox, Path};
+use crate::stats::Transport;
 use crate::transport::unfinished::{Unfinished, Watched};
 
 /// The upgraded socket, its incoming frames followed for unfinished messages.
@@ -68,10 +70,7 @@ pub async fn upgrade(
         .map(|o| o.to_str().unwrap_or("?"));
     if !ctx.origins.allows(origin) {
         debug!(%peer, ?origin, "origin not allowed");
-        ctx.hub
-            .stats()
-            .refused_origin
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ctx.hub.stats().refused_origin.fetch_add(1, Relaxed);
         return (StatusCode::FORBIDDEN, "this origin may not connect").into_response();
     }
     let accept = match handshake_key(headers) {
@@ -91,10 +90,7 @@ pub async fn upgrade(
     };
     let Some(slot) = ctx.admit(peer.ip()) else {
         debug!(%peer, "too many connections from this address");
-        ctx.hub
-            .stats()
-            .refused_address
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ctx.hub.stats().refused_address.fetch_add(1, Relaxed);
         return (
             StatusCode::TOO_MANY_REQUESTS,
             "too many connections from your address",
@@ -195,6 +191,7 @@ async fn run(socket: Socket, unfinished: Arc<Unfinished>, peer: SocketAddr, ctx:
         info_span!("conn", conn = conn_id, transport = "ws", %peer, room = tracing::field::Empty);
     async move {
         info!("connected");
+        let _open = ctx.hub.stats().open(Transport::WebSocket);
         let token = ctx.shutdown.child_token();
         let (mut session, outbox, rx) = ctx.open_session(peer, None, token.clone());
         let (sink, mut stream) = socket.split();
