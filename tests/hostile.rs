@@ -11,9 +11,10 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
 async fn a_ping_flooding_peer_that_never_reads_is_cut_off() {
+    use futures_util::StreamExt;
     let s = TestServer::start_with(|c| {
         c.ping_interval = Duration::from_millis(200);
-        c.peer_timeout = Duration::from_secs(1);
+        c.peer_timeout = Duration::from_secs(2);
     })
     .await;
     // A small receive buffer, so the server's pongs back up quickly.
@@ -22,24 +23,50 @@ async fn a_ping_flooding_peer_that_never_reads_is_cut_off() {
     let tcp = socket.connect(s.server.http_addr()).await.unwrap();
     let url = format!("ws://{}/ws", s.server.http_addr());
     let (mut ws, _) = tokio_tungstenite::client_async(url, tcp).await.unwrap();
+    let rss_before = jam_server::metrics::resident_bytes().unwrap();
     let started = Instant::now();
     let mut sent_bytes = 0usize;
-    let cut_off = loop {
+    // Never read: only ping, 125 bytes at a time, until the server has given up on us.
+    while s.server.stats().snapshot().slow_consumers == 0 {
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "still connected after sending {sent_bytes} bytes of pings"
         );
-        // Never read: only ping, 125 bytes at a time.
         let ping = Message::Ping(vec![7u8; 125].into());
         match tokio::time::timeout(T, ws.send(ping)).await {
             Ok(Ok(())) => sent_bytes += 125,
-            Ok(Err(_)) => break started.elapsed(),
-            Err(_) => break started.elapsed(), // the server stopped reading us too
+            other => {
+                panic!("the socket ended before the server counted a slow consumer: {other:?}")
+            }
         }
-    };
-    eprintln!("cut off after {cut_off:?} and {sent_bytes} bytes of pings");
-    let stats = s.server.stats().snapshot();
-    assert!(stats.slow_consumers >= 1, "{stats:?}");
+    }
+    let cut_off = started.elapsed();
+    let rss_growth = jam_server::metrics::resident_bytes()
+        .unwrap()
+        .saturating_sub(rss_before);
+    eprintln!(
+        "cut off after {cut_off:?} and {sent_bytes} bytes of pings; RSS grew {rss_growth} bytes"
+    );
+    // Memory stays flat: the pongs waiting for us are bounded (256 KiB write buffer).
+    assert!(
+        rss_growth < 32 * 1024 * 1024,
+        "RSS grew {rss_growth} bytes while {sent_bytes} bytes of pings came"
+    );
+    // Reading now, we find the pongs that fitted, then the documented close frame.
+    let frame = tokio::time::timeout(T, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => break frame,
+                Some(Ok(_)) => continue,
+                other => panic!("no close frame: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a close frame within the deadline")
+    .expect("with a code");
+    assert_eq!(u16::from(frame.code), 1008);
+    assert_eq!(frame.reason.as_str(), "outgoing queue overflowed");
 }
 
 #[tokio::test]

@@ -205,6 +205,7 @@ async fn run(socket: Socket, unfinished: Arc<Unfinished>, peer: SocketAddr, ctx:
                 ping_interval: ctx.ping_interval,
                 write_deadline: ctx.peer_timeout,
                 clock,
+                shutdown: ctx.shutdown.clone(),
             },
         ));
 
@@ -245,7 +246,23 @@ async fn run(socket: Socket, unfinished: Arc<Unfinished>, peer: SocketAddr, ctx:
         // However the socket ended, it was no `session:leave`: the seat is held (§6).
         drop(session);
         outbox.close(reason);
-        let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+        // Until the writer has sent its close frame (a slow consumer's waits, for up to the
+        // peer timeout, for the peer to read again) and the peer has answered it or gone,
+        // what the peer sends is read and dropped: a socket closed with unread bytes is
+        // reset, and a reset throws away what the peer had not yet read, the close frame
+        // included.
+        let drained = async {
+            while let Some(Ok(_)) = stream.next().await {}
+        };
+        let backstop = ctx.peer_timeout + Duration::from_secs(2);
+        let _ = tokio::time::timeout(backstop, async {
+            let mut drained = std::pin::pin!(drained);
+            tokio::select! {
+                _ = writer => drained.await,
+                _ = &mut drained => {}
+            }
+        })
+        .await;
         info!(reason = reason.as_str(), "disconnected");
         drop(stream);
     }
@@ -274,6 +291,8 @@ struct Timing {
     /// stopped reading.
     write_deadline: Duration,
     clock: ServerClock,
+    /// The server's shutdown (the connection's own token is cancelled when it closes).
+    shutdown: CancellationToken,
 }
 
 /// What became of one write.
@@ -348,13 +367,23 @@ async fn write(
     }
     let reason = outbox.close_reason().unwrap_or(CloseReason::Shutdown);
     if reason == CloseReason::SlowConsumer {
-        // Its socket is most likely full: the close frame (1008) goes only if it fits at
-        // once; otherwise the connection just ends.
-        let close = sink.send(Message::Close(Some(CloseFrame {
-            code: close_code_for(reason).into(),
-            reason: Utf8Bytes::from_static(reason.as_str()),
-        })));
-        let _ = tokio::time::timeout(Duration::from_millis(100), close).await;
+        // Its socket is full: nothing more is queued, and the close frame (1008) goes as
+        // soon as the peer reads what is ahead of it, if it does within the write deadline
+        // (the server's shutdown cuts the wait short). A peer that never reads again gets
+        // no close frame, only the end of the connection.
+        let close = async {
+            // The buffer must drain before the frame fits in it.
+            sink.flush().await?;
+            sink.send(Message::Close(Some(CloseFrame {
+                code: close_code_for(reason).into(),
+                reason: Utf8Bytes::from_static(reason.as_str()),
+            })))
+            .await
+        };
+        tokio::select! {
+            _ = tokio::time::timeout(timing.write_deadline, close) => {}
+            _ = timing.shutdown.cancelled() => {}
+        }
         return;
     }
     // Deliver what is still queued (a last error, session:left), then the close frame.
