@@ -152,3 +152,56 @@ async fn a_missing_web_dir_stops_the_server_at_start() {
         .expect("the server refuses to start");
     assert!(format!("{err:#}").contains("--web-dir"), "{err:#}");
 }
+
+#[tokio::test]
+async fn requests_to_ws_that_are_no_handshake_are_refused_with_the_rfc_answer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start().await;
+    let addr = s.server.http_addr();
+    let ask = |headers: &'static str| async move {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET /ws HTTP/1.1\r\nHost: x\r\nConnection: close{headers}\r\n\r\n");
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(T, tcp.read_to_end(&mut answer))
+            .await
+            .expect("answered")
+            .unwrap();
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    let plain = ask("").await;
+    assert!(plain.starts_with("HTTP/1.1 426"), "{plain}");
+    let old = ask("\r\nConnection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==").await;
+    assert!(old.starts_with("HTTP/1.1 426"), "{old}");
+    assert!(
+        old.to_ascii_lowercase()
+            .contains("sec-websocket-version: 13"),
+        "{old}"
+    );
+    let keyless =
+        ask("\r\nConnection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13").await;
+    assert!(keyless.starts_with("HTTP/1.1 400"), "{keyless}");
+    // The RFC's own example key gets the RFC's accept value and our subprotocol.
+    let mut tcp = tokio::net::TcpStream::connect(s.server.http_addr())
+        .await
+        .unwrap();
+    tcp.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+          Sec-WebSocket-Protocol: other, jam.v1\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = vec![0u8; 1024];
+    let n = tokio::time::timeout(T, tcp.read(&mut head))
+        .await
+        .expect("answered")
+        .unwrap();
+    let head = String::from_utf8_lossy(&head[..n]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(
+        head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
+    assert!(head.contains("sec-websocket-protocol: jam.v1"), "{head}");
+}

@@ -75,7 +75,7 @@ pub async fn upgrade(
     }
     let accept = match handshake_key(headers) {
         Ok(key) => derive_accept_key(key.as_bytes()),
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     let protocol = offers_subprotocol(headers).then_some(HeaderValue::from_static(SUBPROTOCOL));
     let Some(on_upgrade) = request
@@ -155,34 +155,57 @@ fn offers_subprotocol(headers: &HeaderMap) -> bool {
         })
 }
 
-/// The client's `Sec-WebSocket-Key` if the request is a WebSocket handshake; otherwise the
-/// answer RFC 6455 asks for.
-fn handshake_key(headers: &HeaderMap) -> Result<&HeaderValue, Response> {
+/// Why a request to `/ws` is not a WebSocket handshake this server takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NotAHandshake {
+    /// No `Connection: upgrade` with `Upgrade: websocket`.
+    NoUpgrade,
+    /// A `Sec-WebSocket-Version` other than 13.
+    Version,
+    /// No `Sec-WebSocket-Key`.
+    NoKey,
+}
+
+impl IntoResponse for NotAHandshake {
+    fn into_response(self) -> Response {
+        match self {
+            NotAHandshake::NoUpgrade => (
+                StatusCode::UPGRADE_REQUIRED,
+                [(header::UPGRADE, "websocket")],
+                "this is a WebSocket endpoint",
+            )
+                .into_response(),
+            NotAHandshake::Version => (
+                StatusCode::UPGRADE_REQUIRED,
+                [(header::SEC_WEBSOCKET_VERSION, "13")],
+                "only WebSocket version 13 is spoken",
+            )
+                .into_response(),
+            NotAHandshake::NoKey => {
+                (StatusCode::BAD_REQUEST, "no Sec-WebSocket-Key").into_response()
+            }
+        }
+    }
+}
+
+/// The client's `Sec-WebSocket-Key` if the request is a WebSocket handshake (RFC 6455
+/// §4.2.1).
+fn handshake_key(headers: &HeaderMap) -> Result<&HeaderValue, NotAHandshake> {
     if !has_token(headers, header::CONNECTION, "upgrade")
         || !has_token(headers, header::UPGRADE, "websocket")
     {
-        return Err((
-            StatusCode::UPGRADE_REQUIRED,
-            [(header::UPGRADE, "websocket")],
-            "this is a WebSocket endpoint",
-        )
-            .into_response());
+        return Err(NotAHandshake::NoUpgrade);
     }
     if headers
         .get(header::SEC_WEBSOCKET_VERSION)
         .is_none_or(|v| v != "13")
     {
-        return Err((
-            StatusCode::UPGRADE_REQUIRED,
-            [(header::SEC_WEBSOCKET_VERSION, "13")],
-            "only WebSocket version 13 is spoken",
-        )
-            .into_response());
+        return Err(NotAHandshake::Version);
     }
     headers
         .get(header::SEC_WEBSOCKET_KEY)
         .filter(|k| !k.is_empty())
-        .ok_or_else(|| (StatusCode::BAD_REQUEST, "no Sec-WebSocket-Key").into_response())
+        .ok_or(NotAHandshake::NoKey)
 }
 
 async fn run(socket: Socket, unfinished: Arc<Unfinished>, peer: SocketAddr, ctx: Arc<Context>) {
