@@ -25,7 +25,8 @@
 //!   conn                   what every connection shares; the session factory
 //!     ▲
 //!   transport::{ws, wt}    framing, pings, close codes; one task pair per connection
-//!     ▲                    (wt reads datagrams with the jam_wt crate, shared with the client)
+//!     ▲                    (wt reads datagrams with the jam_wt crate, shared with the client;
+//!     │                    ws follows unfinished messages with transport::unfinished)
 //!   metrics                GET /metrics: Prometheus text, read from stats and the hub
 //!     ▲
 //!   http                   web demo, /connect, /healthz, /stats, the /ws route
