@@ -277,11 +277,20 @@ async fn run(socket: Socket, unfinished: Arc<Unfinished>, peer: SocketAddr, ctx:
         let drained = async {
             while let Some(Ok(_)) = stream.next().await {}
         };
+        // A slow consumer may have a backlog to read before it reaches the close frame; a
+        // peer that is reading answers at once; a silent one never does.
+        let answer_wait = match reason {
+            CloseReason::SlowConsumer => ctx.peer_timeout,
+            CloseReason::PeerTimeout => Duration::ZERO,
+            _ => Duration::from_secs(1),
+        };
         let backstop = ctx.peer_timeout + Duration::from_secs(2);
         let _ = tokio::time::timeout(backstop, async {
             let mut drained = std::pin::pin!(drained);
             tokio::select! {
-                _ = writer => drained.await,
+                _ = writer => {
+                    let _ = tokio::time::timeout(answer_wait, drained).await;
+                }
                 _ = &mut drained => {}
             }
         })
