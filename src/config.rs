@@ -138,6 +138,11 @@ pub struct Config {
     #[arg(long, env = "JAM_CONTROL_BURST", default_value_t = 20)]
     pub control_burst: u32,
 
+    /// An HTTP connection that has not sent a whole request head (request line and
+    /// headers) within this long is closed.
+    #[arg(long, env = "JAM_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+
     /// Messages a connection's outgoing queue holds before it counts as stalled.
     #[arg(long, env = "JAM_OUTBOX_CAPACITY", default_value_t = 1024)]
     pub outbox_capacity: usize,
@@ -246,6 +251,12 @@ impl Config {
             DAY,
         )?;
         duration("--resume-window", self.resume_window, Duration::ZERO, DAY)?;
+        duration(
+            "--header-timeout",
+            self.header_timeout,
+            Duration::from_millis(100),
+            Duration::from_secs(3600),
+        )?;
         self.origin_policy().map_err(ConfigError::Origins)?;
         if self.ping_interval >= self.peer_timeout {
             return Err(ConfigError::PingNotBelowTimeout {
@@ -325,6 +336,7 @@ mod tests {
         assert_eq!(c.resume_window, Duration::from_secs(30));
         assert_eq!((c.history_messages, c.history_bytes), (1024, 1024 * 1024));
         assert_eq!(c.resume_key_file, None);
+        assert_eq!(c.header_timeout, Duration::from_secs(10));
     }
 
     #[test]
@@ -389,6 +401,8 @@ mod tests {
             ("--worker-threads", "5000"),
             ("--ping-interval", "2days"),
             ("--resume-window", "2days"),
+            ("--header-timeout", "0s"),
+            ("--header-timeout", "2h"),
             ("--history-messages", "1000001"),
             ("--history-bytes", "1000000000"),
         ] {

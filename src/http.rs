@@ -1,10 +1,12 @@
 //! The HTTP side: the web demo at `/` (and the client library at `/jam-client.js`),
-//! `GET /connect`, `GET /healthz`, `GET /stats`, and the route to the WebSocket upgrade.
+//! `GET /connect`, `GET /healthz`, `GET /stats`, and the routes to the WebSocket upgrade
+//! and to `GET /metrics` ([`crate::metrics`]).
 
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use axum::body::Body;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,6 +15,8 @@ use axum::{Json, Router};
 use jam_protocol::PROTOCOL_VERSION;
 use rust_embed::RustEmbed;
 use serde_json::json;
+use tokio::io::AsyncReadExt;
+use tokio_util::io::ReaderStream;
 
 use crate::conn::Context;
 use crate::transport;
@@ -74,6 +78,7 @@ pub fn router(ctx: Arc<Context>, published: Arc<Published>, web_dir: Option<Path
         origins: Arc::new(ctx.origins.clone()),
         web_dir: web_dir.map(Arc::new),
     };
+    let metrics = crate::metrics::router(ctx.clone());
     let ws = Router::new()
         .route("/ws", get(transport::ws::upgrade))
         .route("/stats", get(stats))
@@ -85,6 +90,7 @@ pub fn router(ctx: Arc<Context>, published: Arc<Published>, web_dir: Option<Path
         .route("/{*path}", get(static_file))
         .with_state(state)
         .merge(ws)
+        .merge(metrics)
 }
 
 /// The host name the request used, without its port (IPv6 stays in brackets).
@@ -178,13 +184,27 @@ async fn serve_file(state: &HttpState, path: &str) -> Response {
     let Some(relative) = demo_path(path) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let body: Option<Vec<u8>> = match &state.web_dir {
-        _ if path == CLIENT_JS => ClientJs::get(path).map(|f| f.data.into_owned()),
-        Some(dir) => read_inside(dir, relative).await,
-        None => WebDemo::get(path).map(|f| f.data.into_owned()),
-    };
-    let Some(body) = body else {
-        return StatusCode::NOT_FOUND.into_response();
+    let body = match &state.web_dir {
+        _ if path == CLIENT_JS => match ClientJs::get(path) {
+            Some(f) => Body::from(f.data.into_owned()).into_response(),
+            None => return StatusCode::NOT_FOUND.into_response(),
+        },
+        Some(dir) => match open_inside(dir, relative).await {
+            Some((file, len)) => {
+                // Streamed, never more than the length checked (the file may grow).
+                let stream = ReaderStream::new(file.take(len));
+                let mut response = Body::from_stream(stream).into_response();
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+                response
+            }
+            None => return StatusCode::NOT_FOUND.into_response(),
+        },
+        None => match WebDemo::get(path) {
+            Some(f) => Body::from(f.data.into_owned()).into_response(),
+            None => return StatusCode::NOT_FOUND.into_response(),
+        },
     };
     let mime = mime_for(path);
     let headers = [
@@ -222,13 +242,16 @@ fn demo_path(path: &str) -> Option<&Path> {
 }
 
 /// The largest file `--web-dir` serves: the demo's files are a few KiB; this keeps a
-/// stray large file from being read into memory for every request.
+/// stray large file (a log, a disk image) from being served to anyone who guesses it.
 const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
-/// Reads `relative` under `dir` (canonical), refusing a file whose real path is elsewhere
-/// (a symbolic link out of the folder), anything that is not a regular file (a device, a
-/// pipe: `/dev/zero` would never end), and files over [`MAX_FILE_BYTES`].
-async fn read_inside(dir: &Path, relative: &Path) -> Option<Vec<u8>> {
+/// Opens `relative` under `dir` (canonical) with its length, refusing a file whose real
+/// path is elsewhere (a symbolic link out of the folder), anything that is not a regular
+/// file (a device, a pipe: `/dev/zero` would never end, opening a pipe would wait for a
+/// writer), and files over [`MAX_FILE_BYTES`]. tower-http's `ServeDir` refuses the same
+/// request paths but follows links out of its folder and opens pipes and devices, so
+/// these checks would have to wrap it anyway.
+async fn open_inside(dir: &Path, relative: &Path) -> Option<(tokio::fs::File, u64)> {
     let real = tokio::fs::canonicalize(dir.join(relative)).await.ok()?;
     if !real.starts_with(dir) {
         return None;
@@ -237,15 +260,13 @@ async fn read_inside(dir: &Path, relative: &Path) -> Option<Vec<u8>> {
     if !meta.is_file() || meta.len() > MAX_FILE_BYTES {
         return None;
     }
-    let mut body = Vec::with_capacity(meta.len() as usize);
     let file = tokio::fs::File::open(&real).await.ok()?;
-    // Read no more than the cap even if the file grows meanwhile.
-    use tokio::io::AsyncReadExt;
-    file.take(MAX_FILE_BYTES)
-        .read_to_end(&mut body)
-        .await
-        .ok()?;
-    Some(body)
+    // What was opened is what was checked (the path may have changed in between).
+    let opened = file.metadata().await.ok()?;
+    if !opened.is_file() || opened.len() > MAX_FILE_BYTES {
+        return None;
+    }
+    Some((file, opened.len()))
 }
 
 fn mime_for(path: &str) -> &'static str {

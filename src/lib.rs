@@ -25,7 +25,10 @@
 //!   conn                   what every connection shares; the session factory
 //!     ▲
 //!   transport::{ws, wt}    framing, pings, close codes; one task pair per connection
-//!     ▲                    (wt reads datagrams with the jam_wt crate, shared with the client)
+//!     ▲                    (wt reads datagrams with the jam_wt crate, shared with the client;
+//!     │                    ws follows unfinished messages with transport::unfinished)
+//!   metrics                GET /metrics: Prometheus text, read from stats and the hub
+//!     ▲
 //!   http                   web demo, /connect, /healthz, /stats, the /ws route
 //!     ▲
 //!   server                 binds, certificates, shutdown        ◄── config, tls
@@ -51,6 +54,7 @@ pub mod config;
 pub mod conn;
 pub mod history;
 pub mod http;
+pub mod metrics;
 pub mod origins;
 pub mod outbox;
 pub mod resume;

@@ -41,6 +41,8 @@ pub enum CloseReason {
     ResumedElsewhere,
     /// The connection stayed in no room past the join deadline.
     NoRoom,
+    /// The peer began a message and did not finish it within the peer timeout.
+    UnfinishedMessage,
 }
 
 impl CloseReason {
@@ -56,6 +58,7 @@ impl CloseReason {
             CloseReason::PeerClosed => "closed by peer",
             CloseReason::ResumedElsewhere => "resumed elsewhere",
             CloseReason::NoRoom => "no room joined in time",
+            CloseReason::UnfinishedMessage => "message not finished in time",
         }
     }
 }

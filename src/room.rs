@@ -389,6 +389,17 @@ impl Hub {
         self.rooms().len()
     }
 
+    /// Seats in every room: (active, away). Locks each room in turn, briefly, outside the
+    /// hub's lock: for the metrics, not for the event path.
+    pub fn seat_counts(&self) -> (usize, usize) {
+        let rooms: Vec<Arc<Room>> = self.rooms().values().cloned().collect();
+        rooms.iter().fold((0, 0), |(active, away), room| {
+            let state = room.lock();
+            let gone = state.seats.iter().filter(|s| s.is_away()).count();
+            (active + state.seats.len() - gone, away + gone)
+        })
+    }
+
     /// Looks a live room up by its canonical code.
     pub fn room(&self, code: &RoomCode) -> Option<Arc<Room>> {
         self.rooms().get(code).cloned()
@@ -560,6 +571,8 @@ impl Hub {
         if let Some(ip) = peer {
             let failures = self.join_failures.lock().unwrap_or_else(|e| e.into_inner());
             if !failures.allowed(ip, &self.limits, now) {
+                let limited = &self.stats.rate_limited_joins;
+                limited.fetch_add(1, Ordering::Relaxed);
                 return Err(ProtocolError::new(
                     ErrorCode::RateLimited,
                     "too many joins of unknown rooms from your address; wait a minute",
@@ -754,9 +767,11 @@ impl Hub {
         outbox: &Outbox,
         id: Option<&RawValue>,
     ) -> Membership {
+        // A name this server would refuse (an older one signed it) still gets the key
+        // every other name is compared by.
         let name = protocol::validate_name(&claims.name).unwrap_or_else(|_| Name {
             display: claims.name.clone(),
-            key: claims.name.to_lowercase(),
+            key: protocol::name_key(&claims.name),
         });
         let seat = self.new_seat(user, name, claims.instrument, claims.order, outbox);
         self.open_room(rooms, code, seat, true, outbox, id)
@@ -1621,5 +1636,38 @@ mod tests {
         );
         assert!(b2.rx.try_recv().is_err());
         let _ = &mut x;
+    }
+
+    #[test]
+    fn a_room_recreated_from_a_name_now_refused_keys_it_like_every_other_name() {
+        let key = ResumeKey::generate();
+        let old = Hub::with_key(Limits::default(), key.clone());
+        let mut a = member(&old, 64);
+        let _ma = old.create(name("Ana"), "".into(), &a.outbox, None);
+        let ia = info(next(&mut a));
+        // A token for a name this server refuses (a control character), Cyrillic А first.
+        let odd = "\u{410}NA\u{7}";
+        assert!(validate_name(odd).is_err());
+        let token = key.sign(&crate::resume::Claims {
+            room: ia.room_code.clone(),
+            user: UserId::generate().to_string(),
+            name: odd.into(),
+            instrument: String::new(),
+            order: 1,
+            nonce: crate::resume::nonce(),
+        });
+        let new = Hub::with_key(Limits::default(), key);
+        let m = member(&new, 64);
+        let _mm = resume(&new, &ia.room_code, &token, None, &m).unwrap();
+        let room = new
+            .room(&RoomCode::normalize(&ia.room_code).unwrap())
+            .unwrap();
+        let key = room.lock().seats[0].name_key.clone();
+        assert_eq!(key, protocol::name_key(odd));
+        assert_ne!(
+            key,
+            odd.to_lowercase(),
+            "the NFKC + skeleton key, not lower case"
+        );
     }
 }

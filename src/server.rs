@@ -9,9 +9,13 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use axum::serve::ListenerExt;
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
 use tracing::{info, warn};
 
 use crate::config::Config;
@@ -108,25 +112,12 @@ impl RunningServer {
         let mut tasks = Vec::new();
         let app = http::router(ctx.clone(), published.clone(), web_dir);
         info!(allowed_origins = %ctx.origins, "origins");
-        let shutdown = ctx.shutdown.clone();
-        tasks.push(tokio::spawn(async move {
-            // Nagle's algorithm would hold each small frame until the previous one is
-            // acknowledged: tens of milliseconds on a jam. Browsers set TCP_NODELAY too.
-            let listener = listener.tap_io(|tcp| {
-                if let Err(e) = tcp.set_nodelay(true) {
-                    warn!(error = %e, "could not set TCP_NODELAY");
-                }
-            });
-            let served = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        }));
+        tasks.push(tokio::spawn(serve_http(
+            listener,
+            app,
+            config.header_timeout,
+            ctx.shutdown.clone(),
+        )));
         tasks.push(tokio::spawn(wt::run(wt.clone(), ctx.clone())));
         tasks.push(tokio::spawn(hub.clone().run_expiry(ctx.shutdown.clone())));
         tasks.push(tokio::spawn(hub.run_latency(ctx.shutdown.clone())));
@@ -217,6 +208,66 @@ impl RunningServer {
             let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
         }
         info!("stopped");
+    }
+}
+
+/// Serves HTTP/1.1 (with upgrades, for `/ws`) on `listener` until `shutdown`, then lets
+/// the requests in flight finish (at most a few seconds). A connection that has not sent a
+/// whole request head within `header_timeout` is closed, so a slowloris peer holds no
+/// socket for long (hyper's header-read timer; axum's own `serve` sets none).
+async fn serve_http(
+    listener: TcpListener,
+    app: axum::Router,
+    header_timeout: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let connections = TaskTracker::new();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors, most likely: wait rather than spin.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        // Nagle's algorithm would hold each small frame until the previous one is
+        // acknowledged: tens of milliseconds on a jam. Browsers set TCP_NODELAY too.
+        if let Err(e) = tcp.set_nodelay(true) {
+            warn!(error = %e, "could not set TCP_NODELAY");
+        }
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            app.clone().oneshot(request.map(axum::body::Body::new))
+        });
+        let connection = builder
+            .serve_connection(TokioIo::new(tcp), service)
+            .with_upgrades();
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                _ = shutdown.cancelled() => connection.as_mut().graceful_shutdown(),
+            }
+            let _ = connection.await;
+        });
+    }
+    connections.close();
+    if tokio::time::timeout(Duration::from_secs(2), connections.wait())
+        .await
+        .is_err()
+    {
+        warn!("some HTTP requests were still running at shutdown");
     }
 }
 

@@ -293,6 +293,10 @@ impl Session {
                 | ClientMessage::Resume { .. }
         );
         if room_request && !self.control.take(Instant::now()) {
+            let stats = self.hub.stats();
+            stats
+                .rate_limited_room_requests
+                .fetch_add(1, Ordering::Relaxed);
             return Err(ProtocolError::new(
                 ErrorCode::RateLimited,
                 format!(
@@ -343,8 +347,9 @@ impl Session {
                 if path == Path::Datagram {
                     stats.datagrams_in.fetch_add(1, Ordering::Relaxed);
                 }
-                let received = self.hub.clock().now_us();
-                m.broadcast(&b.event_name, b.payload, received, path);
+                let at = Instant::now();
+                m.broadcast(&b.event_name, b.payload, self.hub.clock().at_us(at), path);
+                stats.fan_out.record(at.elapsed());
             }
             ClientMessage::Resume {
                 room_code,
@@ -403,6 +408,8 @@ impl Session {
     }
 
     fn rate_limited(&mut self, id: Option<&RawValue>) {
+        let stats = self.hub.stats();
+        stats.rate_limited_events.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
         let recent = self
             .errors
@@ -423,6 +430,7 @@ impl Session {
     }
 
     fn send_error(&mut self, error: &ProtocolError, id: Option<&RawValue>) {
+        self.hub.stats().error(error.code);
         if !self.errors.allow(Instant::now()) {
             return;
         }

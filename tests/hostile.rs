@@ -11,9 +11,10 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
 async fn a_ping_flooding_peer_that_never_reads_is_cut_off() {
+    use futures_util::StreamExt;
     let s = TestServer::start_with(|c| {
         c.ping_interval = Duration::from_millis(200);
-        c.peer_timeout = Duration::from_secs(1);
+        c.peer_timeout = Duration::from_secs(2);
     })
     .await;
     // A small receive buffer, so the server's pongs back up quickly.
@@ -22,24 +23,50 @@ async fn a_ping_flooding_peer_that_never_reads_is_cut_off() {
     let tcp = socket.connect(s.server.http_addr()).await.unwrap();
     let url = format!("ws://{}/ws", s.server.http_addr());
     let (mut ws, _) = tokio_tungstenite::client_async(url, tcp).await.unwrap();
+    let rss_before = jam_server::metrics::resident_bytes().unwrap();
     let started = Instant::now();
     let mut sent_bytes = 0usize;
-    let cut_off = loop {
+    // Never read: only ping, 125 bytes at a time, until the server has given up on us.
+    while s.server.stats().snapshot().slow_consumers == 0 {
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "still connected after sending {sent_bytes} bytes of pings"
         );
-        // Never read: only ping, 125 bytes at a time.
         let ping = Message::Ping(vec![7u8; 125].into());
         match tokio::time::timeout(T, ws.send(ping)).await {
             Ok(Ok(())) => sent_bytes += 125,
-            Ok(Err(_)) => break started.elapsed(),
-            Err(_) => break started.elapsed(), // the server stopped reading us too
+            other => {
+                panic!("the socket ended before the server counted a slow consumer: {other:?}")
+            }
         }
-    };
-    eprintln!("cut off after {cut_off:?} and {sent_bytes} bytes of pings");
-    let stats = s.server.stats().snapshot();
-    assert!(stats.slow_consumers >= 1, "{stats:?}");
+    }
+    let cut_off = started.elapsed();
+    let rss_growth = jam_server::metrics::resident_bytes()
+        .unwrap()
+        .saturating_sub(rss_before);
+    eprintln!(
+        "cut off after {cut_off:?} and {sent_bytes} bytes of pings; RSS grew {rss_growth} bytes"
+    );
+    // Memory stays flat: the pongs waiting for us are bounded (256 KiB write buffer).
+    assert!(
+        rss_growth < 32 * 1024 * 1024,
+        "RSS grew {rss_growth} bytes while {sent_bytes} bytes of pings came"
+    );
+    // Reading now, we find the pongs that fitted, then the documented close frame.
+    let frame = tokio::time::timeout(T, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => break frame,
+                Some(Ok(_)) => continue,
+                other => panic!("no close frame: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a close frame within the deadline")
+    .expect("with a code");
+    assert_eq!(u16::from(frame.code), 1008);
+    assert_eq!(frame.reason.as_str(), "outgoing queue overflowed");
 }
 
 #[tokio::test]
@@ -151,4 +178,128 @@ async fn look_alike_and_invisible_names_cannot_impersonate() {
             .await
             .expect("a different name joins");
     }
+}
+
+/// Reads until the server closes the connection; whatever it sent first (a 408, say).
+async fn read_to_close(tcp: &mut tokio::net::TcpStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tcp.read(&mut buf).await {
+            Ok(0) | Err(_) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_request_head_that_never_ends_is_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    let s = TestServer::start_with(|c| c.header_timeout = Duration::from_millis(500)).await;
+    let addr = s.server.http_addr();
+    // Slowloris: a request line and a header, a byte now and then, never the blank line.
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let started = Instant::now();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let trickle = async {
+        for _ in 0..40 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if slow.write_all(b"X").await.is_err() {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_millis(700), trickle).await;
+    let closed = tokio::time::timeout(T, read_to_close(&mut slow)).await;
+    assert!(closed.is_ok(), "the slow request is still open");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(500), "closed early: {took:?}");
+    // A connection that sends nothing at all goes the same way.
+    tokio::time::timeout(T, read_to_close(&mut silent))
+        .await
+        .expect("the silent connection is still open");
+    // So does a kept-alive connection that starts no second request.
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = tokio::time::timeout(T, read_to_close(&mut idle))
+        .await
+        .expect("the idle kept-alive connection is still open");
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+    // Whole requests are answered as before.
+    let (status, body) = jam_client::http_get(&format!("{}/healthz", s.http_base()))
+        .await
+        .unwrap();
+    assert_eq!((status, body.as_slice()), (200, &b"ok"[..]));
+}
+
+/// A raw fragment of a text message (the first with `first`, the last with `last`).
+fn fragment(first: bool, last: bool, data: &[u8]) -> Message {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    let opcode = OpCode::Data(if first { Data::Text } else { Data::Continue });
+    Message::Frame(Frame::message(data.to_vec(), opcode, last))
+}
+
+#[tokio::test]
+async fn a_message_trickled_in_fragments_is_cut_off_after_the_peer_timeout() {
+    use futures_util::StreamExt;
+    let s = TestServer::start_with(|c| {
+        c.ping_interval = Duration::from_millis(200);
+        c.peer_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let (ws, _) = tokio_tungstenite::connect_async(s.server.ws_url())
+        .await
+        .unwrap();
+    let (mut tx, mut rx) = ws.split();
+    // A message in fragments, with pings between them, is read once whole.
+    let create = br#"{"event":"session:create","data":{"name":"F"}}"#;
+    tx.send(fragment(true, false, &create[..10])).await.unwrap();
+    tx.send(Message::Ping(vec![1].into())).await.unwrap();
+    tx.send(fragment(false, true, &create[10..])).await.unwrap();
+    let created = loop {
+        match tokio::time::timeout(T, rx.next()).await.expect("answered") {
+            Some(Ok(Message::Text(t))) => break t,
+            Some(Ok(_)) => continue,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(created.contains("session:created"), "{created}");
+
+    // Now one that never ends: a fragment and a ping every 100 ms, for ever.
+    let started = Instant::now();
+    tx.send(fragment(true, false, &[b' '; 1000])).await.unwrap();
+    let trickle = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let more = tx.send(fragment(false, false, &[b' '; 1000])).await;
+            if more.is_err() || tx.send(Message::Ping(vec![2].into())).await.is_err() {
+                break;
+            }
+        }
+    };
+    let close = async {
+        loop {
+            match rx.next().await {
+                Some(Ok(Message::Close(frame))) => break frame,
+                Some(Ok(_)) => continue,
+                other => panic!("no close frame: {other:?}"),
+            }
+        }
+    };
+    let frame = tokio::select! {
+        frame = tokio::time::timeout(T, close) => frame.expect("still connected while trickling"),
+        _ = trickle => panic!("the writes failed before a close frame came"),
+    };
+    let frame = frame.expect("a close frame with a code");
+    assert_eq!(u16::from(frame.code), 1008);
+    assert_eq!(frame.reason.as_str(), "message not finished in time");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(1), "cut off early: {took:?}");
 }

@@ -49,11 +49,66 @@ async fn web_dir_serves_its_files_and_nothing_outside_it() {
     }
 }
 
+/// Sends `GET <target>` exactly as written (no client normalises it, like `curl
+/// --path-as-is`) and returns the status and body.
+async fn raw_get(addr: std::net::SocketAddr, target: &str) -> (u16, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(T, tcp.read_to_end(&mut answer))
+        .await
+        .expect("answered and closed")
+        .unwrap();
+    let status = std::str::from_utf8(&answer[9..12])
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|at| answer[at + 4..].to_vec())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test]
+async fn paths_sent_as_is_cannot_leave_the_folder() {
+    let (_root, web) = web_dir();
+    let with_dir = TestServer::start_with(|c| c.web_dir = Some(web.clone())).await;
+    let built_in = TestServer::start().await;
+    let secret = web.parent().unwrap().join("secret.txt");
+    let absolute = format!("/{}", secret.display());
+    for s in [&with_dir, &built_in] {
+        let addr = s.server.http_addr();
+        for target in [
+            "//etc/passwd",
+            absolute.as_str(),
+            "/../secret.txt",
+            "/../../../../etc/passwd",
+            "/./../secret.txt",
+            "/%2F%2Fetc%2Fpasswd",
+            "/..%2f..%2f..%2fetc%2fpasswd",
+            "/%252e%252e/secret.txt",
+            "/.%2e/secret.txt",
+            "/x/%2e%2e/%2e%2e/secret.txt",
+        ] {
+            let (status, body) = raw_get(addr, target).await;
+            assert!(status == 404 || status == 400, "{target}: {status}");
+            assert!(!body.windows(6).any(|w| w == b"secret"), "{target}");
+            assert!(!body.windows(5).any(|w| w == b"root:"), "{target}");
+        }
+    }
+    let (status, body) = raw_get(with_dir.server.http_addr(), "/index.html").await;
+    assert_eq!((status, body.as_slice()), (200, &b"<p>demo</p>"[..]));
+}
+
 #[tokio::test]
 async fn web_dir_serves_regular_files_of_a_bounded_size_only() {
     let (_root, web) = web_dir();
-    // Inside the folder, but not files to serve: a pipe (a read would never end), a
-    // device through a link, a directory, and a file over the 16 MiB cap.
+    // Inside the folder, but not files to serve: a pipe (a read would never end), devices
+    // through links, a directory, and a file over the 16 MiB cap.
     let fifo = web.join("pipe.js");
     let made = std::process::Command::new("mkfifo")
         .arg(&fifo)
@@ -61,12 +116,14 @@ async fn web_dir_serves_regular_files_of_a_bounded_size_only() {
         .unwrap();
     assert!(made.success());
     std::fs::create_dir(web.join("dir.js")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", web.join("zero.js")).unwrap();
+    std::os::unix::fs::symlink("/dev/urandom", web.join("random.js")).unwrap();
     let big = std::fs::File::create(web.join("big.js")).unwrap();
     big.set_len(17 * 1024 * 1024).unwrap();
     std::fs::write(web.join("ok.js"), "export {}").unwrap();
     let s = TestServer::start_with(|c| c.web_dir = Some(web.clone())).await;
     let base = s.http_base();
-    for path in ["/pipe.js", "/dir.js", "/big.js"] {
+    for path in ["/pipe.js", "/dir.js", "/big.js", "/zero.js", "/random.js"] {
         let got = tokio::time::timeout(T, http_get(&format!("{base}{path}"))).await;
         let (status, _) = got.expect("answered at once").unwrap();
         assert_eq!(status, 404, "{path}");
@@ -94,4 +151,57 @@ async fn a_missing_web_dir_stops_the_server_at_start() {
         .err()
         .expect("the server refuses to start");
     assert!(format!("{err:#}").contains("--web-dir"), "{err:#}");
+}
+
+#[tokio::test]
+async fn requests_to_ws_that_are_no_handshake_are_refused_with_the_rfc_answer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start().await;
+    let addr = s.server.http_addr();
+    let ask = |headers: &'static str| async move {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET /ws HTTP/1.1\r\nHost: x\r\nConnection: close{headers}\r\n\r\n");
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(T, tcp.read_to_end(&mut answer))
+            .await
+            .expect("answered")
+            .unwrap();
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    let plain = ask("").await;
+    assert!(plain.starts_with("HTTP/1.1 426"), "{plain}");
+    let old = ask("\r\nConnection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==").await;
+    assert!(old.starts_with("HTTP/1.1 426"), "{old}");
+    assert!(
+        old.to_ascii_lowercase()
+            .contains("sec-websocket-version: 13"),
+        "{old}"
+    );
+    let keyless =
+        ask("\r\nConnection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13").await;
+    assert!(keyless.starts_with("HTTP/1.1 400"), "{keyless}");
+    // The RFC's own example key gets the RFC's accept value and our subprotocol.
+    let mut tcp = tokio::net::TcpStream::connect(s.server.http_addr())
+        .await
+        .unwrap();
+    tcp.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+          Sec-WebSocket-Protocol: other, jam.v1\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = vec![0u8; 1024];
+    let n = tokio::time::timeout(T, tcp.read(&mut head))
+        .await
+        .expect("answered")
+        .unwrap();
+    let head = String::from_utf8_lossy(&head[..n]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(
+        head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
+    assert!(head.contains("sec-websocket-protocol: jam.v1"), "{head}");
 }

@@ -3,5 +3,6 @@
 //! knows about rooms.
 
 pub mod lines;
+pub mod unfinished;
 pub mod ws;
 pub mod wt;

@@ -3,26 +3,35 @@
 //! protocol lives in [`crate::session::Session`].
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
 use jam_protocol::SUBPROTOCOL;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
-use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, Instrument};
 
 use crate::clock::ServerClock;
 use crate::conn::{until, Context};
 use crate::outbox::{CloseReason, Outbox, Path};
+use crate::stats::Transport;
+use crate::transport::unfinished::{Unfinished, Watched};
+
+/// The upgraded socket, its incoming frames followed for unfinished messages.
+type Socket = WebSocketStream<Watched<TokioIo<hyper::upgrade::Upgraded>>>;
 
 /// A frame or message larger than this is not read: the connection closes with 1009.
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
@@ -42,54 +51,170 @@ fn close_code_for(reason: CloseReason) -> u16 {
         CloseReason::PeerClosed => 1000,
         // PROTOCOL.md §6: the seat went to another connection.
         CloseReason::ResumedElsewhere => 4000,
-        CloseReason::NoRoom => 1008,
+        CloseReason::NoRoom | CloseReason::UnfinishedMessage => 1008,
     }
 }
 
-/// `GET /ws`: upgrades and runs the connection.
+/// `GET /ws`: checks the origin, the address's connection count and the handshake
+/// (RFC 6455 §4.2.1), answers 101 and runs the connection. The handshake is done here
+/// rather than by axum's extractor so that the upgraded socket can be wrapped in
+/// [`Watched`] before tungstenite reads its first frame.
 pub async fn upgrade(
-    ws: WebSocketUpgrade,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(ctx): State<Arc<Context>>,
-    headers: HeaderMap,
+    mut request: Request,
 ) -> Response {
+    let headers = request.headers();
     let origin = headers
         .get(header::ORIGIN)
         .map(|o| o.to_str().unwrap_or("?"));
     if !ctx.origins.allows(origin) {
         debug!(%peer, ?origin, "origin not allowed");
+        ctx.hub.stats().refused_origin.fetch_add(1, Relaxed);
         return (StatusCode::FORBIDDEN, "this origin may not connect").into_response();
     }
+    let accept = match handshake_key(headers) {
+        Ok(key) => derive_accept_key(key.as_bytes()),
+        Err(refusal) => return refusal.into_response(),
+    };
+    let protocol = offers_subprotocol(headers).then_some(HeaderValue::from_static(SUBPROTOCOL));
+    let Some(on_upgrade) = request
+        .extensions_mut()
+        .remove::<hyper::upgrade::OnUpgrade>()
+    else {
+        return (
+            StatusCode::UPGRADE_REQUIRED,
+            "this connection cannot be upgraded",
+        )
+            .into_response();
+    };
     let Some(slot) = ctx.admit(peer.ip()) else {
         debug!(%peer, "too many connections from this address");
+        ctx.hub.stats().refused_address.fetch_add(1, Relaxed);
         return (
             StatusCode::TOO_MANY_REQUESTS,
             "too many connections from your address",
         )
             .into_response();
     };
-    let guard = ctx.tracker.token();
-    ws.protocols([SUBPROTOCOL])
-        // tungstenite's 128 KiB default buffers would cost 256 KiB per idle connection;
-        // messages here are small and the writer flushes once per batch anyway.
+    // tungstenite's 128 KiB default buffers would cost 256 KiB per idle connection;
+    // messages here are small and the writer flushes once per batch anyway.
+    let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(MAX_WRITE_BUFFER)
-        .max_message_size(MAX_FRAME_BYTES)
-        .max_frame_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| async move {
-            let _guard = guard;
-            let _slot = slot;
-            run(socket, peer, ctx).await;
+        .max_message_size(Some(MAX_FRAME_BYTES))
+        .max_frame_size(Some(MAX_FRAME_BYTES));
+    let task_ctx = ctx.clone();
+    ctx.tracker.spawn(async move {
+        let _slot = slot;
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => {
+                debug!(%peer, error = %e, "upgrade failed");
+                return;
+            }
+        };
+        let (io, unfinished) = Watched::new(TokioIo::new(upgraded));
+        let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+        run(socket, unfinished, peer, task_ctx).await;
+    });
+    let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(accept) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    if let Some(protocol) = protocol {
+        h.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
+    }
+    response
+}
+
+/// Whether a comma-separated header holds `token` (case-insensitively).
+fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.to_str()
+            .unwrap_or("")
+            .split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    })
+}
+
+/// Whether the client offers the jam subprotocol (`Sec-WebSocket-Protocol`).
+fn offers_subprotocol(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .any(|v| {
+            v.to_str()
+                .unwrap_or("")
+                .split(',')
+                .any(|p| p.trim() == SUBPROTOCOL)
         })
 }
 
-async fn run(socket: WebSocket, peer: SocketAddr, ctx: Arc<Context>) {
+/// Why a request to `/ws` is not a WebSocket handshake this server takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NotAHandshake {
+    /// No `Connection: upgrade` with `Upgrade: websocket`.
+    NoUpgrade,
+    /// A `Sec-WebSocket-Version` other than 13.
+    Version,
+    /// No `Sec-WebSocket-Key`.
+    NoKey,
+}
+
+impl IntoResponse for NotAHandshake {
+    fn into_response(self) -> Response {
+        match self {
+            NotAHandshake::NoUpgrade => (
+                StatusCode::UPGRADE_REQUIRED,
+                [(header::UPGRADE, "websocket")],
+                "this is a WebSocket endpoint",
+            )
+                .into_response(),
+            NotAHandshake::Version => (
+                StatusCode::UPGRADE_REQUIRED,
+                [(header::SEC_WEBSOCKET_VERSION, "13")],
+                "only WebSocket version 13 is spoken",
+            )
+                .into_response(),
+            NotAHandshake::NoKey => {
+                (StatusCode::BAD_REQUEST, "no Sec-WebSocket-Key").into_response()
+            }
+        }
+    }
+}
+
+/// The client's `Sec-WebSocket-Key` if the request is a WebSocket handshake (RFC 6455
+/// §4.2.1).
+fn handshake_key(headers: &HeaderMap) -> Result<&HeaderValue, NotAHandshake> {
+    if !has_token(headers, header::CONNECTION, "upgrade")
+        || !has_token(headers, header::UPGRADE, "websocket")
+    {
+        return Err(NotAHandshake::NoUpgrade);
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|v| v != "13")
+    {
+        return Err(NotAHandshake::Version);
+    }
+    headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .filter(|k| !k.is_empty())
+        .ok_or(NotAHandshake::NoKey)
+}
+
+async fn run(socket: Socket, unfinished: Arc<Unfinished>, peer: SocketAddr, ctx: Arc<Context>) {
     let conn_id = ctx.next_conn_id();
     let span =
         info_span!("conn", conn = conn_id, transport = "ws", %peer, room = tracing::field::Empty);
     async move {
         info!("connected");
+        let _open = ctx.hub.stats().open(Transport::WebSocket);
         let token = ctx.shutdown.child_token();
         let (mut session, outbox, rx) = ctx.open_session(peer, None, token.clone());
         let (sink, mut stream) = socket.split();
@@ -103,15 +228,23 @@ async fn run(socket: WebSocket, peer: SocketAddr, ctx: Arc<Context>) {
                 ping_interval: ctx.ping_interval,
                 write_deadline: ctx.peer_timeout,
                 clock,
+                shutdown: ctx.shutdown.clone(),
             },
         ));
 
         let reason = loop {
             let lobby = session.lobby_deadline();
+            // A message counts as heard once it is whole: one begun longer than the peer
+            // timeout ago ends the connection, whatever pings the peer sends meanwhile.
+            let unfinished_by = unfinished.since().map(|t| t + ctx.peer_timeout);
+            if unfinished_by.is_some_and(|by| by <= Instant::now()) {
+                break CloseReason::UnfinishedMessage;
+            }
             let next = tokio::select! {
                 biased;
                 _ = token.cancelled() => break outbox.close_reason().unwrap_or(CloseReason::Shutdown),
                 _ = until(lobby) => break CloseReason::NoRoom,
+                _ = until(unfinished_by) => break CloseReason::UnfinishedMessage,
                 next = tokio::time::timeout(ctx.peer_timeout, stream.next()) => next,
             };
             match next {
@@ -129,14 +262,39 @@ async fn run(socket: WebSocket, peer: SocketAddr, ctx: Arc<Context>) {
                         outbox.set_rtt(Duration::from_micros(rtt));
                     }
                 }
-                Ok(Some(Ok(Message::Ping(_)))) => {}
+                Ok(Some(Ok(Message::Ping(_)))) | Ok(Some(Ok(Message::Frame(_)))) => {}
                 Ok(Some(Err(e))) => break read_error_reason(e),
             }
         };
         // However the socket ended, it was no `session:leave`: the seat is held (§6).
         drop(session);
         outbox.close(reason);
-        let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+        // Until the writer has sent its close frame (a slow consumer's waits, for up to the
+        // peer timeout, for the peer to read again) and the peer has answered it or gone,
+        // what the peer sends is read and dropped: a socket closed with unread bytes is
+        // reset, and a reset throws away what the peer had not yet read, the close frame
+        // included.
+        let drained = async {
+            while let Some(Ok(_)) = stream.next().await {}
+        };
+        // A slow consumer may have a backlog to read before it reaches the close frame; a
+        // peer that is reading answers at once; a silent one never does.
+        let answer_wait = match reason {
+            CloseReason::SlowConsumer => ctx.peer_timeout,
+            CloseReason::PeerTimeout => Duration::ZERO,
+            _ => Duration::from_secs(1),
+        };
+        let backstop = ctx.peer_timeout + Duration::from_secs(2);
+        let _ = tokio::time::timeout(backstop, async {
+            let mut drained = std::pin::pin!(drained);
+            tokio::select! {
+                _ = writer => {
+                    let _ = tokio::time::timeout(answer_wait, drained).await;
+                }
+                _ = &mut drained => {}
+            }
+        })
+        .await;
         info!(reason = reason.as_str(), "disconnected");
         drop(stream);
     }
@@ -144,16 +302,13 @@ async fn run(socket: WebSocket, peer: SocketAddr, ctx: Arc<Context>) {
     .await;
 }
 
-fn read_error_reason(e: axum::Error) -> CloseReason {
-    let inner = e.into_inner();
-    match inner.downcast_ref::<WsError>() {
-        Some(WsError::Utf8(_)) => CloseReason::InvalidData,
-        Some(WsError::Capacity(_)) => CloseReason::TooBig,
+fn read_error_reason(e: WsError) -> CloseReason {
+    match e {
+        WsError::Utf8(_) => CloseReason::InvalidData,
+        WsError::Capacity(_) => CloseReason::TooBig,
         // A peer killed or cut off mid-connection: no close frame came, and that is all.
-        Some(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
-            CloseReason::PeerClosed
-        }
-        Some(WsError::Protocol(_)) => CloseReason::ProtocolViolation,
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => CloseReason::PeerClosed,
+        WsError::Protocol(_) => CloseReason::ProtocolViolation,
         other => {
             debug!(error = ?other, "read failed");
             CloseReason::PeerClosed
@@ -168,6 +323,8 @@ struct Timing {
     /// stopped reading.
     write_deadline: Duration,
     clock: ServerClock,
+    /// The server's shutdown (the connection's own token is cancelled when it closes).
+    shutdown: CancellationToken,
 }
 
 /// What became of one write.
@@ -183,17 +340,15 @@ enum Wrote {
 
 /// Runs one write under the deadline and the token.
 async fn guarded(
-    write: impl std::future::Future<Output = Result<(), axum::Error>>,
+    write: impl std::future::Future<Output = Result<(), WsError>>,
     token: &CancellationToken,
     deadline: Duration,
 ) -> Wrote {
     tokio::select! {
         r = tokio::time::timeout(deadline, write) => match r {
             Ok(Ok(())) => Wrote::Done,
-            Ok(Err(e)) => match e.into_inner().downcast_ref::<WsError>() {
-                Some(WsError::WriteBufferFull(_)) => Wrote::Stalled,
-                _ => Wrote::Failed,
-            },
+            Ok(Err(WsError::WriteBufferFull(_))) => Wrote::Stalled,
+            Ok(Err(_)) => Wrote::Failed,
             Err(_) => Wrote::Stalled,
         },
         _ = token.cancelled() => Wrote::Cancelled,
@@ -206,7 +361,7 @@ async fn guarded(
 /// is cut off as a slow consumer, whether its outbox overflows, a write stays blocked
 /// past the deadline, or the bounded write buffer fills (with pongs to its own pings).
 async fn write(
-    mut sink: SplitSink<WebSocket, Message>,
+    mut sink: SplitSink<Socket, Message>,
     mut rx: mpsc::Receiver<Bytes>,
     token: CancellationToken,
     outbox: Outbox,
@@ -244,13 +399,23 @@ async fn write(
     }
     let reason = outbox.close_reason().unwrap_or(CloseReason::Shutdown);
     if reason == CloseReason::SlowConsumer {
-        // Its socket is most likely full: the close frame (1008) goes only if it fits at
-        // once; otherwise the connection just ends.
-        let close = sink.send(Message::Close(Some(CloseFrame {
-            code: close_code_for(reason),
-            reason: Utf8Bytes::from_static(reason.as_str()),
-        })));
-        let _ = tokio::time::timeout(Duration::from_millis(100), close).await;
+        // Its socket is full: nothing more is queued, and the close frame (1008) goes as
+        // soon as the peer reads what is ahead of it, if it does within the write deadline
+        // (the server's shutdown cuts the wait short). A peer that never reads again gets
+        // no close frame, only the end of the connection.
+        let close = async {
+            // The buffer must drain before the frame fits in it.
+            sink.flush().await?;
+            sink.send(Message::Close(Some(CloseFrame {
+                code: close_code_for(reason).into(),
+                reason: Utf8Bytes::from_static(reason.as_str()),
+            })))
+            .await
+        };
+        tokio::select! {
+            _ = tokio::time::timeout(timing.write_deadline, close) => {}
+            _ = timing.shutdown.cancelled() => {}
+        }
         return;
     }
     // Deliver what is still queued (a last error, session:left), then the close frame.
@@ -259,7 +424,7 @@ async fn write(
             sink.feed(text(m)).await?;
         }
         sink.send(Message::Close(Some(CloseFrame {
-            code: close_code_for(reason),
+            code: close_code_for(reason).into(),
             reason: Utf8Bytes::from_static(reason.as_str()),
         })))
         .await
@@ -268,10 +433,10 @@ async fn write(
 }
 
 async fn send_batch(
-    sink: &mut SplitSink<WebSocket, Message>,
+    sink: &mut SplitSink<Socket, Message>,
     first: Bytes,
     rx: &mut mpsc::Receiver<Bytes>,
-) -> Result<(), axum::Error> {
+) -> Result<(), WsError> {
     sink.feed(text(first)).await?;
     for _ in 0..64 {
         match rx.try_recv() {
@@ -293,7 +458,7 @@ mod tests {
 
     #[test]
     fn read_errors_name_what_happened() {
-        let reason = |e: WsError| read_error_reason(axum::Error::new(e));
+        let reason = read_error_reason;
         assert_eq!(
             reason(WsError::Protocol(
                 ProtocolError::ResetWithoutClosingHandshake

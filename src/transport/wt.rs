@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use wtransport::{Connection, Endpoint, ServerConfig, VarInt};
 use crate::conn::{until, Context};
 use crate::outbox::{CloseReason, DatagramSink, Path};
 use crate::session::Session;
+use crate::stats::Transport;
 use crate::tls::TlsIdentity;
 use crate::transport::lines::{Line, LineFramer};
 
@@ -68,9 +70,10 @@ fn close_code_for(reason: CloseReason) -> u32 {
         CloseReason::Shutdown => close_code::SHUTDOWN,
         CloseReason::SlowConsumer => close_code::SLOW_CONSUMER,
         CloseReason::PeerTimeout => close_code::TIMEOUT,
-        CloseReason::ProtocolViolation | CloseReason::InvalidData | CloseReason::TooBig => {
-            close_code::PROTOCOL
-        }
+        CloseReason::ProtocolViolation
+        | CloseReason::InvalidData
+        | CloseReason::TooBig
+        | CloseReason::UnfinishedMessage => close_code::PROTOCOL,
         CloseReason::PeerClosed => close_code::NORMAL,
         CloseReason::ResumedElsewhere => close_code::RESUMED_ELSEWHERE,
         CloseReason::NoRoom => close_code::TIMEOUT,
@@ -222,6 +225,7 @@ fn handle_incoming(
             return;
         };
         let _slot = slot;
+        let _open = ctx.hub.stats().open(Transport::WebTransport);
         info!(?encoding, "connected");
         let reason = serve(connection.clone(), encoding, &ctx).await;
         let code = close_code_for(reason);
@@ -252,11 +256,13 @@ async fn handshake(
     };
     if !ctx.origins.allows(request.origin()) {
         debug!(origin = ?request.origin(), "origin not allowed");
+        ctx.hub.stats().refused_origin.fetch_add(1, Relaxed);
         request.forbidden().await;
         return None;
     }
     if !admitted {
         debug!("too many connections from this address");
+        ctx.hub.stats().refused_address.fetch_add(1, Relaxed);
         request.too_many_requests().await;
         return None;
     }

@@ -53,7 +53,7 @@ pub use participant::{Participant, Status};
 pub use server_message::{DecodeError, ServerEvent, ServerMessage, SessionInfo};
 pub use tempo::Tempo;
 pub use validate::{
-    validate_instrument, validate_name, Name, MAX_EVENT_NAME_CHARS, MAX_INSTRUMENT_CHARS,
+    name_key, validate_instrument, validate_name, Name, MAX_EVENT_NAME_CHARS, MAX_INSTRUMENT_CHARS,
     MAX_NAME_CHARS,
 };
 

@@ -57,7 +57,7 @@ fn is_format(c: char) -> bool {
 /// What two names are compared by (1.1): invisible format characters dropped, NFKC,
 /// Unicode lower case, then the confusable skeleton of Unicode TS #39, so that names that
 /// look alike (Cyrillic `Аna` and Latin `Ana`, `ﬁ` and `fi`) are the same name.
-fn name_key(name: &str) -> String {
+pub fn name_key(name: &str) -> String {
     use unicode_normalization::UnicodeNormalization;
     use unicode_security::confusable_detection::skeleton;
     let visible: String = name.chars().filter(|&c| !is_format(c)).nfkc().collect();
