@@ -66,7 +66,7 @@ pub fn router(ctx: Arc<Context>, published: Arc<Published>, web_dir: Option<Path
     let ws = Router::new()
         .route("/ws", get(transport::ws::upgrade))
         .route("/stats", get(stats))
-        .with_state(ctx);
+        .with_state(ctx.clone());
     Router::new()
         .route("/connect", get(connect).options(connect_preflight))
         .route("/healthz", get(|| async { "ok" }))
@@ -74,6 +74,7 @@ pub fn router(ctx: Arc<Context>, published: Arc<Published>, web_dir: Option<Path
         .route("/{*path}", get(static_file))
         .with_state(state)
         .merge(ws)
+        .merge(transport::sio::router(ctx))
 }
 
 /// The host name the request used, without its port (IPv6 stays in brackets).

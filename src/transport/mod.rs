@@ -3,5 +3,6 @@
 //! knows about rooms.
 
 pub mod lines;
+pub mod sio;
 pub mod ws;
 pub mod wt;
