@@ -50,6 +50,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, Instrument};
 
+use jam_protocol::{self as protocol, ErrorCode, ProtocolError};
+
 use crate::conn::{until, AddressSlot, Context};
 use crate::outbox::{CloseReason, Outbox, Path};
 use crate::session::Session;
@@ -195,7 +197,7 @@ struct Conn {
     /// Acknowledgements waiting for their answer, by acknowledgement id (the `id` of
     /// the request's envelope). Each has a marker behind its request in the outbox, so
     /// the map holds no more than the queue does.
-    acks: Mutex<HashMap<i64, AckSender>>,
+    acks: Mutex<HashMap<i64, Pending>>,
     /// The client sent a Socket.IO disconnect: it left, rather than lost, the room.
     left: AtomicBool,
 }
@@ -212,7 +214,7 @@ impl Conn {
         self.session.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn lock_acks(&self) -> std::sync::MutexGuard<'_, HashMap<i64, AckSender>> {
+    fn lock_acks(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Pending>> {
         self.acks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -226,20 +228,40 @@ impl Conn {
         let Some(session) = guard.as_mut() else {
             return;
         };
-        let text = match &value {
-            Value::Str(text, None) => text.as_str(),
-            _ => {
-                session.invalid("binary data is not accepted; send JSON");
-                return;
-            }
+        let read = match &value {
+            Value::Str(text, None) => envelope(text, ack_id).ok_or(Refused::NotAnEvent),
+            _ => Err(Refused::Binary),
         };
-        let envelope = envelope(text, ack_id);
+        let read = read.and_then(|env| {
+            if env.len() > session.max_message_bytes() {
+                Err(Refused::TooLarge)
+            } else {
+                Ok(env)
+            }
+        });
+        // What the acknowledgement gets if the session does not answer: the error for
+        // a message refused before the session could read it (the session's own error
+        // for it carries no id, as on the WebSocket).
+        let otherwise = read.as_ref().err().map(|why| {
+            let error = match why {
+                Refused::TooLarge => ProtocolError::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!(
+                        "message is larger than {} bytes",
+                        session.max_message_bytes()
+                    ),
+                ),
+                other => ProtocolError::invalid(other.as_str()),
+            };
+            protocol::encode_error(&error, None)
+        });
         if let (Some(id), Some(ack)) = (ack_id, ack) {
-            self.lock_acks().insert(id, ack);
+            self.lock_acks().insert(id, Pending { ack, otherwise });
         }
-        match envelope {
-            Some(env) => session.handle_text(&env, Path::Reliable),
-            None => session.invalid("a Socket.IO event must be [name, data]"),
+        match read {
+            Ok(env) => session.handle_text(&env, Path::Reliable),
+            Err(Refused::TooLarge) => session.too_large(),
+            Err(why) => session.invalid(why.as_str()),
         }
         if let Some(id) = ack_id {
             let mut marker = Vec::with_capacity(9);
@@ -248,6 +270,31 @@ impl Conn {
             self.outbox.push_reliable(Bytes::from(marker));
         }
     }
+}
+
+/// Why the adapter refused an event before the session read it.
+#[derive(Debug, Clone, Copy)]
+enum Refused {
+    NotAnEvent,
+    Binary,
+    TooLarge,
+}
+
+impl Refused {
+    fn as_str(self) -> &'static str {
+        match self {
+            Refused::NotAnEvent => "a Socket.IO event must be [name, data]",
+            Refused::Binary => "binary data is not accepted; send JSON",
+            Refused::TooLarge => "message too large",
+        }
+    }
+}
+
+/// An acknowledgement waiting for its request's answer.
+struct Pending {
+    ack: AckSender,
+    /// What it gets when the session sent no answer (else it gets no argument).
+    otherwise: Option<Bytes>,
 }
 
 /// The protocol envelope for the Socket.IO event `args` (`["name", data, ...]`, as
@@ -438,16 +485,32 @@ struct Answer<'a> {
     seq: Option<u64>,
 }
 
+impl<'a> Answer<'a> {
+    fn of(out: &Outgoing<'a>) -> Self {
+        Answer {
+            event: out.event,
+            data: out.data,
+            seq: out.seq,
+        }
+    }
+}
+
 /// Emits one queued message (or runs an acknowledgement marker); `false` when the
 /// connection is over.
 fn emit(socket: &SocketRef, conn: &Conn, m: Bytes) -> bool {
     if m.first() == Some(&ACK_MARKER) {
         let id = <[u8; 8]>::try_from(&m[1..]).map(i64::from_be_bytes);
-        if let Some(ack) = id.ok().and_then(|id| conn.lock_acks().remove(&id)) {
+        let Some(pending) = id.ok().and_then(|id| conn.lock_acks().remove(&id)) else {
+            return true;
+        };
+        return match pending.otherwise {
+            Some(answer) => match serde_json::from_slice::<Outgoing<'_>>(&answer) {
+                Ok(out) => sent(conn, pending.ack.send(&Answer::of(&out))),
+                Err(_) => true,
+            },
             // No answer came: the request was handled and that is all.
-            return sent(conn, ack.send(&[(); 0]));
-        }
-        return true;
+            None => sent(conn, pending.ack.send(&[(); 0])),
+        };
     }
     let out: Outgoing<'_> = match serde_json::from_slice(&m) {
         Ok(out) => out,
@@ -468,14 +531,7 @@ fn emit(socket: &SocketRef, conn: &Conn, m: Bytes) -> bool {
         .and_then(|id| id.get().parse::<i64>().ok())
         .and_then(|id| conn.lock_acks().remove(&id));
     match ack {
-        Some(ack) => sent(
-            conn,
-            ack.send(&Answer {
-                event: out.event,
-                data: out.data,
-                seq: out.seq,
-            }),
-        ),
+        Some(pending) => sent(conn, pending.ack.send(&Answer::of(&out))),
         None => true,
     }
 }
