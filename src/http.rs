@@ -1,5 +1,5 @@
 //! The HTTP side: the web demo at `/`, `GET /connect`, `GET /healthz`, `GET /stats`, and
-//! the route to the WebSocket upgrade.
+//! the routes to the WebSocket upgrade and the Socket.IO endpoint.
 
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};

@@ -64,6 +64,7 @@ const CRATES: &[(&str, &[&str])] = &[
             "transport::lines",
             "transport::ws",
             "transport::wt",
+            "transport::sio",
             "transport",
             "http",
             "config",

@@ -207,7 +207,9 @@ const ACK_MARKER: u8 = 0;
 
 impl Conn {
     fn lobby_deadline(&self) -> Option<std::time::Instant> {
-        self.lock_session().as_ref().and_then(Session::lobby_deadline)
+        self.lock_session()
+            .as_ref()
+            .and_then(Session::lobby_deadline)
     }
 
     fn lock_session(&self) -> std::sync::MutexGuard<'_, Option<Session>> {
@@ -372,7 +374,8 @@ fn connect(socket: SocketRef, ctx: Arc<Context>) {
     });
     let guard = ctx.tracker.token();
     let conn_id = ctx.next_conn_id();
-    let span = info_span!("conn", conn = conn_id, transport = "sio", %peer, room = tracing::field::Empty);
+    let span =
+        info_span!("conn", conn = conn_id, transport = "sio", %peer, room = tracing::field::Empty);
     tokio::spawn(
         async move {
             let _guard = guard;
