@@ -43,7 +43,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use socketioxide::extract::{AckSender, SocketRef};
-use socketioxide::handler::{FromMessageParts, MessageHandler, Value};
+use socketioxide::handler::{ConnectHandler, FromMessageParts, MessageHandler, Value};
 use socketioxide::socket::{DisconnectReason, Socket};
 use socketioxide::{ParserConfig, SendError, SocketError, SocketIo};
 use tokio::sync::mpsc;
@@ -96,10 +96,16 @@ pub fn router(ctx: Arc<Context>) -> Router {
         .with_parser(parser)
         .build_svc();
     let on_connect = ctx.clone();
-    io.ns("/", move |socket: SocketRef| {
-        let ctx = on_connect.clone();
-        async move { connect(socket, ctx) }
-    });
+    // The middleware runs before the client is told it is connected, so no event can
+    // come before the handlers exist; the handler starts the writer once the socket is
+    // connected (emits before that would fail).
+    io.ns(
+        "/",
+        start.with(move |socket: SocketRef| {
+            let ctx = on_connect.clone();
+            async move { prepare(socket, ctx) }
+        }),
+    );
     let shutdown = ctx.shutdown.clone();
     ctx.tracker.spawn(async move {
         shutdown.cancelled().await;
@@ -334,7 +340,23 @@ impl MessageHandler<socketioxide::adapter::LocalAdapter, InOrder> for Inbound {
     }
 }
 
-fn connect(socket: SocketRef, ctx: Arc<Context>) {
+/// What the connect handler needs to start the writer, left by [`prepare`] in the
+/// socket's extensions.
+#[derive(Clone)]
+struct Starter(Arc<Mutex<Option<Writer>>>);
+
+struct Writer {
+    conn: Arc<Conn>,
+    rx: mpsc::Receiver<Bytes>,
+    token: CancellationToken,
+    slot: AddressSlot,
+    guard: tokio_util::task::task_tracker::TaskTrackerToken,
+    span: tracing::Span,
+}
+
+/// The connect middleware: admits the connection, opens its session and registers its
+/// handlers. An error refuses it (`connect_error` at the client).
+fn prepare(socket: SocketRef, ctx: Arc<Context>) -> Result<(), &'static str> {
     let parts = socket.req_parts();
     let peer = parts
         .extensions
@@ -350,8 +372,7 @@ fn connect(socket: SocketRef, ctx: Arc<Context>) {
         .or_else(|| ctx.admit(peer.ip()));
     let Some(slot) = slot else {
         debug!(%peer, "socket.io: too many connections from this address");
-        let _ = socket.disconnect();
-        return;
+        return Err("too many connections from your address");
     };
     let token = ctx.shutdown.child_token();
     let (session, outbox, rx) = ctx.open_session(peer, None, token.clone());
@@ -372,18 +393,34 @@ fn connect(socket: SocketRef, ctx: Arc<Context>) {
             conn.outbox.close(close_reason_for(reason));
         }
     });
-    let guard = ctx.tracker.token();
     let conn_id = ctx.next_conn_id();
     let span =
         info_span!("conn", conn = conn_id, transport = "sio", %peer, room = tracing::field::Empty);
-    tokio::spawn(
-        async move {
-            let _guard = guard;
-            let _slot = slot;
-            run(socket, conn, rx, token).await;
-        }
-        .instrument(span),
-    );
+    socket
+        .extensions
+        .insert(Starter(Arc::new(Mutex::new(Some(Writer {
+            conn,
+            rx,
+            token,
+            slot,
+            guard: ctx.tracker.token(),
+            span,
+        })))));
+    Ok(())
+}
+
+/// The connect handler (a task of its own): runs the writer [`prepare`] left.
+async fn start(socket: SocketRef) {
+    let writer = socket
+        .extensions
+        .remove::<Starter>()
+        .and_then(|s| s.0.lock().unwrap_or_else(|e| e.into_inner()).take());
+    let Some(w) = writer else {
+        return;
+    };
+    let _guard = w.guard;
+    let _slot = w.slot;
+    run(socket, w.conn, w.rx, w.token).instrument(w.span).await;
 }
 
 fn close_reason_for(reason: DisconnectReason) -> CloseReason {

@@ -238,3 +238,16 @@ test('long-polling first, then the upgrade to WebSocket; either transport alone 
     assert.equal(ws.io.engine.transport.name, 'websocket');
   } finally { s.closeAll(); }
 });
+
+test('an event sent the moment the socket connects is never lost (30 sockets at once)', async () => {
+  const s = sockets();
+  try {
+    // socket.io-client sends what was emitted before `connect` right after the server's
+    // CONNECT packet: the server's handlers must already be in place by then.
+    const answers = await Promise.all([...Array(30).keys()].map((i) => {
+      const c = s.connect(srv.url, { transports: ['websocket'] });
+      return c.timeout(5_000).emitWithAck('session:create', { name: `P${i}` });
+    }));
+    assert.deepEqual(answers.map((a) => a.event), Array(30).fill('session:created'));
+  } finally { s.closeAll(); }
+});
