@@ -64,11 +64,16 @@ if (!url) {
   const args = ['--http-addr', `127.0.0.1:${port}`, '--wt-addr', '127.0.0.1:0', '--ephemeral-cert',
     '--max-connections-per-address', '100000', '--rate-limit', '100000', '--rate-burst', '100000'];
   const pinned = spawnSync('taskset', ['-V']).status === 0;
+  if (!fs.existsSync(bin)) throw new Error(`no server binary at ${bin}: cargo build --release --bin jam-server, or set JAM_SERVER_BIN`);
   server = pinned ? spawn('taskset', ['-c', '1', bin, ...args], { stdio: 'ignore' }) : spawn(bin, args, { stdio: 'ignore' });
+  let exited = null;
+  server.once('exit', (code) => { exited = code; });
+  process.on('exit', () => server.kill('SIGTERM'));
   url = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
     try { if ((await fetch(`${url}/healthz`)).ok) break; } catch { /* not yet */ }
-    if (i > 300) throw new Error('server not ready');
+    if (exited !== null) throw new Error(`${bin} exited with ${exited}`);
+    if (i > 300) throw new Error('server not ready in 15 s');
     await new Promise((r) => setTimeout(r, 50));
   }
 }
