@@ -240,3 +240,25 @@ test('slow consumer: a member that stops polling is cut off and turns away; the 
     assert.ok(stats.slowConsumers >= 1, JSON.stringify(stats));
   });
 });
+
+test('keep-alive: a member that goes silent (no polls, no pongs) is dropped within the peer timeout and turns away', async () => {
+  await withServer(['--ping-interval', '500ms', '--peer-timeout', '2s'], async (srv, s) => {
+    const a = s.connect(srv.url, { transports: ['websocket'] });
+    const created = await a.timeout(T).emitWithAck('session:create', { name: 'Ana' });
+    const { roomCode } = created.data;
+    // A raw long-polling client joins, then sends and fetches nothing more.
+    const base = `${srv.url}/socket.io/?EIO=4&transport=polling`;
+    const sid = JSON.parse((await (await fetch(base)).text()).slice(1)).sid;
+    const url = `${base}&sid=${sid}`;
+    await fetch(url, { method: 'POST', body: '40' });
+    assert.match(await (await fetch(url)).text(), /40\{"sid"/);
+    const joined = nextData(a, 'session:user-joined');
+    await fetch(url, { method: 'POST', body: `42${JSON.stringify(['session:join', { roomCode, name: 'Quiet' }])}` });
+    const { user } = await joined;
+    const started = Date.now();
+    const away = await nextData(a, 'session:user-away', 10_000);
+    assert.equal(away.userId, user.id);
+    // Generous bound on a loaded machine: the timeout plus a ping interval, and slack.
+    assert.ok(Date.now() - started < 8_000, `away after ${Date.now() - started} ms`);
+  });
+});

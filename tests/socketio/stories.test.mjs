@@ -251,3 +251,26 @@ test('an event sent the moment the socket connects is never lost (30 sockets at 
     assert.deepEqual(answers.map((a) => a.event), Array(30).fill('session:created'));
   } finally { s.closeAll(); }
 });
+
+test('takeover: resuming a seat whose old socket still looks alive disconnects the old one', async () => {
+  const s = sockets();
+  try {
+    const [a, room] = await create(s);
+    const b = s.connect(srv.url);
+    const answer = await b.timeout(5_000).emitWithAck('session:join', { roomCode: room.roomCode, name: 'Ben' });
+    const old = s.connect(srv.url);
+    const oldJoined = await old.timeout(5_000).emitWithAck('session:join', { roomCode: room.roomCode, name: 'Cy' });
+    assert.equal(answer.event, 'session:joined');
+    const gone = next(old, 'disconnect');
+    const back = nextData(a, 'session:user-back');
+    const fresh = s.connect(srv.url);
+    const resumed = await fresh.timeout(5_000).emitWithAck('session:resume', {
+      roomCode: room.roomCode, resumeToken: oldJoined.data.resumeToken,
+    });
+    assert.equal(resumed.event, 'session:resumed');
+    assert.equal(resumed.data.userId, oldJoined.data.userId);
+    // A server-side Socket.IO disconnect: socket.io-client does not reconnect by itself.
+    assert.equal((await gone)[0], 'io server disconnect');
+    assert.equal((await back).userId, oldJoined.data.userId);
+  } finally { s.closeAll(); }
+});
