@@ -19,7 +19,10 @@
 //!   handled.
 //! - **Admission.** A middleware in front of socketioxide applies the origin policy to
 //!   every request (HTTP 403) and counts each new Engine.IO session against the
-//!   per-address limit (HTTP 429); the place is held as long as the session lives.
+//!   per-address limit (HTTP 429); the place is held as long as the session lives. The
+//!   connection's session and handlers are set up in a Socket.IO connect middleware,
+//!   which runs before the client is told it is connected, so an event sent at once
+//!   finds them.
 //! - **End.** A client's `socket.disconnect()` is a `session:leave`; a transport that
 //!   closes or times out leaves the seat away for resume, as on the other transports. A
 //!   connection the server ends (slow consumer, takeover, join deadline) gets a Socket.IO
