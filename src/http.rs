@@ -1,6 +1,6 @@
 //! The HTTP side: the web demo at `/` (and the client library at `/jam-client.js`),
-//! `GET /connect`, `GET /healthz`, `GET /stats`, and the routes to the WebSocket upgrade
-//! and to `GET /metrics` ([`crate::metrics`]).
+//! `GET /connect`, `GET /healthz`, `GET /stats`, and the routes to the WebSocket upgrade,
+//! the Socket.IO endpoint and `GET /metrics` ([`crate::metrics`]).
 
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
@@ -82,7 +82,7 @@ pub fn router(ctx: Arc<Context>, published: Arc<Published>, web_dir: Option<Path
     let ws = Router::new()
         .route("/ws", get(transport::ws::upgrade))
         .route("/stats", get(stats))
-        .with_state(ctx);
+        .with_state(ctx.clone());
     Router::new()
         .route("/connect", get(connect).options(connect_preflight))
         .route("/healthz", get(|| async { "ok" }))
@@ -91,6 +91,7 @@ pub fn router(ctx: Arc<Context>, published: Arc<Published>, web_dir: Option<Path
         .with_state(state)
         .merge(ws)
         .merge(metrics)
+        .merge(transport::sio::router(ctx))
 }
 
 /// The host name the request used, without its port (IPv6 stays in brackets).

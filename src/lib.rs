@@ -27,9 +27,11 @@
 //!   transport::{ws, wt}    framing, pings, close codes; one task pair per connection
 //!     ▲                    (wt reads datagrams with the jam_wt crate, shared with the client;
 //!     │                    ws follows unfinished messages with transport::unfinished)
+//!   transport::sio         Socket.IO v4 at /socket.io/ (socketioxide): events ⇄ envelopes
+//!     ▲
 //!   metrics                GET /metrics: Prometheus text, read from stats and the hub
 //!     ▲
-//!   http                   web demo, /connect, /healthz, /stats, the /ws route
+//!   http                   web demo, /connect, /healthz, /stats, the /ws and /socket.io/ routes
 //!     ▲
 //!   server                 binds, certificates, shutdown        ◄── config, tls
 //!     ▲
@@ -40,7 +42,8 @@
 //!   [`outbox::Outbox`] (and, for WebTransport, an [`outbox::DatagramSink`]); fan-out never
 //!   waits.
 //! - [`session`] turns one incoming message into hub calls and answers; it is synchronous.
-//! - [`transport`] adapts WebSocket (axum) and WebTransport (wtransport) to sessions.
+//! - [`transport`] adapts WebSocket (axum), WebTransport (wtransport) and Socket.IO
+//!   (socketioxide) to sessions.
 //! - [`tls`] loads or makes the certificate; [`server`] wires everything and shuts down.
 //!
 //! The Rust client (`jam-client`), the protocol (`jam-protocol`) and the load generator

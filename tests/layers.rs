@@ -65,6 +65,7 @@ const CRATES: &[(&str, &[&str])] = &[
             "transport::unfinished",
             "transport::ws",
             "transport::wt",
+            "transport::sio",
             "transport",
             "metrics",
             "http",

@@ -3,6 +3,7 @@
 //! knows about rooms.
 
 pub mod lines;
+pub mod sio;
 pub mod unfinished;
 pub mod ws;
 pub mod wt;

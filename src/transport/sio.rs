@@ -1,0 +1,629 @@
+//! The Socket.IO v4 binding (Engine.IO v4, socket.io-client 4.x) at `/socket.io/` on the
+//! HTTP port, through [socketioxide]: a client's `emit(event, data)` is the envelope
+//! `{event, data}`, and every envelope the server sends is emitted as its `event` with
+//! its `data`. Like the other adapters it only moves messages; the protocol lives in
+//! [`crate::session::Session`], so a Socket.IO client shares rooms with WebSocket and
+//! WebTransport members.
+//!
+//! - **In.** socketioxide hands each event to one synchronous handler, in arrival order
+//!   (its own async handlers each run as a spawned task, which would not keep the order
+//!   of one sender's events). The handler builds the envelope from the raw JSON of the
+//!   packet, so a `payload` is relayed as the client wrote it, and gives it to the
+//!   session as a reliable-path message. An acknowledgement id becomes the envelope's
+//!   `id`.
+//! - **Out.** The writer task drains the session's [`Outbox`] and emits each envelope as
+//!   `emit(event, data)`, or `emit(event, data, { seq })` when it carries a room sequence
+//!   number (PROTOCOL.md §6). The answer that echoes a request's `id` is also the
+//!   argument of that request's acknowledgement, as `{ event, data }`; a request with no
+//!   answer (a relayed `event:broadcast`) is acknowledged with no argument once it was
+//!   handled.
+//! - **Admission.** A middleware in front of socketioxide applies the origin policy to
+//!   every request (HTTP 403) and counts each new Engine.IO session against the
+//!   per-address limit (HTTP 429); the place is held as long as the session lives. The
+//!   connection's session and handlers are set up in a Socket.IO connect middleware,
+//!   which runs before the client is told it is connected, so an event sent at once
+//!   finds them.
+//! - **End.** A client's `socket.disconnect()` is a `session:leave`; a transport that
+//!   closes or times out leaves the seat away for resume, as on the other transports. A
+//!   connection the server ends (slow consumer, takeover, join deadline) gets a Socket.IO
+//!   disconnect, which socket.io-client does not reconnect by itself; on shutdown the
+//!   transports just close, so clients reconnect to the next server.
+//!
+//! [socketioxide]: https://docs.rs/socketioxide
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use socketioxide::extract::{AckSender, SocketRef};
+use socketioxide::handler::{ConnectHandler, FromMessageParts, MessageHandler, Value};
+use socketioxide::socket::{DisconnectReason, Socket};
+use socketioxide::{ParserConfig, SendError, SocketError, SocketIo};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, info_span, Instrument};
+
+use jam_protocol::{self as protocol, ErrorCode, ProtocolError};
+
+use crate::conn::{until, AddressSlot, Context};
+use crate::outbox::{CloseReason, Outbox, Path};
+use crate::session::Session;
+
+/// Where the endpoint listens: socket.io-client's default path.
+pub const PATH: &str = "/socket.io/";
+
+/// The largest Engine.IO payload (a polling request body, a WebSocket message): the
+/// WebSocket endpoint's frame limit. Larger events up to it answer `payload_too_large`.
+pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
+
+/// How long an Engine.IO session may stay without joining the Socket.IO namespace.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Envelopes emitted per wake-up of the writer before it looks at the token again.
+const BATCH: usize = 64;
+
+/// The routes of the endpoint, with its admission middleware. Call it inside the
+/// runtime: it starts the task that closes every Socket.IO transport on shutdown.
+pub fn router(ctx: Arc<Context>) -> Router {
+    let limits = &ctx.session_limits;
+    let parser = ParserConfig::common()
+        // The protocol is JSON; a binary attachment is refused, and one is enough to
+        // know that.
+        .max_incoming_binaries(1)
+        .max_incoming_binary_buf_size(limits.max_message_bytes)
+        .packet_completion_timeout(Duration::from_secs(5));
+    let (svc, io) = SocketIo::builder()
+        .ping_interval(ctx.ping_interval)
+        // Engine.IO drops a peer that has not answered a ping within the timeout: a
+        // silent peer goes within `peer_timeout`, as on the other transports.
+        .ping_timeout(
+            ctx.peer_timeout
+                .saturating_sub(ctx.ping_interval)
+                .max(Duration::from_secs(1)),
+        )
+        .max_buffer_size(ctx.outbox_capacity.max(2))
+        .max_payload(MAX_PAYLOAD_BYTES as u64)
+        .ws_max_message_size(MAX_PAYLOAD_BYTES)
+        .ws_max_frame_size(MAX_PAYLOAD_BYTES)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .with_parser(parser)
+        .build_svc();
+    let on_connect = ctx.clone();
+    // The middleware runs before the client is told it is connected, so no event can
+    // come before the handlers exist; the handler starts the writer once the socket is
+    // connected (emits before that would fail).
+    io.ns(
+        "/",
+        start.with(move |socket: SocketRef| {
+            let ctx = on_connect.clone();
+            async move { prepare(socket, ctx) }
+        }),
+    );
+    let shutdown = ctx.shutdown.clone();
+    ctx.tracker.spawn(async move {
+        shutdown.cancelled().await;
+        // Closes the transports without a Socket.IO disconnect, so clients reconnect
+        // (and resume) once a server is back.
+        let _ = tokio::time::timeout(Duration::from_secs(2), io.close()).await;
+    });
+    Router::new()
+        .route_service(PATH, svc.clone())
+        .route_service(PATH.trim_end_matches('/'), svc)
+        .layer(axum::middleware::from_fn_with_state(ctx, admit))
+}
+
+/// An admitted Engine.IO session's place in its address's count, carried in the
+/// handshake request's extensions, which the session keeps for its lifetime.
+#[derive(Clone)]
+struct Admitted(Arc<Mutex<Option<AddressSlot>>>);
+
+impl Admitted {
+    fn take(&self) -> Option<AddressSlot> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// Whether the request belongs to an existing Engine.IO session (it names its `sid`).
+fn names_session(query: Option<&str>) -> bool {
+    query
+        .unwrap_or("")
+        .split('&')
+        .any(|pair| pair.starts_with("sid="))
+}
+
+/// In front of socketioxide: the origin policy (PROTOCOL.md §10) on every request, CORS
+/// for allowed origins (long-polling from a page on another origin is a cross-origin
+/// XHR), and the per-address limit on every new Engine.IO session.
+async fn admit(
+    State(ctx): State<Arc<Context>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    if !ctx
+        .origins
+        .allows(origin.as_ref().map(|o| o.to_str().unwrap_or("?")))
+    {
+        debug!(%peer, ?origin, "socket.io: origin not allowed");
+        return (StatusCode::FORBIDDEN, "this origin may not connect").into_response();
+    }
+    let mut response = if req.method() == Method::OPTIONS {
+        let mut r = StatusCode::NO_CONTENT.into_response();
+        let h = r.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, OPTIONS"),
+        );
+        if let Some(asked) = req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+            h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
+        }
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+        r
+    } else {
+        if !names_session(req.uri().query()) {
+            let Some(slot) = ctx.admit(peer.ip()) else {
+                debug!(%peer, "socket.io: too many connections from this address");
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many connections from your address",
+                )
+                    .into_response();
+            };
+            req.extensions_mut()
+                .insert(Admitted(Arc::new(Mutex::new(Some(slot)))));
+        }
+        next.run(req).await
+    };
+    let h = response.headers_mut();
+    h.append(header::VARY, HeaderValue::from_static("Origin"));
+    if let Some(origin) = origin {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    }
+    response
+}
+
+/// One Socket.IO connection's state, shared by the inbound handler (socketioxide's
+/// receive path), the disconnect handler and the writer task. It holds no reference to
+/// the socket (the socket holds the handler).
+struct Conn {
+    /// `None` once the connection has ended.
+    session: Mutex<Option<Session>>,
+    outbox: Outbox,
+    /// Acknowledgements waiting for their answer, by acknowledgement id (the `id` of
+    /// the request's envelope). Each has a marker behind its request in the outbox, so
+    /// the map holds no more than the queue does.
+    acks: Mutex<HashMap<i64, Pending>>,
+    /// The client sent a Socket.IO disconnect: it left, rather than lost, the room.
+    left: AtomicBool,
+}
+
+/// Marks the end of a request's answers in the outbox (an envelope starts with `{`).
+const ACK_MARKER: u8 = 0;
+
+impl Conn {
+    fn lobby_deadline(&self) -> Option<std::time::Instant> {
+        self.lock_session()
+            .as_ref()
+            .and_then(Session::lobby_deadline)
+    }
+
+    fn lock_session(&self) -> std::sync::MutexGuard<'_, Option<Session>> {
+        self.session.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_acks(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Pending>> {
+        self.acks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One incoming event: `value` is the packet's JSON array `[event, data, ...]`.
+    fn receive(&self, socket: &Arc<Socket>, mut value: Value, ack_id: Option<i64>) {
+        let ack = ack_id.map(|_| {
+            let Ok(ack) = AckSender::from_message_parts(socket, &mut value, &ack_id);
+            ack
+        });
+        let mut guard = self.lock_session();
+        let Some(session) = guard.as_mut() else {
+            return;
+        };
+        let read = match &value {
+            Value::Str(text, None) => envelope(text, ack_id).ok_or(Refused::NotAnEvent),
+            _ => Err(Refused::Binary),
+        };
+        let read = read.and_then(|env| {
+            if env.len() > session.max_message_bytes() {
+                Err(Refused::TooLarge)
+            } else {
+                Ok(env)
+            }
+        });
+        // What the acknowledgement gets if the session does not answer: the error for
+        // a message refused before the session could read it (the session's own error
+        // for it carries no id, as on the WebSocket).
+        let otherwise = read.as_ref().err().map(|why| {
+            let error = match why {
+                Refused::TooLarge => ProtocolError::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!(
+                        "message is larger than {} bytes",
+                        session.max_message_bytes()
+                    ),
+                ),
+                other => ProtocolError::invalid(other.as_str()),
+            };
+            protocol::encode_error(&error, None)
+        });
+        if let (Some(id), Some(ack)) = (ack_id, ack) {
+            self.lock_acks().insert(id, Pending { ack, otherwise });
+        }
+        match read {
+            Ok(env) => session.handle_text(&env, Path::Reliable),
+            Err(Refused::TooLarge) => session.too_large(),
+            Err(why) => session.invalid(why.as_str()),
+        }
+        if let Some(id) = ack_id {
+            let mut marker = Vec::with_capacity(9);
+            marker.push(ACK_MARKER);
+            marker.extend_from_slice(&id.to_be_bytes());
+            self.outbox.push_reliable(Bytes::from(marker));
+        }
+    }
+}
+
+/// Why the adapter refused an event before the session read it.
+#[derive(Debug, Clone, Copy)]
+enum Refused {
+    NotAnEvent,
+    Binary,
+    TooLarge,
+}
+
+impl Refused {
+    fn as_str(self) -> &'static str {
+        match self {
+            Refused::NotAnEvent => "a Socket.IO event must be [name, data]",
+            Refused::Binary => "binary data is not accepted; send JSON",
+            Refused::TooLarge => "message too large",
+        }
+    }
+}
+
+/// An acknowledgement waiting for its request's answer.
+struct Pending {
+    ack: AckSender,
+    /// What it gets when the session sent no answer (else it gets no argument).
+    otherwise: Option<Bytes>,
+}
+
+/// The protocol envelope for the Socket.IO event `args` (`["name", data, ...]`, as
+/// JSON): `{"event": name, "data": data, "id": ack}`, with the name and data exactly as
+/// the client wrote them. Arguments after `data` are ignored like unknown fields; a
+/// missing `data` leaves the envelope without one (the session answers
+/// `invalid_message`). `None` when `args` is not an array.
+fn envelope(args: &str, ack: Option<i64>) -> Option<String> {
+    let args: Vec<&RawValue> = serde_json::from_str(args).ok()?;
+    let (event, data) = (args.first()?, args.get(1));
+    let mut env = String::with_capacity(args.iter().map(|a| a.get().len()).sum::<usize>() + 48);
+    env.push_str(r#"{"event":"#);
+    env.push_str(event.get());
+    if let Some(data) = data {
+        env.push_str(r#","data":"#);
+        env.push_str(data.get());
+    }
+    if let Some(id) = ack {
+        env.push_str(r#","id":"#);
+        env.push_str(&id.to_string());
+    }
+    env.push('}');
+    Some(env)
+}
+
+/// socketioxide's handler for every event: hands it to the connection in order.
+struct Inbound(Arc<Conn>);
+
+/// The type parameter of [`Inbound`]'s [`MessageHandler`] implementation.
+struct InOrder;
+
+impl MessageHandler<socketioxide::adapter::LocalAdapter, InOrder> for Inbound {
+    fn call(&self, socket: Arc<Socket>, value: Value, ack_id: Option<i64>) {
+        self.0.receive(&socket, value, ack_id);
+    }
+}
+
+/// What the connect handler needs to start the writer, left by [`prepare`] in the
+/// socket's extensions.
+#[derive(Clone)]
+struct Starter(Arc<Mutex<Option<Writer>>>);
+
+struct Writer {
+    conn: Arc<Conn>,
+    rx: mpsc::Receiver<Bytes>,
+    token: CancellationToken,
+    slot: AddressSlot,
+    guard: tokio_util::task::task_tracker::TaskTrackerToken,
+    span: tracing::Span,
+}
+
+/// The connect middleware: admits the connection, opens its session and registers its
+/// handlers. An error refuses it (`connect_error` at the client).
+fn prepare(socket: SocketRef, ctx: Arc<Context>) -> Result<(), &'static str> {
+    let parts = socket.req_parts();
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    // The Engine.IO session's place; a second connect on the same session (after a
+    // namespace disconnect) asks for a new one.
+    let slot = parts
+        .extensions
+        .get::<Admitted>()
+        .and_then(Admitted::take)
+        .or_else(|| ctx.admit(peer.ip()));
+    let Some(slot) = slot else {
+        debug!(%peer, "socket.io: too many connections from this address");
+        return Err("too many connections from your address");
+    };
+    let token = ctx.shutdown.child_token();
+    let (session, outbox, rx) = ctx.open_session(peer, None, token.clone());
+    let conn = Arc::new(Conn {
+        session: Mutex::new(Some(session)),
+        outbox,
+        acks: Mutex::new(HashMap::new()),
+        left: AtomicBool::new(false),
+    });
+    socket.on_fallback(Inbound(conn.clone()));
+    let on_disconnect = conn.clone();
+    socket.on_disconnect(move |reason: DisconnectReason| {
+        let conn = on_disconnect.clone();
+        async move {
+            if reason == DisconnectReason::ClientNSDisconnect {
+                conn.left.store(true, Ordering::Relaxed);
+            }
+            conn.outbox.close(close_reason_for(reason));
+        }
+    });
+    let conn_id = ctx.next_conn_id();
+    let span =
+        info_span!("conn", conn = conn_id, transport = "sio", %peer, room = tracing::field::Empty);
+    socket
+        .extensions
+        .insert(Starter(Arc::new(Mutex::new(Some(Writer {
+            conn,
+            rx,
+            token,
+            slot,
+            guard: ctx.tracker.token(),
+            span,
+        })))));
+    Ok(())
+}
+
+/// The connect handler (a task of its own): runs the writer [`prepare`] left.
+async fn start(socket: SocketRef) {
+    let writer = socket
+        .extensions
+        .remove::<Starter>()
+        .and_then(|s| s.0.lock().unwrap_or_else(|e| e.into_inner()).take());
+    let Some(w) = writer else {
+        return;
+    };
+    let _guard = w.guard;
+    let _slot = w.slot;
+    run(socket, w.conn, w.rx, w.token).instrument(w.span).await;
+}
+
+fn close_reason_for(reason: DisconnectReason) -> CloseReason {
+    use DisconnectReason::*;
+    match reason {
+        TransportClose | TransportError | ClientNSDisconnect => CloseReason::PeerClosed,
+        HeartbeatTimeout => CloseReason::PeerTimeout,
+        MultipleHttpPollingError | PacketParsingError => CloseReason::ProtocolViolation,
+        ClosingServer => CloseReason::Shutdown,
+        // The server disconnected it, and set its reason first.
+        ServerNSDisconnect => CloseReason::Shutdown,
+    }
+}
+
+/// The writer: drains the outbox onto the socket until the connection ends, then ends
+/// the session.
+async fn run(
+    socket: SocketRef,
+    conn: Arc<Conn>,
+    mut rx: mpsc::Receiver<Bytes>,
+    token: CancellationToken,
+) {
+    info!("connected");
+    loop {
+        let lobby = conn.lobby_deadline();
+        tokio::select! {
+            biased;
+            _ = token.cancelled() => break,
+            _ = until(lobby) => {
+                conn.outbox.close(CloseReason::NoRoom);
+                break;
+            }
+            m = rx.recv() => {
+                let Some(first) = m else { break };
+                let mut open = emit(&socket, &conn, first);
+                for _ in 1..BATCH {
+                    match rx.try_recv() {
+                        Ok(m) if open => open = emit(&socket, &conn, m),
+                        _ => break,
+                    }
+                }
+                if !open {
+                    break;
+                }
+            }
+        }
+    }
+    let reason = conn.outbox.close_reason().unwrap_or(CloseReason::Shutdown);
+    // However it ended, no more messages are handled; only a Socket.IO disconnect from
+    // the client frees the seat at once (like `session:leave`), else it is held (§6).
+    let session = conn.lock_session().take();
+    if let Some(mut session) = session {
+        if conn.left.load(Ordering::Relaxed) {
+            session.leave();
+        }
+    }
+    match reason {
+        CloseReason::PeerClosed | CloseReason::PeerTimeout | CloseReason::Shutdown => {}
+        CloseReason::SlowConsumer => {
+            // Its buffer is most likely full: the disconnect goes only if it fits; if
+            // not, the client stops answering pings and Engine.IO drops it.
+            let _ = socket.clone().disconnect();
+        }
+        _ => {
+            // Deliver what is still queued (a last error), then disconnect.
+            while let Ok(m) = rx.try_recv() {
+                if !emit(&socket, &conn, m) {
+                    break;
+                }
+            }
+            let _ = socket.clone().disconnect();
+        }
+    }
+    // Pending acknowledgements hold the socket: let them go.
+    conn.lock_acks().clear();
+    info!(reason = reason.as_str(), "disconnected");
+}
+
+/// One envelope as the writer reads it back.
+#[derive(Deserialize)]
+struct Outgoing<'a> {
+    event: &'a str,
+    #[serde(borrow)]
+    data: &'a RawValue,
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    seq: Option<u64>,
+}
+
+/// The second argument of an event that carries a room sequence number.
+#[derive(Serialize)]
+struct Meta {
+    seq: u64,
+}
+
+/// What an acknowledgement receives: the direct answer, without its `id`.
+#[derive(Serialize)]
+struct Answer<'a> {
+    event: &'a str,
+    data: &'a RawValue,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
+}
+
+impl<'a> Answer<'a> {
+    fn of(out: &Outgoing<'a>) -> Self {
+        Answer {
+            event: out.event,
+            data: out.data,
+            seq: out.seq,
+        }
+    }
+}
+
+/// Emits one queued message (or runs an acknowledgement marker); `false` when the
+/// connection is over.
+fn emit(socket: &SocketRef, conn: &Conn, m: Bytes) -> bool {
+    if m.first() == Some(&ACK_MARKER) {
+        let id = <[u8; 8]>::try_from(&m[1..]).map(i64::from_be_bytes);
+        let Some(pending) = id.ok().and_then(|id| conn.lock_acks().remove(&id)) else {
+            return true;
+        };
+        return match pending.otherwise {
+            Some(answer) => match serde_json::from_slice::<Outgoing<'_>>(&answer) {
+                Ok(out) => sent(conn, pending.ack.send(&Answer::of(&out))),
+                Err(_) => true,
+            },
+            // No answer came: the request was handled and that is all.
+            None => sent(conn, pending.ack.send(&[(); 0])),
+        };
+    }
+    let out: Outgoing<'_> = match serde_json::from_slice(&m) {
+        Ok(out) => out,
+        Err(e) => {
+            debug!(error = %e, "socket.io: an envelope without event or data");
+            return true;
+        }
+    };
+    let emitted = match out.seq {
+        Some(seq) => socket.emit(out.event, &(out.data, Meta { seq })),
+        None => socket.emit(out.event, &(out.data,)),
+    };
+    if !sent(conn, emitted) {
+        return false;
+    }
+    let ack = out
+        .id
+        .and_then(|id| id.get().parse::<i64>().ok())
+        .and_then(|id| conn.lock_acks().remove(&id));
+    match ack {
+        Some(pending) => sent(conn, pending.ack.send(&Answer::of(&out))),
+        None => true,
+    }
+}
+
+/// Whether an emit went out; a full Engine.IO buffer means the client stopped reading.
+fn sent(conn: &Conn, result: Result<(), SendError>) -> bool {
+    match result {
+        Ok(()) => true,
+        Err(SendError::Socket(SocketError::InternalChannelFull)) => {
+            conn.outbox.cut_off_slow();
+            false
+        }
+        Err(SendError::Socket(SocketError::Closed)) => false,
+        Err(e) => {
+            debug!(error = %e, "socket.io: emit failed");
+            true
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_becomes_the_envelope_with_its_data_as_written() {
+        assert_eq!(
+            envelope(r#"["session:create",{"name":"A", "x" :[1, 2.50]}]"#, None).as_deref(),
+            Some(r#"{"event":"session:create","data":{"name":"A", "x" :[1, 2.50]}}"#)
+        );
+        assert_eq!(
+            envelope(r#"["a\"b",1,"extra"]"#, Some(7)).as_deref(),
+            Some(r#"{"event":"a\"b","data":1,"id":7}"#)
+        );
+        assert_eq!(
+            envelope(r#"["session:create"]"#, Some(-1)).as_deref(),
+            Some(r#"{"event":"session:create","id":-1}"#)
+        );
+        assert_eq!(envelope(r#"{"event":"x"}"#, None), None);
+        assert_eq!(envelope(r#"[]"#, None), None);
+        assert_eq!(envelope("not json", None), None);
+    }
+
+    #[test]
+    fn only_requests_naming_a_session_skip_admission() {
+        assert!(names_session(Some("EIO=4&transport=polling&sid=abc")));
+        assert!(names_session(Some("sid=abc&EIO=4")));
+        assert!(!names_session(Some("EIO=4&transport=websocket")));
+        assert!(!names_session(Some("EIO=4&xsid=1")));
+        assert!(!names_session(None));
+    }
+}
