@@ -96,6 +96,16 @@ export function sockets() {
   };
 }
 
+/** Runs `body(s)` with the sockets `s` of one test, and closes them all at its end. */
+export async function withSockets(body) {
+  const s = sockets();
+  try {
+    return await body(s);
+  } finally {
+    s.closeAll();
+  }
+}
+
 /** The arguments of the next `event` on `socket`, or a rejection after `ms`. */
 export function next(socket, event, ms = T) {
   return new Promise((resolve, reject) => {
@@ -144,4 +154,29 @@ export function until(socket, pred, ms = T) {
     };
     socket.onAny(on);
   });
+}
+
+/**
+ * Ana opens a socket of `s` (with `opts`) and creates a room, with the seed-era calls
+ * (`emit`, then the answer event): the socket and the `session:created` data.
+ */
+export async function createRoom(s, url, { opts, data = { name: 'Ana', instrument: 'piano' } } = {}) {
+  const a = s.connect(url, opts);
+  a.emit('session:create', data);
+  return [a, await nextData(a, 'session:created')];
+}
+
+/**
+ * Ana creates a room (`createRoom`) and Ben joins it from a second socket; resolves once
+ * Ana has heard him arrive. `join(roomCode)` is Ben's `session:join` data. Returns the
+ * sockets `a` and `b`, the `room` Ana created, Ben's `joined` data and the arguments of
+ * Ana's `session:user-joined` (`arrived`).
+ */
+export async function roomOfTwo(s, url, { opts, join = (roomCode) => ({ roomCode, name: 'Ben' }) } = {}) {
+  const [a, room] = await createRoom(s, url, { opts });
+  const b = s.connect(url, opts);
+  const arrived = next(a, 'session:user-joined');
+  b.emit('session:join', join(room.roomCode));
+  const joined = await nextData(b, 'session:joined');
+  return { a, b, room, roomCode: room.roomCode, joined, arrived: await arrived };
 }

@@ -4,7 +4,9 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { T, connected, next, nextData, sockets, startServer } from './harness.mjs';
+import {
+  T, connected, next, nextData, roomOfTwo, sockets, startServer,
+} from './harness.mjs';
 
 /** Runs `body(srv, s)` against a server started with `args`. */
 async function withServer(args, body) {
@@ -32,16 +34,6 @@ function ended(socket, ms = T) {
     next(socket, 'disconnect', ms).then(([reason]) => `disconnect: ${reason}`),
     next(socket, 'connect_error', ms).then(([e]) => `connect_error: ${e.message}`),
   ]);
-}
-
-async function roomOfTwo(srv, s, opts) {
-  const a = s.connect(srv.url, opts);
-  const created = await a.timeout(T).emitWithAck('session:create', { name: 'Ana' });
-  const { roomCode } = created.data;
-  const b = s.connect(srv.url, opts);
-  const joined = await b.timeout(T).emitWithAck('session:join', { roomCode, name: 'Ben' });
-  assert.equal(joined.event, 'session:joined');
-  return { a, b, roomCode, ana: created.data, ben: joined.data };
 }
 
 test('origins: a page from another origin is refused with 403 before any message; an allowed one works, with CORS', async () => {
@@ -145,7 +137,7 @@ test('malformed and wrongly typed events answer invalid_message and the connecti
 
 test('sizes: over the message limit answers payload_too_large; over the Engine.IO limit ends the connection', async () => {
   await withServer([], async (srv, s) => {
-    const { a, b, roomCode } = await roomOfTwo(srv, s);
+    const { a, b, roomCode } = await roomOfTwo(s, srv.url);
     const big = 'x'.repeat(20 * 1024);
     const err = nextData(a, 'error');
     const answer = await a.timeout(T).emitWithAck('event:broadcast', { roomCode, eventName: 'n', payload: big });
@@ -168,7 +160,7 @@ test('sizes: over the message limit answers payload_too_large; over the Engine.I
 
 test('floods: the send rate answers rate_limited and drops the excess; room requests have their own budget', async () => {
   await withServer(['--rate-limit', '100', '--rate-burst', '200'], async (srv, s) => {
-    const { a, b, roomCode } = await roomOfTwo(srv, s, { transports: ['websocket'] });
+    const { a, b, roomCode } = await roomOfTwo(s, srv.url, { opts: { transports: ['websocket'] } });
     let heard = 0;
     b.on('event:broadcast', () => { heard += 1; });
     const limited = nextData(a, 'error', 10_000);
@@ -218,7 +210,7 @@ test('raw Engine.IO garbage gets an HTTP error or a closed session, never a cras
 
 test('slow consumer: a member that stops polling is cut off and turns away; the room carries on', async () => {
   await withServer(['--outbox-capacity', '16'], async (srv, s) => {
-    const { a, b, roomCode } = await roomOfTwo(srv, s, { transports: ['websocket'] });
+    const { a, b, roomCode } = await roomOfTwo(s, srv.url, { opts: { transports: ['websocket'] } });
     // A raw long-polling client joins, then never polls again.
     const base = `${srv.url}/socket.io/?EIO=4&transport=polling`;
     const sid = JSON.parse((await (await fetch(base)).text()).slice(1)).sid;
