@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::*;
 use futures_util::{SinkExt, StreamExt};
-use jam_protocol::{Encoding, ServerEvent};
+use jam_protocol::ServerEvent;
 use serde_json::json;
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
@@ -152,18 +152,10 @@ async fn a_killed_websocket_client_is_logged_as_gone_not_as_a_protocol_violation
 #[tokio::test]
 async fn a_silent_webtransport_peer_is_logged_as_timed_out() {
     let _one = exclusive().await;
-    let s = TestServer::start_with(|c| {
-        c.ping_interval = Duration::from_millis(200);
-        c.peer_timeout = Duration::from_millis(1000);
-    })
-    .await;
+    let s = TestServer::start_with(quick_peer_timeout).await;
     let mut host = s.ws().await;
     let room = create(&mut host, "H").await;
-    let (relay, dark) = udp_relay(s.server.wt_addr()).await;
-    let url = format!("https://{relay}/jam");
-    let mut ghost = jam_client::Client::connect_wt(&url, &s.server.cert_hash(), Encoding::Json)
-        .await
-        .unwrap();
+    let (mut ghost, dark) = s.silenceable("wt").await;
     ghost.join(&room.room_code, "Ghost", "").await.unwrap();
     dark.store(true, std::sync::atomic::Ordering::Relaxed);
     host.wait_for(T, |r| matches!(r.event(), ServerEvent::UserAway { .. }))

@@ -232,9 +232,7 @@ async fn a_request_head_that_never_ends_is_cut_off() {
         .expect("the idle kept-alive connection is still open");
     assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
     // Whole requests are answered as before.
-    let (status, body) = jam_client::http_get(&format!("{}/healthz", s.http_base()))
-        .await
-        .unwrap();
+    let (status, body) = s.get("/healthz").await;
     assert_eq!((status, body.as_slice()), (200, &b"ok"[..]));
 }
 

@@ -135,9 +135,7 @@ async fn web_dir_serves_regular_files_of_a_bounded_size_only() {
 #[tokio::test]
 async fn the_built_in_demo_refuses_encoded_absolute_paths() {
     let s = TestServer::start().await;
-    let (status, _) = http_get(&format!("{}/%2Fetc%2Fpasswd", s.http_base()))
-        .await
-        .unwrap();
+    let (status, _) = s.get("/%2Fetc%2Fpasswd").await;
     assert_eq!(status, 404);
 }
 

@@ -14,9 +14,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// The text of one scrape.
 async fn scrape(s: &TestServer) -> String {
-    let (status, body) = jam_client::http_get(&format!("{}/metrics", s.http_base()))
-        .await
-        .unwrap();
+    let (status, body) = s.get("/metrics").await;
     assert_eq!(status, 200);
     String::from_utf8(body).unwrap()
 }

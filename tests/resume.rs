@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
-use jam_client::{Client, Closed, Encoding, Received};
+use jam_client::{Client, Closed, Received};
 use jam_protocol::{ErrorCode, ServerEvent, SessionInfo, Status};
 use serde_json::json;
 
@@ -385,33 +385,11 @@ async fn a_room_whose_seats_are_all_away_lives_until_the_last_window_ends() {
 
 #[tokio::test]
 async fn a_silent_peer_turns_away_after_the_timeout_and_comes_back() {
-    let s = TestServer::start_with(|c| {
-        c.ping_interval = Duration::from_millis(200);
-        c.peer_timeout = Duration::from_millis(1000);
-    })
-    .await;
+    let s = TestServer::start_with(quick_peer_timeout).await;
     for kind in KINDS {
         let mut ana = s.ws().await;
         let a = create(&mut ana, "Ana").await;
-        let (mut ghost, dark) = match kind {
-            "ws" => {
-                let (relay, dark) = tcp_relay(s.server.http_addr()).await;
-                (
-                    Client::connect_ws(&format!("ws://{relay}/ws"))
-                        .await
-                        .unwrap(),
-                    dark,
-                )
-            }
-            _ => {
-                let (relay, dark) = udp_relay(s.server.wt_addr()).await;
-                let url = format!("https://{relay}/jam");
-                let c = Client::connect_wt(&url, &s.server.cert_hash(), Encoding::Json)
-                    .await
-                    .unwrap();
-                (c, dark)
-            }
-        };
+        let (mut ghost, dark) = s.silenceable(kind).await;
         let g = ghost.join(&a.room_code, "Ghost", "").await.unwrap();
         assert!(matches!(
             next_event(&mut ana).await,

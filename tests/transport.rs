@@ -598,9 +598,7 @@ async fn certificate_renewal_changes_the_published_hash_for_new_sessions() {
         .unwrap()
         .expect("dev certificate renews");
     assert_ne!(old, new);
-    let (_, body) = http_get(&format!("{}/connect", s.http_base()))
-        .await
-        .unwrap();
+    let (_, body) = s.get("/connect").await;
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(
         v["webtransport"]["certificateHashes"][0]["value"],
@@ -651,18 +649,10 @@ async fn graceful_shutdown_closes_clients_of_both_transports() {
 
 #[tokio::test]
 async fn a_vanished_webtransport_peer_is_dropped_after_the_timeout() {
-    let s = TestServer::start_with(|c| {
-        c.ping_interval = Duration::from_millis(200);
-        c.peer_timeout = Duration::from_millis(1000);
-    })
-    .await;
+    let s = TestServer::start_with(quick_peer_timeout).await;
     let mut host = s.ws().await;
     let room = create(&mut host, "H").await;
-    let (relay, dark) = udp_relay(s.server.wt_addr()).await;
-    let url = format!("https://{relay}/jam");
-    let mut ghost = Client::connect_wt(&url, &s.server.cert_hash(), Encoding::Json)
-        .await
-        .unwrap();
+    let (mut ghost, dark) = s.silenceable("wt").await;
     let gj = ghost.join(&room.room_code, "Ghost", "").await.unwrap();
     assert!(matches!(
         next_event(&mut host).await,

@@ -42,6 +42,13 @@ impl TestServer {
         format!("http://{}", self.server.http_addr())
     }
 
+    /// `GET path` from the server's HTTP port: the status and the body.
+    pub async fn get(&self, path: &str) -> (u16, Vec<u8>) {
+        jam_client::http_get(&format!("{}{path}", self.http_base()))
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e:#}"))
+    }
+
     pub async fn ws(&self) -> Client {
         Client::connect_ws(&self.server.ws_url())
             .await
@@ -58,6 +65,33 @@ impl TestServer {
             .expect("wt connects")
     }
 
+    /// A client of `kind`, "ws" or "wt", that reaches the server through a relay that can
+    /// go dark ([`tcp_relay`], [`udp_relay`]): storing `true` in the flag silences it in
+    /// both directions with no close at all, as when its network vanishes.
+    pub async fn silenceable(
+        &self,
+        kind: &str,
+    ) -> (Client, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+        match kind {
+            "ws" => {
+                let (relay, dark) = tcp_relay(self.server.http_addr()).await;
+                let c = Client::connect_ws(&format!("ws://{relay}/ws"))
+                    .await
+                    .expect("ws connects through the relay");
+                (c, dark)
+            }
+            "wt" => {
+                let (relay, dark) = udp_relay(self.server.wt_addr()).await;
+                let url = format!("https://{relay}/jam");
+                let c = Client::connect_wt(&url, &self.server.cert_hash(), Encoding::Json)
+                    .await
+                    .expect("wt connects through the relay");
+                (c, dark)
+            }
+            other => panic!("unknown client kind {other}"),
+        }
+    }
+
     /// A client of the given kind: "ws", "wt" or "wt-msgpack".
     pub async fn client(&self, kind: &str) -> Client {
         match kind {
@@ -67,6 +101,13 @@ impl TestServer {
             other => panic!("unknown client kind {other}"),
         }
     }
+}
+
+/// For [`TestServer::start_with`]: pings every 200 ms and drops a peer silent for 1 s, so a
+/// vanished peer is noticed within a test.
+pub fn quick_peer_timeout(c: &mut Config) {
+    c.ping_interval = Duration::from_millis(200);
+    c.peer_timeout = Duration::from_millis(1000);
 }
 
 /// The transports every acceptance test runs on.
