@@ -152,7 +152,7 @@ async fn a_killed_websocket_client_is_logged_as_gone_not_as_a_protocol_violation
 #[tokio::test]
 async fn a_silent_webtransport_peer_is_logged_as_timed_out() {
     let _one = exclusive().await;
-    let s = TestServer::start_with(quick_peer_timeout).await;
+    let s = TestServer::start_with_peer_timeout(Duration::from_secs(1)).await;
     let mut host = s.ws().await;
     let room = create(&mut host, "H").await;
     let (mut ghost, dark) = s.silenceable("wt").await;

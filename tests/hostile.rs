@@ -12,11 +12,7 @@ use tokio_tungstenite::tungstenite::Message;
 #[tokio::test]
 async fn a_ping_flooding_peer_that_never_reads_is_cut_off() {
     use futures_util::StreamExt;
-    let s = TestServer::start_with(|c| {
-        c.ping_interval = Duration::from_millis(200);
-        c.peer_timeout = Duration::from_secs(2);
-    })
-    .await;
+    let s = TestServer::start_with_peer_timeout(Duration::from_secs(2)).await;
     // A small receive buffer, so the server's pongs back up quickly.
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
@@ -247,11 +243,7 @@ fn fragment(first: bool, last: bool, data: &[u8]) -> Message {
 #[tokio::test]
 async fn a_message_trickled_in_fragments_is_cut_off_after_the_peer_timeout() {
     use futures_util::StreamExt;
-    let s = TestServer::start_with(|c| {
-        c.ping_interval = Duration::from_millis(200);
-        c.peer_timeout = Duration::from_secs(1);
-    })
-    .await;
+    let s = TestServer::start_with_peer_timeout(Duration::from_secs(1)).await;
     let (ws, _) = tokio_tungstenite::connect_async(s.server.ws_url())
         .await
         .unwrap();

@@ -50,17 +50,24 @@ async fn web_dir_serves_its_files_and_nothing_outside_it() {
 }
 
 /// Sends `GET <target>` exactly as written (no client normalises it, like `curl
-/// --path-as-is`) and returns the status and body.
-async fn raw_get(addr: std::net::SocketAddr, target: &str) -> (u16, Vec<u8>) {
+/// --path-as-is`), with `headers` (each `\r\nName: value`) after `Connection: close`, and
+/// returns the whole answer once the server has closed the connection.
+async fn raw_request(addr: std::net::SocketAddr, target: &str, headers: &str) -> Vec<u8> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let request = format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close{headers}\r\n\r\n");
     tcp.write_all(request.as_bytes()).await.unwrap();
     let mut answer = Vec::new();
     tokio::time::timeout(T, tcp.read_to_end(&mut answer))
         .await
         .expect("answered and closed")
         .unwrap();
+    answer
+}
+
+/// [`raw_request`] with no more headers: the status and body.
+async fn raw_get(addr: std::net::SocketAddr, target: &str) -> (u16, Vec<u8>) {
+    let answer = raw_request(addr, target, "").await;
     let status = std::str::from_utf8(&answer[9..12])
         .unwrap()
         .parse()
@@ -157,15 +164,7 @@ async fn requests_to_ws_that_are_no_handshake_are_refused_with_the_rfc_answer() 
     let s = TestServer::start().await;
     let addr = s.server.http_addr();
     let ask = |headers: &'static str| async move {
-        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let request = format!("GET /ws HTTP/1.1\r\nHost: x\r\nConnection: close{headers}\r\n\r\n");
-        tcp.write_all(request.as_bytes()).await.unwrap();
-        let mut answer = Vec::new();
-        tokio::time::timeout(T, tcp.read_to_end(&mut answer))
-            .await
-            .expect("answered")
-            .unwrap();
-        String::from_utf8_lossy(&answer).into_owned()
+        String::from_utf8_lossy(&raw_request(addr, "/ws", headers).await).into_owned()
     };
     let plain = ask("").await;
     assert!(plain.starts_with("HTTP/1.1 426"), "{plain}");

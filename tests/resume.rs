@@ -385,7 +385,7 @@ async fn a_room_whose_seats_are_all_away_lives_until_the_last_window_ends() {
 
 #[tokio::test]
 async fn a_silent_peer_turns_away_after_the_timeout_and_comes_back() {
-    let s = TestServer::start_with(quick_peer_timeout).await;
+    let s = TestServer::start_with_peer_timeout(Duration::from_secs(1)).await;
     for kind in KINDS {
         let mut ana = s.ws().await;
         let a = create(&mut ana, "Ana").await;

@@ -88,11 +88,7 @@ async fn delayed(s: &TestServer, kind: &str, one_way: Duration) -> Client {
 
 #[tokio::test]
 async fn round_trips_show_an_injected_delay_in_rtt_ms_and_session_latency() {
-    let s = TestServer::start_with(|c| {
-        c.ping_interval = Duration::from_millis(200);
-        c.peer_timeout = Duration::from_secs(5);
-    })
-    .await;
+    let s = TestServer::start_with_peer_timeout(Duration::from_secs(5)).await;
     for kind in KINDS {
         let mut ana = s.client(kind).await;
         let room = create(&mut ana, "Ana").await;

@@ -476,11 +476,7 @@ async fn a_member_that_stops_reading_is_cut_off_and_the_room_carries_on() {
 
 #[tokio::test]
 async fn silent_and_vanished_peers_are_dropped() {
-    let s = TestServer::start_with(|c| {
-        c.ping_interval = Duration::from_millis(200);
-        c.peer_timeout = Duration::from_millis(800);
-    })
-    .await;
+    let s = TestServer::start_with_peer_timeout(Duration::from_millis(800)).await;
     let mut host = s.wt().await;
     let room = create(&mut host, "H").await;
     // A WebSocket peer that never reads, so never answers pings: silent.
@@ -649,7 +645,7 @@ async fn graceful_shutdown_closes_clients_of_both_transports() {
 
 #[tokio::test]
 async fn a_vanished_webtransport_peer_is_dropped_after_the_timeout() {
-    let s = TestServer::start_with(quick_peer_timeout).await;
+    let s = TestServer::start_with_peer_timeout(Duration::from_secs(1)).await;
     let mut host = s.ws().await;
     let room = create(&mut host, "H").await;
     let (mut ghost, dark) = s.silenceable("wt").await;

@@ -38,6 +38,16 @@ impl TestServer {
         TestServer { server }
     }
 
+    /// A server that pings every 200 ms and drops a peer silent for `peer_timeout`, so a
+    /// vanished or stalled peer is noticed within a test.
+    pub async fn start_with_peer_timeout(peer_timeout: Duration) -> Self {
+        Self::start_with(|c| {
+            c.ping_interval = Duration::from_millis(200);
+            c.peer_timeout = peer_timeout;
+        })
+        .await
+    }
+
     pub fn http_base(&self) -> String {
         format!("http://{}", self.server.http_addr())
     }
@@ -101,13 +111,6 @@ impl TestServer {
             other => panic!("unknown client kind {other}"),
         }
     }
-}
-
-/// For [`TestServer::start_with`]: pings every 200 ms and drops a peer silent for 1 s, so a
-/// vanished peer is noticed within a test.
-pub fn quick_peer_timeout(c: &mut Config) {
-    c.ping_interval = Duration::from_millis(200);
-    c.peer_timeout = Duration::from_millis(1000);
 }
 
 /// The transports every acceptance test runs on.
