@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
@@ -327,6 +328,51 @@ export async function openPlayer(browser, server, { query = '/', initScript, vie
   await page.goto(origin + query);
   await page.waitForFunction(() => window.jam && window.jam.client.state === 'connected', null, { timeout: TIMEOUT.ui });
   return player;
+}
+
+/**
+ * What a `describe` block of browser tests plays on, opened by its `before` hook and
+ * closed by its `after` hook (call this in the block): `server`, a started `JamServer`
+ * (`extraArgs`, `logName` as for `JamServer.create`); `relay`, what `relay(server)`
+ * resolves to when given (a `TcpRelay` or `JitterRelay`); `browser`, Chromium.
+ * `player(opts)` opens a page (`openPlayer`); it and every other entry of `players`
+ * (anything with a `context`) is closed at the end.
+ */
+export function useStage({ extraArgs = [], logName, relay } = {}) {
+  const stage = {
+    server: null,
+    relay: null,
+    browser: null,
+    players: [],
+    async player(opts) {
+      const p = await openPlayer(stage.browser, stage.server, opts);
+      stage.players.push(p);
+      return p;
+    },
+  };
+  before(async () => {
+    stage.server = await JamServer.create({ extraArgs, logName });
+    await stage.server.start();
+    if (relay) stage.relay = await relay(stage.server);
+    stage.browser = await launchBrowser();
+  });
+  after(async () => {
+    for (const p of stage.players) await p.context.close().catch(() => {});
+    if (stage.browser) await stage.browser.close();
+    if (stage.relay) await stage.relay.close();
+    if (stage.server) await stage.server.dispose();
+  });
+  return stage;
+}
+
+/** The WebSocket URL of the server through `relay` (a `TcpRelay` or `JitterRelay`). */
+export function relayWsUrl(relay) {
+  return `ws://127.0.0.1:${relay.port}/ws`;
+}
+
+/** For `openPlayer`'s `rewriteConnect`: the page's WebSocket goes through `relay`. */
+export function throughRelay(relay) {
+  return (info) => ({ ...info, websocket: { url: relayWsUrl(relay) } });
 }
 
 export async function transportOf(page) {

@@ -9,15 +9,12 @@
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
   TIMEOUT,
-  JamServer,
   createSession,
   identities,
   joinSession,
-  launchBrowser,
-  openPlayer,
   participants,
   recordNotes,
   recordedNotes,
@@ -26,6 +23,7 @@ import {
   stats,
   submitJoin,
   transportOf,
+  useStage,
   waitForNames,
   waitForRemoteNotes,
   waitForStatus,
@@ -35,39 +33,21 @@ import {
 const RESUME_WINDOW_S = 10;
 
 describe('JamSession in Chromium', { timeout: 240_000 }, () => {
-  let server;
-  let browser;
-  const players = [];
+  const stage = useStage({ extraArgs: ['--resume-window', `${RESUME_WINDOW_S}s`] });
+  const { players } = stage;
+  const player = (opts) => stage.player(opts);
   let ana; // WebTransport, creates the room
   let ben; // WebSocket, forced by the share link's ?transport=websocket
   let cleo; // no WebTransport in her browser at all
   let roomCode;
 
-  async function player(opts) {
-    const p = await openPlayer(browser, server, opts);
-    players.push(p);
-    return p;
-  }
-
-  before(async () => {
-    server = await JamServer.create({ extraArgs: ['--resume-window', `${RESUME_WINDOW_S}s`] });
-    await server.start();
-    browser = await launchBrowser();
-  });
-
-  after(async () => {
-    for (const p of players) await p.context.close().catch(() => {});
-    if (browser) await browser.close();
-    if (server) await server.dispose();
-  });
-
   test('GET /connect answers as PROTOCOL.md §1 shows', async () => {
-    const res = await fetch(`${server.baseUrl}/connect`);
+    const res = await fetch(`${stage.server.baseUrl}/connect`);
     assert.equal(res.status, 200);
     const info = await res.json();
     assert.equal(info.protocol, 1);
-    assert.equal(info.websocket.url, `ws://127.0.0.1:${server.httpPort}/ws`);
-    assert.equal(info.webtransport.url, `https://127.0.0.1:${server.wtPort}/jam`);
+    assert.equal(info.websocket.url, `ws://127.0.0.1:${stage.server.httpPort}/ws`);
+    assert.equal(info.webtransport.url, `https://127.0.0.1:${stage.server.wtPort}/jam`);
     assert.equal(info.webtransport.certificateHashes.length, 1);
     assert.equal(info.webtransport.certificateHashes[0].algorithm, 'sha-256');
     assert.match(info.webtransport.certificateHashes[0].value, /^[0-9a-f]{64}$/);
@@ -294,7 +274,7 @@ describe('JamSession in Chromium', { timeout: 240_000 }, () => {
   });
 
   test('a WebTransport handshake that fails (wrong certificate hash) falls back to WebSocket', async () => {
-    const context = await browser.newContext();
+    const context = await stage.browser.newContext();
     players.push({ context, errors: [] });
     const page = await context.newPage();
     await page.route('**/connect', async (route) => {
@@ -303,7 +283,7 @@ describe('JamSession in Chromium', { timeout: 240_000 }, () => {
       info.webtransport.certificateHashes[0].value = '00'.repeat(32);
       await route.fulfill({ response: res, json: info });
     });
-    await page.goto(`${server.baseUrl}/`);
+    await page.goto(`${stage.server.baseUrl}/`);
     await page.waitForFunction(() => window.jam.client.state === 'connected', null, { timeout: TIMEOUT.ui });
     assert.equal(await transportOf(page), 'websocket');
     assert.equal(await page.evaluate(() => window.jam.client.connectInfo.webtransport.certificateHashes[0].value), '00'.repeat(32));
@@ -413,14 +393,14 @@ describe('JamSession in Chromium', { timeout: 240_000 }, () => {
   test('after a server restart both pages resume into the same room with the same players', async () => {
     const seats = await identities(ana.page);
     const resumes = [await stats(ana.page), await stats(cleo.page)].map((st) => st.resumes);
-    await server.stop();
+    await stage.server.stop();
     for (const p of [ana, cleo]) {
       await p.page.waitForFunction(() => window.jam.client.state === 'reconnecting', null, { timeout: TIMEOUT.reconnect });
       await p.page.locator('[data-testid="status"][data-offline="true"]').waitFor();
       await p.page.getByTestId('session-banner').filter({ hasText: /offline — your notes are not reaching the room/i }).waitFor();
     }
     await screenshot(ana.page, 'offline.png');
-    await server.start();
+    await stage.server.start();
 
     for (const [i, p] of [ana, cleo].entries()) {
       await p.page.waitForFunction(
@@ -457,10 +437,10 @@ describe('JamSession in Chromium', { timeout: 240_000 }, () => {
   test('when the seat really cannot come back, the page says the session ended and offers a new one', async () => {
     // A restart that lost the key signing resume tokens: the server refuses
     // every seat (resume_failed), and the fresh join finds no room.
-    await server.stop();
-    assert.ok(fs.existsSync(server.resumeKeyFile), `the resume key is kept at ${server.resumeKeyFile}`);
-    fs.rmSync(server.resumeKeyFile);
-    await server.start();
+    await stage.server.stop();
+    assert.ok(fs.existsSync(stage.server.resumeKeyFile), `the resume key is kept at ${stage.server.resumeKeyFile}`);
+    fs.rmSync(stage.server.resumeKeyFile);
+    await stage.server.start();
 
     for (const p of [ana, cleo]) {
       await p.page.getByTestId('session-ended').waitFor({ timeout: TIMEOUT.reconnect });
@@ -489,10 +469,10 @@ describe('JamSession in Chromium', { timeout: 240_000 }, () => {
   });
 
   test('from http://localhost the page reaches WebTransport too (dual-stack, ::1)', async () => {
-    const eve = await player({ origin: `http://localhost:${server.httpPort}` });
+    const eve = await player({ origin: `http://localhost:${stage.server.httpPort}` });
     assert.equal(await transportOf(eve.page), 'webtransport');
     const info = await eve.page.evaluate(() => window.jam.client.connectInfo);
-    assert.equal(info.webtransport.url, `https://localhost:${server.wtPort}/jam`);
+    assert.equal(info.webtransport.url, `https://localhost:${stage.server.wtPort}/jam`);
     await eve.context.close();
   });
 
@@ -503,29 +483,17 @@ describe('JamSession in Chromium', { timeout: 240_000 }, () => {
 });
 
 describe('JamSession against a small, strict server', { timeout: 120_000 }, () => {
-  let server;
-  let browser;
-
-  before(async () => {
-    server = await JamServer.create({
-      extraArgs: ['--max-room-size', '2', '--rate-limit', '1', '--rate-burst', '3'],
-      logName: 'server-strict.log',
-    });
-    await server.start();
-    browser = await launchBrowser();
-  });
-
-  after(async () => {
-    if (browser) await browser.close();
-    if (server) await server.dispose();
+  const stage = useStage({
+    extraArgs: ['--max-room-size', '2', '--rate-limit', '1', '--rate-burst', '3'],
+    logName: 'server-strict.log',
   });
 
   test('a full room and a rate limit are explained in plain words', async () => {
-    const host = await openPlayer(browser, server);
+    const host = await stage.player();
     const code = await createSession(host.page, { name: 'Host' });
-    const second = await openPlayer(browser, server, { query: `/?room=${code}` });
+    const second = await stage.player({ query: `/?room=${code}` });
     await joinSession(second.page, { name: 'Second' });
-    const third = await openPlayer(browser, server, { query: `/?room=${code}` });
+    const third = await stage.player({ query: `/?room=${code}` });
     await submitJoin(third.page, { name: 'Third' });
     await third.page.getByTestId('error-text').filter({ hasText: /session is full/i }).waitFor();
     assert.ok(await third.page.getByTestId('lobby').isVisible());

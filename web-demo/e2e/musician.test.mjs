@@ -9,21 +9,20 @@
 
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
   ARTIFACTS,
   TIMEOUT,
-  JamServer,
   JitterRelay,
   createSession,
   joinSession,
-  launchBrowser,
-  openPlayer,
   participants,
   remoteNoteCount,
   screenshot,
   stats,
+  throughRelay,
   transportOf,
+  useStage,
   waitForNames,
   waitForRemoteNotes,
   waitForStatus,
@@ -81,31 +80,12 @@ const hueDistance = (a, b) => {
 };
 
 describe('JamSession for musicians', { timeout: 300_000 }, () => {
-  let server;
-  let browser;
-  const all = [];
+  const stage = useStage({ extraArgs: ['--resume-window', `${RESUME_WINDOW_S}s`], logName: 'server-musician.log' });
+  const player = (opts) => stage.player(opts);
   let ana; // WebTransport, desktop 1280×800, piano
   let ben; // WebSocket, desktop, synth
   let roomCode;
   let anaId;
-
-  async function player(opts) {
-    const p = await openPlayer(browser, server, opts);
-    all.push(p);
-    return p;
-  }
-
-  before(async () => {
-    server = await JamServer.create({ extraArgs: ['--resume-window', `${RESUME_WINDOW_S}s`], logName: 'server-musician.log' });
-    await server.start();
-    browser = await launchBrowser();
-  });
-
-  after(async () => {
-    for (const p of all) await p.context.close().catch(() => {});
-    if (browser) await browser.close();
-    if (server) await server.dispose();
-  });
 
   test('latency: a graded light and the one-way delay per player; your round trip and clock error in the status bar', async () => {
     ana = await player({ viewport: { width: 1280, height: 800 } });
@@ -141,11 +121,11 @@ describe('JamSession for musicians', { timeout: 300_000 }, () => {
     // Far away: Eve's WebSocket runs through a relay that holds everything
     // from the server 120 ms, so her round trip is at least that, and she is
     // at least 60 ms from the others one way: a red light on both sides.
-    const relay = await JitterRelay.start(server.httpPort, { downMinMs: 120, downMaxMs: 120 });
+    const relay = await JitterRelay.start(stage.server.httpPort, { downMinMs: 120, downMaxMs: 120 });
     try {
       const eve = await player({
         query: `/?room=${roomCode}&transport=websocket`,
-        rewriteConnect: (info) => ({ ...info, websocket: { url: `ws://127.0.0.1:${relay.port}/ws` } }),
+        rewriteConnect: throughRelay(relay),
       });
       await joinSession(eve.page, { name: 'Eve', instrument: 'bass' });
       const far = ana.page.locator('[data-testid="participant"][data-name="Eve"] [data-testid="latency"][data-grade="hard"]');
@@ -497,7 +477,7 @@ describe('JamSession for musicians', { timeout: 300_000 }, () => {
   });
 
   test('no page threw an uncaught error', () => {
-    const errors = all.flatMap((p) => p.errors.map((e) => e.stack || String(e)));
+    const errors = stage.players.flatMap((p) => p.errors.map((e) => e.stack || String(e)));
     assert.deepEqual(errors, []);
   });
 });

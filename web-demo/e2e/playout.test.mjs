@@ -6,15 +6,15 @@
 // intervals Ana played.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
-  JamServer,
   JitterRelay,
   createSession,
   joinSession,
-  launchBrowser,
-  openPlayer,
+  relayWsUrl,
+  throughRelay,
   transportOf,
+  useStage,
   waitForNames,
   waitForRemoteNotes,
 } from './harness.mjs';
@@ -79,38 +79,22 @@ function intervalErrors(sent, heard) {
 }
 
 describe('steady playout against a jittery path', { timeout: 180_000 }, () => {
-  let server;
-  let relay;
-  let browser;
-  const all = [];
-
-  before(async () => {
-    server = await JamServer.create({ logName: 'server-playout.log' });
-    await server.start();
-    relay = await JitterRelay.start(server.httpPort, { downMaxMs: JITTER_MS });
-    browser = await launchBrowser();
-  });
-
-  after(async () => {
-    for (const p of all) await p.context.close().catch(() => {});
-    if (browser) await browser.close();
-    if (relay) await relay.close();
-    if (server) await server.dispose();
+  const stage = useStage({
+    logName: 'server-playout.log',
+    relay: (server) => JitterRelay.start(server.httpPort, { downMaxMs: JITTER_MS }),
   });
 
   test('immediate shows the raw jitter; steady keeps the phrase\'s intervals within 2 ms', async (t) => {
-    const ana = await openPlayer(browser, server, { query: '/?transport=websocket' });
-    all.push(ana);
+    const ana = await stage.player({ query: '/?transport=websocket' });
     const code = await createSession(ana.page, { name: 'Ana', instrument: 'piano' });
-    const ben = await openPlayer(browser, server, {
+    const ben = await stage.player({
       query: `/?room=${code}&transport=websocket`,
-      rewriteConnect: (info) => ({ ...info, websocket: { url: `ws://127.0.0.1:${relay.port}/ws` } }),
+      rewriteConnect: throughRelay(stage.relay),
     });
-    all.push(ben);
     await joinSession(ben.page, { name: 'Ben', instrument: 'synth' });
     await waitForNames(ana.page, ['Ana', 'Ben']);
     assert.equal(await transportOf(ben.page), 'websocket');
-    assert.equal(await ben.page.evaluate(() => window.jam.client.connectInfo.websocket.url), `ws://127.0.0.1:${relay.port}/ws`);
+    assert.equal(await ben.page.evaluate(() => window.jam.client.connectInfo.websocket.url), relayWsUrl(stage.relay));
     const anaId = await ana.page.evaluate(() => window.jam.client.room.userId);
     const now = (p) => p.evaluate(() => performance.timeOrigin + performance.now());
 
@@ -150,7 +134,7 @@ describe('steady playout against a jittery path', { timeout: 180_000 }, () => {
       );
       if (late === 0) break;
     }
-    const jitter = [...relay.delays].sort((a, b) => a - b);
+    const jitter = [...stage.relay.delays].sort((a, b) => a - b);
     t.diagnostic(
       `relay held chunks ${jitter[0].toFixed(1)} to ${jitter.at(-1).toFixed(1)} ms (median ${jitter[jitter.length >> 1].toFixed(1)}); ` +
         `immediate: worst interval error ${rawWorst.toFixed(2)} ms`,
@@ -174,6 +158,6 @@ describe('steady playout against a jittery path', { timeout: 180_000 }, () => {
     assert.match(await shown.textContent(), /Ana \d+ ms/);
     const delay = Number(await shown.getAttribute('data-delay'));
     assert.ok(delay > 0 && delay < 1000, `delay shown ${delay} ms`);
-    for (const p of all) assert.deepEqual(p.errors, []);
+    for (const p of stage.players) assert.deepEqual(p.errors, []);
   });
 });

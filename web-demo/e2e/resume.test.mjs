@@ -7,23 +7,23 @@
 // Leave.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
   TIMEOUT,
-  JamServer,
   TcpRelay,
   createSession,
   identities,
   joinSession,
-  launchBrowser,
-  openPlayer,
   participants,
   recordNotes,
   recordedNotes,
+  relayWsUrl,
   remoteNoteCount,
   screenshot,
   stats,
+  throughRelay,
   transportOf,
+  useStage,
   waitForNames,
   waitForRemoteNotes,
   waitForStatus,
@@ -33,28 +33,11 @@ import {
 const OFFLINE_WITHIN_MS = 5000;
 
 describe('seats that survive the network, in Chromium', { timeout: 180_000 }, () => {
-  let server;
-  let relay;
-  let browser;
-  const players = [];
+  const stage = useStage({ logName: 'server-resume.log', relay: (server) => TcpRelay.start(server.httpPort) });
   let ana; // WebTransport, straight to the server; hosts
   let ben; // WebSocket through the relay
   let roomCode;
   let seats; // name -> { id, hue } as first seen
-
-  before(async () => {
-    server = await JamServer.create({ logName: 'server-resume.log' });
-    await server.start();
-    relay = await TcpRelay.start(server.httpPort);
-    browser = await launchBrowser();
-  });
-
-  after(async () => {
-    for (const p of players) await p.context.close().catch(() => {});
-    if (browser) await browser.close();
-    if (relay) await relay.close();
-    if (server) await server.dispose();
-  });
 
   /** Waits until `page` holds its seat on a live link again, after `resumes` resumes. */
   function waitForResume(page, resumes) {
@@ -66,18 +49,16 @@ describe('seats that survive the network, in Chromium', { timeout: 180_000 }, ()
   }
 
   test('two players, one of them behind a relay', async () => {
-    ana = await openPlayer(browser, server);
-    players.push(ana);
+    ana = await stage.player();
     assert.equal(await transportOf(ana.page), 'webtransport');
     roomCode = await createSession(ana.page, { name: 'Ana', instrument: 'piano' });
 
-    ben = await openPlayer(browser, server, {
+    ben = await stage.player({
       query: `/?room=${roomCode}&transport=websocket`,
-      rewriteConnect: (info) => ({ ...info, websocket: { url: `ws://127.0.0.1:${relay.port}/ws` } }),
+      rewriteConnect: throughRelay(stage.relay),
     });
-    players.push(ben);
     assert.equal(await transportOf(ben.page), 'websocket');
-    assert.equal(await ben.page.evaluate(() => window.jam.client.connectInfo.websocket.url), `ws://127.0.0.1:${relay.port}/ws`);
+    assert.equal(await ben.page.evaluate(() => window.jam.client.connectInfo.websocket.url), relayWsUrl(stage.relay));
     await joinSession(ben.page, { name: 'Ben', instrument: 'synth' });
     await waitForNames(ana.page, ['Ana', 'Ben']);
     await waitForNames(ben.page, ['Ana', 'Ben']);
@@ -95,7 +76,7 @@ describe('seats that survive the network, in Chromium', { timeout: 180_000 }, ()
     assert.equal(sentShown, '1');
     assert.ok(await ben.page.getByTestId('unsent-note-count').isHidden());
 
-    relay.goDark();
+    stage.relay.goDark();
     const darkAt = Date.now();
     await ben.page.locator('[data-testid="status"][data-offline="true"]').waitFor({ timeout: OFFLINE_WITHIN_MS });
     const tookMs = Date.now() - darkAt;
@@ -115,7 +96,7 @@ describe('seats that survive the network, in Chromium', { timeout: 180_000 }, ()
     assert.equal(during.broadcastsSent, before.broadcastsSent, 'nothing went out as a broadcast');
     await screenshot(ben.page, 'offline-link-dark.png');
 
-    relay.restore();
+    stage.relay.restore();
     await waitForResume(ben.page, before.resumes);
     await ben.page.locator('[data-testid="status"][data-offline="false"]').waitFor();
     assert.ok(await ben.page.getByTestId('session-banner').isHidden());
@@ -140,7 +121,7 @@ describe('seats that survive the network, in Chromium', { timeout: 180_000 }, ()
     await ana.page.locator('[data-testid="key-69"].remote').waitFor();
     const resumes = (await stats(ben.page)).resumes;
 
-    relay.cut(); // both ends see the connection close: the server holds Ben's seat as away
+    stage.relay.cut(); // both ends see the connection close: the server holds Ben's seat as away
     await waitForStatus(ana.page, 'Ben', 'away');
     const row = (await participants(ana.page)).find((p) => p.name === 'Ben');
     assert.equal(row.id, seats.Ben.id);
@@ -151,7 +132,7 @@ describe('seats that survive the network, in Chromium', { timeout: 180_000 }, ()
     await screenshot(ana.page, 'other-player-away.png');
     await ben.page.keyboard.up('h');
 
-    relay.restore();
+    stage.relay.restore();
     await waitForResume(ben.page, resumes);
     await waitForStatus(ana.page, 'Ben', 'active');
     assert.deepEqual(await identities(ana.page), seats, 'the same id and colour');
@@ -200,7 +181,7 @@ describe('seats that survive the network, in Chromium', { timeout: 180_000 }, ()
   });
 
   test('no page threw an uncaught error', () => {
-    const errors = players.flatMap((p) => p.errors.map((e) => e.stack || String(e)));
+    const errors = stage.players.flatMap((p) => p.errors.map((e) => e.stack || String(e)));
     assert.deepEqual(errors, []);
   });
 });
