@@ -211,18 +211,10 @@ async fn a_slow_consumer_gets_the_1008_close_frame_once_it_reads_again() {
         .await
         .expect("cut off as a slow consumer");
     // Reading again, it finds what was already on its way, then the close frame.
-    let frame = tokio::time::timeout(T, async {
-        loop {
-            match stalled.next().await {
-                Some(Ok(Message::Close(frame))) => break frame,
-                Some(Ok(_)) => continue,
-                other => panic!("no close frame: {other:?}"),
-            }
-        }
-    })
-    .await
-    .expect("a close frame in time")
-    .expect("with a code");
+    let frame = tokio::time::timeout(T, close_frame(&mut stalled))
+        .await
+        .expect("a close frame in time")
+        .expect("with a code");
     assert_eq!(u16::from(frame.code), 1008);
     assert_eq!(frame.reason.as_str(), "outgoing queue overflowed");
     // Reading on sends our answer to the close, and the server ends the connection.

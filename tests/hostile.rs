@@ -11,7 +11,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
 async fn a_ping_flooding_peer_that_never_reads_is_cut_off() {
-    use futures_util::StreamExt;
     let s = TestServer::start_with_peer_timeout(Duration::from_secs(2)).await;
     // A small receive buffer, so the server's pongs back up quickly.
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
@@ -49,18 +48,10 @@ async fn a_ping_flooding_peer_that_never_reads_is_cut_off() {
         "RSS grew {rss_growth} bytes while {sent_bytes} bytes of pings came"
     );
     // Reading now, we find the pongs that fitted, then the documented close frame.
-    let frame = tokio::time::timeout(T, async {
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Close(frame))) => break frame,
-                Some(Ok(_)) => continue,
-                other => panic!("no close frame: {other:?}"),
-            }
-        }
-    })
-    .await
-    .expect("a close frame within the deadline")
-    .expect("with a code");
+    let frame = tokio::time::timeout(T, close_frame(&mut ws))
+        .await
+        .expect("a close frame within the deadline")
+        .expect("with a code");
     assert_eq!(u16::from(frame.code), 1008);
     assert_eq!(frame.reason.as_str(), "outgoing queue overflowed");
 }
@@ -274,15 +265,7 @@ async fn a_message_trickled_in_fragments_is_cut_off_after_the_peer_timeout() {
             }
         }
     };
-    let close = async {
-        loop {
-            match rx.next().await {
-                Some(Ok(Message::Close(frame))) => break frame,
-                Some(Ok(_)) => continue,
-                other => panic!("no close frame: {other:?}"),
-            }
-        }
-    };
+    let close = close_frame(&mut rx);
     let frame = tokio::select! {
         frame = tokio::time::timeout(T, close) => frame.expect("still connected while trickling"),
         _ = trickle => panic!("the writes failed before a close frame came"),

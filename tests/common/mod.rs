@@ -234,6 +234,30 @@ pub async fn room_of_two(s: &TestServer, a: &str, b: &str) -> (Client, Client, S
     (ca, cb, joined)
 }
 
+/// The first Close frame a raw WebSocket receives, past any other message; panics if the
+/// stream fails or ends first. Unbounded: wrap it in a timeout.
+pub async fn close_frame<S>(
+    ws: &mut S,
+) -> Option<tokio_tungstenite::tungstenite::protocol::CloseFrame>
+where
+    S: futures_util::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + Unpin,
+{
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Close(frame))) => return frame,
+            Some(Ok(_)) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    }
+}
+
 /// The `id` of every [`barrier`] request.
 pub const BARRIER_ID: &str = "barrier";
 
