@@ -1,81 +1,40 @@
 // harness.mjs: the real jam-server as a child process on free ports, and small
 // bounded waits for socket.io-client events. Every wait has a timeout.
 
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { io } from 'socket.io-client';
+// The web demo's browser tests start the server the same way; that module uses
+// node's own modules only, so this package can import it by its path.
+import { REPO, freeTcpPort, spawnServer, stopProcess } from '../../web-demo/e2e/server.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-export const REPO = path.resolve(here, '..', '..');
-const targetDir = process.env.CARGO_TARGET_DIR || path.join(REPO, 'target');
-export const SERVER_BIN = process.env.JAM_SERVER_BIN || path.join(targetDir, 'debug', 'jam-server');
+export { REPO };
 
 /** The bound on every single wait, in ms. */
 export const T = 5_000;
 
-/** A free TCP port on 127.0.0.1. */
-export function freeTcpPort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 /** Starts jam-server with `args` (more flags) and waits for /healthz. */
 export async function startServer(args = []) {
-  if (!fs.existsSync(SERVER_BIN)) {
-    throw new Error(`no server binary at ${SERVER_BIN}: run \`cargo build --bin jam-server\` or set JAM_SERVER_BIN`);
-  }
   const port = await freeTcpPort();
   const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'jam-sio-'));
   const logFile = path.join(logDir, 'server.log');
-  const log = fs.openSync(logFile, 'a');
-  const proc = spawn(SERVER_BIN, [
+  const url = `http://127.0.0.1:${port}`;
+  const { proc, exited } = await spawnServer([
     '--http-addr', `127.0.0.1:${port}`,
     '--wt-addr', '127.0.0.1:0',
     '--ephemeral-cert',
     ...args,
-  ], {
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info,jam_server=debug' },
-    stdio: ['ignore', log, log],
-  });
-  fs.closeSync(log);
-  let exited = null;
-  proc.once('exit', (code, signal) => { exited = `exited with ${code ?? signal}`; });
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (exited) throw new Error(`jam-server ${exited} before it was ready; see ${logFile}`);
-    try {
-      const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) });
-      if (res.status === 200) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`jam-server not ready in 30 s; see ${logFile}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  ], { baseUrl: url, logFile });
   return {
     url,
     logFile,
     proc,
     /** Whether the process is still running (it must never crash on hostile input). */
-    alive: () => exited === null,
+    alive: () => exited() === null,
     async stop() {
-      if (exited) throw new Error(`jam-server ${exited} during the test; see ${logFile}`);
-      const gone = new Promise((resolve) => proc.once('exit', resolve));
-      proc.kill('SIGTERM');
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 5_000);
-      await gone;
-      clearTimeout(timer);
+      if (exited()) throw new Error(`jam-server ${exited()} during the test; see ${logFile}`);
+      await stopProcess(proc);
     },
   };
 }

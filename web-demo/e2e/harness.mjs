@@ -3,19 +3,15 @@
 // relay that can fail like a network between a page and the server, and
 // drives the JamSession page the way a person would.
 
-import { spawn } from 'node:child_process';
-import dgram from 'node:dgram';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { REPO, SERVER_BIN, freeTcpPort, freeUdpPort, spawnServer, stopProcess } from './server.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-export const REPO = path.resolve(here, '..', '..');
-export const SERVER_BIN = process.env.JAM_SERVER_BIN || path.join(REPO, 'target', 'debug', 'jam-server');
+export { REPO, SERVER_BIN, freeTcpPort, freeUdpPort };
 export const ARTIFACTS = path.join(REPO, 'target', 'e2e');
 export const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 
@@ -25,30 +21,6 @@ export const TIMEOUT = {
   ui: 10_000,
   reconnect: 30_000,
 };
-
-/** A free TCP port on 127.0.0.1 (listen on 0, read it, close). */
-export function freeTcpPort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** A free UDP port on the dual-stack wildcard (bind 0, read it, close). */
-export function freeUdpPort() {
-  return new Promise((resolve, reject) => {
-    const sock = dgram.createSocket({ type: 'udp6', ipv6Only: false });
-    sock.once('error', reject);
-    sock.bind(0, '::', () => {
-      const { port } = sock.address();
-      sock.close(() => resolve(port));
-    });
-  });
-}
 
 /** The real server as a child process, restartable on the same ports and certificate. */
 export class JamServer {
@@ -76,52 +48,19 @@ export class JamServer {
   }
 
   async start() {
-    if (!fs.existsSync(SERVER_BIN)) {
-      throw new Error(`no server binary at ${SERVER_BIN}: run \`cargo build --bin jam-server\` or set JAM_SERVER_BIN`);
-    }
-    const log = fs.openSync(this.logFile, 'a');
-    fs.writeSync(log, `\n=== ${new Date().toISOString()} starting ${SERVER_BIN}\n`);
     const args = [
       '--http-addr', `127.0.0.1:${this.httpPort}`,
       '--wt-addr', `[::]:${this.wtPort}`,
       '--cert-dir', this.certDir,
       ...this.extraArgs,
     ];
-    this.proc = spawn(SERVER_BIN, args, {
-      env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info,jam_server=debug' },
-      stdio: ['ignore', log, log],
-    });
-    fs.closeSync(log);
-    const proc = this.proc;
-    let exited = null;
-    proc.once('exit', (code, signal) => {
-      exited = `exited with ${code ?? signal}`;
-    });
-
-    const deadline = Date.now() + TIMEOUT.ready;
-    for (;;) {
-      if (exited) throw new Error(`jam-server ${exited} before it was ready; see ${this.logFile}`);
-      try {
-        const res = await fetch(`${this.baseUrl}/healthz`, { signal: AbortSignal.timeout(1000) });
-        const body = (await res.text()).trim();
-        if (res.status === 200 && body === 'ok') return;
-      } catch {
-        // not listening yet
-      }
-      if (Date.now() > deadline) throw new Error(`jam-server not ready within ${TIMEOUT.ready} ms; see ${this.logFile}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    ({ proc: this.proc } = await spawnServer(args, { baseUrl: this.baseUrl, logFile: this.logFile, readyMs: TIMEOUT.ready }));
   }
 
   async stop() {
     const proc = this.proc;
     this.proc = null;
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-    const exited = new Promise((resolve) => proc.once('exit', resolve));
-    proc.kill('SIGTERM');
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(timer);
+    if (proc) await stopProcess(proc);
   }
 
   /** Stops the server and removes its certificate directory. */
