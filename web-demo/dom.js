@@ -1,13 +1,48 @@
 // dom.js: small DOM helpers the page's modules share.
 //
 // Owns: finding an element by id, replaying a one-shot
-// CSS animation, and the inline instrument icons and badges. Does not own: any
+// CSS animation, the inline instrument icons and badges, and reading and
+// writing a setting in localStorage (which may be off). Does not own: any
 // state, or which elements exist and when (views.js, players.js,
 // play-area.js).
 
 import { INSTRUMENTS } from './audio.js';
 
 export const $ = (id) => document.getElementById(id);
+
+/** The string kept under `key` in localStorage, or null (none kept, or storage is off). */
+export function loadText(key) {
+  try {
+    return localStorage.getItem(key);
+  } catch {
+    return null;
+  }
+}
+
+/** Keeps the string `value` under `key` in localStorage; nothing when storage is off. */
+export function storeText(key, value) {
+  try {
+    localStorage.setItem(key, value);
+  } catch {
+    /* storage may be off */
+  }
+}
+
+/** The value kept as JSON under `key` in localStorage, or `fallback` (none kept, unreadable, or storage is off). */
+export function loadJson(key, fallback) {
+  const v = loadText(key);
+  if (v === null) return fallback;
+  try {
+    return JSON.parse(v);
+  } catch {
+    return fallback;
+  }
+}
+
+/** Keeps `value` as JSON under `key` in localStorage; nothing when storage is off. */
+export function storeJson(key, value) {
+  storeText(key, JSON.stringify(value));
+}
 
 /** Plays a one-shot CSS animation again, even while the last one runs. */
 export function restartAnimation(el, className) {

@@ -11,7 +11,7 @@
 // wrong tempo. Does not own: the tempo (jam-client.js keeps it, tempo.js
 // shows and sets it) or the click's sound (audio.js).
 
-import { $ } from './dom.js';
+import { $, loadJson, storeJson } from './dom.js';
 
 const TICK_MS = 25;
 /** Beyond the output latency (tens of ms) the audio clock runs ahead by. */
@@ -20,22 +20,8 @@ const LOOKAHEAD_MS = 150;
 const LATE_MS = 5;
 const KEEP = 256;
 
-function load(key, fallback) {
-  try {
-    const v = localStorage.getItem(`jam.metronome.${key}`);
-    return v === null ? fallback : JSON.parse(v);
-  } catch {
-    return fallback;
-  }
-}
-
-function store(key, value) {
-  try {
-    localStorage.setItem(`jam.metronome.${key}`, JSON.stringify(value));
-  } catch {
-    /* storage may be off */
-  }
-}
+const load = (key, fallback) => loadJson(`jam.metronome.${key}`, fallback);
+const store = (key, value) => storeJson(`jam.metronome.${key}`, value);
 
 export function createMetronome({ client, synth, audioClock }) {
   let on = false;

@@ -8,24 +8,10 @@
 // (voices.js asks `muted`). Does not own: the notes (voices.js) or the list
 // (players.js).
 
-import { $ } from './dom.js';
+import { $, loadJson, storeJson } from './dom.js';
 
-function load(key, fallback) {
-  try {
-    const v = localStorage.getItem(`jam.mix.${key}`);
-    return v === null ? fallback : JSON.parse(v);
-  } catch {
-    return fallback;
-  }
-}
-
-function store(key, value) {
-  try {
-    localStorage.setItem(`jam.mix.${key}`, JSON.stringify(value));
-  } catch {
-    /* storage may be off */
-  }
-}
+const load = (key, fallback) => loadJson(`jam.mix.${key}`, fallback);
+const store = (key, value) => storeJson(`jam.mix.${key}`, value);
 
 /** The synth's master bus level at full master volume. */
 const MASTER_FULL = 0.5;

@@ -28,7 +28,7 @@
 // holds (unless it moved by more than REMAP_MS), so clock estimates that move
 // by a millisecond do not move the notes of a phrase.
 
-import { $ } from './dom.js';
+import { $, loadText, storeText } from './dom.js';
 
 const WINDOW = 48;
 const WINDOW_MS = 8000;
@@ -48,21 +48,8 @@ const MAX_AT_AHEAD_MS = 20;
  */
 const REMAP_MS = 15;
 
-function store(value) {
-  try {
-    localStorage.setItem('jam.playout', value);
-  } catch {
-    /* storage may be off */
-  }
-}
-
-function load() {
-  try {
-    return localStorage.getItem('jam.playout');
-  } catch {
-    return null;
-  }
-}
+const store = (value) => storeText('jam.playout', value);
+const load = () => loadText('jam.playout');
 
 export function createPlayout({ client, audioClock, names }) {
   let mode = load() === 'steady' ? 'steady' : 'immediate';

@@ -14,26 +14,13 @@
 
 import { describeError } from './messages.js';
 import { INSTRUMENTS } from './audio.js';
-import { $, instrumentIcon, instrumentBadge } from './dom.js';
+import { $, instrumentIcon, instrumentBadge, loadText, storeText } from './dom.js';
 
 /** Where the keyboard starts for an instrument, when not middle C (C4 = 60). */
 const DEFAULT_BASE = { bass: 36 };
 
-function store(key, value) {
-  try {
-    localStorage.setItem(`jam.${key}`, value);
-  } catch {
-    /* storage may be off */
-  }
-}
-
-function load(key) {
-  try {
-    return localStorage.getItem(`jam.${key}`);
-  } catch {
-    return null;
-  }
-}
+const store = (key, value) => storeText(`jam.${key}`, value);
+const load = (key) => loadText(`jam.${key}`);
 
 async function copyText(text, button) {
   let ok = false;
