@@ -6,6 +6,8 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+// The repository's other node tests stop the server the same way (node's own modules only).
+import { stopProcess } from '../../../web-demo/e2e/server.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const REPO = path.resolve(here, '..', '..', '..');
@@ -73,13 +75,7 @@ export class JamServer {
   }
 
   async stop() {
-    const proc = this.proc;
-    if (proc.exitCode !== null || proc.signalCode !== null) return;
-    const exited = new Promise((resolve) => proc.once('exit', resolve));
-    proc.kill('SIGTERM');
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(timer);
+    await stopProcess(this.proc);
   }
 }
 
