@@ -211,12 +211,7 @@ async fn a_slow_consumer_gets_the_1008_close_frame_once_it_reads_again() {
         .await
         .expect("cut off as a slow consumer");
     // Reading again, it finds what was already on its way, then the close frame.
-    let frame = tokio::time::timeout(T, close_frame(&mut stalled))
-        .await
-        .expect("a close frame in time")
-        .expect("with a code");
-    assert_eq!(u16::from(frame.code), 1008);
-    assert_eq!(frame.reason.as_str(), "outgoing queue overflowed");
+    expect_overflow_close(&mut stalled).await;
     // Reading on sends our answer to the close, and the server ends the connection.
     let end = tokio::time::timeout(T, async { while let Some(Ok(_)) = stalled.next().await {} });
     end.await

@@ -258,6 +258,25 @@ where
     }
 }
 
+/// Reads on (within [`T`]) until the Close frame the server sends a slow consumer: 1008,
+/// "outgoing queue overflowed".
+pub async fn expect_overflow_close<S>(ws: &mut S)
+where
+    S: futures_util::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + Unpin,
+{
+    let frame = tokio::time::timeout(T, close_frame(ws))
+        .await
+        .expect("a close frame in time")
+        .expect("with a code");
+    assert_eq!(u16::from(frame.code), 1008);
+    assert_eq!(frame.reason.as_str(), "outgoing queue overflowed");
+}
+
 /// The `id` of every [`barrier`] request.
 pub const BARRIER_ID: &str = "barrier";
 
