@@ -234,19 +234,33 @@ pub async fn room_of_two(s: &TestServer, a: &str, b: &str) -> (Client, Client, S
     (ca, cb, joined)
 }
 
-/// The first Close frame a raw WebSocket receives, past any other message; panics if the
-/// stream fails or ends first. Unbounded: wrap it in a timeout.
-pub async fn close_frame<S>(
-    ws: &mut S,
-) -> Option<tokio_tungstenite::tungstenite::protocol::CloseFrame>
-where
+/// What a raw WebSocket receives: a tokio-tungstenite `WebSocketStream`, or the stream half
+/// of its `split()`.
+pub trait WsIncoming:
+    futures_util::Stream<
+        Item = Result<
+            tokio_tungstenite::tungstenite::Message,
+            tokio_tungstenite::tungstenite::Error,
+        >,
+    > + Unpin
+{
+}
+
+impl<S> WsIncoming for S where
     S: futures_util::Stream<
             Item = Result<
                 tokio_tungstenite::tungstenite::Message,
                 tokio_tungstenite::tungstenite::Error,
             >,
-        > + Unpin,
+        > + Unpin
 {
+}
+
+/// The first Close frame a raw WebSocket receives, past any other message; panics if the
+/// stream fails or ends first. Unbounded: wrap it in a timeout.
+pub async fn close_frame(
+    ws: &mut impl WsIncoming,
+) -> Option<tokio_tungstenite::tungstenite::protocol::CloseFrame> {
     use futures_util::StreamExt;
     use tokio_tungstenite::tungstenite::Message;
     loop {
@@ -260,15 +274,7 @@ where
 
 /// Reads on (within [`T`]) until the Close frame the server sends a slow consumer: 1008,
 /// "outgoing queue overflowed".
-pub async fn expect_overflow_close<S>(ws: &mut S)
-where
-    S: futures_util::Stream<
-            Item = Result<
-                tokio_tungstenite::tungstenite::Message,
-                tokio_tungstenite::tungstenite::Error,
-            >,
-        > + Unpin,
-{
+pub async fn expect_overflow_close(ws: &mut impl WsIncoming) {
     let frame = tokio::time::timeout(T, close_frame(ws))
         .await
         .expect("a close frame in time")
