@@ -116,6 +116,28 @@ mod tests {
         assert!(msgpack_to_json(&[0x01, 0x02]).is_err(), "trailing bytes");
     }
 
+    /// Found by the `envelope` fuzz target: without serde_json's `float_roundtrip`, JSON
+    /// text such as `-20e200` was read one unit in the last place off, so a MessagePack
+    /// receiver got another number than the one the sender wrote.
+    #[test]
+    fn json_floats_become_the_nearest_msgpack_float() {
+        for text in [
+            "-20e200",
+            "2.2250738585072011e-308",
+            "0.1",
+            "1.7976931348623157e308",
+        ] {
+            let mp = json_to_msgpack(text.as_bytes()).unwrap();
+            let mut rest = &mp[..];
+            let got = rmpv::decode::read_value(&mut rest).unwrap();
+            let want: f64 = text.parse().unwrap();
+            assert_eq!(got.as_f64(), Some(want), "{text}");
+            let back: serde_json::Value =
+                serde_json::from_str(&msgpack_to_json(&mp).unwrap()).unwrap();
+            assert_eq!(back.as_f64(), Some(want), "{text}");
+        }
+    }
+
     fn serde_bytes_like() -> rmpv::Value {
         rmpv::Value::Binary(vec![1, 2, 3])
     }
