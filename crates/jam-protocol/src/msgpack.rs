@@ -4,6 +4,12 @@
 
 use crate::error::ProtocolError;
 
+/// How deep MessagePack may nest: about 128 arrays or maps, serde_json's limit for JSON,
+/// which would refuse a deeper message anyway (rmpv's own default, 1,024, costs stack to
+/// read, convert and drop). rmpv counts two steps per array or map, and up to three for
+/// the value at the bottom (a string).
+const MAX_DEPTH: usize = 2 * 128 + 3;
+
 /// Converts a MessagePack datagram into the equivalent compact JSON text. Values with no
 /// JSON form (binary, extension types, non-string map keys, NaN and infinities) are
 /// refused.
@@ -14,7 +20,8 @@ pub fn msgpack_to_json(bytes: &[u8]) -> Result<String, ProtocolError> {
         return Err(not_msgpack());
     }
     let mut rest = bytes;
-    let value = rmpv::decode::read_value(&mut rest).map_err(|_| not_msgpack())?;
+    let value =
+        rmpv::decode::read_value_with_max_depth(&mut rest, MAX_DEPTH).map_err(|_| not_msgpack())?;
     if !rest.is_empty() {
         return Err(not_msgpack());
     }
@@ -135,6 +142,28 @@ mod tests {
             let back: serde_json::Value =
                 serde_json::from_str(&msgpack_to_json(&mp).unwrap()).unwrap();
             assert_eq!(back.as_f64(), Some(want), "{text}");
+        }
+    }
+
+    /// Found by the `session` fuzz target: MessagePack nests 1,024 deep before rmpv
+    /// refuses it, and reading, converting and dropping such a value overflowed a 2 MiB
+    /// thread stack (a debug build's; a tokio worker has 2 MiB too). JSON stops at 128, so
+    /// MessagePack does too.
+    #[test]
+    fn deep_msgpack_is_refused_before_it_costs_stack() {
+        let nested = |depth: usize, open: &[u8]| {
+            let mut v = open.repeat(depth);
+            v.push(0xc0);
+            v
+        };
+        for open in [
+            &[0x91][..],
+            &[0x81, 0xa1, b'k'][..],
+            &[0xdc, 0x00, 0x01][..],
+        ] {
+            assert!(msgpack_to_json(&nested(128, open)).is_ok(), "{open:x?}");
+            assert!(msgpack_to_json(&nested(130, open)).is_err(), "{open:x?}");
+            assert!(msgpack_to_json(&nested(1_000, open)).is_err(), "{open:x?}");
         }
     }
 
