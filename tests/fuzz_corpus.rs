@@ -96,3 +96,45 @@ fn session_corpus_replays_and_reaches_every_part_of_the_state_machine() {
         "never reached: {missing:?}; seen {seen:?}"
     );
 }
+
+/// What the fuzz targets found, by hand (their inputs are in the corpus too): a JSON number
+/// one ulp off after MessagePack (`-20e200`), MessagePack nested deeper than JSON may be,
+/// and numbers beyond f64 that the server copies as written (legal JSON; a serde_json
+/// client must still read the rest of the message).
+#[test]
+fn the_fuzzers_findings_stay_fixed() {
+    bodies::envelope(b"-20e200");
+    let mut deep = vec![0x81, 0xa2, b'i', b'd', 0x07, 0xa5];
+    deep.extend_from_slice(b"event");
+    deep.extend(std::iter::repeat_n(0x91, 200));
+    deep.push(0xc0);
+    bodies::envelope(&deep);
+    bodies::envelope(br#"{"id":1e400,"event":"nope","data":{}}"#);
+    bodies::envelope(
+        br#"{"event":"event:broadcast","data":{"roomCode":"A","eventName":"n","payload":[1e400]}}"#,
+    );
+    // Two connections in a room: the first relays a payload beyond f64 and pings with
+    // such a t0; both must still read as messages.
+    let mut session = vec![0u8];
+    for (head, text) in [
+        (0u8, r#"{"event":"session:create","data":{"name":"A"}}"#),
+        (
+            1,
+            r#"{"event":"session:join","data":{"roomCode":"$C0","name":"B"},"id":-1e999}"#,
+        ),
+        (
+            0,
+            r#"{"event":"event:broadcast","data":{"roomCode":"$C0","eventName":"n","payload":{"v":1e400}}}"#,
+        ),
+        (13, r#"{"event":"clock:ping","data":{"t0":9e999}}"#),
+    ] {
+        session.push(b'\n');
+        session.push(head);
+        session.extend_from_slice(text.as_bytes());
+    }
+    let seen = bodies::session(&session);
+    assert!(
+        seen.contains("session:joined") && seen.contains("event:broadcast"),
+        "{seen:?}"
+    );
+}

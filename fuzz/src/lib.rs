@@ -23,6 +23,7 @@ use jam_server::room::{Hub, Limits};
 use jam_server::session::{Session, SessionLimits};
 use jam_server::transport::lines::{Line, LineFramer};
 use jam_server::transport::wt::handle_line;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -108,7 +109,8 @@ fn check_message(msg: &ClientMessage<'_>) {
                 "event name {:?} passed",
                 b.event_name
             );
-            serde_json::from_str::<Value>(b.payload.get()).expect("the payload is JSON");
+            // JSON, as written: a number beyond f64 (legal JSON) is relayed as it came.
+            serde_json::from_str::<Box<RawValue>>(b.payload.get()).expect("the payload is JSON");
         }
         ClientMessage::TempoSet {
             bpm, beats_per_bar, ..
@@ -121,28 +123,78 @@ fn check_message(msg: &ClientMessage<'_>) {
             );
         }
         ClientMessage::ClockPing { t0 } => {
-            let t0: Value = serde_json::from_str(t0.get()).expect("t0 is JSON");
-            assert!(t0.is_number(), "t0 {t0} passed");
+            let t0 = t0.get();
+            serde_json::from_str::<Box<RawValue>>(t0).expect("t0 is JSON");
+            let first = t0.as_bytes()[0];
+            assert!(first == b'-' || first.is_ascii_digit(), "t0 {t0} passed");
         }
         ClientMessage::Leave { .. } | ClientMessage::Resume { .. } => {}
     }
 }
 
 /// An error has a message, and its `error` envelope reads back with its code and id.
-fn check_error(e: &ProtocolError, id: Option<&serde_json::value::RawValue>) {
+fn check_error(e: &ProtocolError, id: Option<&RawValue>) {
     assert!(
         !e.message.trim().is_empty(),
         "{:?} without a message",
         e.code
     );
     let bytes = encode_error(e, id);
-    let back = ServerMessage::from_json(&bytes).expect("an error envelope a client reads");
+    let back = decode(&bytes);
     match back.event {
         ServerEvent::Error { code, .. } => assert_eq!(code, e.code),
         other => panic!("encode_error wrote {other:?}"),
     }
-    let want: Option<Value> = id.map(|id| serde_json::from_str(id.get()).expect("id is JSON"));
+    let want: Option<Value> =
+        id.map(|id| serde_json::from_str(&tame_numbers(id.get())).expect("id is JSON"));
     assert_eq!(back.id, want, "the id is echoed as written");
+}
+
+/// A server message as a client reads it. The server copies a client's `id`, `t0` and
+/// `payload` as written, and JSON puts no bound on numbers, so a message may carry one
+/// beyond f64 (`1e400`) that serde_json refuses (JavaScript reads `Infinity`): such a
+/// message must still be JSON, and read once those numbers are zero; anything else that
+/// does not read is a bug.
+fn decode(raw: &[u8]) -> ServerMessage {
+    ServerMessage::from_json(raw).unwrap_or_else(|e| {
+        let text = std::str::from_utf8(raw).expect("the server writes UTF-8");
+        serde_json::from_str::<Box<RawValue>>(text)
+            .unwrap_or_else(|e| panic!("{e}: the server wrote {text:?}"));
+        let tamed = tame_numbers(text);
+        assert_ne!(tamed, text, "{e}: a client cannot read {text:?}");
+        ServerMessage::from_json(tamed.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}: a client cannot read {text:?}"))
+    })
+}
+
+/// `json` with every number beyond f64's range replaced by `0`.
+fn tame_numbers(json: &str) -> String {
+    let bytes = json.as_bytes();
+    let mut out = String::with_capacity(json.len());
+    let (mut i, mut in_string, mut escaped) = (0, false, false);
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            in_string = escaped || b != b'"';
+            escaped = !escaped && b == b'\\';
+        } else if b == b'"' {
+            in_string = true;
+        } else if b == b'-' || b.is_ascii_digit() {
+            let end = bytes[i..]
+                .iter()
+                .position(|c| !matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+                .map_or(bytes.len(), |n| i + n);
+            let number = &json[i..end];
+            let finite = number.parse::<f64>().is_ok_and(f64::is_finite);
+            out.push_str(if finite { number } else { "0" });
+            i = end;
+            continue;
+        }
+        let len = json[i..].chars().next().map_or(1, char::len_utf8);
+        out.push_str(&json[i..i + len]);
+        i += len;
+    }
+    out
 }
 
 fn outcome(parsed: &Result<Envelope<'_>, jam_protocol::Rejection<'_>>) -> String {
@@ -417,8 +469,7 @@ fn drain(
 ) {
     for who in 0..slots.len() {
         while let Ok(raw) = slots[who].live.rx.try_recv() {
-            let msg = ServerMessage::from_json(&raw)
-                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&raw)));
+            let msg = decode(&raw);
             seen.insert(kind(&msg.event));
             receive(slots, held, who, msg);
         }
@@ -432,7 +483,7 @@ fn drain(
                         .expect("a MessagePack datagram")
                         .into_bytes(),
                 };
-                let msg = ServerMessage::from_json(&json).expect("a datagram a client reads");
+                let msg = decode(&json);
                 assert!(
                     matches!(
                         msg.event,
