@@ -35,6 +35,15 @@ bench:
     cargo build --release --workspace --bins
     bash bench/scenarios.sh
 
+# Soak: the busy load with churn for 30 minutes (SOAK_SECONDS=90 for a short one); checks
+# that rooms, connections, fds, tasks and RSS come back.
+soak:
+    bash bench/soak.sh
+
+# Run one fuzz target (envelope, lines, session) for ten minutes (nightly, cargo-fuzz).
+fuzz target:
+    cargo +nightly fuzz run {{target}} --sanitizer none --debug-assertions -- -max_total_time=600 -dict=fuzz/dict/protocol.dict
+
 # Criterion micro-benchmarks of the hot path.
 bench-hot:
     cargo bench --bench hot_path

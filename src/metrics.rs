@@ -132,6 +132,7 @@ impl Collector for ServerCollector {
             &[
                 ("websocket", stats.connections(Transport::WebSocket)),
                 ("webtransport", stats.connections(Transport::WebTransport)),
+                ("socketio", stats.connections(Transport::SocketIo)),
             ],
         )?;
         out.gauge(

@@ -38,7 +38,7 @@ pub struct Stats {
     /// error throttle then withholds are counted too.
     pub errors: [AtomicU64; ErrorCode::ALL.len()],
     /// Open connections by [`Transport`].
-    connections: [AtomicU64; 2],
+    connections: [AtomicU64; 3],
     /// Time to relay one event to its room (encode and hand to every receiver).
     pub fan_out: FanOutHistogram,
 }
@@ -50,6 +50,8 @@ pub enum Transport {
     WebSocket = 0,
     /// WebTransport.
     WebTransport = 1,
+    /// Socket.IO (`/socket.io/`), long-polling or upgraded.
+    SocketIo = 2,
 }
 
 /// One open connection in [`Stats`]' gauge of its transport, until dropped.

@@ -76,6 +76,17 @@ async fn socket_io_websocket_and_webtransport_members_share_a_room() {
 
     let joined = report(&mut lines, "join").await;
     assert_eq!(joined["joined"], json!(["Wt", "Ws", "Sio"]), "{joined}");
+    // One connection of each transport in /metrics' gauge.
+    let (status, metrics) = s.get("/metrics").await;
+    assert_eq!(status, 200);
+    let metrics = String::from_utf8(metrics).unwrap();
+    for transport in ["websocket", "webtransport", "socketio"] {
+        let series = format!("jam_connections{{transport=\"{transport}\"}} 1");
+        assert!(
+            metrics.lines().any(|l| l == series),
+            "no {series} in\n{metrics}"
+        );
+    }
     let sio_id = joined["userId"].as_str().expect("a user id").to_owned();
     for (who, c) in [("wt", &mut wt), ("ws", &mut ws)] {
         match next_event(c).await {

@@ -58,6 +58,7 @@ use jam_protocol::{self as protocol, ErrorCode, ProtocolError};
 use crate::conn::{until, AddressSlot, Context};
 use crate::outbox::{CloseReason, Outbox, Path};
 use crate::session::Session;
+use crate::stats::{OpenConnection, Transport};
 
 /// Where the endpoint listens: socket.io-client's default path.
 pub const PATH: &str = "/socket.io/";
@@ -353,6 +354,8 @@ struct Writer {
     rx: mpsc::Receiver<Bytes>,
     token: CancellationToken,
     slot: AddressSlot,
+    /// Its place in the Socket.IO connection gauge.
+    open: OpenConnection,
     guard: tokio_util::task::task_tracker::TaskTrackerToken,
     span: tracing::Span,
 }
@@ -406,6 +409,7 @@ fn prepare(socket: SocketRef, ctx: Arc<Context>) -> Result<(), &'static str> {
             rx,
             token,
             slot,
+            open: ctx.hub.stats().open(Transport::SocketIo),
             guard: ctx.tracker.token(),
             span,
         })))));
@@ -423,6 +427,7 @@ async fn start(socket: SocketRef) {
     };
     let _guard = w.guard;
     let _slot = w.slot;
+    let _open = w.open;
     run(socket, w.conn, w.rx, w.token).instrument(w.span).await;
 }
 

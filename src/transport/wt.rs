@@ -373,7 +373,10 @@ async fn serve(connection: Connection, encoding: Encoding, ctx: &Context) -> Clo
     reason
 }
 
-fn handle_line(session: &mut Session, line: Line<'_>) {
+/// Hands one line of the control stream to the session (public for the fuzz targets in
+/// `fuzz/`, which feed sessions as this transport does).
+#[doc(hidden)]
+pub fn handle_line(session: &mut Session, line: Line<'_>) {
     match line {
         Line::TooLong => session.too_large(),
         Line::Text(bytes) => match std::str::from_utf8(bytes) {

@@ -332,9 +332,10 @@ impl<'a> Envelope<'a> {
         Self::check(raw)
     }
 
-    /// [`Envelope::parse`] without the one-pass reading, to compare the two.
-    #[cfg(test)]
-    fn parse_general(text: &'a str) -> Result<Self, Rejection<'a>> {
+    /// [`Envelope::parse`] without the one-pass reading, to compare the two (the unit
+    /// tests and the fuzz targets in `fuzz/` do).
+    #[doc(hidden)]
+    pub fn parse_general(text: &'a str) -> Result<Self, Rejection<'a>> {
         check_object(text)?;
         Self::check(read_general(text)?)
     }

@@ -4,6 +4,12 @@
 
 use crate::error::ProtocolError;
 
+/// How deep MessagePack may nest: so deep that the JSON it becomes is still within
+/// serde_json's limit (127 arrays or objects), which the envelope reader applies; rmpv's
+/// own default, 1,024, also costs stack to read, convert and drop. rmpv counts two steps
+/// per array or map and one to three for the value at the bottom.
+const MAX_DEPTH: usize = 2 * 127 + 1;
+
 /// Converts a MessagePack datagram into the equivalent compact JSON text. Values with no
 /// JSON form (binary, extension types, non-string map keys, NaN and infinities) are
 /// refused.
@@ -14,7 +20,8 @@ pub fn msgpack_to_json(bytes: &[u8]) -> Result<String, ProtocolError> {
         return Err(not_msgpack());
     }
     let mut rest = bytes;
-    let value = rmpv::decode::read_value(&mut rest).map_err(|_| not_msgpack())?;
+    let value =
+        rmpv::decode::read_value_with_max_depth(&mut rest, MAX_DEPTH).map_err(|_| not_msgpack())?;
     if !rest.is_empty() {
         return Err(not_msgpack());
     }
@@ -114,6 +121,51 @@ mod tests {
         assert!(msgpack_to_json(&[0xc1]).is_err());
         assert!(msgpack_to_json(&[0x92, 0x01]).is_err(), "truncated");
         assert!(msgpack_to_json(&[0x01, 0x02]).is_err(), "trailing bytes");
+    }
+
+    /// Found by the `envelope` fuzz target: without serde_json's `float_roundtrip`, JSON
+    /// text such as `-20e200` was read one unit in the last place off, so a MessagePack
+    /// receiver got another number than the one the sender wrote.
+    #[test]
+    fn json_floats_become_the_nearest_msgpack_float() {
+        for text in [
+            "-20e200",
+            "2.2250738585072011e-308",
+            "0.1",
+            "1.7976931348623157e308",
+        ] {
+            let mp = json_to_msgpack(text.as_bytes()).unwrap();
+            let mut rest = &mp[..];
+            let got = rmpv::decode::read_value(&mut rest).unwrap();
+            let want: f64 = text.parse().unwrap();
+            assert_eq!(got.as_f64(), Some(want), "{text}");
+            let back: serde_json::Value =
+                serde_json::from_str(&msgpack_to_json(&mp).unwrap()).unwrap();
+            assert_eq!(back.as_f64(), Some(want), "{text}");
+        }
+    }
+
+    /// Found by the fuzz targets: MessagePack nested 1,024 deep before rmpv refused it;
+    /// reading, converting and dropping such a value overflowed a 2 MiB thread stack (a
+    /// debug build's; a tokio worker has 2 MiB too), and the JSON it became was deeper
+    /// than serde_json reads. Now it stops where JSON does.
+    #[test]
+    fn deep_msgpack_is_refused_before_it_costs_stack() {
+        let nested = |depth: usize, open: &[u8]| {
+            let mut v = open.repeat(depth);
+            v.push(0xc0);
+            v
+        };
+        for open in [
+            &[0x91][..],
+            &[0x81, 0xa1, b'k'][..],
+            &[0xdc, 0x00, 0x01][..],
+        ] {
+            let json = msgpack_to_json(&nested(126, open)).expect("126 deep");
+            serde_json::from_str::<serde_json::Value>(&json).expect("and JSON reads it");
+            assert!(msgpack_to_json(&nested(128, open)).is_err(), "{open:x?}");
+            assert!(msgpack_to_json(&nested(1_000, open)).is_err(), "{open:x?}");
+        }
     }
 
     fn serde_bytes_like() -> rmpv::Value {
