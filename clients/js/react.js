@@ -7,7 +7,7 @@
 // the component's lifecycle). Does not own: the client's workings
 // (jam-client.js) or any wording or markup (the app's).
 
-import { useCallback, useEffect, useRef, useState } from 'react';
+import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import { JamClient, JamError } from './jam-client.js';
 
 /** What the hook renders from: a fresh object whenever the client changed. */
@@ -136,10 +136,13 @@ export function useJamSession(options = {}) {
 /**
  * Listens to client event `name` while the component is mounted and `client`
  * is set; `handler` may change from render to render without resubscribing.
+ * The handler an event meets is the one of the last committed render: it is swapped
+ * in a layout effect, which runs as the render commits, not in a passive effect that
+ * may run after the next event has already arrived.
  */
 export function useJamEvent(client, name, handler) {
   const latest = useRef(handler);
-  useEffect(() => {
+  useLayoutEffect(() => {
     latest.current = handler;
   });
   useEffect(() => {
