@@ -128,16 +128,6 @@ impl Context {
         })
     }
 
-    /// Connections open now, all addresses and transports (`GET /stats`).
-    pub fn open_connections(&self) -> usize {
-        let open = self
-            .addresses
-            .open
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        open.values().sum()
-    }
-
     /// A fresh connection number for logs.
     pub fn next_conn_id(&self) -> u64 {
         self.next_conn.fetch_add(1, Ordering::Relaxed) + 1

@@ -169,7 +169,10 @@ async fn stats(State(ctx): State<Arc<Context>>) -> Response {
     let mut value = serde_json::to_value(ctx.hub.stats().snapshot()).unwrap_or_default();
     if let Some(obj) = value.as_object_mut() {
         obj.insert("rooms".into(), ctx.hub.room_count().into());
-        obj.insert("connections".into(), ctx.open_connections().into());
+        obj.insert(
+            "connections".into(),
+            ctx.hub.stats().open_connections().into(),
+        );
         // Tasks alive in the runtime: one or two per connection plus the server's own.
         let tasks = tokio::runtime::Handle::current()
             .metrics()

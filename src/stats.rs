@@ -116,6 +116,14 @@ impl Stats {
         self.connections[transport as usize].load(Ordering::Relaxed)
     }
 
+    /// Open connections now, all transports (`GET /stats`).
+    pub fn open_connections(&self) -> u64 {
+        self.connections
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// Counts an error answer (or one the throttle withheld) of `code`.
     pub fn error(&self, code: ErrorCode) {
         self.errors[code as usize].fetch_add(1, Ordering::Relaxed);
