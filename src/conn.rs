@@ -128,6 +128,28 @@ impl Context {
         })
     }
 
+    /// Whether a connection from a page of `origin` may open (PROTOCOL.md §10); a refusal
+    /// is counted by reason for `/metrics`. `None`: no `Origin` header (a native client).
+    pub fn allows_origin(&self, origin: Option<&str>) -> bool {
+        let allowed = self.origins.allows(origin);
+        if !allowed {
+            self.hub
+                .stats()
+                .refused_origin
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        allowed
+    }
+
+    /// Counts a connection refused because its address has the most allowed (the
+    /// transports refuse at different moments of their handshakes).
+    pub fn count_refused_address(&self) {
+        self.hub
+            .stats()
+            .refused_address
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A fresh connection number for logs.
     pub fn next_conn_id(&self) -> u64 {
         self.next_conn.fetch_add(1, Ordering::Relaxed) + 1

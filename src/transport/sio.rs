@@ -152,10 +152,7 @@ async fn admit(
     next: Next,
 ) -> Response {
     let origin = req.headers().get(header::ORIGIN).cloned();
-    if !ctx
-        .origins
-        .allows(origin.as_ref().map(|o| o.to_str().unwrap_or("?")))
-    {
+    if !ctx.allows_origin(origin.as_ref().map(|o| o.to_str().unwrap_or("?"))) {
         debug!(%peer, ?origin, "socket.io: origin not allowed");
         return (StatusCode::FORBIDDEN, "this origin may not connect").into_response();
     }
@@ -178,6 +175,7 @@ async fn admit(
         if !names_session(req.uri().query()) {
             let Some(slot) = ctx.admit(peer.ip()) else {
                 debug!(%peer, "socket.io: too many connections from this address");
+                ctx.count_refused_address();
                 return (
                     StatusCode::TOO_MANY_REQUESTS,
                     "too many connections from your address",
@@ -378,6 +376,7 @@ fn prepare(socket: SocketRef, ctx: Arc<Context>) -> Result<(), &'static str> {
         .or_else(|| ctx.admit(peer.ip()));
     let Some(slot) = slot else {
         debug!(%peer, "socket.io: too many connections from this address");
+        ctx.count_refused_address();
         return Err("too many connections from your address");
     };
     let token = ctx.shutdown.child_token();

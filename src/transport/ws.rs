@@ -3,7 +3,6 @@
 //! protocol lives in [`crate::session::Session`].
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -68,9 +67,8 @@ pub async fn upgrade(
     let origin = headers
         .get(header::ORIGIN)
         .map(|o| o.to_str().unwrap_or("?"));
-    if !ctx.origins.allows(origin) {
+    if !ctx.allows_origin(origin) {
         debug!(%peer, ?origin, "origin not allowed");
-        ctx.hub.stats().refused_origin.fetch_add(1, Relaxed);
         return (StatusCode::FORBIDDEN, "this origin may not connect").into_response();
     }
     let accept = match handshake_key(headers) {
@@ -90,7 +88,7 @@ pub async fn upgrade(
     };
     let Some(slot) = ctx.admit(peer.ip()) else {
         debug!(%peer, "too many connections from this address");
-        ctx.hub.stats().refused_address.fetch_add(1, Relaxed);
+        ctx.count_refused_address();
         return (
             StatusCode::TOO_MANY_REQUESTS,
             "too many connections from your address",

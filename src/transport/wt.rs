@@ -4,7 +4,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -254,15 +253,14 @@ async fn handshake(
         Some((p, q)) => (p.to_owned(), q.to_owned()),
         None => (request.path().to_owned(), String::new()),
     };
-    if !ctx.origins.allows(request.origin()) {
+    if !ctx.allows_origin(request.origin()) {
         debug!(origin = ?request.origin(), "origin not allowed");
-        ctx.hub.stats().refused_origin.fetch_add(1, Relaxed);
         request.forbidden().await;
         return None;
     }
     if !admitted {
         debug!("too many connections from this address");
-        ctx.hub.stats().refused_address.fetch_add(1, Relaxed);
+        ctx.count_refused_address();
         request.too_many_requests().await;
         return None;
     }

@@ -36,6 +36,15 @@ function ended(socket, ms = T) {
   ]);
 }
 
+
+/** `/metrics`' count of connections refused for `reason`. */
+async function refusals(srv, reason) {
+  const text = await (await fetch(`${srv.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`jam_connections_refused_total{reason="${reason}"} `));
+  assert.ok(line, `no refusals series for ${reason}`);
+  return Number(line.split(' ')[1]);
+}
+
 test('origins: a page from another origin is refused with 403 before any message; an allowed one works, with CORS', async () => {
   await withServer(['--allowed-origins', 'https://app.example'], async (srv, s) => {
     for (const transports of [['polling', 'websocket'], ['websocket']]) {
@@ -64,6 +73,8 @@ test('origins: a page from another origin is refused with 403 before any message
     assert.equal(preflight.status, 204);
     assert.equal(preflight.headers.get('access-control-allow-origin'), 'https://app.example');
     assert.equal(preflight.headers.get('access-control-allow-headers'), 'content-type');
+    // Every refusal is counted by reason, as on the other transports: two clients, one fetch.
+    assert.ok(await refusals(srv, 'origin') >= 3, 'origin refusals in /metrics');
   });
 });
 
@@ -81,6 +92,7 @@ test('per-address cap: one more Engine.IO session is refused with 429; a closed 
     }
     const status = (await fetch(`${srv.url}/socket.io/?EIO=4&transport=polling`)).status;
     assert.equal(status, 429);
+    assert.ok(await refusals(srv, 'address_limit') >= 3, 'address refusals in /metrics');
     a.disconnect();
     // The place comes back once the server has closed a's session.
     const deadline = Date.now() + T;
