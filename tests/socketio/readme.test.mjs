@@ -1,4 +1,4 @@
-// The README's Socket.IO snippet, run as written (only its URL pointed at a real server
+// The Socket.IO snippet of docs/client.md, run as written (only its URL pointed at a real server
 // on a free port): it must print the room, Ben's arrival and his note, and exit.
 
 import assert from 'node:assert/strict';
@@ -14,17 +14,17 @@ let srv;
 before(async () => { srv = await startServer(); });
 after(async () => { await srv?.stop(); });
 
-/** The first ```js block under the README's "### Socket.IO endpoint". */
+/** The first ```js block under the "## Socket.IO" heading of docs/client.md. */
 function snippet() {
-  const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8');
-  const at = readme.indexOf('\n### Socket.IO endpoint\n');
-  assert.ok(at >= 0, 'the README has a Socket.IO endpoint section');
+  const readme = fs.readFileSync(path.join(REPO, 'docs', 'client.md'), 'utf8');
+  const at = readme.indexOf('\n## Socket.IO\n');
+  assert.ok(at >= 0, 'docs/client.md has a Socket.IO section');
   const block = readme.slice(at).match(/```js\n([\s\S]*?)```/);
   assert.ok(block, 'the section has a js block');
   return block[1];
 }
 
-test("the README's Socket.IO snippet runs against the real server", async () => {
+test("the Socket.IO snippet of docs/client.md runs against the real server", async () => {
   const code = snippet();
   assert.ok(code.includes("'http://localhost:3001'"));
   // Written next to node_modules so that `socket.io-client` resolves; not committed.

@@ -1,4 +1,4 @@
-// readme.test.mjs: the README's "Use it from your app" snippets are the ones
+// readme.test.mjs: the snippets of docs/client.md ("Using jam-server from your app") are the ones
 // the type checks compile (types-check/usage.ts, types-check/react-usage.tsx),
 // word for word, and the npm snippet runs against the real server as written
 // (only its server address changed to the test server's). The package's own
@@ -13,13 +13,13 @@ import { fileURLToPath } from 'node:url';
 import { JamServer, REPO } from './server.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8');
+const readme = fs.readFileSync(path.join(REPO, 'docs', 'client.md'), 'utf8');
 
-/** The README's fenced code block that contains `marker`. */
+/** The fenced code block of docs/client.md that contains `marker`. */
 function readmeBlock(marker) {
   const blocks = [...readme.matchAll(/```(?:js|ts|tsx)\n([\s\S]*?)```/g)].map((m) => m[1]);
   const found = blocks.filter((b) => b.includes(marker));
-  assert.equal(found.length, 1, `one README block contains ${marker}`);
+  assert.equal(found.length, 1, `one docs/client.md block contains ${marker}`);
   return found[0].trimEnd();
 }
 
