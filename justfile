@@ -4,7 +4,7 @@
 dev:
     RUST_LOG=debug,quinn=info,h2=info,hyper=info cargo run -- --cert-dir certs
 
-# Run the server in release mode (what the README's first command does).
+# Run the server in release mode (the README's first command).
 run:
     cargo run --release
 
@@ -12,11 +12,15 @@ run:
 test:
     cargo test --workspace
 
-# Everything CI checks: formatting, clippy, tests.
+# Quick checks: cargo fmt --check, clippy with -D warnings, cargo test --workspace.
 check:
     cargo fmt --check
     cargo clippy --workspace --all-targets -- -D warnings
     cargo test --workspace
+
+# Everything CI runs (bash .ci/run): checks, Node and browser tests, JS clients, bench smoke.
+ci:
+    bash .ci/run
 
 # Browser tests in headless Chromium (installs chromium and playwright-core if missing).
 e2e:
@@ -35,8 +39,7 @@ bench:
     cargo build --release --workspace --bins
     bash bench/scenarios.sh
 
-# Soak: the busy load with churn for 30 minutes (SOAK_SECONDS=90 for a short one); checks
-# that rooms, connections, fds, tasks and RSS come back.
+# Soak: 30 min of busy load with churn, then checks that resources come back (SOAK_SECONDS=90: short).
 soak:
     bash bench/soak.sh
 
