@@ -1,7 +1,7 @@
 //! Replays the committed fuzz corpus (`fuzz/corpus/<target>/`) through the very bodies the
 //! cargo-fuzz targets run (`fuzz/src/lib.rs`, included here), so plain `cargo test` on
 //! stable keeps every input the fuzzer found interesting, crashes it once found included,
-//! passing. Fuzzing itself needs nightly: see the README's "Fuzzing".
+//! passing. Fuzzing itself needs nightly: see docs/testing.md, "Fuzzing".
 
 use std::path::{Path, PathBuf};
 

@@ -116,7 +116,7 @@ export function until(socket, pred, ms = T) {
 }
 
 /**
- * Ana opens a socket of `s` (with `opts`) and creates a room, with the seed-era calls
+ * Ana opens a socket of `s` (with `opts`) and creates a room, with the plain calls
  * (`emit`, then the answer event): the socket and the `session:created` data.
  */
 export async function createRoom(s, url, { opts, data = { name: 'Ana', instrument: 'piano' } } = {}) {

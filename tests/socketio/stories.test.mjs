@@ -1,5 +1,5 @@
-// The seed's stories (7.2, 7.3) with the real socket.io-client, unchanged seed-era
-// calls (`io(url)`, `emit(name, data)`, `on(name, ...)`), against the real server.
+// The basic stories (create, join, play, leave) with the real socket.io-client, using the
+// plain Socket.IO calls (`io(url)`, `emit(name, data)`, `on(name, ...)`), against the real server.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
