@@ -524,6 +524,22 @@ mod tests {
         }
     }
 
+    /// The next two messages `m` gets: `left` left, and `host` is the host now.
+    fn left_then_host_changed(m: &mut Member, left: &str, host: &str) {
+        assert_eq!(
+            next(m),
+            ServerEvent::UserLeft {
+                user_id: left.to_owned()
+            }
+        );
+        assert_eq!(
+            next(m),
+            ServerEvent::HostChanged {
+                host_id: host.to_owned()
+            }
+        );
+    }
+
     #[test]
     fn a_held_seat_expires_into_a_leave_and_the_earliest_seat_becomes_host() {
         let window = Duration::from_secs(30);
@@ -543,18 +559,7 @@ mod tests {
             hub.expire_due(now + window + Duration::from_millis(1)),
             None
         );
-        assert_eq!(
-            next(&mut b),
-            ServerEvent::UserLeft {
-                user_id: ia.user_id.clone()
-            }
-        );
-        assert_eq!(
-            next(&mut b),
-            ServerEvent::HostChanged {
-                host_id: ib.user_id.clone()
-            }
-        );
+        left_then_host_changed(&mut b, &ia.user_id, &ib.user_id);
         assert_eq!(
             resume(&hub, &ia.room_code, &ia.resume_token, None, &a).map(|_| ()),
             Err(ErrorCode::ResumeFailed)
@@ -640,18 +645,7 @@ mod tests {
         });
         let (_a, ma, ia, mut b, mb, ib) = duo(&hub);
         drop(ma);
-        assert_eq!(
-            next(&mut b),
-            ServerEvent::UserLeft {
-                user_id: ia.user_id.clone()
-            }
-        );
-        assert_eq!(
-            next(&mut b),
-            ServerEvent::HostChanged {
-                host_id: ib.user_id.clone()
-            }
-        );
+        left_then_host_changed(&mut b, &ia.user_id, &ib.user_id);
         drop(mb);
         assert_eq!(hub.room_count(), 0);
     }
