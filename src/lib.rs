@@ -22,9 +22,9 @@
 //!   outbox                 delivery: a member's bounded queue + datagram sink, encode-once
 //!     ▲                    `Relayed`, `CloseReason`
 //!   room/                  Hub / Room / Membership: rooms, presence, host hand-over, fan-out,
-//!     ▲                    held seats and resume, latency reports, the failed-join budget
-//!     │                    (one concern a file: state, join_limit below hub, membership,
-//!     │                    resume; latency above them)
+//!     ▲                    held seats and resume, latency reports, the failed-join budget;
+//!     │                    one concern a file: state and join_limit below the hub's files
+//!     │                    (hub, membership, resume: one layer), latency above them
 //!   session                one connection's protocol state: check order, rate limit, errors
 //!     ▲
 //!   conn                   what every connection shares; the session factory
