@@ -14,12 +14,17 @@
 //!     ▲
 //!   stats, clock           server-wide counters; the server clock (serverTime)
 //!   addresses              an address as the per-address limits count it (IPv6: its /64)
-//!   resume, history        signed resume tokens; a room's replayable recent messages
+//!   private_file           writing a secret readable by the server's user only (0600)
+//!   rate                   token buckets and one-second windows (the arithmetic only)
+//!   credentials, history   the resume key and its signed tokens; a room's replayable
+//!                          recent messages
 //!   origins                which web origins may connect (--allowed-origins)
 //!   outbox                 delivery: a member's bounded queue + datagram sink, encode-once
 //!     ▲                    `Relayed`, `CloseReason`
-//!   room                   Hub / Room / Membership: rooms, presence, host hand-over, fan-out
-//!     ▲
+//!   room/                  Hub / Room / Membership: rooms, presence, host hand-over, fan-out,
+//!     ▲                    held seats and resume, latency reports, the failed-join budget;
+//!     │                    one concern a file: state and join_limit below the hub's files
+//!     │                    (hub, membership, resume: one layer), latency above them
 //!   session                one connection's protocol state: check order, rate limit, errors
 //!     ▲
 //!   conn                   what every connection shares; the session factory
@@ -33,7 +38,7 @@
 //!     ▲
 //!   http                   web demo, /connect, /healthz, /stats, the /ws and /socket.io/ routes
 //!     ▲
-//!   server                 binds, certificates, shutdown        ◄── config, tls
+//!   server                 binds, certificates, shutdown   ◄── config, tls, credentials
 //!     ▲
 //!   main.rs                parse, validate, run until Ctrl-C / SIGTERM
 //! ```
@@ -44,7 +49,8 @@
 //! - [`session`] turns one incoming message into hub calls and answers; it is synchronous.
 //! - [`transport`] adapts WebSocket (axum), WebTransport (wtransport) and Socket.IO
 //!   (socketioxide) to sessions.
-//! - [`tls`] loads or makes the certificate; [`server`] wires everything and shuts down.
+//! - [`tls`] loads or makes the certificate, [`credentials`] the resume key; [`server`]
+//!   wires everything and shuts down.
 //!
 //! The Rust client (`jam-client`), the protocol (`jam-protocol`) and the load generator
 //! (`jam-bench`) are crates of this workspace under `crates/`.
@@ -55,12 +61,14 @@ pub mod addresses;
 pub mod clock;
 pub mod config;
 pub mod conn;
+pub mod credentials;
 pub mod history;
 pub mod http;
 pub mod metrics;
 pub mod origins;
 pub mod outbox;
-pub mod resume;
+pub mod private_file;
+pub mod rate;
 pub mod room;
 pub mod server;
 pub mod session;

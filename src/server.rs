@@ -20,8 +20,8 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::conn::Context;
+use crate::credentials::{self, ResumeKey};
 use crate::http::{self, Published};
-use crate::resume::ResumeKey;
 use crate::room::Hub;
 use crate::stats::Stats;
 use crate::tls::{self, CertSource};
@@ -69,10 +69,10 @@ impl RunningServer {
         let resume_key = match (&config.resume_key_file, &cert_source) {
             (Some(path), _) => Some(path.clone()),
             (None, CertSource::Dev { dir: None }) => None,
-            (None, _) => Some(config.cert_dir.join(tls::RESUME_KEY_FILE)),
+            (None, _) => Some(config.cert_dir.join(credentials::RESUME_KEY_FILE)),
         };
         let resume_key = match resume_key {
-            Some(path) => tls::load_or_make_resume_key(&path)
+            Some(path) => credentials::load_or_make_resume_key(&path)
                 .with_context(|| format!("the resume key {}", path.display()))?,
             None => ResumeKey::generate(),
         };

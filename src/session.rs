@@ -6,7 +6,6 @@
 //! `event:broadcast` send-rate budget, the error throttle and `id` echo. Transports own
 //! framing and hand over complete messages.
 
-use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -20,6 +19,7 @@ use jam_protocol::{
 };
 
 use crate::outbox::{Outbox, Path};
+use crate::rate::{TokenBucket, Window};
 use crate::room::{Hub, Membership};
 
 /// Per-connection limits.
@@ -57,39 +57,6 @@ const ERRORS_PER_SECOND: usize = 10;
 /// At most this many `clock:ping`s answered in any one-second window (PROTOCOL.md §7).
 const PINGS_PER_SECOND: usize = 20;
 
-/// A token bucket: `rate` tokens a second up to `burst`.
-#[derive(Debug)]
-struct TokenBucket {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    fn new(rate: u32, burst: u32, now: Instant) -> Self {
-        let burst = f64::from(burst.max(1));
-        TokenBucket {
-            rate: f64::from(rate),
-            burst,
-            tokens: burst,
-            last: now,
-        }
-    }
-
-    fn take(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 /// Remembers when the last errors went out, for the "10 in any second" rule.
 #[derive(Debug)]
 struct ErrorThrottle {
@@ -109,37 +76,6 @@ impl Default for ErrorThrottle {
 impl ErrorThrottle {
     fn allow(&mut self, now: Instant) -> bool {
         self.sent.allow(now)
-    }
-}
-
-/// "At most `max` in any one-second window": the times of the last ones allowed.
-#[derive(Debug)]
-struct Window {
-    sent: VecDeque<Instant>,
-    max: usize,
-}
-
-impl Window {
-    fn new(max: usize) -> Self {
-        Window {
-            sent: VecDeque::new(),
-            max,
-        }
-    }
-
-    fn allow(&mut self, now: Instant) -> bool {
-        while let Some(&t) = self.sent.front() {
-            if now.saturating_duration_since(t) >= Duration::from_secs(1) {
-                self.sent.pop_front();
-            } else {
-                break;
-            }
-        }
-        if self.sent.len() >= self.max {
-            return false;
-        }
-        self.sent.push_back(now);
-        true
     }
 }
 
@@ -461,8 +397,8 @@ mod tests {
     //! Everything a session does happens inside `handle_*`, so an empty queue right after
     //! the call means "no answer", with no waiting. Only the passing of the error
     //! throttle's one-second window and of the rate limiter's refill needs time; those
-    //! are covered with explicit `Instant`s on `ErrorThrottle` and `TokenBucket` (the
-    //! first two tests) and end to end in `tests/errors.rs`.
+    //! are covered with explicit `Instant`s on `ErrorThrottle` (the first test), on the
+    //! token bucket in `rate.rs`, and end to end in `tests/errors.rs`.
 
     use super::*;
     use bytes::Bytes;
@@ -472,17 +408,6 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     use crate::room::Limits;
-
-    #[test]
-    fn token_bucket_allows_burst_then_rate() {
-        let t0 = Instant::now();
-        let mut b = TokenBucket::new(1000, 2000, t0);
-        assert_eq!((0..2500).filter(|_| b.take(t0)).count(), 2000);
-        assert!(!b.take(t0));
-        // 10 ms later, 10 more tokens.
-        let t1 = t0 + Duration::from_millis(10);
-        assert_eq!((0..50).filter(|_| b.take(t1)).count(), 10);
-    }
 
     #[test]
     fn error_throttle_is_ten_per_sliding_second() {

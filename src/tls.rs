@@ -1,8 +1,9 @@
 //! Certificates for WebTransport: load a PEM pair, or make, store, reuse and renew a
 //! development certificate that Chromium accepts through `serverCertificateHashes`
 //! (ECDSA P-256, valid at most 14 days). Also the SHA-256 that `/connect` publishes.
-//! This module does not know about endpoints; the server reloads its config with what
-//! this module hands back.
+//! This module does not know about endpoints (the server reloads its config with what
+//! this module hands back), nor about the resume key beside the certificates
+//! (`credentials.rs`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -12,7 +13,7 @@ use sha2::{Digest, Sha256};
 use wtransport::tls::{Certificate, CertificateChain, PrivateKey};
 use wtransport::Identity;
 
-use crate::resume::ResumeKey;
+use crate::private_file::write_private;
 
 /// Total validity of a development certificate (Chromium's limit is 14 days).
 pub const DEV_CERT_VALIDITY: Duration = Duration::from_secs(13 * 24 * 3600);
@@ -205,71 +206,6 @@ fn store(dir: &Path, cert_pem: &str, key_pem: &str) -> Result<()> {
     Ok(())
 }
 
-#[cfg(unix)]
-fn write_private(path: &Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    // `mode` applies only to a file it creates: a file that was there keeps its mode, so
-    // make it private before the secret goes in.
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("making {} private", path.display()))?;
-    f.write_all(text.as_bytes())?;
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
-}
-
-/// The resume key's file name in the certificate folder.
-pub const RESUME_KEY_FILE: &str = "resume.key";
-
-/// Reads the resume-token key from `path` (64 hex digits), or makes one and stores it
-/// there (mode 0600) when the file does not exist. A file that exists but holds no key is
-/// an error, never silently replaced: every token signed with it would stop working.
-pub fn load_or_make_resume_key(path: &Path) -> Result<ResumeKey> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let hex = text.trim();
-            let mut bytes = [0u8; 32];
-            let ok = hex.len() == 64
-                && hex.is_ascii()
-                && bytes.iter_mut().enumerate().all(|(i, b)| {
-                    u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
-                        .map(|v| *b = v)
-                        .is_ok()
-                });
-            if !ok {
-                bail!(
-                    "{} does not hold a resume key (64 hex digits)",
-                    path.display()
-                );
-            }
-            Ok(ResumeKey::from_bytes(bytes))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = ResumeKey::generate();
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating {}", dir.display()))?;
-            }
-            let hex = hex(&key.to_bytes());
-            write_private(path, &format!("{hex}\n"))?;
-            tracing::info!(path = %path.display(), "made a new resume key");
-            Ok(key)
-        }
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-    }
-}
-
 /// Reuses the stored development certificate while it has more than [`RENEW_BEFORE`]
 /// left (and is one Chromium accepts); otherwise makes and stores a new one.
 pub fn load_or_make_dev(dir: &Path) -> Result<TlsIdentity> {
@@ -333,42 +269,6 @@ mod tests {
             };
             assert!(err.to_string().contains(want), "{err}");
         }
-    }
-
-    #[test]
-    fn a_key_written_over_a_readable_file_becomes_private() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("dev-key.pem");
-        std::fs::write(&path, "old").unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        write_private(&path, "secret").unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "secret");
-    }
-
-    #[test]
-    fn the_resume_key_is_made_once_private_and_kept() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub").join(RESUME_KEY_FILE);
-        let key = load_or_make_resume_key(&path).unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-        let again = load_or_make_resume_key(&path).unwrap();
-        assert_eq!(again.to_bytes(), key.to_bytes(), "reused across restarts");
-        std::fs::write(&path, "not a key").unwrap();
-        let err = load_or_make_resume_key(&path).unwrap_err();
-        assert!(
-            err.to_string().contains("does not hold a resume key"),
-            "{err}"
-        );
-        std::fs::write(&path, "é".repeat(32)).unwrap();
-        assert!(
-            load_or_make_resume_key(&path).is_err(),
-            "non-ASCII never panics"
-        );
     }
 
     #[test]

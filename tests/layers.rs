@@ -1,13 +1,19 @@
-//! The workspace's module map, checked: in every crate, a module imports (`crate::…`) only
-//! modules listed before it in that crate's layer order below, so no module imports a
-//! module that imports it back, and the crate root only declares and re-exports. The
-//! orders are the "How the parts fit" maps of each crate's docs and the README.
+//! The workspace's module map, checked: in every crate, a module imports (`crate::…`, or
+//! `super::…` from a nested module) only modules in layers before its own in that crate's
+//! layer order below, so no module imports a module that imports it back, and the crate
+//! root only declares and re-exports. The orders are the "How the parts fit" maps of each
+//! crate's docs and the README.
+//!
+//! One layer may hold several modules, separated by spaces: the files of one type whose
+//! `impl` blocks are spread over them (the hub in `room/`), which name each other. Modules
+//! in other layers still import them only from above.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-/// Each crate's source folder and its modules, lowest layer first. A nested module is
-/// named with `::` (its file is `a/b.rs`).
+/// Each crate's source folder and its layers, lowest first. A nested module is named
+/// with `::` (its file is `a/b.rs`, or `a/b/mod.rs`); a layer of several modules lists
+/// them separated by spaces.
 const CRATES: &[(&str, &[&str])] = &[
     (
         "crates/jam-protocol/src",
@@ -53,11 +59,17 @@ const CRATES: &[(&str, &[&str])] = &[
             "stats",
             "addresses",
             "clock",
-            "resume",
+            "private_file",
+            "rate",
+            "credentials",
             "history",
             "origins",
             "outbox",
-            "room",
+            "room::join_limit",
+            "room::state",
+            "room room::hub room::membership room::resume",
+            "room::latency",
+            "room::testing",
             "session",
             "conn",
             "tls",
@@ -75,31 +87,65 @@ const CRATES: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// The module paths that `text` names after `crate::`, e.g. `room` or `transport::wt`
-/// (`use crate::{a, b::c}` names `a` and `b::c`). Comments are skipped.
-fn crate_paths(text: &str) -> Vec<String> {
+/// The module paths that `text`, the file of `module`, names after `crate::` or
+/// `super::`, e.g. `room` or `transport::wt` (`use crate::{a, b::c}` names `a` and `b::c`;
+/// `super::x` in `room::hub` names `room::x`). Comments are skipped, and so is the unit
+/// test module (`mod tests {` to the end): a test may drive its module through the
+/// layers above it, and `super::` there names the file's own module.
+fn crate_paths(text: &str, module: &str) -> Vec<String> {
     let code: String = text
         .lines()
+        .take_while(|l| l.trim() != "mod tests {")
         .filter(|l| !l.trim_start().starts_with("//"))
         .collect::<Vec<_>>()
         .join("\n");
+    let code = resolve_super(&code, module);
     let mut found = Vec::new();
     let mut rest = code.as_str();
     while let Some(i) = rest.find("crate::") {
         rest = &rest[i + "crate::".len()..];
-        if let Some(group) = rest.strip_prefix('{') {
+        let prefix = path_of(rest);
+        let after = rest[prefix.len()..].trim_start_matches(':');
+        if let Some(group) = after.strip_prefix('{') {
             let end = group.find('}').unwrap_or(group.len());
             for item in group[..end].split(',') {
                 let item = item.trim();
                 if !item.is_empty() {
-                    found.push(path_of(item));
+                    let item = path_of(item);
+                    found.push(match prefix.as_str() {
+                        "" => item,
+                        prefix => format!("{prefix}::{item}"),
+                    });
                 }
             }
         } else {
-            found.push(path_of(rest));
+            found.push(prefix);
         }
     }
     found
+}
+
+/// `code` with every `super::` (or `super::super::`, …) written as the `crate::` path it
+/// stands for in `module`.
+fn resolve_super(code: &str, module: &str) -> String {
+    let mut out = String::new();
+    let mut rest = code;
+    while let Some(i) = rest.find("super::") {
+        out.push_str(&rest[..i]);
+        let mut parent: Vec<&str> = module.split("::").collect();
+        rest = &rest[i..];
+        while let Some(tail) = rest.strip_prefix("super::") {
+            parent.pop();
+            rest = tail;
+        }
+        out.push_str("crate::");
+        for p in parent {
+            out.push_str(p);
+            out.push_str("::");
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The leading `a::b::c` of `s`, identifiers only.
@@ -110,12 +156,21 @@ fn path_of(s: &str) -> String {
     s[..end].trim_end_matches(':').to_owned()
 }
 
-/// The listed module that `path` reaches: its longest listed prefix.
-fn module_of<'a>(path: &str, modules: &[&'a str]) -> Option<&'a str> {
+/// Each module of `order` with the number of its layer.
+fn layers<'a>(order: &[&'a str]) -> Vec<(&'a str, usize)> {
+    order
+        .iter()
+        .enumerate()
+        .flat_map(|(layer, ms)| ms.split_whitespace().map(move |m| (m, layer)))
+        .collect()
+}
+
+/// The listed module that `path` reaches (its longest listed prefix), with its layer.
+fn module_of<'a>(path: &str, modules: &[(&'a str, usize)]) -> Option<(&'a str, usize)> {
     modules
         .iter()
-        .filter(|m| path == **m || path.starts_with(&format!("{m}::")))
-        .max_by_key(|m| m.len())
+        .filter(|(m, _)| path == *m || path.starts_with(&format!("{m}::")))
+        .max_by_key(|(m, _)| m.len())
         .copied()
 }
 
@@ -135,6 +190,7 @@ fn modules_import_only_lower_layers() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut faults = Vec::new();
     for (dir, order) in CRATES {
+        let modules = layers(order);
         let src = root.join(dir);
         let mut files = Vec::new();
         rust_files(&src, &mut files);
@@ -146,7 +202,7 @@ fn modules_import_only_lower_layers() {
             if matches!(module.as_str(), "lib" | "main") {
                 continue; // the root declares and re-exports
             }
-            let Some(layer) = order.iter().position(|m| *m == module) else {
+            let Some(&(_, layer)) = modules.iter().find(|(m, _)| *m == module) else {
                 faults.push(format!(
                     "{dir}: `{module}` is in no layer; add it to CRATES"
                 ));
@@ -154,12 +210,13 @@ fn modules_import_only_lower_layers() {
             };
             seen.insert(module.clone());
             let text = std::fs::read_to_string(&file).unwrap();
-            for path in crate_paths(&text) {
-                match module_of(&path, order) {
-                    Some(m) if order.iter().position(|o| *o == m).unwrap() < layer => {}
-                    // A module may name its own children.
-                    Some(m) if m.starts_with(&format!("{module}::")) => {}
-                    Some(m) => faults.push(format!(
+            for path in crate_paths(&text, &module) {
+                match module_of(&path, &modules) {
+                    Some((_, l)) if l < layer => {}
+                    // One layer's modules name each other; a module names its children.
+                    Some((_, l)) if l == layer => {}
+                    Some((m, _)) if m.starts_with(&format!("{module}::")) => {}
+                    Some((m, _)) => faults.push(format!(
                         "{dir}: `{module}` imports `{m}`, which is not below it"
                     )),
                     None => faults.push(format!(
@@ -168,7 +225,7 @@ fn modules_import_only_lower_layers() {
                 }
             }
         }
-        for m in order.iter().filter(|m| !seen.contains(**m)) {
+        for (m, _) in modules.iter().filter(|(m, _)| !seen.contains(*m)) {
             if !src.join(format!("{}.rs", m.replace("::", "/"))).exists()
                 && !src.join(m.replace("::", "/")).join("mod.rs").exists()
             {
@@ -183,20 +240,36 @@ fn modules_import_only_lower_layers() {
 fn the_checker_sees_imports() {
     let text = "use crate::room::{Hub, Membership};\n// use crate::server;\nuse crate::{outbox, transport::wt::WtServer};\nlet x = crate::stats::Stats::default();";
     assert_eq!(
-        crate_paths(text),
+        crate_paths(text, "session"),
         [
-            "room::",
+            "room::Hub",
+            "room::Membership",
             "outbox",
             "transport::wt::WtServer",
             "stats::Stats::default"
         ]
-        .map(|p| p.trim_end_matches(':').to_owned())
     );
-    let order = ["outbox", "transport::wt", "transport"];
+    let nested = "use super::state::Seat;\nuse super::{hub::Hub, Limits};\nuse super::super::stats;\n#[cfg(test)]\nmod tests {\n    use super::*;\n    use crate::session;\n}";
+    assert_eq!(
+        crate_paths(nested, "room::resume"),
+        [
+            "room::state::Seat",
+            "room::hub::Hub",
+            "room::Limits",
+            "stats"
+        ]
+    );
+    assert_eq!(crate_paths("use super::Hub;", "room"), ["Hub"]);
+    let order = layers(&["outbox", "room room::hub", "transport::wt", "transport"]);
     assert_eq!(
         module_of("transport::wt::WtServer", &order),
-        Some("transport::wt")
+        Some(("transport::wt", 2))
     );
-    assert_eq!(module_of("transport::lines", &order), Some("transport"));
+    assert_eq!(
+        module_of("transport::lines", &order),
+        Some(("transport", 3))
+    );
+    assert_eq!(module_of("room::hub::Hub", &order), Some(("room::hub", 1)));
+    assert_eq!(module_of("room::Limits", &order), Some(("room", 1)));
     assert_eq!(module_of("Closed", &order), None);
 }

@@ -1,19 +1,27 @@
-//! Resume tokens (PROTOCOL.md §6): what a seat needs to come back, signed so that the
-//! server can trust it after a restart that forgot every room. A token is
-//! `base64url(claims JSON) "." base64url(HMAC-SHA256)`; clients treat it as opaque.
+//! Resume credentials (PROTOCOL.md §6): the key, and the tokens it signs. A token is
+//! what a seat needs to come back, signed so that the server can trust it after a restart
+//! that forgot every room: `base64url(claims JSON) "." base64url(HMAC-SHA256)`; clients
+//! treat it as opaque.
 //!
 //! The claims carry a fresh 128-bit nonce each time a token is issued; the room core keeps
 //! the nonce of each seat's current token, which is what makes a token single-use while
 //! the server runs. After a restart only the signature and the restart window vouch for a
-//! token. Reading and creating the key file is `tls.rs`'s job; this module only signs and
-//! checks.
+//! token, so the key outlives the process: it is read from a file (`resume.key` beside the
+//! certificates, or `--resume-key-file`), made and stored there (mode 0600) the first time.
+//! Which seats a token may bring back is the room core's rule (`room/resume.rs`), not
+//! this module's; certificates are `tls.rs`'s.
 
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+
+use crate::private_file::write_private;
 
 /// The longest token this server issues is well under this; longer input is refused
 /// before any decoding.
@@ -107,6 +115,47 @@ pub fn nonce() -> String {
     format!("{bits:032x}")
 }
 
+/// The resume key's file name in the certificate folder.
+pub const RESUME_KEY_FILE: &str = "resume.key";
+
+/// Reads the resume-token key from `path` (64 hex digits), or makes one and stores it
+/// there (mode 0600) when the file does not exist. A file that exists but holds no key is
+/// an error, never silently replaced: every token signed with it would stop working.
+pub fn load_or_make_resume_key(path: &Path) -> Result<ResumeKey> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let hex = text.trim();
+            let mut bytes = [0u8; 32];
+            let ok = hex.len() == 64
+                && hex.is_ascii()
+                && bytes.iter_mut().enumerate().all(|(i, b)| {
+                    u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
+                        .map(|v| *b = v)
+                        .is_ok()
+                });
+            if !ok {
+                bail!(
+                    "{} does not hold a resume key (64 hex digits)",
+                    path.display()
+                );
+            }
+            Ok(ResumeKey::from_bytes(bytes))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = ResumeKey::generate();
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let hex: String = key.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
+            write_private(path, &format!("{hex}\n"))?;
+            tracing::info!(path = %path.display(), "made a new resume key");
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,5 +209,28 @@ mod tests {
         let (a, b) = (nonce(), nonce());
         assert_eq!(a.len(), 32);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn the_resume_key_is_made_once_private_and_kept() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join(RESUME_KEY_FILE);
+        let key = load_or_make_resume_key(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let again = load_or_make_resume_key(&path).unwrap();
+        assert_eq!(again.to_bytes(), key.to_bytes(), "reused across restarts");
+        std::fs::write(&path, "not a key").unwrap();
+        let err = load_or_make_resume_key(&path).unwrap_err();
+        assert!(
+            err.to_string().contains("does not hold a resume key"),
+            "{err}"
+        );
+        std::fs::write(&path, "é".repeat(32)).unwrap();
+        assert!(
+            load_or_make_resume_key(&path).is_err(),
+            "non-ASCII never panics"
+        );
     }
 }

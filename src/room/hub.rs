@@ -1,0 +1,377 @@
+//! The [`Hub`]: every live room by code, and the ways into one: create, join (with the
+//! per-address failed-join budget), the answer that seats a connection, and freeing a
+//! seat. Also the hub's accessors (stats, clock, counts) for the rest of the server.
+//!
+//! Held seats, resume and restart recovery are `impl Hub` blocks in `resume.rs`; the
+//! latency reporter is in `latency.rs`; what a member does once seated is
+//! `membership.rs`'s.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use bytes::Bytes;
+use jam_protocol::{
+    self as protocol, ErrorCode, Name, Participant, ProtocolError, RoomCode, SessionData, Status,
+    Tempo, UserId,
+};
+use serde_json::value::RawValue;
+use tokio::sync::Notify;
+
+use super::join_limit::JoinFailures;
+use super::membership::Membership;
+use super::resume::Expiry;
+use super::state::{Room, RoomState, Seat};
+use super::Limits;
+use crate::clock::ServerClock;
+use crate::credentials::{self, Claims, ResumeKey};
+use crate::outbox::Outbox;
+use crate::stats::Stats;
+
+/// Every live room, by code.
+pub struct Hub {
+    rooms: Mutex<HashMap<RoomCode, Arc<Room>>>,
+    join_failures: JoinFailures,
+    pub(super) limits: Limits,
+    pub(super) stats: Arc<Stats>,
+    pub(super) key: ResumeKey,
+    pub(super) clock: ServerClock,
+    pub(super) started: Instant,
+    next_attach: AtomicU64,
+    pub(super) expiries: Mutex<BinaryHeap<Reverse<Expiry>>>,
+    pub(super) expiry_added: Notify,
+}
+
+impl Hub {
+    /// An empty hub with a fresh resume key (tokens die with the process).
+    pub fn new(limits: Limits) -> Arc<Self> {
+        Hub::with_key(limits, ResumeKey::generate())
+    }
+
+    /// An empty hub whose resume tokens are signed with `key`.
+    pub fn with_key(limits: Limits, key: ResumeKey) -> Arc<Self> {
+        Arc::new(Hub {
+            rooms: Mutex::new(HashMap::new()),
+            join_failures: JoinFailures::new(
+                limits.join_failures_per_minute,
+                limits.join_failure_burst,
+            ),
+            limits,
+            stats: Arc::new(Stats::default()),
+            key,
+            clock: ServerClock::new(),
+            started: Instant::now(),
+            next_attach: AtomicU64::new(0),
+            expiries: Mutex::new(BinaryHeap::new()),
+            expiry_added: Notify::new(),
+        })
+    }
+
+    /// The server-wide counters.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    /// The server's clock.
+    pub fn clock(&self) -> &ServerClock {
+        &self.clock
+    }
+
+    pub(super) fn rooms(&self) -> MutexGuard<'_, HashMap<RoomCode, Arc<Room>>> {
+        self.rooms.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Number of live rooms.
+    pub fn room_count(&self) -> usize {
+        self.rooms().len()
+    }
+
+    /// Seats in every room: (active, away). Locks each room in turn, briefly, outside the
+    /// hub's lock: for the metrics, not for the event path.
+    pub fn seat_counts(&self) -> (usize, usize) {
+        let rooms: Vec<Arc<Room>> = self.rooms().values().cloned().collect();
+        rooms.iter().fold((0, 0), |(active, away), room| {
+            let state = room.lock();
+            let gone = state.seats.iter().filter(|s| s.is_away()).count();
+            (active + state.seats.len() - gone, away + gone)
+        })
+    }
+
+    /// Looks a live room up by its canonical code.
+    pub fn room(&self, code: &RoomCode) -> Option<Arc<Room>> {
+        self.rooms().get(code).cloned()
+    }
+
+    pub(super) fn next_attach(&self) -> u64 {
+        self.next_attach.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// A new seat held by `outbox`, with its first token's nonce.
+    pub(super) fn new_seat(
+        &self,
+        user: UserId,
+        name: Name,
+        instrument: String,
+        order: u64,
+        outbox: &Outbox,
+    ) -> Seat {
+        Seat {
+            participant: Participant {
+                id: user.to_string(),
+                name: name.display,
+                instrument,
+                status: Status::Active,
+                rtt_ms: None,
+            },
+            user,
+            name_key: name.key,
+            order,
+            outbox: Some(outbox.clone()),
+            attach: self.next_attach(),
+            nonce: credentials::nonce(),
+            away: 0,
+        }
+    }
+
+    /// The hold on `seat` of `room` for the connection it is given to.
+    pub(super) fn membership(self: &Arc<Self>, room: &Arc<Room>, seat: &Seat) -> Membership {
+        Membership::new(
+            self.clone(),
+            room.clone(),
+            seat.user.clone(),
+            seat.order,
+            seat.attach,
+        )
+    }
+
+    /// The answer that seats a connection: `session:created`, `joined` or `resumed`, with
+    /// the snapshot, the room's `seq` and the seat's current token.
+    pub(super) fn session_answer(
+        &self,
+        event: &str,
+        code: &RoomCode,
+        user: &UserId,
+        state: &RoomState,
+        replayed: Option<bool>,
+        id: Option<&RawValue>,
+    ) -> Bytes {
+        let participants: Vec<Participant> = state.seats.iter().map(Seat::snapshot).collect();
+        let token = state
+            .seats
+            .iter()
+            .find(|s| &s.user == user)
+            .map(|seat| self.token(code, seat))
+            .unwrap_or_default();
+        protocol::encode(
+            event,
+            SessionData {
+                room_code: code,
+                user_id: user,
+                host_id: &state.host,
+                participants: &participants,
+                seq: state.seq,
+                resume_token: &token,
+                server_time: self.clock.now_ms(),
+                tempo: &state.tempo,
+                replayed,
+            },
+            id,
+        )
+    }
+
+    /// The seat's current resume token.
+    pub(super) fn token(&self, code: &RoomCode, seat: &Seat) -> String {
+        self.key.sign(&Claims {
+            room: code.to_string(),
+            user: seat.user.to_string(),
+            name: seat.participant.name.clone(),
+            instrument: seat.participant.instrument.clone(),
+            order: seat.order,
+            nonce: seat.nonce.clone(),
+        })
+    }
+
+    /// Creates a room with the caller as host and queues `session:created` (with `id`)
+    /// on the caller's outbox.
+    pub fn create(
+        self: &Arc<Self>,
+        name: Name,
+        instrument: String,
+        outbox: &Outbox,
+        id: Option<&RawValue>,
+    ) -> Membership {
+        let seat = self.new_seat(UserId::generate(), name, instrument, 1, outbox);
+        let mut rooms = self.rooms();
+        let code = loop {
+            let code = RoomCode::generate();
+            if !rooms.contains_key(&code) {
+                break code;
+            }
+        };
+        self.open_room(&mut rooms, code, seat, false, outbox, id)
+    }
+
+    /// Puts a room whose only seat is `seat` (its host) in the hub's map, and queues the
+    /// seat's answer: `session:created`, or for a room `restored` after a restart
+    /// `session:resumed` with nothing replayed.
+    pub(super) fn open_room(
+        self: &Arc<Self>,
+        rooms: &mut HashMap<RoomCode, Arc<Room>>,
+        code: RoomCode,
+        seat: Seat,
+        restored: bool,
+        outbox: &Outbox,
+        id: Option<&RawValue>,
+    ) -> Membership {
+        let user = seat.user.clone();
+        let (order, attach) = (seat.order, seat.attach);
+        let tempo = Tempo::default_at(self.clock.now_ms());
+        let mut state = RoomState::new(user.clone(), seat, tempo, self.limits.history);
+        state.restored = restored;
+        // The answer is queued while the hub lock is held, before the room is in the
+        // map: nobody can join it until then, so it is the seat's first message about this
+        // room, ahead of any `session:user-joined`.
+        let (event, replayed) = match restored {
+            false => (protocol::event::CREATED, None),
+            true => (protocol::event::RESUMED, Some(false)),
+        };
+        outbox.push_reliable(self.session_answer(event, &code, &user, &state, replayed, id));
+        let room = Arc::new(Room {
+            code: code.clone(),
+            state: Mutex::new(state),
+        });
+        rooms.insert(code, room.clone());
+        Membership::new(self.clone(), room, user, order, attach)
+    }
+
+    /// Joins a room by the code the client typed: queues `session:joined` (with `id`) for
+    /// the caller and `session:user-joined` for everyone else. `peer` is the caller's IP
+    /// address, whose failed joins are limited (`None`: not limited, for in-process use).
+    pub fn join(
+        self: &Arc<Self>,
+        code_input: &str,
+        name: Name,
+        instrument: String,
+        outbox: &Outbox,
+        id: Option<&RawValue>,
+        peer: Option<IpAddr>,
+    ) -> Result<Membership, ProtocolError> {
+        let now = Instant::now();
+        if peer.is_some_and(|ip| !self.join_failures.allowed(ip, now)) {
+            let limited = &self.stats.rate_limited_joins;
+            limited.fetch_add(1, Ordering::Relaxed);
+            return Err(ProtocolError::new(
+                ErrorCode::RateLimited,
+                "too many joins of unknown rooms from your address; wait a minute",
+            ));
+        }
+        let not_found = || {
+            if let Some(ip) = peer {
+                self.join_failures.record(ip, now);
+            }
+            ProtocolError::new(ErrorCode::RoomNotFound, "no room has that code")
+        };
+        let code = RoomCode::normalize(code_input).ok_or_else(not_found)?;
+        let rooms = self.rooms();
+        let room = rooms.get(&code).cloned().ok_or_else(not_found)?;
+        let mut state = room.lock();
+        self.check_room_for(&state, &name.key)?;
+        let user = UserId::generate();
+        let order = state.next_order;
+        state.next_order += 1;
+        let seat = self.new_seat(user.clone(), name, instrument, order, outbox);
+        let membership = self.membership(&room, &seat);
+        let joined = seat.participant.clone();
+        state.publish(Some(order), |seq| {
+            protocol::encode_user_joined(&joined, seq)
+        });
+        state.seats.push(seat);
+        // Queued under the room lock, after the `session:user-joined` above: every later
+        // room message (a broadcast, someone else's join or leave) takes that lock too, so
+        // it reaches the newcomer after this answer, and the participant list and `seq` it
+        // carries are exactly the state those messages change.
+        outbox.push_reliable(self.session_answer(
+            protocol::event::JOINED,
+            &code,
+            &user,
+            &state,
+            None,
+            id,
+        ));
+        drop(state);
+        drop(rooms);
+        Ok(membership)
+    }
+
+    /// `room_full` or `name_taken` for a seat with the name `key` coming into `state`.
+    pub(super) fn check_room_for(&self, state: &RoomState, key: &str) -> Result<(), ProtocolError> {
+        if state.seats.len() >= self.limits.max_room_size {
+            return Err(ProtocolError::new(
+                ErrorCode::RoomFull,
+                format!(
+                    "the room is full ({} participants)",
+                    self.limits.max_room_size
+                ),
+            ));
+        }
+        if state.seats.iter().any(|s| s.name_key == key) {
+            return Err(ProtocolError::new(
+                ErrorCode::NameTaken,
+                "someone in the room already has that name",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Frees a seat: `session:user-left` to the others, then `session:host-changed` if the
+    /// host left; an empty room is removed from the hub. With `attach`, only while that
+    /// membership still holds the seat.
+    pub(super) fn remove(&self, room: &Arc<Room>, user: &UserId, attach: Option<u64>) {
+        let mut rooms = self.rooms();
+        let mut state = room.lock();
+        let held = state
+            .seats
+            .iter()
+            .any(|s| &s.user == user && attach.is_none_or(|a| s.attach == a));
+        if !held {
+            return;
+        }
+        state.remove(user);
+        if state.seats.is_empty() {
+            rooms.remove(&room.code);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jam_protocol::ErrorCode;
+
+    use crate::room::testing::{member, name};
+    use crate::room::{Hub, Limits};
+
+    #[test]
+    fn names_are_unique_case_insensitively_and_rooms_have_a_size() {
+        let hub = Hub::new(Limits {
+            max_room_size: 2,
+            ..Limits::default()
+        });
+        let a = member(&hub, 16);
+        let ma = hub.create(name("Émile"), "".into(), &a.outbox, None);
+        let code = ma.room_code().to_string();
+        let err = hub
+            .join(&code, name("éMILE"), "".into(), &a.outbox, None, None)
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::NameTaken);
+        let _mb = hub
+            .join(&code, name("B"), "".into(), &a.outbox, None, None)
+            .unwrap();
+        let err = hub
+            .join(&code, name("C"), "".into(), &a.outbox, None, None)
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::RoomFull);
+    }
+}

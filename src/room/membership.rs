@@ -1,0 +1,213 @@
+//! A connection's hold on a seat: the [`Membership`] handle through which a session acts
+//! in its room. It owns the event hot path (fan-out of a member's broadcast, encoded
+//! once, under the room lock only), the tempo change, the leave, and the `Drop` that
+//! keeps presence right on every exit path.
+//!
+//! What happens to the seat when the hold ends without a leave (away, held, expired) is
+//! `resume.rs`'s; freeing it is the hub's (`hub.rs`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use jam_protocol::{self as protocol, BroadcastDraft, RoomCode, UserId};
+use serde_json::value::RawValue;
+
+use super::hub::Hub;
+use super::state::{Room, RoomState};
+use crate::outbox::{Delivered, Path, Relayed};
+
+/// A connection's hold on a seat. Dropping it ends the hold as a lost connection does
+/// (the seat turns away, or is freed when there is no resume window), so presence is
+/// right on every exit path; [`Membership::leave`] frees the seat at once.
+pub struct Membership {
+    hub: Arc<Hub>,
+    room: Arc<Room>,
+    user: UserId,
+    /// The seat's place in the join order: how fan-out and the history tell it apart.
+    order: u64,
+    attach: u64,
+    /// The room `seq` this member's last reliable event got, to size the next one's
+    /// buffer.
+    seq_hint: AtomicU64,
+    active: bool,
+}
+
+impl std::fmt::Debug for Membership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Membership")
+            .field("room", &self.room.code)
+            .field("user", &self.user)
+            .finish()
+    }
+}
+
+impl Membership {
+    /// The hold of `user`'s seat (at `order` in the join order) under the attach number
+    /// `attach`.
+    pub(super) fn new(
+        hub: Arc<Hub>,
+        room: Arc<Room>,
+        user: UserId,
+        order: u64,
+        attach: u64,
+    ) -> Self {
+        Membership {
+            hub,
+            room,
+            user,
+            order,
+            attach,
+            seq_hint: AtomicU64::new(0),
+            active: true,
+        }
+    }
+
+    /// The room's canonical code.
+    pub fn room_code(&self) -> &RoomCode {
+        &self.room.code
+    }
+
+    /// The member's user id.
+    pub fn user(&self) -> &UserId {
+        &self.user
+    }
+
+    /// Relays an event that the server received at `server_time_us` to every other seat
+    /// present: encoded once, outside the room's lock. One that came on a reliable path
+    /// gets the room's next `seq` (its last bytes are written under the lock, where the
+    /// number is drawn) and is kept for replay; a datagram-class one is neither.
+    pub fn broadcast(&self, event_name: &str, payload: &RawValue, server_time_us: u64, path: Path) {
+        let hint = match path {
+            Path::Reliable => Some(self.seq_hint.load(Ordering::Relaxed) + 1),
+            Path::Datagram => None,
+        };
+        let draft = BroadcastDraft::new(event_name, payload, &self.user, server_time_us, hint);
+        let (mut handed, mut datagrams, mut dropped) = (0, 0, 0);
+        let mut deliver = |state: &RoomState, event: &Relayed| {
+            for seat in state.seats.iter().filter(|s| s.order != self.order) {
+                let Some(outbox) = &seat.outbox else { continue };
+                handed += 1;
+                match outbox.deliver(event, path) {
+                    Delivered::Queued => {}
+                    Delivered::Datagram => datagrams += 1,
+                    Delivered::Dropped => dropped += 1,
+                }
+            }
+        };
+        match path {
+            Path::Datagram => {
+                let event = Relayed::new(draft.finish(None));
+                deliver(&self.room.lock(), &event);
+            }
+            Path::Reliable => {
+                let mut state = self.room.lock();
+                state.seq += 1;
+                let seq = state.seq;
+                let bytes = draft.finish(Some(seq));
+                deliver(&state, &Relayed::new(bytes.clone()));
+                state.history.push(seq, bytes, Some(self.order));
+                drop(state);
+                self.seq_hint.store(seq, Ordering::Relaxed);
+            }
+        }
+        // Shared counters are touched once per event, not once per receiver.
+        let stats = &self.hub.stats;
+        stats.deliveries.fetch_add(handed, Ordering::Relaxed);
+        if datagrams > 0 {
+            stats.datagrams_out.fetch_add(datagrams, Ordering::Relaxed);
+        }
+        if dropped > 0 {
+            stats.dropped.fetch_add(dropped, Ordering::Relaxed);
+        }
+    }
+
+    /// Changes the room's tempo (PROTOCOL.md §9): it takes effect on the first bar line of
+    /// the current tempo at least 250 ms from now; everyone, the setter included, gets
+    /// `tempo:changed` (the setter's copy echoes `id`).
+    pub fn set_tempo(&self, bpm: f64, beats_per_bar: Option<u32>, id: Option<&RawValue>) {
+        let now = self.hub.clock.now_ms();
+        let mut state = self.room.lock();
+        let tempo = state
+            .tempo
+            .changed(bpm, beats_per_bar, now, self.user.as_str());
+        state.seq += 1;
+        let seq = state.seq;
+        let to_room = protocol::encode_tempo_changed(&tempo, seq, None);
+        for seat in &state.seats {
+            let Some(outbox) = &seat.outbox else { continue };
+            if seat.order == self.order && id.is_some() {
+                outbox.push_reliable(protocol::encode_tempo_changed(&tempo, seq, id));
+            } else {
+                outbox.push_reliable(to_room.clone());
+            }
+        }
+        state.history.push(seq, to_room, None);
+        state.tempo = tempo;
+    }
+
+    /// Leaves the room now: the seat is freed.
+    pub fn leave(mut self) {
+        self.active = false;
+        self.hub.remove(&self.room, &self.user, Some(self.attach));
+    }
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        if self.active {
+            self.hub.detach(&self.room, &self.user, self.attach);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use serde_json::value::RawValue;
+
+    use crate::outbox::{CloseReason, Path};
+    use crate::room::testing::{member, name};
+    use crate::room::{Hub, Limits};
+
+    #[test]
+    fn fan_out_skips_the_sender_and_a_stalled_member_is_cut_off() {
+        let hub = Hub::new(Limits::default());
+        let mut a = member(&hub, 16);
+        let mut b = member(&hub, 8);
+        let ma = hub.create(name("A"), "".into(), &a.outbox, None);
+        let mb = hub
+            .join(
+                ma.room_code().as_str(),
+                name("B"),
+                "".into(),
+                &b.outbox,
+                None,
+                None,
+            )
+            .unwrap();
+        while a.rx.try_recv().is_ok() {}
+        while b.rx.try_recv().is_ok() {}
+        let payload: Box<RawValue> = serde_json::from_str("1").unwrap();
+
+        // Datagram-class events only fill half of B's queue and are then dropped.
+        for _ in 0..10 {
+            ma.broadcast("n", &payload, 0, Path::Datagram);
+        }
+        assert!(
+            a.rx.try_recv().is_err(),
+            "the sender never gets its own event"
+        );
+        assert!(!b.token.is_cancelled());
+        assert_eq!(hub.stats().dropped.load(Ordering::Relaxed), 6);
+        // Reliable events fill the rest; one more overflows and B is disconnected.
+        for _ in 0..5 {
+            ma.broadcast("n", &payload, 0, Path::Reliable);
+        }
+        assert!(b.token.is_cancelled());
+        assert_eq!(b.outbox.close_reason(), Some(CloseReason::SlowConsumer));
+        assert_eq!(hub.stats().slow_consumers.load(Ordering::Relaxed), 1);
+        mb.leave();
+        assert_eq!(hub.room(ma.room_code()).unwrap().len(), 1);
+    }
+}
