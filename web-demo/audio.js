@@ -158,15 +158,21 @@ export class Synth {
     };
   }
 
+  /** A low-pass filter feeding `amp`; the voice sets its cutoff. */
+  _lowpassInto(amp) {
+    const filter = this.ctx.createBiquadFilter();
+    filter.type = 'lowpass';
+    filter.connect(amp);
+    return filter;
+  }
+
   _piano(note, v) {
     const ctx = this.ctx;
     const t = this._t;
     const f = midiToHz(note);
     const amp = this._amp();
-    const filter = ctx.createBiquadFilter();
-    filter.type = 'lowpass';
+    const filter = this._lowpassInto(amp);
     filter.frequency.value = 1200 + 5000 * v;
-    filter.connect(amp);
     const o1 = ctx.createOscillator();
     o1.type = 'triangle';
     o1.frequency.value = f;
@@ -223,12 +229,10 @@ export class Synth {
     const t = this._t;
     const f = midiToHz(note);
     const amp = this._amp();
-    const filter = ctx.createBiquadFilter();
-    filter.type = 'lowpass';
+    const filter = this._lowpassInto(amp);
     filter.Q.value = q;
     filter.frequency.setValueAtTime(cutoff.from, t);
     filter.frequency.exponentialRampToValueAtTime(cutoff.to, t + cutoff.seconds);
-    filter.connect(amp);
     const oscs = oscillators.map(({ type, ratio, detune }) => {
       const o = ctx.createOscillator();
       o.type = type;

@@ -11,6 +11,18 @@ import { WebSocket } from 'ws';
 import { JamClient, JamError, PROTOCOL_FEATURES, PROTOCOL_VERSION, VERSION, describeError } from 'jam-client';
 import { JamServer, dropTransport, nextEvent } from './server.mjs';
 
+/** A WebSocket class that counts the sockets made with it (`opened`). */
+function socketCounter() {
+  const counter = { opened: 0 };
+  counter.WebSocket = class extends WebSocket {
+    constructor(...args) {
+      super(...args);
+      counter.opened++;
+    }
+  };
+  return counter;
+}
+
 test('the package\'s version states the protocol it speaks (1.1.x: protocol 1 with the 1.1 features)', () => {
   const pkg = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
   assert.equal(VERSION, pkg.version);
@@ -171,18 +183,12 @@ describe('jam-client against the real jam-server', { timeout: 60_000 }, () => {
   });
 
   test('a server that speaks another protocol version is refused before anything is sent', async () => {
-    let sockets = 0;
-    class CountingWebSocket extends WebSocket {
-      constructor(...args) {
-        super(...args);
-        sockets++;
-      }
-    }
+    const sockets = socketCounter();
     const protocol2 = async (url, init) => {
       const info = await (await fetch(url, init)).json();
       return Response.json({ ...info, protocol: 2 });
     };
-    const c = client({ fetch: protocol2, WebSocket: CountingWebSocket });
+    const c = client({ fetch: protocol2, WebSocket: sockets.WebSocket });
     await assert.rejects(c.connect(), (err) => {
       assert.ok(err instanceof JamError);
       assert.equal(err.code, 'protocol_mismatch');
@@ -191,7 +197,7 @@ describe('jam-client against the real jam-server', { timeout: 60_000 }, () => {
       return true;
     });
     assert.equal(c.state, 'disconnected');
-    assert.equal(sockets, 0, 'no socket was opened');
+    assert.equal(sockets.opened, 0, 'no socket was opened');
   });
 
   test('a server that comes back on another protocol version ends the session instead of retrying', async () => {
@@ -272,14 +278,8 @@ describe('jam-client against a jam-server that allows only some origins', { time
   const fetchFrom = (origin) => (url, init) => fetch(url, { ...init, headers: { Origin: origin } });
 
   test('a refused origin is the error origin_not_allowed, in plain words, before any socket', async () => {
-    let sockets = 0;
-    class CountingWebSocket extends WebSocket {
-      constructor(...args) {
-        super(...args);
-        sockets++;
-      }
-    }
-    const c = new JamClient({ baseUrl: server.baseUrl, WebSocket: CountingWebSocket, storage: null, fetch: fetchFrom('https://elsewhere.example') });
+    const sockets = socketCounter();
+    const c = new JamClient({ baseUrl: server.baseUrl, WebSocket: sockets.WebSocket, storage: null, fetch: fetchFrom('https://elsewhere.example') });
     await assert.rejects(c.connect(), (err) => {
       assert.ok(err instanceof JamError);
       assert.equal(err.code, 'origin_not_allowed');
@@ -291,7 +291,7 @@ describe('jam-client against a jam-server that allows only some origins', { time
       return true;
     });
     assert.equal(c.state, 'disconnected');
-    assert.equal(sockets, 0, 'no socket was opened');
+    assert.equal(sockets.opened, 0, 'no socket was opened');
     c.close();
   });
 
