@@ -280,19 +280,22 @@ describe('jam-client against a jam-server that allows only some origins', { time
   test('a refused origin is the error origin_not_allowed, in plain words, before any socket', async () => {
     const sockets = socketCounter();
     const c = new JamClient({ baseUrl: server.baseUrl, WebSocket: sockets.WebSocket, storage: null, fetch: fetchFrom('https://elsewhere.example') });
-    await assert.rejects(c.connect(), (err) => {
-      assert.ok(err instanceof JamError);
-      assert.equal(err.code, 'origin_not_allowed');
-      assert.equal(
-        err.message,
-        "This server does not accept connections from this page's address (origin). Ask whoever runs the server to add it to --allowed-origins.",
-      );
-      assert.equal(describeError(err), err.message);
-      return true;
-    });
-    assert.equal(c.state, 'disconnected');
-    assert.equal(sockets.opened, 0, 'no socket was opened');
-    c.close();
+    try {
+      await assert.rejects(c.connect(), (err) => {
+        assert.ok(err instanceof JamError);
+        assert.equal(err.code, 'origin_not_allowed');
+        assert.equal(
+          err.message,
+          "This server does not accept connections from this page's address (origin). Ask whoever runs the server to add it to --allowed-origins.",
+        );
+        assert.equal(describeError(err), err.message);
+        return true;
+      });
+      assert.equal(c.state, 'disconnected');
+      assert.equal(sockets.opened, 0, 'no socket was opened');
+    } finally {
+      c.close();
+    }
   });
 
   test('an allowed origin connects', async () => {
