@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Checks and tests of the JavaScript clients against the real server:
 #   clients/js        (npm package jam-client): tsc over the typed usage files, the
-#                     must-fail check, node:test against target/debug/jam-server
+#                     must-fail check, node:test (the room reducer on its own, then the
+#                     package against target/debug/jam-server)
 #   examples/react    (JamSession.tsx on useJamSession): tsc, vite build, Vitest against
 #                     the real server
 # The tests start target/debug/jam-server ($CARGO_TARGET_DIR/debug when set), or
-# $JAM_SERVER_BIN when set (the build still runs). Node 20.19+; nothing downloads a browser.
+# $JAM_SERVER_BIN when set (the build still runs). Node 20.19 or newer; nothing downloads a browser.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,7 +22,7 @@ npx tsc -p types-check/tsconfig.json
 node types-check/must-fail.mjs
 
 echo "== clients/js: node tests against the real server"
-node --test --test-concurrency=1 --test-reporter=spec test/real-server.test.mjs test/readme.test.mjs
+node --test --test-concurrency=1 --test-reporter=spec test/room.test.mjs test/real-server.test.mjs test/readme.test.mjs
 
 echo "== examples/react: npm ci, tsc --noEmit, vite build, vitest against the real server"
 cd "$repo/examples/react"

@@ -1,4 +1,5 @@
-//! The HTTP side: the web demo at `/` (and the client library at `/jam-client.js`),
+//! The HTTP side: the web demo at `/` (and the client library at `/jam-client.js`, its
+//! modules at `/src/*.js`),
 //! `GET /connect`, `GET /healthz`, `GET /stats`, and the routes to the WebSocket upgrade,
 //! the Socket.IO endpoint and `GET /metrics` ([`crate::metrics`]).
 
@@ -49,16 +50,29 @@ impl Published {
 #[exclude = "*.md"]
 struct WebDemo;
 
-/// The client library the page imports: the npm package's own file
-/// (`clients/js/jam-client.js`), so the page and the package are one source. It is served
-/// at [`CLIENT_JS`] whatever the page's folder, `--web-dir` included.
+/// The client library the page imports: the npm package's own files
+/// (`clients/js/jam-client.js` and the modules it imports from `clients/js/src/`), so the
+/// page and the package are one source. They are served at [`CLIENT_JS`] and under
+/// [`CLIENT_MODULES`] whatever the page's folder, `--web-dir` included.
 #[derive(RustEmbed)]
 #[folder = "clients/js/"]
 #[include = "jam-client.js"]
+#[include = "src/*.js"]
 struct ClientJs;
 
 /// Where the page finds the client library (`import ... from './jam-client.js'`).
 const CLIENT_JS: &str = "jam-client.js";
+
+/// Where the library's own imports (`./src/client.js`, ...) resolve from the page's root.
+const CLIENT_MODULES: &str = "src/";
+
+/// Whether `path` names a file of the client library rather than of the page.
+fn is_client_path(path: &str) -> bool {
+    path == CLIENT_JS
+        || path
+            .strip_prefix(CLIENT_MODULES)
+            .is_some_and(|m| m.ends_with(".js"))
+}
 
 #[derive(Clone)]
 struct HttpState {
@@ -195,7 +209,7 @@ async fn serve_file(state: &HttpState, path: &str) -> Response {
         return StatusCode::NOT_FOUND.into_response();
     };
     let body = match &state.web_dir {
-        _ if path == CLIENT_JS => match ClientJs::get(path) {
+        _ if is_client_path(path) => match ClientJs::get(path) {
             Some(f) => Body::from(f.data.into_owned()).into_response(),
             None => return StatusCode::NOT_FOUND.into_response(),
         },

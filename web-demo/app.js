@@ -18,7 +18,7 @@
 // another.
 
 import { JamClient } from './jam-client.js';
-import { describeError } from './messages.js';
+import { describeError } from './errors.js';
 import { Synth } from './audio.js';
 import { createStatusBar } from './status.js';
 import { createPlayArea } from './play-area.js';

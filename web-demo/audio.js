@@ -158,15 +158,21 @@ export class Synth {
     };
   }
 
+  /** A low-pass filter feeding `amp`; the voice sets its cutoff. */
+  _lowpassInto(amp) {
+    const filter = this.ctx.createBiquadFilter();
+    filter.type = 'lowpass';
+    filter.connect(amp);
+    return filter;
+  }
+
   _piano(note, v) {
     const ctx = this.ctx;
     const t = this._t;
     const f = midiToHz(note);
     const amp = this._amp();
-    const filter = ctx.createBiquadFilter();
-    filter.type = 'lowpass';
+    const filter = this._lowpassInto(amp);
     filter.frequency.value = 1200 + 5000 * v;
-    filter.connect(amp);
     const o1 = ctx.createOscillator();
     o1.type = 'triangle';
     o1.frequency.value = f;
@@ -189,56 +195,57 @@ export class Synth {
   }
 
   _synth(note, v) {
+    return this._filteredVoice(note, v, {
+      q: 6,
+      cutoff: { from: 600 + 4000 * v, to: 900, seconds: 0.35 },
+      oscillators: [
+        { type: 'sawtooth', ratio: 1, detune: -7 },
+        { type: 'sawtooth', ratio: 1, detune: 7 },
+      ],
+      envelope: { peak: 0.28 * v, attack: 0.02, sustain: 0.2 * v, decay: 0.2 },
+      release: 0.3,
+    });
+  }
+  _bass(note, v) {
+    return this._filteredVoice(note, v, {
+      q: 3,
+      cutoff: { from: 300 + 1500 * v, to: 250, seconds: 0.25 },
+      oscillators: [
+        { type: 'square', ratio: 1, detune: 0 },
+        { type: 'sine', ratio: 0.5, detune: 0 },
+      ],
+      envelope: { peak: 0.6 * v, attack: 0.004, sustain: 0.4 * v, decay: 0.15 },
+      release: 0.12,
+    });
+  }
+  /**
+   * A voice of oscillators through a resonant low-pass whose cutoff falls from
+   * `cutoff.from` to `cutoff.to` Hz over `cutoff.seconds`, with a quick attack
+   * to `envelope.peak` that settles towards `envelope.sustain` (time constant
+   * `envelope.decay`); `ratio` scales the note's frequency, `detune` is in cents.
+   */
+  _filteredVoice(note, v, { q, cutoff, oscillators, envelope, release }) {
     const ctx = this.ctx;
     const t = this._t;
     const f = midiToHz(note);
     const amp = this._amp();
-    const filter = ctx.createBiquadFilter();
-    filter.type = 'lowpass';
-    filter.Q.value = 6;
-    filter.frequency.setValueAtTime(600 + 4000 * v, t);
-    filter.frequency.exponentialRampToValueAtTime(900, t + 0.35);
-    filter.connect(amp);
-    const oscs = [-7, 7].map((cents) => {
+    const filter = this._lowpassInto(amp);
+    filter.Q.value = q;
+    filter.frequency.setValueAtTime(cutoff.from, t);
+    filter.frequency.exponentialRampToValueAtTime(cutoff.to, t + cutoff.seconds);
+    const oscs = oscillators.map(({ type, ratio, detune }) => {
       const o = ctx.createOscillator();
-      o.type = 'sawtooth';
-      o.frequency.value = f;
-      o.detune.value = cents;
+      o.type = type;
+      o.frequency.value = f * ratio;
+      if (detune) o.detune.value = detune;
       o.connect(filter);
       o.start(t);
       return o;
     });
     amp.gain.setValueAtTime(0, t);
-    amp.gain.linearRampToValueAtTime(0.28 * v, t + 0.02);
-    amp.gain.setTargetAtTime(0.2 * v, t + 0.02, 0.2);
-    return this._voice(oscs, amp, 0.3);
-  }
-
-  _bass(note, v) {
-    const ctx = this.ctx;
-    const t = this._t;
-    const f = midiToHz(note);
-    const amp = this._amp();
-    const filter = ctx.createBiquadFilter();
-    filter.type = 'lowpass';
-    filter.Q.value = 3;
-    filter.frequency.setValueAtTime(300 + 1500 * v, t);
-    filter.frequency.exponentialRampToValueAtTime(250, t + 0.25);
-    filter.connect(amp);
-    const o1 = ctx.createOscillator();
-    o1.type = 'square';
-    o1.frequency.value = f;
-    const o2 = ctx.createOscillator();
-    o2.type = 'sine';
-    o2.frequency.value = f / 2;
-    o1.connect(filter);
-    o2.connect(filter);
-    o1.start(t);
-    o2.start(t);
-    amp.gain.setValueAtTime(0, t);
-    amp.gain.linearRampToValueAtTime(0.6 * v, t + 0.004);
-    amp.gain.setTargetAtTime(0.4 * v, t + 0.004, 0.15);
-    return this._voice([o1, o2], amp, 0.12);
+    amp.gain.linearRampToValueAtTime(envelope.peak, t + envelope.attack);
+    amp.gain.setTargetAtTime(envelope.sustain, t + envelope.attack, envelope.decay);
+    return this._voice(oscs, amp, release);
   }
 
   _organ(note, v) {

@@ -3,7 +3,10 @@
 // Owns: the sentence a person reads for each error code the client library
 // reports (jam-client keeps the codes and only a short default text, so each
 // app words them its own way). Does not own: where the words are shown
-// (status.js, views.js) or the codes themselves (jam-client.js's ERROR_CODES).
+// (status.js, views.js), the codes themselves, or how an error is worded:
+// errors.js hands these words to jam-client's `describeError`, which falls back
+// on the client's default text for a code without words here. Plain data, so
+// the Node tests read it too.
 
 /** Plain-language text for every error code the page may meet. */
 export const ERROR_TEXT = {
@@ -22,14 +25,5 @@ export const ERROR_TEXT = {
   protocol_mismatch: 'This page and the server do not speak the same protocol version. Reload the page; if that does not help, the server needs updating.',
   resume_failed: 'The server could not give your seat back.',
   resumed_elsewhere: 'This seat was taken up in another tab or window.',
+  origin_not_allowed: "This server does not accept connections from this page's address (origin). Ask whoever runs the server to add it to --allowed-origins.",
 };
-
-/** Turns an error (or an error code) into a sentence for people. */
-export function describeError(err) {
-  const code = typeof err === 'string' ? err : err && err.code;
-  const detail = typeof err === 'object' && err && err.message;
-  // For a malformed request only the server's own words say what was wrong.
-  if (code === 'invalid_message' && detail) return `${ERROR_TEXT.invalid_message} (${detail})`;
-  if (code && Object.prototype.hasOwnProperty.call(ERROR_TEXT, code)) return ERROR_TEXT[code];
-  return detail || String(err);
-}

@@ -9,7 +9,7 @@
 // connection itself (jam-client.js), or what the page does when a session is
 // lost or regained (views.js).
 
-import { describeError } from './messages.js';
+import { describeError } from './errors.js';
 import { $ } from './dom.js';
 
 const STATE_TEXT = {

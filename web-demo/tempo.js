@@ -6,7 +6,7 @@
 // beat. Does not own: the tempo itself (jam-client.js) or the metronome
 // (metronome.js).
 
-import { describeError } from './messages.js';
+import { describeError } from './errors.js';
 import { $ } from './dom.js';
 
 export function createTempoPanel({ client, state, status }) {

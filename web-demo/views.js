@@ -12,7 +12,7 @@
 // (play-area.js), the tempo panel (tempo.js), the legend (remote-view.js),
 // the chat (chat.js), input (input.js) or sound (voices.js).
 
-import { describeError } from './messages.js';
+import { describeError } from './errors.js';
 import { INSTRUMENTS } from './audio.js';
 import { $, instrumentIcon, instrumentBadge, loadText, storeText } from './dom.js';
 

@@ -1,5 +1,6 @@
-// jam-client.d.ts: the types of jam-client.js (hand-written; the library is one
-// plain ES module with no build step). Everything public is here: the options,
+// jam-client.d.ts: the types of jam-client.js (hand-written; the library is
+// plain ES modules, the entry re-exporting src/, with no build step). With the
+// package README it is where the API is described, once. Everything public is here: the options,
 // the client's properties and methods, its counters, the data of every event
 // (a typed event map, so `client.on('session:user-joined', ({ user }) => ...)`
 // is checked), the errors and the clock and tempo helpers. The drop-transport
@@ -188,7 +189,9 @@ export type ClientErrorCode =
   | 'not_connected'
   | 'connect_failed'
   | 'protocol_mismatch'
-  | 'resumed_elsewhere';
+  | 'resumed_elsewhere'
+  /** `GET /connect` answered 403: the server does not accept this page's origin (`--allowed-origins`). */
+  | 'origin_not_allowed';
 
 /** Every error code a client may meet. */
 export type ErrorCode = ServerErrorCode | ClientErrorCode;
@@ -211,12 +214,16 @@ export declare class JamError extends Error {
 /** Something `describeError` can word: an error, a `{ code, message }`, or a code. */
 export type Describable = { code?: string; message?: string } | string | null | undefined;
 
+/** An app's words for error codes; a code left out gets the default text of `ERROR_CODES`. */
+export type ErrorWords = Partial<Readonly<Record<ErrorCode, string>>>;
+
 /**
- * The default text for an error: the server's own message for
- * `invalid_message`, else the code's text in `ERROR_CODES`, else the message.
- * Apps word errors their own way (see the `describeError` option).
+ * An error in words: `words[code]` when given, else the code's default text in
+ * `ERROR_CODES`, else the error's message. For `invalid_message` the server's
+ * message follows in brackets. Pass the same function, with your words, as the
+ * `describeError` option so the client's own events carry them too.
  */
-export declare function describeError(err: Describable): string;
+export declare function describeError(err: Describable, words?: ErrorWords): string;
 
 // ---------------------------------------------------------------------------
 // Options

@@ -8,8 +8,8 @@
 
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';
-import { JamClient, JamError, hexToBytes } from '../../clients/js/jam-client.js';
-import { describeError } from '../messages.js';
+import { JamClient, JamError, describeError, hexToBytes } from '../../clients/js/jam-client.js';
+import { ERROR_TEXT } from '../messages.js';
 import { BASE, CONNECT_INFO, FakeServer } from './fake-server.mjs';
 
 function participant(id, name, instrument = 'piano') {
@@ -97,7 +97,7 @@ describe('jam-client.js with a protocol 1.0 server', { timeout: 20_000 }, () => 
     assert.equal(data.code, 'room_not_found');
     assert.equal(typeof env.id, 'number');
     assert.equal(client.room, null);
-    assert.match(describeError('name_taken'), /already uses that name/);
+    assert.match(describeError('name_taken', ERROR_TEXT), /already uses that name/);
   });
 
   test('server messages become events and keep the room current', async () => {

@@ -8,7 +8,8 @@
 // session is refused, while a native client without Origin still gets in.
 //
 // The page gets jam-client.js from its own origin: the static server serves
-// clients/js/jam-client.js (the npm package's file) as read from disk when the test runs.
+// clients/js/jam-client.js and its modules (clients/js/src/, the npm package's files) as read
+// from disk when the test runs.
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -18,7 +19,7 @@ import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { JamServer, REPO, TIMEOUT, launchBrowser } from './harness.mjs';
 
-const CLIENT_JS = path.join(REPO, 'clients', 'js', 'jam-client.js');
+const CLIENT_DIR = path.join(REPO, 'clients', 'js');
 
 const PAGE = `<!doctype html>
 <meta charset="utf-8">
@@ -29,16 +30,16 @@ const PAGE = `<!doctype html>
 </script>
 `;
 
-/** A static site on 127.0.0.1: `/` is PAGE, `/jam-client.js` the client library. */
+/** A static site on 127.0.0.1: `/` is PAGE, `/jam-client.js` the client library, `/src/*.js` its modules. */
 async function startSite() {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
     if (url.pathname === '/') {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
       res.end(PAGE);
-    } else if (url.pathname === '/jam-client.js') {
+    } else if (url.pathname === '/jam-client.js' || /^\/src\/[a-z-]+\.js$/.test(url.pathname)) {
       res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-store' });
-      res.end(fs.readFileSync(CLIENT_JS));
+      res.end(fs.readFileSync(path.join(CLIENT_DIR, url.pathname)));
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' });
       res.end('not found');

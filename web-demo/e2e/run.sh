@@ -4,7 +4,7 @@
 #   web-demo/e2e/run.sh --test-name-pattern=restart   # extra arguments go to `node --test`
 # The tests start the jam-server this builds ($CARGO_TARGET_DIR/debug, else target/debug),
 # or $JAM_SERVER_BIN when set (the build still runs).
-# Needs Debian's Chromium (installed here if missing; run as root) and Node 20+.
+# Needs Debian's Chromium (installed here if missing; run as root) and Node 20.19 or newer.
 # Never downloads a browser: playwright-core drives /usr/bin/chromium.
 set -euo pipefail
 

@@ -1,7 +1,8 @@
 // real-server.test.mjs: the package in Node against the real jam-server over
 // WebSocket (Node 20 has no global WebSocket: the `ws` package's is passed in
 // as the `WebSocket` option): create, join, broadcast, leave, resume after a
-// dropped link and after a "reload", and a server of another protocol version.
+// dropped link and after a "reload", a server of another protocol version, and
+// a server that refuses the page's origin.
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -9,6 +10,18 @@ import { after, before, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
 import { JamClient, JamError, PROTOCOL_FEATURES, PROTOCOL_VERSION, VERSION, describeError } from 'jam-client';
 import { JamServer, dropTransport, nextEvent } from './server.mjs';
+
+/** A WebSocket class that counts the sockets made with it (`opened`). */
+function socketCounter() {
+  const counter = { opened: 0 };
+  counter.WebSocket = class extends WebSocket {
+    constructor(...args) {
+      super(...args);
+      counter.opened++;
+    }
+  };
+  return counter;
+}
 
 test('the package\'s version states the protocol it speaks (1.1.x: protocol 1 with the 1.1 features)', () => {
   const pkg = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
@@ -109,6 +122,8 @@ describe('jam-client against the real jam-server', { timeout: 60_000 }, () => {
       assert.ok(err instanceof JamError);
       assert.equal(err.code, 'room_not_found');
       assert.equal(describeError(err), 'no room with that code');
+      assert.equal(describeError(err, { room_not_found: 'No such session.' }), 'No such session.');
+      assert.equal(describeError(err, { name_taken: 'Pick another name.' }), 'no room with that code', 'the default covers codes without words');
       return true;
     });
     const { roomCode } = await ana.create({ name: 'Ana' });
@@ -168,18 +183,12 @@ describe('jam-client against the real jam-server', { timeout: 60_000 }, () => {
   });
 
   test('a server that speaks another protocol version is refused before anything is sent', async () => {
-    let sockets = 0;
-    class CountingWebSocket extends WebSocket {
-      constructor(...args) {
-        super(...args);
-        sockets++;
-      }
-    }
+    const sockets = socketCounter();
     const protocol2 = async (url, init) => {
       const info = await (await fetch(url, init)).json();
       return Response.json({ ...info, protocol: 2 });
     };
-    const c = client({ fetch: protocol2, WebSocket: CountingWebSocket });
+    const c = client({ fetch: protocol2, WebSocket: sockets.WebSocket });
     await assert.rejects(c.connect(), (err) => {
       assert.ok(err instanceof JamError);
       assert.equal(err.code, 'protocol_mismatch');
@@ -188,7 +197,7 @@ describe('jam-client against the real jam-server', { timeout: 60_000 }, () => {
       return true;
     });
     assert.equal(c.state, 'disconnected');
-    assert.equal(sockets, 0, 'no socket was opened');
+    assert.equal(sockets.opened, 0, 'no socket was opened');
   });
 
   test('a server that comes back on another protocol version ends the session instead of retrying', async () => {
@@ -251,5 +260,47 @@ describe('jam-client against the real jam-server', { timeout: 60_000 }, () => {
     const [{ code, message }] = await ended;
     assert.equal(code, 'room_not_found');
     assert.equal(message, 'custom: room_not_found');
+  });
+});
+
+describe('jam-client against a jam-server that allows only some origins', { timeout: 60_000 }, () => {
+  let server;
+
+  before(async () => {
+    server = await JamServer.start(['--allowed-origins', 'https://allowed.example']);
+  });
+
+  after(async () => {
+    if (server) await server.stop();
+  });
+
+  /** A `fetch` that sends `origin` as the page's Origin, as a browser would. */
+  const fetchFrom = (origin) => (url, init) => fetch(url, { ...init, headers: { Origin: origin } });
+
+  test('a refused origin is the error origin_not_allowed, in plain words, before any socket', async () => {
+    const sockets = socketCounter();
+    const c = new JamClient({ baseUrl: server.baseUrl, WebSocket: sockets.WebSocket, storage: null, fetch: fetchFrom('https://elsewhere.example') });
+    try {
+      await assert.rejects(c.connect(), (err) => {
+        assert.ok(err instanceof JamError);
+        assert.equal(err.code, 'origin_not_allowed');
+        assert.equal(
+          err.message,
+          "This server does not accept connections from this page's address (origin). Ask whoever runs the server to add it to --allowed-origins.",
+        );
+        assert.equal(describeError(err), err.message);
+        return true;
+      });
+      assert.equal(c.state, 'disconnected');
+      assert.equal(sockets.opened, 0, 'no socket was opened');
+    } finally {
+      c.close();
+    }
+  });
+
+  test('an allowed origin connects', async () => {
+    const c = new JamClient({ baseUrl: server.baseUrl, WebSocket, storage: null, fetch: fetchFrom('https://allowed.example') });
+    assert.equal(await c.connect(), 'websocket');
+    c.close();
   });
 });

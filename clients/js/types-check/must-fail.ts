@@ -2,7 +2,7 @@
 // `@ts-expect-error` is wrong on purpose: tsc fails if one of them compiles,
 // and must-fail.mjs checks that each one fails on its own line.
 
-import { JamClient } from 'jam-client';
+import { JamClient, describeError } from 'jam-client';
 import { useJamEvent } from 'jam-client/react';
 
 export function mistakes(client: JamClient): void {
@@ -24,6 +24,10 @@ export function mistakes(client: JamClient): void {
   void new JamClient({ transport: 'tcp' });
   // @ts-expect-error a stats counter that does not exist
   void client.stats.notesSent;
+  // @ts-expect-error words for an error code that does not exist
+  void describeError('room_not_found', { room_not_fond: 'No such session.' });
+  // @ts-expect-error words are text
+  void describeError('room_full', { room_full: 404 });
   // @ts-expect-error the hook checks event names too
   useJamEvent(client, 'user-joined', () => {});
 }

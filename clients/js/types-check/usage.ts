@@ -35,6 +35,9 @@ export function typed(client: import('jam-client').JamClient): void {
   const v: 1 = PROTOCOL_VERSION;
   const s: string = VERSION;
   const text: string = ERROR_CODES.protocol_mismatch;
+  const refused: string = ERROR_CODES.origin_not_allowed;
+  const words = { room_not_found: 'There is no session with that code.', origin_not_allowed: 'Not from this page.' } as const;
+  const worded: string = describeError({ code: 'origin_not_allowed' }, words);
   const grade: 'good' | 'playable' | 'hard' | null = gradeLatency(client.delayMs('u1'));
   const beatMs: number = tempoMath.beatMs(tempoMath.defaultAt(0));
   const t: Transport | null = client.transport;
