@@ -492,4 +492,34 @@ mod tests {
         let mp = ev.framed(Encoding::MsgPack, &[0]).unwrap();
         assert_eq!(&mp[1..], &ev.msgpack().unwrap()[..]);
     }
+    #[test]
+    fn parts_are_read_once_for_every_receiver_and_marks_keep_their_place() {
+        let stats = Arc::new(Stats::default());
+        let (a, mut rx_a) = Outbox::with_parts(8, CancellationToken::new(), stats.clone());
+        let (b, mut rx_b) = Outbox::with_parts(8, CancellationToken::new(), stats.clone());
+        let (c, mut rx_c) = Outbox::new(8, None, CancellationToken::new(), stats);
+        let json = br#"{"event":"event:broadcast","data":{"n":1},"seq":7}"#;
+        let ev = Relayed::new(Bytes::from_static(json));
+        assert!(a.push_mark(3));
+        assert!(!c.push_mark(3), "a queue of envelopes takes no marks");
+        for outbox in [&a, &b, &c] {
+            assert_eq!(outbox.deliver(&ev, Path::Reliable), Delivered::Queued);
+        }
+        assert!(matches!(rx_a.try_recv(), Ok(Queued::Mark(3))));
+        let parts = |item| match item {
+            Ok(Queued::Relayed(p)) => p,
+            other => panic!("expected parts, got {other:?}"),
+        };
+        let (pa, pb) = (parts(rx_a.try_recv()), parts(rx_b.try_recv()));
+        assert!(Arc::ptr_eq(&pa, &pb), "one read for every receiver");
+        assert_eq!(
+            (&*pa.event, pa.data.get(), pa.seq),
+            ("event:broadcast", r#"{"n":1}"#, Some(7))
+        );
+        assert_eq!(
+            &rx_c.try_recv().unwrap()[..],
+            json,
+            "others still get the bytes"
+        );
+    }
 }
