@@ -357,23 +357,13 @@ impl Admission {
             .with_peer(self.conn.peer.ip())
     }
 
-    /// Ends the connection: logs why, once, and frees its places.
-    pub fn finish(mut self, reason: CloseReason) {
-        self.log_close(reason.as_str());
-    }
-
-    fn log_close(&mut self, reason: &str) {
-        if self.open.take().is_some() {
+    /// Ends the connection: logs why (once, for a connection that was connected) and
+    /// frees its places. Dropping an admission without it frees them too, silently.
+    pub fn finish(self, reason: CloseReason) {
+        if self.open.is_some() {
+            let reason = reason.as_str();
             self.conn.span.in_scope(|| info!(reason, "disconnected"));
         }
-    }
-}
-
-impl Drop for Admission {
-    fn drop(&mut self) {
-        // A connection task that ended without a finish (it panicked, or was cancelled
-        // from outside) still logs its close.
-        self.log_close("connection task ended");
     }
 }
 

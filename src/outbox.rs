@@ -316,10 +316,7 @@ impl Outbox {
         closer: CancellationToken,
         stats: Arc<Stats>,
     ) -> (Outbox, mpsc::Receiver<Bytes>) {
-        let capacity = capacity.max(2);
-        let (tx, rx) = mpsc::channel(capacity);
-        let outbox = Outbox::build(Queue::Envelopes(tx), capacity, datagrams, closer, stats);
-        (outbox, rx)
+        Outbox::open(capacity, Queue::Envelopes, datagrams, closer, stats)
     }
 
     /// Creates an outbox of `capacity` items for a transport that sends an envelope's
@@ -330,28 +327,29 @@ impl Outbox {
         closer: CancellationToken,
         stats: Arc<Stats>,
     ) -> (Outbox, mpsc::Receiver<Queued>) {
-        let capacity = capacity.max(2);
-        let (tx, rx) = mpsc::channel(capacity);
-        let outbox = Outbox::build(Queue::Items(tx), capacity, None, closer, stats);
-        (outbox, rx)
+        Outbox::open(capacity, Queue::Items, None, closer, stats)
     }
 
-    fn build(
-        queue: Queue,
+    /// An outbox whose queue of `T` (at least 2) is `queue` around its sending end.
+    fn open<T>(
         capacity: usize,
+        queue: impl FnOnce(mpsc::Sender<T>) -> Queue,
         datagrams: Option<(Box<dyn DatagramSink>, Encoding)>,
         closer: CancellationToken,
         stats: Arc<Stats>,
-    ) -> Outbox {
-        Outbox(Arc::new(OutboxShared {
-            queue,
+    ) -> (Outbox, mpsc::Receiver<T>) {
+        let capacity = capacity.max(2);
+        let (tx, rx) = mpsc::channel(capacity);
+        let shared = OutboxShared {
+            queue: queue(tx),
             capacity,
             datagrams,
             closer,
             reason: OnceLock::new(),
             stats,
             rtt_ms: AtomicU32::new(u32::MAX),
-        }))
+        };
+        (Outbox(Arc::new(shared)), rx)
     }
 
     /// Queues a control message or a reliable event; a full queue means the member
