@@ -1,7 +1,9 @@
-//! What every connection shares, whatever its transport: the room core, the limits, the
-//! keep-alive timing and the shutdown machinery, and the factory that gives a new
-//! connection its [`Session`] and [`Outbox`]. Transports depend on this module; it knows
-//! none of them.
+//! What every connection shares, whatever its transport, and the one path it is admitted
+//! by: the origin check (refusals counted by reason and logged, rate-limited), the
+//! per-address slot, the connection id and tracing span, the per-transport gauge, the
+//! session with its outbox, and the close logged once with its reason ([`Arrival`],
+//! [`Admission`]). Transports keep their handshakes, framing and close codes; they
+//! decide *when* to check, never *what* is counted. This module knows none of them.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -9,17 +11,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use jam_protocol::Encoding;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::{debug, info, info_span, Span};
 
 use crate::addresses::AddressKey;
-use crate::origins::OriginPolicy;
-use crate::outbox::{DatagramSink, Outbox};
+use crate::origins::{OriginPolicy, RefusedOrigins};
+use crate::outbox::{CloseReason, DatagramSink, Outbox, Queued};
 use crate::room::Hub;
 use crate::session::{Session, SessionLimits};
+use crate::stats::{OpenConnection, Transport};
 
 /// What every connection needs: the hub, the limits, and the shutdown machinery.
 pub struct Context {
@@ -41,6 +47,8 @@ pub struct Context {
     addresses: Arc<AddressTable>,
     /// The web origins allowed to connect.
     pub origins: OriginPolicy,
+    /// The rate-limited log of refused origins (connections and `/connect`).
+    pub refused_origins: RefusedOrigins,
     next_conn: AtomicU64,
 }
 
@@ -62,7 +70,7 @@ struct AddressTable {
 
 /// One admitted connection's place in its address's count; dropping it frees the place.
 #[derive(Debug)]
-pub struct AddressSlot {
+struct AddressSlot {
     table: Arc<AddressTable>,
     key: AddressKey,
 }
@@ -104,13 +112,14 @@ impl Context {
                 open: Mutex::new(HashMap::new()),
             }),
             origins,
+            refused_origins: RefusedOrigins::default(),
             next_conn: AtomicU64::new(0),
         }
     }
 
     /// A place for one more connection from `ip`, or `None` when its address (or /64)
     /// already has the most allowed.
-    pub fn admit(&self, ip: IpAddr) -> Option<AddressSlot> {
+    fn take_slot(&self, ip: IpAddr) -> Option<AddressSlot> {
         let key = AddressKey::of(ip);
         let mut open = self
             .addresses
@@ -128,54 +137,233 @@ impl Context {
         })
     }
 
-    /// Whether a connection from a page of `origin` may open (PROTOCOL.md §10); a refusal
-    /// is counted by reason for `/metrics`. `None`: no `Origin` header (a native client).
-    pub fn allows_origin(&self, origin: Option<&str>) -> bool {
-        let allowed = self.origins.allows(origin);
-        if !allowed {
-            self.hub
-                .stats()
-                .refused_origin
-                .fetch_add(1, Ordering::Relaxed);
+    /// Whether a connection from a page of `origin` may open (PROTOCOL.md §10). A refusal
+    /// is counted by reason for `/metrics` and logged (rate-limited). `origin` is `None`
+    /// without an `Origin` header (a native client).
+    pub fn check_origin(
+        &self,
+        origin: Option<&str>,
+        peer: SocketAddr,
+        transport: Transport,
+    ) -> Result<(), Refused> {
+        if self.origins.allows(origin) {
+            return Ok(());
         }
-        allowed
-    }
-
-    /// Counts a connection refused because its address has the most allowed (the
-    /// transports refuse at different moments of their handshakes).
-    pub fn count_refused_address(&self) {
         self.hub
             .stats()
-            .refused_address
+            .refused_origin
             .fetch_add(1, Ordering::Relaxed);
+        self.refused_origins
+            .note(origin.unwrap_or(""), peer, label(transport));
+        Err(Refused::Origin)
     }
 
-    /// A fresh connection number for logs.
-    pub fn next_conn_id(&self) -> u64 {
-        self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
+    /// The first moment a transport sees a connection from `peer`: it gets its id and
+    /// span, and its address's place is taken now if there is one (it is refused, and
+    /// counted, only when the transport asks to [`Arrival::admit`] it).
+    pub fn arrive(self: &Arc<Self>, peer: SocketAddr, transport: Transport) -> Arrival {
+        let id = self.next_conn.fetch_add(1, Ordering::Relaxed) + 1;
+        let span = info_span!(
+            "conn",
+            conn = id,
+            transport = label(transport),
+            %peer,
+            room = tracing::field::Empty
+        );
+        Arrival {
+            slot: self.take_slot(peer.ip()),
+            conn: Conn {
+                ctx: self.clone(),
+                peer,
+                transport,
+                span,
+            },
+        }
+    }
+}
+
+/// The name of `transport` in logs.
+fn label(transport: Transport) -> &'static str {
+    match transport {
+        Transport::WebSocket => "ws",
+        Transport::WebTransport => "wt",
+        Transport::SocketIo => "sio",
+    }
+}
+
+/// Why a connection was refused before it opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// Its `Origin` is not allowed (PROTOCOL.md §10).
+    #[error("{}", self.as_str())]
+    Origin,
+    /// Its address (IPv6: /64) has the most connections allowed.
+    #[error("{}", self.as_str())]
+    TooManyFromAddress,
+}
+
+impl Refused {
+    /// The text a refusal answers with.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refused::Origin => "this origin may not connect",
+            Refused::TooManyFromAddress => "too many connections from your address",
+        }
     }
 
-    /// A new session with its outbox and the receiving end of that outbox. `token` is
-    /// cancelled when the server decides to end the connection.
+    /// The HTTP status a refusal answers with.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Refused::Origin => StatusCode::FORBIDDEN,
+            Refused::TooManyFromAddress => StatusCode::TOO_MANY_REQUESTS,
+        }
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        (self.status(), self.as_str()).into_response()
+    }
+}
+
+/// What every stage of a connection knows about it.
+struct Conn {
+    ctx: Arc<Context>,
+    peer: SocketAddr,
+    transport: Transport,
+    span: Span,
+}
+
+/// A connection a transport has seen but not yet admitted (see [`Context::arrive`]).
+pub struct Arrival {
+    conn: Conn,
+    slot: Option<AddressSlot>,
+}
+
+impl Arrival {
+    /// The peer's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.conn.peer
+    }
+
+    /// The connection's span (`conn`, `transport`, `peer`, and `room` once joined).
+    pub fn span(&self) -> &Span {
+        &self.conn.span
+    }
+
+    /// Admits the connection, or refuses it (counted) when its address had no place left.
+    pub fn admit(self) -> Result<Admission, Refused> {
+        let Conn { ctx, span, .. } = &self.conn;
+        let Some(slot) = self.slot else {
+            span.in_scope(|| debug!("too many connections from this address"));
+            ctx.hub
+                .stats()
+                .refused_address
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(Refused::TooManyFromAddress);
+        };
+        let token = ctx.shutdown.child_token();
+        Ok(Admission {
+            conn: self.conn,
+            _slot: slot,
+            open: None,
+            token,
+        })
+    }
+}
+
+/// An admitted connection: it holds its address's place, and once
+/// [`connected`](Admission::connected) its place in its transport's gauge, until it is
+/// dropped, however the connection ends.
+pub struct Admission {
+    conn: Conn,
+    _slot: AddressSlot,
+    open: Option<OpenConnection>,
+    token: CancellationToken,
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission")
+            .field("peer", &self.conn.peer)
+            .field("transport", &self.conn.transport)
+            .field("connected", &self.open.is_some())
+            .finish()
+    }
+}
+
+impl Admission {
+    /// The connection's span (`conn`, `transport`, `peer`, and `room` once joined).
+    pub fn span(&self) -> &Span {
+        &self.conn.span
+    }
+
+    /// The shared context.
+    pub fn context(&self) -> &Arc<Context> {
+        &self.conn.ctx
+    }
+
+    /// The peer's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.conn.peer
+    }
+
+    /// Cancelled when the server decides to end the connection (a child of the server's
+    /// shutdown token).
+    pub fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+
+    /// The transport's handshake is done: the connection counts in its transport's gauge
+    /// from now until dropped, and is logged as connected.
+    pub fn connected(&mut self) {
+        if self.open.is_none() {
+            self.open = Some(self.conn.ctx.hub.stats().open(self.conn.transport));
+            self.conn.span.in_scope(|| info!("connected"));
+        }
+    }
+
+    /// A new session with its outbox (a queue of envelopes) and the receiving end of
+    /// that queue; `datagrams` for a transport that has them.
     pub fn open_session(
         &self,
-        peer: SocketAddr,
         datagrams: Option<(Box<dyn DatagramSink>, Encoding)>,
-        token: CancellationToken,
     ) -> (Session, Outbox, mpsc::Receiver<Bytes>) {
+        let ctx = &self.conn.ctx;
         let (outbox, rx) = Outbox::new(
-            self.outbox_capacity,
+            ctx.outbox_capacity,
             datagrams,
-            token,
-            self.hub.stats().clone(),
+            self.token.clone(),
+            ctx.hub.stats().clone(),
         );
-        let session = Session::new(
-            self.hub.clone(),
-            outbox.clone(),
-            self.session_limits.clone(),
-        )
-        .with_peer(peer.ip());
-        (session, outbox, rx)
+        (self.session_on(&outbox), outbox, rx)
+    }
+
+    /// A new session whose outbox queues [`Queued`] items (relayed events as parts) for a
+    /// transport that sends an envelope's parts separately.
+    pub fn open_session_with_parts(&self) -> (Session, Outbox, mpsc::Receiver<Queued>) {
+        let ctx = &self.conn.ctx;
+        let (outbox, rx) = Outbox::with_parts(
+            ctx.outbox_capacity,
+            self.token.clone(),
+            ctx.hub.stats().clone(),
+        );
+        (self.session_on(&outbox), outbox, rx)
+    }
+
+    fn session_on(&self, outbox: &Outbox) -> Session {
+        let ctx = &self.conn.ctx;
+        Session::new(ctx.hub.clone(), outbox.clone(), ctx.session_limits.clone())
+            .with_peer(self.conn.peer.ip())
+    }
+
+    /// Ends the connection: logs why (once, for a connection that was connected) and
+    /// frees its places. Dropping an admission without it frees them too, silently.
+    pub fn finish(self, reason: CloseReason) {
+        if self.open.is_some() {
+            let reason = reason.as_str();
+            self.conn.span.in_scope(|| info!(reason, "disconnected"));
+        }
     }
 }
 
@@ -196,11 +384,11 @@ mod tests {
         );
         let a: IpAddr = "2001:db8::1".parse().unwrap();
         let same_64: IpAddr = "2001:db8::2".parse().unwrap();
-        let first = ctx.admit(a).unwrap();
-        let _second = ctx.admit(same_64).unwrap();
-        assert!(ctx.admit(a).is_none(), "the /64 is full");
-        assert!(ctx.admit("2001:db8:0:1::1".parse().unwrap()).is_some());
+        let first = ctx.take_slot(a).unwrap();
+        let _second = ctx.take_slot(same_64).unwrap();
+        assert!(ctx.take_slot(a).is_none(), "the /64 is full");
+        assert!(ctx.take_slot("2001:db8:0:1::1".parse().unwrap()).is_some());
         drop(first);
-        assert!(ctx.admit(same_64).is_some());
+        assert!(ctx.take_slot(same_64).is_some());
     }
 }

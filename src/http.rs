@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use axum::body::Body;
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::{ConnectInfo, Path as UrlPath, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -77,7 +77,8 @@ fn is_client_path(path: &str) -> bool {
 #[derive(Clone)]
 struct HttpState {
     published: Arc<Published>,
-    origins: Arc<crate::origins::OriginPolicy>,
+    /// The origin policy and the log of refused origins.
+    ctx: Arc<Context>,
     web_dir: Option<Arc<PathBuf>>,
 }
 
@@ -89,7 +90,7 @@ pub const FEATURES: [&str; 5] = ["resume", "clock", "latency", "tempo", "origins
 pub fn router(ctx: Arc<Context>, published: Arc<Published>, web_dir: Option<PathBuf>) -> Router {
     let state = HttpState {
         published,
-        origins: Arc::new(ctx.origins.clone()),
+        ctx: ctx.clone(),
         web_dir: web_dir.map(Arc::new),
     };
     let metrics = crate::metrics::router(ctx.clone());
@@ -125,12 +126,16 @@ fn request_host(headers: &HeaderMap) -> String {
 }
 
 /// CORS for `/connect` (PROTOCOL.md §10): an allowed `Origin` is echoed with `Vary:
-/// Origin`; any other gets no CORS headers (the browser then keeps the answer from the
-/// page).
+/// Origin`; any other gets no CORS headers here (its `GET` is answered by
+/// [`origin_refused`] instead).
 fn cors(state: &HttpState, headers: &HeaderMap) -> Vec<(header::HeaderName, HeaderValue)> {
     let mut out = vec![(header::VARY, HeaderValue::from_static("Origin"))];
     if let Some(origin) = headers.get(header::ORIGIN) {
-        if state.origins.allows(Some(origin.to_str().unwrap_or("?"))) {
+        if state
+            .ctx
+            .origins
+            .allows(Some(origin.to_str().unwrap_or("?")))
+        {
             out.push((header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone()));
         }
     }
@@ -155,7 +160,33 @@ async fn connect_preflight(State(state): State<HttpState>, headers: HeaderMap) -
     response
 }
 
-async fn connect(State(state): State<HttpState>, headers: HeaderMap) -> Response {
+/// The answer to `GET /connect` from a page whose origin may not connect: 403 with a
+/// reason the page can read (CORS for that origin on this answer only), so a client
+/// tells "this site is not allowed" from "the server is down".
+fn origin_refused(state: &HttpState, headers: &HeaderMap, peer: SocketAddr) -> Option<Response> {
+    let origin = headers.get(header::ORIGIN)?;
+    let text = origin.to_str().unwrap_or("?");
+    if state.ctx.origins.allows(Some(text)) {
+        return None;
+    }
+    state.ctx.refused_origins.note(text, peer, "connect");
+    let headers = [
+        (header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone()),
+        (header::VARY, HeaderValue::from_static("Origin")),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+    ];
+    let body = Json(json!({ "error": "origin_not_allowed" }));
+    Some((StatusCode::FORBIDDEN, headers, body).into_response())
+}
+
+async fn connect(
+    State(state): State<HttpState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = origin_refused(&state, &headers, peer) {
+        return refused;
+    }
     let host = request_host(&headers);
     // Behind a TLS-terminating proxy the page is https, so the socket must be wss.
     let ws_scheme = match headers.get("x-forwarded-proto").map(|v| v.as_bytes()) {

@@ -2,9 +2,15 @@
 //! `--allowed-origins`, each an exact origin (`https://jam.example.com`), a wildcard over
 //! one or more DNS labels (`https://*.example.com`, ports must match), `null`, or `*` for
 //! every origin. Requests without an `Origin` (native clients) are always allowed; the
-//! transports refuse a browser from any other origin before any message.
+//! transports refuse a browser from any other origin before any message. Refusals are
+//! logged by [`RefusedOrigins`], rate-limited; counting them is the caller's job.
 
 use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tracing::warn;
 
 /// One allowed origin, or all of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +80,40 @@ impl OriginPolicy {
                         })
             }),
         })
+    }
+}
+
+/// At most one refused-origin line per this long: a page that retries, or a flood, does
+/// not write a line per request.
+pub const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(1);
+
+/// The log of refused origins: a `warn` line at most once per [`REFUSAL_LOG_EVERY`] for the
+/// whole server, each with how many refusals went unlogged since the previous line.
+#[derive(Debug, Default)]
+pub struct RefusedOrigins(Mutex<Throttle>);
+
+#[derive(Debug, Default)]
+struct Throttle {
+    last: Option<Instant>,
+    unlogged: u64,
+}
+
+impl RefusedOrigins {
+    /// Notes one refusal of `origin` from `peer` on `via` (a transport or `connect`).
+    pub fn note(&self, origin: &str, peer: SocketAddr, via: &'static str) {
+        let now = Instant::now();
+        let suppressed = {
+            let mut t = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            if t.last
+                .is_some_and(|at| now.duration_since(at) < REFUSAL_LOG_EVERY)
+            {
+                t.unlogged += 1;
+                return;
+            }
+            t.last = Some(now);
+            std::mem::take(&mut t.unlogged)
+        };
+        warn!(origin, %peer, via, suppressed, "origin not allowed");
     }
 }
 

@@ -1,7 +1,10 @@
 //! Delivery: how the room core reaches a member without knowing its transport. Each
-//! member has an [`Outbox`], a bounded queue of encoded envelopes (JSON, no framing) that
-//! its transport's writer drains, plus, for WebTransport members, a [`DatagramSink`]. A
-//! relayed event is encoded once ([`Relayed`]) and shared by every receiver.
+//! member has an [`Outbox`], a bounded queue that its transport's writer drains, plus, for
+//! WebTransport members, a [`DatagramSink`]. The queue holds encoded envelopes (JSON, no
+//! framing); a transport that sends an envelope's parts separately (Socket.IO) takes a
+//! queue of [`Queued`] items instead: envelopes, relayed events already read into their
+//! [`Parts`], and the transport's own markers. A relayed event is encoded (and read into
+//! parts) once ([`Relayed`]) and shared by every receiver.
 //!
 //! Nothing here waits: reliable messages use `try_send` and a full queue ends that member's
 //! connection ([`CloseReason::SlowConsumer`]); datagram-class events to a lagging member
@@ -13,7 +16,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use jam_protocol::{json_to_msgpack, Encoding};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
 
 use crate::stats::Stats;
@@ -107,13 +113,64 @@ pub enum Delivered {
     Dropped,
 }
 
+/// An envelope read into its parts, for a transport that sends them separately
+/// (Socket.IO emits `event` with `data`, and `{ seq }` when there is one).
+#[derive(Debug)]
+pub struct Parts {
+    /// The event name.
+    pub event: Box<str>,
+    /// The data, as the server encoded it.
+    pub data: Box<RawValue>,
+    /// The request id the envelope answers, when it is an integer.
+    pub id: Option<i64>,
+    /// The room sequence number (PROTOCOL.md §6), when it carries one.
+    pub seq: Option<u64>,
+}
+
+/// The fields [`Parts`] reads, borrowed from the envelope.
+#[derive(Deserialize)]
+struct Fields<'a> {
+    event: &'a str,
+    #[serde(borrow)]
+    data: &'a RawValue,
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    seq: Option<u64>,
+}
+
+impl Parts {
+    /// Reads an encoded envelope; an error when it has no `event` or no `data`.
+    pub fn read(json: &[u8]) -> Result<Parts, serde_json::Error> {
+        let f: Fields<'_> = serde_json::from_slice(json)?;
+        Ok(Parts {
+            event: f.event.into(),
+            data: f.data.to_owned(),
+            id: f.id.and_then(|id| id.get().parse().ok()),
+            seq: f.seq,
+        })
+    }
+}
+
+/// One item of a queue made by [`Outbox::with_parts`].
+#[derive(Debug)]
+pub enum Queued {
+    /// An encoded envelope (JSON, no framing).
+    Envelope(Bytes),
+    /// A relayed event, read into its parts once for every receiver.
+    Relayed(Arc<Parts>),
+    /// A marker the transport put behind what was queued before it (Socket.IO: the end of
+    /// one request's answers), handed back in order.
+    Mark(i64),
+}
+
 /// An `event:broadcast` encoded once for all its receivers: the JSON envelope, and on
-/// first need its MessagePack form and one datagram-framed copy per encoding.
+/// first need its MessagePack form, one datagram-framed copy per encoding and its parts.
 #[derive(Debug)]
 pub struct Relayed {
     json: Bytes,
     msgpack: OnceLock<Option<Bytes>>,
     framed: [OnceLock<Framed>; 2],
+    parts: OnceLock<Option<Arc<Parts>>>,
 }
 
 impl Relayed {
@@ -123,7 +180,16 @@ impl Relayed {
             json,
             msgpack: OnceLock::new(),
             framed: [OnceLock::new(), OnceLock::new()],
+            parts: OnceLock::new(),
         }
+    }
+
+    /// The envelope read into its parts, the first time a receiver needs them; `None`
+    /// when it has no `event` or `data`.
+    pub fn parts(&self) -> Option<&Arc<Parts>> {
+        self.parts
+            .get_or_init(|| Parts::read(&self.json).ok().map(Arc::new))
+            .as_ref()
     }
 
     /// The envelope in `encoding`.
@@ -178,8 +244,46 @@ impl Relayed {
     }
 }
 
+/// The sending end of a member's queue: envelopes only, or [`Queued`] items.
+enum Queue {
+    Envelopes(mpsc::Sender<Bytes>),
+    Items(mpsc::Sender<Queued>),
+}
+
+/// A full or closed queue, whatever the item was.
+fn unit<T>(e: TrySendError<T>) -> TrySendError<()> {
+    match e {
+        TrySendError::Full(_) => TrySendError::Full(()),
+        TrySendError::Closed(_) => TrySendError::Closed(()),
+    }
+}
+
+impl Queue {
+    /// Queues `json`, or for a queue of items the parts of `event` (which `json` encodes)
+    /// when there is one.
+    fn try_send(&self, json: Bytes, event: Option<&Relayed>) -> Result<(), TrySendError<()>> {
+        match self {
+            Queue::Envelopes(tx) => tx.try_send(json).map_err(unit),
+            Queue::Items(tx) => {
+                let item = match event.and_then(Relayed::parts) {
+                    Some(parts) => Queued::Relayed(parts.clone()),
+                    None => Queued::Envelope(json),
+                };
+                tx.try_send(item).map_err(unit)
+            }
+        }
+    }
+
+    fn capacity(&self) -> usize {
+        match self {
+            Queue::Envelopes(tx) => tx.capacity(),
+            Queue::Items(tx) => tx.capacity(),
+        }
+    }
+}
+
 struct OutboxShared {
-    tx: mpsc::Sender<Bytes>,
+    queue: Queue,
     capacity: usize,
     datagrams: Option<(Box<dyn DatagramSink>, Encoding)>,
     closer: CancellationToken,
@@ -189,7 +293,7 @@ struct OutboxShared {
     rtt_ms: AtomicU32,
 }
 
-/// The sending half of a member's bounded queue of encoded envelopes (JSON, no framing),
+/// The sending half of a member's bounded queue (encoded envelopes, or [`Queued`] items),
 /// plus its datagram sink. Cloning shares the queue.
 #[derive(Clone)]
 pub struct Outbox(Arc<OutboxShared>);
@@ -212,10 +316,32 @@ impl Outbox {
         closer: CancellationToken,
         stats: Arc<Stats>,
     ) -> (Outbox, mpsc::Receiver<Bytes>) {
+        Outbox::open(capacity, Queue::Envelopes, datagrams, closer, stats)
+    }
+
+    /// Creates an outbox of `capacity` items for a transport that sends an envelope's
+    /// parts separately: relayed events arrive read into their [`Parts`] (once for all
+    /// such receivers), and the transport can queue its own markers ([`Outbox::push_mark`]).
+    pub fn with_parts(
+        capacity: usize,
+        closer: CancellationToken,
+        stats: Arc<Stats>,
+    ) -> (Outbox, mpsc::Receiver<Queued>) {
+        Outbox::open(capacity, Queue::Items, None, closer, stats)
+    }
+
+    /// An outbox whose queue of `T` (at least 2) is `queue` around its sending end.
+    fn open<T>(
+        capacity: usize,
+        queue: impl FnOnce(mpsc::Sender<T>) -> Queue,
+        datagrams: Option<(Box<dyn DatagramSink>, Encoding)>,
+        closer: CancellationToken,
+        stats: Arc<Stats>,
+    ) -> (Outbox, mpsc::Receiver<T>) {
         let capacity = capacity.max(2);
         let (tx, rx) = mpsc::channel(capacity);
         let shared = OutboxShared {
-            tx,
+            queue: queue(tx),
             capacity,
             datagrams,
             closer,
@@ -229,20 +355,37 @@ impl Outbox {
     /// Queues a control message or a reliable event; a full queue means the member
     /// stopped reading, and it is disconnected.
     pub fn push_reliable(&self, bytes: Bytes) -> bool {
-        match self.0.tx.try_send(bytes) {
+        self.reliable(self.0.queue.try_send(bytes, None))
+    }
+
+    /// Queues the transport's marker `mark` behind what is queued now, as reliably as a
+    /// message; `false` when it was not queued (a queue of envelopes takes no markers).
+    pub fn push_mark(&self, mark: i64) -> bool {
+        match &self.0.queue {
+            Queue::Items(tx) => self.reliable(tx.try_send(Queued::Mark(mark)).map_err(unit)),
+            Queue::Envelopes(_) => false,
+        }
+    }
+
+    /// What became of a reliable send: a full queue cuts the member off.
+    fn reliable(&self, sent: Result<(), TrySendError<()>>) -> bool {
+        match sent {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(TrySendError::Full(())) => {
                 self.cut_off_slow();
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(TrySendError::Closed(())) => false,
         }
     }
 
     /// Queues a datagram-class event. Such events only use the lower half of the queue,
     /// so a lagging member loses these first and its control messages still fit.
-    fn push_lossy(&self, bytes: Bytes) -> Delivered {
-        if self.0.tx.capacity() <= self.0.capacity / 2 || self.0.tx.try_send(bytes).is_err() {
+    fn push_lossy(&self, event: &Relayed) -> Delivered {
+        let queue = &self.0.queue;
+        if queue.capacity() <= self.0.capacity / 2
+            || queue.try_send(event.json().clone(), Some(event)).is_err()
+        {
             return Delivered::Dropped;
         }
         Delivered::Queued
@@ -252,7 +395,7 @@ impl Outbox {
     pub fn deliver(&self, event: &Relayed, path: Path) -> Delivered {
         match (path, &self.0.datagrams) {
             (Path::Reliable, _) => {
-                self.push_reliable(event.json().clone());
+                self.reliable(self.0.queue.try_send(event.json().clone(), Some(event)));
                 Delivered::Queued
             }
             (Path::Datagram, _) => match self.try_datagram(event) {
@@ -260,7 +403,7 @@ impl Outbox {
                 Some(false) => Delivered::Dropped,
                 // No datagrams, or too large for this receiver: the control stream (or
                 // WebSocket) carries it, as JSON.
-                None => self.push_lossy(event.json().clone()),
+                None => self.push_lossy(event),
             },
         }
     }
@@ -289,7 +432,7 @@ impl Outbox {
 
     /// How many more messages the queue takes now.
     pub fn free_capacity(&self) -> usize {
-        self.0.tx.capacity()
+        self.0.queue.capacity()
     }
 
     /// Sends one of the server's own answers (a `clock:pong`) as a datagram in the
@@ -346,5 +489,35 @@ mod tests {
         assert_eq!(&other[2..], &ev.json()[..]);
         let mp = ev.framed(Encoding::MsgPack, &[0]).unwrap();
         assert_eq!(&mp[1..], &ev.msgpack().unwrap()[..]);
+    }
+    #[test]
+    fn parts_are_read_once_for_every_receiver_and_marks_keep_their_place() {
+        let stats = Arc::new(Stats::default());
+        let (a, mut rx_a) = Outbox::with_parts(8, CancellationToken::new(), stats.clone());
+        let (b, mut rx_b) = Outbox::with_parts(8, CancellationToken::new(), stats.clone());
+        let (c, mut rx_c) = Outbox::new(8, None, CancellationToken::new(), stats);
+        let json = br#"{"event":"event:broadcast","data":{"n":1},"seq":7}"#;
+        let ev = Relayed::new(Bytes::from_static(json));
+        assert!(a.push_mark(3));
+        assert!(!c.push_mark(3), "a queue of envelopes takes no marks");
+        for outbox in [&a, &b, &c] {
+            assert_eq!(outbox.deliver(&ev, Path::Reliable), Delivered::Queued);
+        }
+        assert!(matches!(rx_a.try_recv(), Ok(Queued::Mark(3))));
+        let parts = |item| match item {
+            Ok(Queued::Relayed(p)) => p,
+            other => panic!("expected parts, got {other:?}"),
+        };
+        let (pa, pb) = (parts(rx_a.try_recv()), parts(rx_b.try_recv()));
+        assert!(Arc::ptr_eq(&pa, &pb), "one read for every receiver");
+        assert_eq!(
+            (&*pa.event, pa.data.get(), pa.seq),
+            ("event:broadcast", r#"{"n":1}"#, Some(7))
+        );
+        assert_eq!(
+            &rx_c.try_recv().unwrap()[..],
+            json,
+            "others still get the bytes"
+        );
     }
 }

@@ -89,7 +89,7 @@ impl RunningServer {
 
         let listener = tokio::net::TcpListener::bind(config.http_addr)
             .await
-            .with_context(|| format!("binding HTTP on {}", config.http_addr))?;
+            .with_context(|| format!("--http-addr {}: cannot listen there", config.http_addr))?;
         let http_addr = listener.local_addr()?;
         let wt = Arc::new(
             WtServer::bind(
@@ -100,7 +100,7 @@ impl RunningServer {
                 },
                 &identity,
             )
-            .with_context(|| format!("binding WebTransport on {}", config.wt_addr))?,
+            .with_context(|| format!("--wt-addr {}: cannot listen there", config.wt_addr))?,
         );
         let wt_addr = wt.local_addr()?;
         let published = Arc::new(Published {

@@ -1,5 +1,6 @@
 //! Origins and cross-site use (PROTOCOL.md §10): `--allowed-origins` on the WebSocket
-//! upgrade, the WebTransport session and `/connect` (CORS, with its preflight).
+//! upgrade, the WebTransport session and `/connect` (CORS, with its preflight; a refused
+//! page reads why), and the rate-limited log of refusals.
 
 mod common;
 
@@ -108,8 +109,14 @@ async fn connect_answers_cors_for_allowed_origins_and_its_preflight() {
         assert_eq!(allow.as_deref(), Some("https://x.example.org"), "{method}");
         assert_eq!(vary.as_deref(), Some("Origin"), "{method}");
         let (status, allow, vary) = connect_cors(&s, method.clone(), "https://evil.example").await;
-        assert_eq!(status, ok, "{method}");
-        assert_eq!(allow, None, "{method}: no CORS for another origin");
+        if method == reqwest::Method::GET {
+            // The page may read why it was refused (see below), so CORS names it.
+            assert_eq!(status, 403);
+            assert_eq!(allow.as_deref(), Some("https://evil.example"));
+        } else {
+            assert_eq!(status, ok, "{method}");
+            assert_eq!(allow, None, "{method}: no CORS for another origin");
+        }
         assert_eq!(vary.as_deref(), Some("Origin"), "{method}");
     }
     // The default allows every origin.
@@ -119,6 +126,117 @@ async fn connect_answers_cors_for_allowed_origins_and_its_preflight() {
     ws_with_origin(&open, Some("https://anything.example"))
         .await
         .unwrap();
+}
+
+/// `GET /connect` with `origin` (or none): status, content type, CORS origin and body.
+async fn connect_answer(
+    s: &TestServer,
+    origin: Option<&str>,
+) -> (u16, String, Option<String>, serde_json::Value) {
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut request = client.get(format!("{}/connect", s.http_base()));
+    if let Some(o) = origin {
+        request = request.header("origin", o);
+    }
+    let response = request.send().await.unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let kind = header("content-type").unwrap_or_default();
+    let allow = header("access-control-allow-origin");
+    let status = response.status().as_u16();
+    let body = response.bytes().await.unwrap();
+    (status, kind, allow, serde_json::from_slice(&body).unwrap())
+}
+
+#[tokio::test]
+async fn a_refused_page_learns_why_from_connect_and_allowed_ones_see_no_change() {
+    let s = TestServer::start_with(|c| c.allowed_origins = POLICY.into()).await;
+    let (status, kind, allow, body) = connect_answer(&s, Some("https://evil.example")).await;
+    assert_eq!(status, 403);
+    assert_eq!(kind, "application/json");
+    assert_eq!(allow.as_deref(), Some("https://evil.example"));
+    assert_eq!(body, serde_json::json!({ "error": "origin_not_allowed" }));
+    for origin in [Some("https://jam.example.com"), None] {
+        let (status, kind, allow, body) = connect_answer(&s, origin).await;
+        assert_eq!(status, 200, "{origin:?}");
+        assert_eq!(kind, "application/json", "{origin:?}");
+        assert_eq!(allow.as_deref(), origin, "{origin:?}");
+        assert!(body["websocket"]["url"].is_string(), "{origin:?}: {body}");
+        assert!(body.get("error").is_none(), "{origin:?}: {body}");
+    }
+}
+
+/// What one thread logs (the tests below run the server on their own thread).
+#[derive(Clone, Default)]
+struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn refused_origins_are_logged_at_most_once_a_second_with_a_count() {
+    let log = Lines::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter("jam_server=warn")
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // A current-thread runtime: the server's tasks log on this thread.
+    let _default = tracing::subscriber::set_default(subscriber);
+    let s = TestServer::start_with(|c| c.allowed_origins = POLICY.into()).await;
+    let started = std::time::Instant::now();
+    let refusals = 30;
+    for i in 0..refusals {
+        let origin = format!("https://evil{i}.example");
+        if i % 2 == 0 {
+            ws_with_origin(&s, Some(&origin))
+                .await
+                .expect_err("refused");
+        } else {
+            let (status, ..) = connect_answer(&s, Some(&origin)).await;
+            assert_eq!(status, 403);
+        }
+    }
+    let elapsed = started.elapsed();
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("origin not allowed"))
+        .collect();
+    assert!(!lines.is_empty(), "a refusal is logged: {text}");
+    assert!(lines[0].contains("WARN"), "{}", lines[0]);
+    assert!(lines[0].contains("https://evil0.example"), "{}", lines[0]);
+    assert!(lines[0].contains("via=\"ws\""), "{}", lines[0]);
+    assert!(
+        lines.len() as u64 <= elapsed.as_secs() + 1,
+        "{} lines in {elapsed:?}: {text}",
+        lines.len()
+    );
+    // Every line after the first says how many went unlogged before it.
+    let counted: u64 = lines
+        .iter()
+        .filter_map(|l| {
+            l.split("suppressed=")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    assert!(counted + lines.len() as u64 <= refusals, "{text}");
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! The real binary: it starts on ephemeral ports, logs what it bound, and on SIGTERM closes
-//! its clients properly and exits within a few seconds.
+//! its clients properly and exits within a few seconds; a port already taken stops the
+//! start with an error naming the flag and the address.
 
 mod common;
 
@@ -236,4 +237,34 @@ async fn a_restart_keeps_the_jam_every_seat_resumes_with_its_id_and_the_host() {
 
 async fn next(c: &mut Client) -> jam_protocol::ServerEvent {
     c.next().await.expect("a message").message.event
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_in_use_is_named_by_its_flag_and_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_first, (http, wt, _), _log) =
+        spawn_server(dir.path(), "127.0.0.1:0", "127.0.0.1:0").await;
+    for (flag, taken, args) in [
+        ("--http-addr", &http, [http.as_str(), "127.0.0.1:0"]),
+        ("--wt-addr", &wt, ["127.0.0.1:0", wt.as_str()]),
+    ] {
+        let second = tempfile::tempdir().unwrap();
+        let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_jam-server"))
+            .args(["--http-addr", args[0], "--wt-addr", args[1], "--cert-dir"])
+            .arg(second.path())
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(T, run)
+            .await
+            .expect("the second server gives up at once")
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{flag}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{flag} {taken}")),
+            "{flag}: the error names the flag and the address: {stderr}"
+        );
+        assert!(stderr.contains("in use"), "{flag}: and why: {stderr}");
+    }
 }

@@ -13,16 +13,18 @@
 //!   `id`.
 //! - **Out.** The writer task drains the session's [`Outbox`] and emits each envelope as
 //!   `emit(event, data)`, or `emit(event, data, { seq })` when it carries a room sequence
-//!   number (PROTOCOL.md §6). The answer that echoes a request's `id` is also the
+//!   number (PROTOCOL.md §6). A relayed event arrives already read into its parts, once
+//!   for all Socket.IO receivers ([`Queued::Relayed`]); socketioxide then frames it per
+//!   socket (it has no public way to send one pre-framed packet to one socket). The answer that echoes a request's `id` is also the
 //!   argument of that request's acknowledgement, as `{ event, data }`; a request with no
 //!   answer (a relayed `event:broadcast`) is acknowledged with no argument once it was
 //!   handled.
-//! - **Admission.** A middleware in front of socketioxide applies the origin policy to
-//!   every request (HTTP 403) and counts each new Engine.IO session against the
-//!   per-address limit (HTTP 429); the place is held as long as the session lives. The
-//!   connection's session and handlers are set up in a Socket.IO connect middleware,
-//!   which runs before the client is told it is connected, so an event sent at once
-//!   finds them.
+//! - **Admission** ([`crate::conn`]). A middleware in front of socketioxide applies the
+//!   origin policy to every request (HTTP 403) and admits each new Engine.IO session
+//!   against the per-address limit (HTTP 429); the admission is held as long as the
+//!   session lives. The connection's session and handlers are set up in a Socket.IO
+//!   connect middleware, which runs before the client is told it is connected, so an
+//!   event sent at once finds them.
 //! - **End.** A client's `socket.disconnect()` is a `session:leave`; a transport that
 //!   closes or times out leaves the seat away for resume, as on the other transports. A
 //!   connection the server ends (slow consumer, takeover, join deadline) gets a Socket.IO
@@ -43,22 +45,21 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::value::RawValue;
 use socketioxide::extract::{AckSender, SocketRef};
 use socketioxide::handler::{ConnectHandler, FromMessageParts, MessageHandler, Value};
 use socketioxide::socket::{DisconnectReason, Socket};
 use socketioxide::{ParserConfig, SendError, SocketError, SocketIo};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, info_span, Instrument};
+use tracing::{debug, Instrument};
 
 use jam_protocol::{self as protocol, ErrorCode, ProtocolError};
 
-use crate::conn::{until, AddressSlot, Context};
-use crate::outbox::{CloseReason, Outbox, Path};
+use crate::conn::{until, Admission, Context};
+use crate::outbox::{CloseReason, Outbox, Parts, Path, Queued};
 use crate::session::Session;
-use crate::stats::{OpenConnection, Transport};
+use crate::stats::Transport;
 
 /// Where the endpoint listens: socket.io-client's default path.
 pub const PATH: &str = "/socket.io/";
@@ -123,13 +124,13 @@ pub fn router(ctx: Arc<Context>) -> Router {
         .layer(axum::middleware::from_fn_with_state(ctx, admit))
 }
 
-/// An admitted Engine.IO session's place in its address's count, carried in the
+/// An admitted Engine.IO session (its place in its address's count), carried in the
 /// handshake request's extensions, which the session keeps for its lifetime.
 #[derive(Clone)]
-struct Admitted(Arc<Mutex<Option<AddressSlot>>>);
+struct Admitted(Arc<Mutex<Option<Admission>>>);
 
 impl Admitted {
-    fn take(&self) -> Option<AddressSlot> {
+    fn take(&self) -> Option<Admission> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
@@ -152,9 +153,9 @@ async fn admit(
     next: Next,
 ) -> Response {
     let origin = req.headers().get(header::ORIGIN).cloned();
-    if !ctx.allows_origin(origin.as_ref().map(|o| o.to_str().unwrap_or("?"))) {
-        debug!(%peer, ?origin, "socket.io: origin not allowed");
-        return (StatusCode::FORBIDDEN, "this origin may not connect").into_response();
+    let named = origin.as_ref().map(|o| o.to_str().unwrap_or("?"));
+    if let Err(refused) = ctx.check_origin(named, peer, Transport::SocketIo) {
+        return refused.into_response();
     }
     let mut response = if req.method() == Method::OPTIONS {
         let mut r = StatusCode::NO_CONTENT.into_response();
@@ -173,17 +174,12 @@ async fn admit(
         r
     } else {
         if !names_session(req.uri().query()) {
-            let Some(slot) = ctx.admit(peer.ip()) else {
-                debug!(%peer, "socket.io: too many connections from this address");
-                ctx.count_refused_address();
-                return (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too many connections from your address",
-                )
-                    .into_response();
+            let admission = match ctx.arrive(peer, Transport::SocketIo).admit() {
+                Ok(admission) => admission,
+                Err(refused) => return refused.into_response(),
             };
             req.extensions_mut()
-                .insert(Admitted(Arc::new(Mutex::new(Some(slot)))));
+                .insert(Admitted(Arc::new(Mutex::new(Some(admission)))));
         }
         next.run(req).await
     };
@@ -203,15 +199,12 @@ struct Conn {
     session: Mutex<Option<Session>>,
     outbox: Outbox,
     /// Acknowledgements waiting for their answer, by acknowledgement id (the `id` of
-    /// the request's envelope). Each has a marker behind its request in the outbox, so
-    /// the map holds no more than the queue does.
+    /// the request's envelope). Each has a marker ([`Queued::Mark`]) behind its request's
+    /// answers in the outbox, so the map holds no more than the queue does.
     acks: Mutex<HashMap<i64, Pending>>,
     /// The client sent a Socket.IO disconnect: it left, rather than lost, the room.
     left: AtomicBool,
 }
-
-/// Marks the end of a request's answers in the outbox (an envelope starts with `{`).
-const ACK_MARKER: u8 = 0;
 
 impl Conn {
     fn lobby_deadline(&self) -> Option<std::time::Instant> {
@@ -274,10 +267,7 @@ impl Conn {
             Err(why) => session.invalid(why.as_str()),
         }
         if let Some(id) = ack_id {
-            let mut marker = Vec::with_capacity(9);
-            marker.push(ACK_MARKER);
-            marker.extend_from_slice(&id.to_be_bytes());
-            self.outbox.push_reliable(Bytes::from(marker));
+            self.outbox.push_mark(id);
         }
     }
 }
@@ -349,13 +339,9 @@ struct Starter(Arc<Mutex<Option<Writer>>>);
 
 struct Writer {
     conn: Arc<Conn>,
-    rx: mpsc::Receiver<Bytes>,
-    token: CancellationToken,
-    slot: AddressSlot,
-    /// Its place in the Socket.IO connection gauge.
-    open: OpenConnection,
+    rx: mpsc::Receiver<Queued>,
+    admission: Admission,
     guard: tokio_util::task::task_tracker::TaskTrackerToken,
-    span: tracing::Span,
 }
 
 /// The connect middleware: admits the connection, opens its session and registers its
@@ -367,20 +353,18 @@ fn prepare(socket: SocketRef, ctx: Arc<Context>) -> Result<(), &'static str> {
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0)
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-    // The Engine.IO session's place; a second connect on the same session (after a
+    // The Engine.IO session's admission; a second connect on the same session (after a
     // namespace disconnect) asks for a new one.
-    let slot = parts
-        .extensions
-        .get::<Admitted>()
-        .and_then(Admitted::take)
-        .or_else(|| ctx.admit(peer.ip()));
-    let Some(slot) = slot else {
-        debug!(%peer, "socket.io: too many connections from this address");
-        ctx.count_refused_address();
-        return Err("too many connections from your address");
+    let admission = match parts.extensions.get::<Admitted>().and_then(Admitted::take) {
+        Some(admission) => admission,
+        None => ctx
+            .arrive(peer, Transport::SocketIo)
+            .admit()
+            .map_err(|refused| refused.as_str())?,
     };
-    let token = ctx.shutdown.child_token();
-    let (session, outbox, rx) = ctx.open_session(peer, None, token.clone());
+    let mut admission = admission;
+    admission.connected();
+    let (session, outbox, rx) = admission.open_session_with_parts();
     let conn = Arc::new(Conn {
         session: Mutex::new(Some(session)),
         outbox,
@@ -398,19 +382,13 @@ fn prepare(socket: SocketRef, ctx: Arc<Context>) -> Result<(), &'static str> {
             conn.outbox.close(close_reason_for(reason));
         }
     });
-    let conn_id = ctx.next_conn_id();
-    let span =
-        info_span!("conn", conn = conn_id, transport = "sio", %peer, room = tracing::field::Empty);
     socket
         .extensions
         .insert(Starter(Arc::new(Mutex::new(Some(Writer {
             conn,
             rx,
-            token,
-            slot,
-            open: ctx.hub.stats().open(Transport::SocketIo),
+            admission,
             guard: ctx.tracker.token(),
-            span,
         })))));
     Ok(())
 }
@@ -425,9 +403,10 @@ async fn start(socket: SocketRef) {
         return;
     };
     let _guard = w.guard;
-    let _slot = w.slot;
-    let _open = w.open;
-    run(socket, w.conn, w.rx, w.token).instrument(w.span).await;
+    let span = w.admission.span().clone();
+    run(socket, w.conn, w.rx, w.admission)
+        .instrument(span)
+        .await;
 }
 
 fn close_reason_for(reason: DisconnectReason) -> CloseReason {
@@ -447,10 +426,10 @@ fn close_reason_for(reason: DisconnectReason) -> CloseReason {
 async fn run(
     socket: SocketRef,
     conn: Arc<Conn>,
-    mut rx: mpsc::Receiver<Bytes>,
-    token: CancellationToken,
+    mut rx: mpsc::Receiver<Queued>,
+    admission: Admission,
 ) {
-    info!("connected");
+    let token = admission.token().clone();
     loop {
         let lobby = conn.lobby_deadline();
         tokio::select! {
@@ -503,18 +482,7 @@ async fn run(
     }
     // Pending acknowledgements hold the socket: let them go.
     conn.lock_acks().clear();
-    info!(reason = reason.as_str(), "disconnected");
-}
-
-/// One envelope as the writer reads it back.
-#[derive(Deserialize)]
-struct Outgoing<'a> {
-    event: &'a str,
-    #[serde(borrow)]
-    data: &'a RawValue,
-    #[serde(borrow)]
-    id: Option<&'a RawValue>,
-    seq: Option<u64>,
+    admission.finish(reason);
 }
 
 /// The second argument of an event that carries a room sequence number.
@@ -533,53 +501,62 @@ struct Answer<'a> {
 }
 
 impl<'a> Answer<'a> {
-    fn of(out: &Outgoing<'a>) -> Self {
+    fn of(parts: &'a Parts) -> Self {
         Answer {
-            event: out.event,
-            data: out.data,
-            seq: out.seq,
+            event: &parts.event,
+            data: &parts.data,
+            seq: parts.seq,
         }
     }
 }
 
-/// Emits one queued message (or runs an acknowledgement marker); `false` when the
-/// connection is over.
-fn emit(socket: &SocketRef, conn: &Conn, m: Bytes) -> bool {
-    if m.first() == Some(&ACK_MARKER) {
-        let id = <[u8; 8]>::try_from(&m[1..]).map(i64::from_be_bytes);
-        let Some(pending) = id.ok().and_then(|id| conn.lock_acks().remove(&id)) else {
-            return true;
-        };
-        return match pending.otherwise {
-            Some(answer) => match serde_json::from_slice::<Outgoing<'_>>(&answer) {
-                Ok(out) => sent(conn, pending.ack.send(&Answer::of(&out))),
-                Err(_) => true,
-            },
-            // No answer came: the request was handled and that is all.
-            None => sent(conn, pending.ack.send(&[(); 0])),
-        };
+/// Emits one queued item (or runs an acknowledgement marker); `false` when the
+/// connection is over. A relayed event comes read into its parts, once for every
+/// Socket.IO receiver; only the server's own envelopes to this connection are read here.
+fn emit(socket: &SocketRef, conn: &Conn, item: Queued) -> bool {
+    match item {
+        Queued::Relayed(parts) => emit_parts(socket, conn, &parts),
+        Queued::Envelope(json) => match Parts::read(&json) {
+            Ok(parts) => emit_parts(socket, conn, &parts),
+            Err(e) => {
+                debug!(error = %e, "socket.io: an envelope without event or data");
+                true
+            }
+        },
+        Queued::Mark(id) => acknowledge(conn, id),
     }
-    let out: Outgoing<'_> = match serde_json::from_slice(&m) {
-        Ok(out) => out,
-        Err(e) => {
-            debug!(error = %e, "socket.io: an envelope without event or data");
-            return true;
-        }
-    };
-    let emitted = match out.seq {
-        Some(seq) => socket.emit(out.event, &(out.data, Meta { seq })),
-        None => socket.emit(out.event, &(out.data,)),
+}
+
+/// Emits `emit(event, data)`, or `emit(event, data, { seq })`, and acknowledges the
+/// request whose `id` it answers.
+fn emit_parts(socket: &SocketRef, conn: &Conn, parts: &Parts) -> bool {
+    let data: &RawValue = &parts.data;
+    let emitted = match parts.seq {
+        Some(seq) => socket.emit(&*parts.event, &(data, Meta { seq })),
+        None => socket.emit(&*parts.event, &(data,)),
     };
     if !sent(conn, emitted) {
         return false;
     }
-    let ack = out
-        .id
-        .and_then(|id| id.get().parse::<i64>().ok())
-        .and_then(|id| conn.lock_acks().remove(&id));
-    match ack {
-        Some(pending) => sent(conn, pending.ack.send(&Answer::of(&out))),
+    match parts.id.and_then(|id| conn.lock_acks().remove(&id)) {
+        Some(pending) => sent(conn, pending.ack.send(&Answer::of(parts))),
         None => true,
+    }
+}
+
+/// The end of request `id`'s answers: its acknowledgement, if no answer took it, gets the
+/// refusal it was left with, or no argument.
+fn acknowledge(conn: &Conn, id: i64) -> bool {
+    let Some(pending) = conn.lock_acks().remove(&id) else {
+        return true;
+    };
+    match pending.otherwise {
+        Some(answer) => match Parts::read(&answer) {
+            Ok(parts) => sent(conn, pending.ack.send(&Answer::of(&parts))),
+            Err(_) => true,
+        },
+        // No answer came: the request was handled and that is all.
+        None => sent(conn, pending.ack.send(&[(); 0])),
     }
 }
 

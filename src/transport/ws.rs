@@ -21,10 +21,10 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, info_span, Instrument};
+use tracing::{debug, Instrument};
 
 use crate::clock::ServerClock;
-use crate::conn::{until, Context};
+use crate::conn::{until, Admission, Context};
 use crate::outbox::{CloseReason, Outbox, Path};
 use crate::stats::Transport;
 use crate::transport::unfinished::{Unfinished, Watched};
@@ -67,9 +67,8 @@ pub async fn upgrade(
     let origin = headers
         .get(header::ORIGIN)
         .map(|o| o.to_str().unwrap_or("?"));
-    if !ctx.allows_origin(origin) {
-        debug!(%peer, ?origin, "origin not allowed");
-        return (StatusCode::FORBIDDEN, "this origin may not connect").into_response();
+    if let Err(refused) = ctx.check_origin(origin, peer, Transport::WebSocket) {
+        return refused.into_response();
     }
     let accept = match handshake_key(headers) {
         Ok(key) => derive_accept_key(key.as_bytes()),
@@ -86,14 +85,9 @@ pub async fn upgrade(
         )
             .into_response();
     };
-    let Some(slot) = ctx.admit(peer.ip()) else {
-        debug!(%peer, "too many connections from this address");
-        ctx.count_refused_address();
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many connections from your address",
-        )
-            .into_response();
+    let admission = match ctx.arrive(peer, Transport::WebSocket).admit() {
+        Ok(admission) => admission,
+        Err(refused) => return refused.into_response(),
     };
     // tungstenite's 128 KiB default buffers would cost 256 KiB per idle connection;
     // messages here are small and the writer flushes once per batch anyway.
@@ -103,20 +97,22 @@ pub async fn upgrade(
         .max_write_buffer_size(MAX_WRITE_BUFFER)
         .max_message_size(Some(MAX_FRAME_BYTES))
         .max_frame_size(Some(MAX_FRAME_BYTES));
-    let task_ctx = ctx.clone();
-    ctx.tracker.spawn(async move {
-        let _slot = slot;
-        let upgraded = match on_upgrade.await {
-            Ok(upgraded) => upgraded,
-            Err(e) => {
-                debug!(%peer, error = %e, "upgrade failed");
-                return;
-            }
-        };
-        let (io, unfinished) = Watched::new(TokioIo::new(upgraded));
-        let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-        run(socket, unfinished, peer, task_ctx).await;
-    });
+    let span = admission.span().clone();
+    ctx.tracker.spawn(
+        async move {
+            let upgraded = match on_upgrade.await {
+                Ok(upgraded) => upgraded,
+                Err(e) => {
+                    debug!(error = %e, "upgrade failed");
+                    return;
+                }
+            };
+            let (io, unfinished) = Watched::new(TokioIo::new(upgraded));
+            let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+            run(socket, unfinished, admission).await;
+        }
+        .instrument(span),
+    );
     let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
     let h = response.headers_mut();
     h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -206,98 +202,90 @@ fn handshake_key(headers: &HeaderMap) -> Result<&HeaderValue, NotAHandshake> {
         .ok_or(NotAHandshake::NoKey)
 }
 
-async fn run(socket: Socket, unfinished: Arc<Unfinished>, peer: SocketAddr, ctx: Arc<Context>) {
-    let conn_id = ctx.next_conn_id();
-    let span =
-        info_span!("conn", conn = conn_id, transport = "ws", %peer, room = tracing::field::Empty);
-    async move {
-        info!("connected");
-        let _open = ctx.hub.stats().open(Transport::WebSocket);
-        let token = ctx.shutdown.child_token();
-        let (mut session, outbox, rx) = ctx.open_session(peer, None, token.clone());
-        let (sink, mut stream) = socket.split();
-        let clock = *ctx.hub.clock();
-        let writer = tokio::spawn(write(
-            sink,
-            rx,
-            token.clone(),
-            outbox.clone(),
-            Timing {
-                ping_interval: ctx.ping_interval,
-                write_deadline: ctx.peer_timeout,
-                clock,
-                shutdown: ctx.shutdown.clone(),
-            },
-        ));
+/// Runs one upgraded connection until it ends (inside its span).
+async fn run(socket: Socket, unfinished: Arc<Unfinished>, mut admission: Admission) {
+    admission.connected();
+    let ctx = admission.context().clone();
+    let token = admission.token().clone();
+    let (mut session, outbox, rx) = admission.open_session(None);
+    let (sink, mut stream) = socket.split();
+    let clock = *ctx.hub.clock();
+    let writer = tokio::spawn(write(
+        sink,
+        rx,
+        token.clone(),
+        outbox.clone(),
+        Timing {
+            ping_interval: ctx.ping_interval,
+            write_deadline: ctx.peer_timeout,
+            clock,
+            shutdown: ctx.shutdown.clone(),
+        },
+    ));
 
-        let reason = loop {
-            let lobby = session.lobby_deadline();
-            // A message counts as heard once it is whole: one begun longer than the peer
-            // timeout ago ends the connection, whatever pings the peer sends meanwhile.
-            let unfinished_by = unfinished.since().map(|t| t + ctx.peer_timeout);
-            if unfinished_by.is_some_and(|by| by <= Instant::now()) {
-                break CloseReason::UnfinishedMessage;
-            }
-            let next = tokio::select! {
-                biased;
-                _ = token.cancelled() => break outbox.close_reason().unwrap_or(CloseReason::Shutdown),
-                _ = until(lobby) => break CloseReason::NoRoom,
-                _ = until(unfinished_by) => break CloseReason::UnfinishedMessage,
-                next = tokio::time::timeout(ctx.peer_timeout, stream.next()) => next,
-            };
-            match next {
-                Err(_) => break CloseReason::PeerTimeout,
-                Ok(None) | Ok(Some(Ok(Message::Close(_)))) => break CloseReason::PeerClosed,
-                Ok(Some(Ok(Message::Text(text)))) => session.handle_text(text.as_str(), Path::Reliable),
-                Ok(Some(Ok(Message::Binary(_)))) => {
-                    session.invalid("binary frames are not accepted; send JSON text frames")
-                }
-                Ok(Some(Ok(Message::Pong(sent)))) => {
-                    // Our pings carry their send time: the round trip, for §8.
-                    if let Ok(sent) = <[u8; 8]>::try_from(&sent[..]) {
-                        let sent = u64::from_be_bytes(sent);
-                        let rtt = clock.now_us().saturating_sub(sent);
-                        outbox.set_rtt(Duration::from_micros(rtt));
-                    }
-                }
-                Ok(Some(Ok(Message::Ping(_)))) | Ok(Some(Ok(Message::Frame(_)))) => {}
-                Ok(Some(Err(e))) => break read_error_reason(e),
-            }
+    let reason = loop {
+        let lobby = session.lobby_deadline();
+        // A message counts as heard once it is whole: one begun longer than the peer
+        // timeout ago ends the connection, whatever pings the peer sends meanwhile.
+        let unfinished_by = unfinished.since().map(|t| t + ctx.peer_timeout);
+        if unfinished_by.is_some_and(|by| by <= Instant::now()) {
+            break CloseReason::UnfinishedMessage;
+        }
+        let next = tokio::select! {
+            biased;
+            _ = token.cancelled() => break outbox.close_reason().unwrap_or(CloseReason::Shutdown),
+            _ = until(lobby) => break CloseReason::NoRoom,
+            _ = until(unfinished_by) => break CloseReason::UnfinishedMessage,
+            next = tokio::time::timeout(ctx.peer_timeout, stream.next()) => next,
         };
-        // However the socket ended, it was no `session:leave`: the seat is held (§6).
-        drop(session);
-        outbox.close(reason);
-        // Until the writer has sent its close frame (a slow consumer's waits, for up to the
-        // peer timeout, for the peer to read again) and the peer has answered it or gone,
-        // what the peer sends is read and dropped: a socket closed with unread bytes is
-        // reset, and a reset throws away what the peer had not yet read, the close frame
-        // included.
-        let drained = async {
-            while let Some(Ok(_)) = stream.next().await {}
-        };
-        // A slow consumer may have a backlog to read before it reaches the close frame; a
-        // peer that is reading answers at once; a silent one never does.
-        let answer_wait = match reason {
-            CloseReason::SlowConsumer => ctx.peer_timeout,
-            CloseReason::PeerTimeout => Duration::ZERO,
-            _ => Duration::from_secs(1),
-        };
-        let backstop = ctx.peer_timeout + Duration::from_secs(2);
-        let _ = tokio::time::timeout(backstop, async {
-            let mut drained = std::pin::pin!(drained);
-            tokio::select! {
-                _ = writer => {
-                    let _ = tokio::time::timeout(answer_wait, drained).await;
-                }
-                _ = &mut drained => {}
+        match next {
+            Err(_) => break CloseReason::PeerTimeout,
+            Ok(None) | Ok(Some(Ok(Message::Close(_)))) => break CloseReason::PeerClosed,
+            Ok(Some(Ok(Message::Text(text)))) => session.handle_text(text.as_str(), Path::Reliable),
+            Ok(Some(Ok(Message::Binary(_)))) => {
+                session.invalid("binary frames are not accepted; send JSON text frames")
             }
-        })
-        .await;
-        info!(reason = reason.as_str(), "disconnected");
-        drop(stream);
-    }
-    .instrument(span)
+            Ok(Some(Ok(Message::Pong(sent)))) => {
+                // Our pings carry their send time: the round trip, for §8.
+                if let Ok(sent) = <[u8; 8]>::try_from(&sent[..]) {
+                    let sent = u64::from_be_bytes(sent);
+                    let rtt = clock.now_us().saturating_sub(sent);
+                    outbox.set_rtt(Duration::from_micros(rtt));
+                }
+            }
+            Ok(Some(Ok(Message::Ping(_)))) | Ok(Some(Ok(Message::Frame(_)))) => {}
+            Ok(Some(Err(e))) => break read_error_reason(e),
+        }
+    };
+    // However the socket ended, it was no `session:leave`: the seat is held (§6).
+    drop(session);
+    outbox.close(reason);
+    // Until the writer has sent its close frame (a slow consumer's waits, for up to the
+    // peer timeout, for the peer to read again) and the peer has answered it or gone,
+    // what the peer sends is read and dropped: a socket closed with unread bytes is
+    // reset, and a reset throws away what the peer had not yet read, the close frame
+    // included.
+    let drained = async { while let Some(Ok(_)) = stream.next().await {} };
+    // A slow consumer may have a backlog to read before it reaches the close frame; a
+    // peer that is reading answers at once; a silent one never does.
+    let answer_wait = match reason {
+        CloseReason::SlowConsumer => ctx.peer_timeout,
+        CloseReason::PeerTimeout => Duration::ZERO,
+        _ => Duration::from_secs(1),
+    };
+    let backstop = ctx.peer_timeout + Duration::from_secs(2);
+    let _ = tokio::time::timeout(backstop, async {
+        let mut drained = std::pin::pin!(drained);
+        tokio::select! {
+            _ = writer => {
+                let _ = tokio::time::timeout(answer_wait, drained).await;
+            }
+            _ = &mut drained => {}
+        }
+    })
     .await;
+    admission.finish(reason);
+    drop(stream);
 }
 
 fn read_error_reason(e: WsError) -> CloseReason {

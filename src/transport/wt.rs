@@ -13,14 +13,14 @@ use jam_protocol::Encoding;
 use jam_wt::{datagram_header, DatagramReader};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, info_span, warn, Instrument};
+use tracing::{debug, warn, Instrument};
 use wtransport::config::{Ipv6DualStackConfig, QuicTransportConfig};
 use wtransport::endpoint::endpoint_side::Server;
 use wtransport::endpoint::IncomingSession;
 use wtransport::stream::SendStream;
 use wtransport::{Connection, Endpoint, ServerConfig, VarInt};
 
-use crate::conn::{until, Context};
+use crate::conn::{until, Admission, Arrival, Context};
 use crate::outbox::{CloseReason, DatagramSink, Path};
 use crate::session::Session;
 use crate::stats::Transport;
@@ -213,34 +213,32 @@ fn handle_incoming(
     incoming: IncomingSession,
     ctx: Arc<Context>,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let peer = incoming.remote_address();
-    let conn_id = ctx.next_conn_id();
-    let span =
-        info_span!("conn", conn = conn_id, transport = "wt", %peer, room = tracing::field::Empty);
-    let slot = ctx.admit(peer.ip());
-    let handshake = Box::pin(handshake(incoming, ctx.clone(), slot.is_some()));
+    // The address's place is taken at once, and refused (with 429) only after the origin
+    // check, once the request can be answered.
+    let arrival = ctx.arrive(incoming.remote_address(), Transport::WebTransport);
+    let span = arrival.span().clone();
+    let handshake = Box::pin(handshake(incoming, ctx, arrival));
     async move {
-        let Some((connection, encoding)) = handshake.await else {
+        let Some((connection, encoding, mut admission)) = handshake.await else {
             return;
         };
-        let _slot = slot;
-        let _open = ctx.hub.stats().open(Transport::WebTransport);
-        info!(?encoding, "connected");
-        let reason = serve(connection.clone(), encoding, &ctx).await;
+        admission.connected();
+        debug!(?encoding, "encoding");
+        let reason = serve(connection.clone(), encoding, &admission).await;
         let code = close_code_for(reason);
         connection.close(VarInt::from_u32(code), reason.as_str().as_bytes());
-        info!(reason = reason.as_str(), "disconnected");
+        admission.finish(reason);
     }
     .instrument(span)
 }
 
-/// Takes a session through the handshake and the path and encoding checks; `None` when it
-/// failed or was refused (already answered and logged).
+/// Takes a session through the handshake, the origin and address checks and the path and
+/// encoding checks; `None` when it failed or was refused (already answered and logged).
 async fn handshake(
     incoming: IncomingSession,
     ctx: Arc<Context>,
-    admitted: bool,
-) -> Option<(Connection, Encoding)> {
+    arrival: Arrival,
+) -> Option<(Connection, Encoding, Admission)> {
     let request = tokio::select! {
         _ = ctx.shutdown.cancelled() => return None,
         r = tokio::time::timeout(ctx.peer_timeout, incoming) => match r {
@@ -253,17 +251,18 @@ async fn handshake(
         Some((p, q)) => (p.to_owned(), q.to_owned()),
         None => (request.path().to_owned(), String::new()),
     };
-    if !ctx.allows_origin(request.origin()) {
-        debug!(origin = ?request.origin(), "origin not allowed");
+    let peer = arrival.peer();
+    if ctx
+        .check_origin(request.origin(), peer, Transport::WebTransport)
+        .is_err()
+    {
         request.forbidden().await;
         return None;
     }
-    if !admitted {
-        debug!("too many connections from this address");
-        ctx.count_refused_address();
+    let Ok(admission) = arrival.admit() else {
         request.too_many_requests().await;
         return None;
-    }
+    };
     if path != PATH {
         debug!(%path, "no such path");
         request.not_found().await;
@@ -276,7 +275,7 @@ async fn handshake(
         return None;
     };
     match request.accept().await {
-        Ok(connection) => Some((connection, encoding)),
+        Ok(connection) => Some((connection, encoding, admission)),
         Err(e) => {
             debug!(error = %e, "session accept failed");
             None
@@ -293,8 +292,9 @@ fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
 }
 
 /// Runs one session until it ends; returns why.
-async fn serve(connection: Connection, encoding: Encoding, ctx: &Context) -> CloseReason {
-    let token = ctx.shutdown.child_token();
+async fn serve(connection: Connection, encoding: Encoding, admission: &Admission) -> CloseReason {
+    let ctx = admission.context();
+    let token = admission.token().clone();
     let datagrams = DatagramReader::new(&connection);
     // Wait for the control stream; datagrams before it are dropped.
     let (send, mut recv) = loop {
@@ -310,11 +310,7 @@ async fn serve(connection: Connection, encoding: Encoding, ctx: &Context) -> Clo
         }
     };
     let sink: Box<dyn DatagramSink> = Box::new(WtDatagrams::new(connection.clone()));
-    let (mut session, outbox, rx) = ctx.open_session(
-        connection.remote_address(),
-        Some((sink, encoding)),
-        token.clone(),
-    );
+    let (mut session, outbox, rx) = admission.open_session(Some((sink, encoding)));
     let writer = tokio::spawn(write_control(send, rx, token.clone()));
 
     let mut framer = LineFramer::new(session.max_message_bytes() + 1);
