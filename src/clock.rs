@@ -1,4 +1,4 @@
-//! The server's clock (PROTOCOL.md §7): a monotonic clock anchored to Unix time once at
+//! The server's clock (docs/protocol.md §7): a monotonic clock anchored to Unix time once at
 //! start, in milliseconds with microsecond resolution. It never jumps with the wall clock,
 //! so `serverTime` values of one server run can be subtracted safely.
 

@@ -156,7 +156,7 @@ pub struct Config {
     #[arg(long)]
     pub make_cert: bool,
 
-    /// Web origins allowed to connect (PROTOCOL.md §10), comma-separated: exact origins
+    /// Web origins allowed to connect (docs/protocol.md §10), comma-separated: exact origins
     /// (`https://jam.example.com`), wildcards over DNS labels (`https://*.example.com`),
     /// `null`, or `*` for every origin. Requests without an `Origin` are always allowed.
     #[arg(long, env = "JAM_ALLOWED_ORIGINS", default_value = "*")]

@@ -137,7 +137,7 @@ impl Context {
         })
     }
 
-    /// Whether a connection from a page of `origin` may open (PROTOCOL.md §10). A refusal
+    /// Whether a connection from a page of `origin` may open (docs/protocol.md §10). A refusal
     /// is counted by reason for `/metrics` and logged (rate-limited). `origin` is `None`
     /// without an `Origin` header (a native client).
     pub fn check_origin(
@@ -194,7 +194,7 @@ fn label(transport: Transport) -> &'static str {
 /// Why a connection was refused before it opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
-    /// Its `Origin` is not allowed (PROTOCOL.md §10).
+    /// Its `Origin` is not allowed (docs/protocol.md §10).
     #[error("{}", self.as_str())]
     Origin,
     /// Its address (IPv6: /64) has the most connections allowed.

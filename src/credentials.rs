@@ -1,4 +1,4 @@
-//! Resume credentials (PROTOCOL.md §6): the key, and the tokens it signs. A token is
+//! Resume credentials (docs/protocol.md §6): the key, and the tokens it signs. A token is
 //! what a seat needs to come back, signed so that the server can trust it after a restart
 //! that forgot every room: `base64url(claims JSON) "." base64url(HMAC-SHA256)`; clients
 //! treat it as opaque.

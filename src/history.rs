@@ -1,4 +1,4 @@
-//! A room's recent reliable messages (PROTOCOL.md §6), kept so that a seat that comes back
+//! A room's recent reliable messages (docs/protocol.md §6), kept so that a seat that comes back
 //! can be sent exactly what it missed. Bounded by count and by bytes; the oldest go first.
 //! The bytes are the very ones first sent (shared, not copied).
 

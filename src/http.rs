@@ -82,7 +82,7 @@ struct HttpState {
     web_dir: Option<Arc<PathBuf>>,
 }
 
-/// The 1.1 additions this server serves (PROTOCOL.md, top), for clients to decide
+/// The 1.1 additions this server serves (docs/protocol.md §1), for clients to decide
 /// whether to resume or ping.
 pub const FEATURES: [&str; 5] = ["resume", "clock", "latency", "tempo", "origins"];
 
@@ -125,7 +125,7 @@ fn request_host(headers: &HeaderMap) -> String {
     }
 }
 
-/// CORS for `/connect` (PROTOCOL.md §10): an allowed `Origin` is echoed with `Vary:
+/// CORS for `/connect` (docs/protocol.md §10): an allowed `Origin` is echoed with `Vary:
 /// Origin`; any other gets no CORS headers here (its `GET` is answered by
 /// [`origin_refused`] instead).
 fn cors(state: &HttpState, headers: &HeaderMap) -> Vec<(header::HeaderName, HeaderValue)> {

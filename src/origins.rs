@@ -1,4 +1,4 @@
-//! Which web origins may use the server (PROTOCOL.md §10): a list of patterns from
+//! Which web origins may use the server (docs/protocol.md §10): a list of patterns from
 //! `--allowed-origins`, each an exact origin (`https://jam.example.com`), a wildcard over
 //! one or more DNS labels (`https://*.example.com`, ports must match), `null`, or `*` for
 //! every origin. Requests without an `Origin` (native clients) are always allowed; the

@@ -69,7 +69,7 @@ impl CloseReason {
     }
 }
 
-/// Which path an event arrived on, and so which path it leaves on (PROTOCOL.md §4).
+/// Which path an event arrived on, and so which path it leaves on (docs/protocol.md §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Path {
     /// A WebSocket or a WebTransport control stream.
@@ -123,7 +123,7 @@ pub struct Parts {
     pub data: Box<RawValue>,
     /// The request id the envelope answers, when it is an integer.
     pub id: Option<i64>,
-    /// The room sequence number (PROTOCOL.md §6), when it carries one.
+    /// The room sequence number (docs/protocol.md §6), when it carries one.
     pub seq: Option<u64>,
 }
 
@@ -391,7 +391,7 @@ impl Outbox {
         Delivered::Queued
     }
 
-    /// Delivers one relayed event along the path rules of PROTOCOL.md §4.
+    /// Delivers one relayed event along the path rules of docs/protocol.md §4.
     pub fn deliver(&self, event: &Relayed, path: Path) -> Delivered {
         match (path, &self.0.datagrams) {
             (Path::Reliable, _) => {

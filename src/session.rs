@@ -2,7 +2,7 @@
 //! hub calls and messages out (queued on the connection's own [`Outbox`], so answers and
 //! room events reach the client in the order the server produced them).
 //!
-//! It owns the per-connection rules of PROTOCOL.md: the order of checks, the
+//! It owns the per-connection rules of docs/protocol.md: the order of checks, the
 //! `event:broadcast` send-rate budget, the error throttle and `id` echo. Transports own
 //! framing and hand over complete messages.
 
@@ -54,7 +54,7 @@ impl Default for SessionLimits {
 
 /// At most this many `error` messages in any one-second window.
 const ERRORS_PER_SECOND: usize = 10;
-/// At most this many `clock:ping`s answered in any one-second window (PROTOCOL.md §7).
+/// At most this many `clock:ping`s answered in any one-second window (docs/protocol.md §7).
 const PINGS_PER_SECOND: usize = 20;
 
 /// Remembers when the last errors went out, for the "10 in any second" rule.
@@ -121,8 +121,8 @@ impl Session {
         self
     }
 
-    /// When the connection must be closed for staying in no room (PROTOCOL.md says
-    /// nothing; a connection that never joins only holds resources): `None` while it is in
+    /// When the connection must be closed for staying in no room (this server's choice,
+    /// docs/protocol.md §1; a connection that never joins only holds resources): `None` while it is in
     /// a room, or when there is no deadline.
     pub fn lobby_deadline(&self) -> Option<Instant> {
         let deadline = self.limits.join_deadline;
@@ -150,7 +150,7 @@ impl Session {
                 return;
             }
         };
-        // `tempo:set` shares the broadcast budget (PROTOCOL.md §9).
+        // `tempo:set` shares the broadcast budget (docs/protocol.md §9).
         if (env.is_broadcast() || env.is_tempo_set()) && !self.bucket.take(Instant::now()) {
             self.rate_limited(env.id);
             return;
@@ -312,7 +312,7 @@ impl Session {
                 m.set_tempo(bpm, beats_per_bar, id);
             }
             ClientMessage::ClockPing { t0 } => {
-                // Over budget: dropped without an error (PROTOCOL.md §7).
+                // Over budget: dropped without an error (docs/protocol.md §7).
                 if self.pings.allow(Instant::now()) {
                     let pong = protocol::encode_pong(t0, self.hub.clock().now_ms(), id);
                     match path {

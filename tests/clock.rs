@@ -1,4 +1,4 @@
-//! `clock:ping` → `clock:pong` (PROTOCOL.md §7): on each path, in and out of rooms, the
+//! `clock:ping` → `clock:pong` (docs/protocol.md §7): on each path, in and out of rooms, the
 //! per-connection budget, and malformed pings.
 
 mod common;
@@ -57,7 +57,7 @@ async fn a_datagram_ping_gets_a_datagram_pong_in_the_session_encoding() {
     for encoding in [Encoding::Json, Encoding::MsgPack] {
         let mut c = s.wt_with(encoding).await;
         // The server learns of the control stream from its first bytes; datagrams before
-        // that are dropped (PROTOCOL.md §4).
+        // that are dropped (docs/protocol.md §4).
         c.ping(0.0).await.unwrap();
         let ping = json!({"event": "clock:ping", "data": {"t0": 7}, "id": 3});
         let bytes = match encoding {

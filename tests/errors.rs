@@ -1,4 +1,4 @@
-//! Every error code and limit of PROTOCOL.md §2 on both transports: envelope and field
+//! Every error code and limit of docs/protocol.md §2 on both transports: envelope and field
 //! validation, name and room rules, message size, send rate, the order of checks, the
 //! error throttle, `id` echo and room-code normalisation. Each failure must answer with
 //! the documented `error` and leave the connection usable.

@@ -1,4 +1,4 @@
-//! Origins and cross-site use (PROTOCOL.md §10): `--allowed-origins` on the WebSocket
+//! Origins and cross-site use (docs/protocol.md §10): `--allowed-origins` on the WebSocket
 //! upgrade, the WebTransport session and `/connect` (CORS, with its preflight; a refused
 //! page reads why), and the rate-limited log of refusals.
 

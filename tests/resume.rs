@@ -1,4 +1,4 @@
-//! Seats that survive the network (PROTOCOL.md §6), on real sockets over both transports
+//! Seats that survive the network (docs/protocol.md §6), on real sockets over both transports
 //! and across them: away on a lost connection, resume with exact replay, tokens, the
 //! order of checks, takeover, the resume window, and the 1.1 keep-alive defaults.
 

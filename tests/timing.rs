@@ -1,4 +1,4 @@
-//! Playing in time (PROTOCOL.md §7-9) on real sockets: `serverTime` on every relayed
+//! Playing in time (docs/protocol.md §7-9) on real sockets: `serverTime` on every relayed
 //! event, round trips per player (`rttMs`, `session:latency`) with a delay injected by a
 //! relay, and the shared tempo with its bar-aligned changes, over both transports.
 

@@ -1,7 +1,7 @@
 // latency.js: how far each player is from you, in words and lights.
 //
 // Owns: the one-way delay from each player to you ((their round trip + yours)
-// / 2, PROTOCOL.md section 8) and its grade (good up to 25 ms, playable up to
+// / 2, docs/protocol.md §8) and its grade (good up to 25 ms, playable up to
 // 50 ms, hard above), and the status bar's readout of your own round trip and
 // clock error. Does not own: the measurements (the server's, kept current by
 // jam-client.js) or the player list (players.js draws the lights this gives).

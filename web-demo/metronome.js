@@ -6,7 +6,7 @@
 // time converted to local time (jam-client.js's clock estimate) and then to
 // the audio clock (audio-clock.js). Every page does the same sums from the
 // same tempo, so every player's click falls on the same server time. A tempo
-// change is announced at least 250 ms before it takes effect (PROTOCOL.md
+// change is announced at least 250 ms before it takes effect (docs/protocol.md
 // section 9), more than the look-ahead, so no click is ever scheduled by the
 // wrong tempo. Does not own: the tempo (jam-client.js keeps it, tempo.js
 // shows and sets it) or the click's sound (audio.js).

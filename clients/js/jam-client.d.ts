@@ -52,7 +52,7 @@ export interface Room {
   participants: Participant[];
 }
 
-/** The room's tempo (PROTOCOL.md section 9). */
+/** The room's tempo (docs/protocol.md §9). */
 export interface Tempo {
   bpm: number;
   beatsPerBar: number;
@@ -467,7 +467,7 @@ export declare function gradeLatency(ms: number | null | undefined): 'good' | 'p
 /** The local clock: Unix time in ms, monotonic. */
 export declare function localNow(): number;
 
-/** The estimate of the server's clock from ping exchanges (PROTOCOL.md section 7). */
+/** The estimate of the server's clock from ping exchanges (docs/protocol.md §7). */
 export declare class ClockEstimator {
   constructor();
   /** Adds a sample: sent at local `t0`, answered with `serverTime`, received at `t1`. */
@@ -505,7 +505,7 @@ export declare class TempoTimeline {
   barAt(t: number): BarPosition | null;
 }
 
-/** The shared tempo's arithmetic (PROTOCOL.md section 9). */
+/** The shared tempo's arithmetic (docs/protocol.md §9). */
 export declare const tempoMath: Readonly<{
   DEFAULT_BPM: 120;
   DEFAULT_BEATS_PER_BAR: 4;

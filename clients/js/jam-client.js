@@ -1,5 +1,5 @@
 // jam-client.js: the client for jam-server, protocol version 1 with the 1.1
-// additions (PROTOCOL.md sections 6 to 9). It is the entry of the npm package
+// additions (docs/protocol.md §6 to §9). It is the entry of the npm package
 // `jam-client` and, the same file, what jam-server serves at `/jam-client.js`
 // for its no-build page (with the modules it imports, at `/src/*.js`).
 //

@@ -83,7 +83,7 @@ fn check_envelope(text: &str) {
     }
 }
 
-/// A validated message keeps the rules of PROTOCOL.md.
+/// A validated message keeps the rules of docs/protocol.md.
 fn check_message(msg: &ClientMessage<'_>) {
     let name_ok = |display: &str| {
         let n = display.chars().count();

@@ -1,4 +1,4 @@
-//! The latency reporter (PROTOCOL.md §8): every seat present learns everyone's round
+//! The latency reporter (docs/protocol.md §8): every seat present learns everyone's round
 //! trip in `session:latency` when one appears or moves, at most every [`LATENCY_EVERY`].
 //!
 //! It only reads the round trips the transports measure (through each seat's outbox) and
@@ -24,7 +24,7 @@ const LATENCY_TICK: Duration = Duration::from_millis(200);
 impl RoomState {
     /// `session:latency` to every seat present when a round trip appeared or moved by
     /// [`LATENCY_STEP_MS`] since the last one, at most every [`LATENCY_EVERY`]
-    /// (PROTOCOL.md §8). Returns whether it was sent.
+    /// (docs/protocol.md §8). Returns whether it was sent.
     fn report_latency(&mut self, now: Instant) -> bool {
         if self
             .latency_at
@@ -65,7 +65,7 @@ impl RoomState {
 }
 
 impl Hub {
-    /// Sends `session:latency` to the rooms whose round trips changed (PROTOCOL.md §8).
+    /// Sends `session:latency` to the rooms whose round trips changed (docs/protocol.md §8).
     pub fn report_latency(&self, now: Instant) {
         let rooms: Vec<Arc<Room>> = self.rooms().values().cloned().collect();
         for room in rooms {

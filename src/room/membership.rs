@@ -121,7 +121,7 @@ impl Membership {
         }
     }
 
-    /// Changes the room's tempo (PROTOCOL.md §9): it takes effect on the first bar line of
+    /// Changes the room's tempo (docs/protocol.md §9): it takes effect on the first bar line of
     /// the current tempo at least 250 ms from now; everyone, the setter included, gets
     /// `tempo:changed` (the setter's copy echoes `id`).
     pub fn set_tempo(&self, bpm: f64, beats_per_bar: Option<u32>, id: Option<&RawValue>) {

@@ -1,5 +1,5 @@
 //! The room core: the hub of live rooms, their seats, presence, host hand-over, fan-out,
-//! and seats that survive the network (PROTOCOL.md §6). It knows no transport: a member
+//! and seats that survive the network (docs/protocol.md §6). It knows no transport: a member
 //! is reached through its [`Outbox`](crate::outbox::Outbox) (`outbox.rs`: the bounded
 //! queue, the datagram sink and the encode-once [`Relayed`](crate::outbox::Relayed)).
 //!
@@ -18,7 +18,7 @@
 //!   membership.rs   a connection's hold on a seat: broadcast (the hot path), tempo, leave
 //!   resume.rs       held seats: away, expiry, resume with replay, rooms recreated after a
 //!                   restart
-//!   latency.rs      the `session:latency` reporter (PROTOCOL.md §8)
+//!   latency.rs      the `session:latency` reporter (docs/protocol.md §8)
 //! ```
 //!
 //! Concurrency: the hub's map and each room's state sit behind `std::sync::Mutex`es held

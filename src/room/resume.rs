@@ -1,4 +1,4 @@
-//! Seats that survive the network (PROTOCOL.md §6): what happens when a seat's
+//! Seats that survive the network (docs/protocol.md §6): what happens when a seat's
 //! connection ends without a leave, and when the seat comes back. A lost connection turns
 //! its seat away and holds it for the resume window; the window's end frees it; a resume
 //! with the seat's token takes it back (closing a connection that still holds it),
@@ -63,7 +63,7 @@ struct Credentials {
 }
 
 impl Hub {
-    /// Takes a seat back with its token (PROTOCOL.md §6): queues `session:resumed` (with
+    /// Takes a seat back with its token (docs/protocol.md §6): queues `session:resumed` (with
     /// `id`) and, when the history still holds them, the reliable room messages after
     /// `last_seq` that the seat missed, then tells the others `session:user-back`. A
     /// connection that still holds the seat is closed ([`CloseReason::ResumedElsewhere`]).

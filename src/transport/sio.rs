@@ -13,7 +13,7 @@
 //!   `id`.
 //! - **Out.** The writer task drains the session's [`Outbox`] and emits each envelope as
 //!   `emit(event, data)`, or `emit(event, data, { seq })` when it carries a room sequence
-//!   number (PROTOCOL.md §6). A relayed event arrives already read into its parts, once
+//!   number (docs/protocol.md §6). A relayed event arrives already read into its parts, once
 //!   for all Socket.IO receivers ([`Queued::Relayed`]); socketioxide then frames it per
 //!   socket (it has no public way to send one pre-framed packet to one socket). The answer that echoes a request's `id` is also the
 //!   argument of that request's acknowledgement, as `{ event, data }`; a request with no
@@ -143,7 +143,7 @@ fn names_session(query: Option<&str>) -> bool {
         .any(|pair| pair.starts_with("sid="))
 }
 
-/// In front of socketioxide: the origin policy (PROTOCOL.md §10) on every request, CORS
+/// In front of socketioxide: the origin policy (docs/protocol.md §10) on every request, CORS
 /// for allowed origins (long-polling from a page on another origin is a cross-origin
 /// XHR), and the per-address limit on every new Engine.IO session.
 async fn admit(

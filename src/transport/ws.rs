@@ -1,4 +1,4 @@
-//! The WebSocket binding (PROTOCOL.md §3) on axum: `GET /ws`, one envelope per text
+//! The WebSocket binding (docs/protocol.md §3) on axum: `GET /ws`, one envelope per text
 //! frame, pings, the silent-peer timeout, and close codes. It only moves frames; the
 //! protocol lives in [`crate::session::Session`].
 
@@ -48,7 +48,7 @@ fn close_code_for(reason: CloseReason) -> u16 {
         CloseReason::InvalidData => 1007,
         CloseReason::TooBig => 1009,
         CloseReason::PeerClosed => 1000,
-        // PROTOCOL.md §6: the seat went to another connection.
+        // docs/protocol.md §6: the seat went to another connection.
         CloseReason::ResumedElsewhere => 4000,
         CloseReason::NoRoom | CloseReason::UnfinishedMessage => 1008,
     }

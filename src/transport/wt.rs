@@ -1,4 +1,4 @@
-//! The WebTransport binding (PROTOCOL.md §4) on wtransport: the endpoint at `/jam`, the
+//! The WebTransport binding (docs/protocol.md §4) on wtransport: the endpoint at `/jam`, the
 //! control stream as newline-delimited JSON, and `event:broadcast` datagrams in JSON or
 //! MessagePack. It only frames and moves bytes; the protocol lives in [`Session`].
 
@@ -60,7 +60,7 @@ pub mod close_code {
     pub const TIMEOUT: u32 = 3;
     /// The client broke the binding.
     pub const PROTOCOL: u32 = 4;
-    /// The seat was resumed on another connection (PROTOCOL.md §6).
+    /// The seat was resumed on another connection (docs/protocol.md §6).
     pub const RESUMED_ELSEWHERE: u32 = 5;
 }
 
@@ -316,7 +316,7 @@ async fn serve(connection: Connection, encoding: Encoding, admission: &Admission
     let mut framer = LineFramer::new(session.max_message_bytes() + 1);
     // quinn hands out the received bytes as they are (no read buffer per session, no copy).
     let recv = recv.quic_stream_mut();
-    // Finishing the control stream is a leave (PROTOCOL.md §6); every other end holds the
+    // Finishing the control stream is a leave (docs/protocol.md §6); every other end holds the
     // seat.
     let mut finished = false;
     // QUIC's smoothed round-trip estimate, sampled at once and every ping interval (§8).

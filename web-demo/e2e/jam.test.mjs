@@ -41,7 +41,7 @@ describe('JamSession in Chromium', { timeout: 240_000 }, () => {
   let cleo; // no WebTransport in her browser at all
   let roomCode;
 
-  test('GET /connect answers as PROTOCOL.md §1 shows', async () => {
+  test('GET /connect answers as docs/protocol.md §1 shows', async () => {
     const res = await fetch(`${stage.server.baseUrl}/connect`);
     assert.equal(res.status, 200);
     const info = await res.json();

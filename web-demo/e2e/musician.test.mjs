@@ -109,7 +109,7 @@ describe('JamSession for musicians', { timeout: 300_000 }, () => {
       const expected = await p.page.evaluate((uid) => window.jam.client.delayMs(uid), id);
       assert.ok(Math.abs(shown - expected) <= 3, `shown ${shown} ms, client says ${expected} ms`);
       assert.match(await light.textContent(), /^\d+ ms$/);
-      // The light follows PROTOCOL.md section 8's grades for the figure it shows.
+      // The light follows docs/protocol.md §8 grades for the figure it shows.
       const grade = await light.getAttribute('data-grade');
       assert.equal(grade, shown <= 25 ? 'good' : shown <= 50 ? 'playable' : 'hard');
       const mine = p.page.getByTestId('my-latency');

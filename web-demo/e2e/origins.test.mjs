@@ -1,4 +1,4 @@
-// origins.test.mjs: PROTOCOL.md section 10 in Chromium. The web app lives on
+// origins.test.mjs: docs/protocol.md §10 in Chromium. The web app lives on
 // one origin (a small static server this test starts on 127.0.0.1) and the jam
 // server on another (http://127.0.0.1:<jam port>). With the page's origin in
 // `--allowed-origins`, the page reads GET /connect across origins (CORS) and

@@ -1,4 +1,4 @@
-// resume.test.mjs: seats that survive the network (PROTOCOL.md section 6), in
+// resume.test.mjs: seats that survive the network (docs/protocol.md §6), in
 // Chromium against the real jam-server. Ana plays straight to the server over
 // WebTransport; Ben's page reaches it over WebSocket through a TCP relay
 // (harness.mjs's TcpRelay) that can go dark without closing anything, or cut

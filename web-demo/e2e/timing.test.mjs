@@ -1,5 +1,5 @@
 // timing.test.mjs: the room clock, latency in presence and the shared tempo
-// (PROTOCOL.md sections 7 to 9) in jam-client.js (clients/js/), in Node, no browser.
+// (docs/protocol.md §7 to §9) in jam-client.js (clients/js/), in Node, no browser.
 //
 // First the arithmetic alone: the clock estimator and the tempo rules, with
 // the Rust client's own test numbers (crates/jam-client/src/clock.rs,

@@ -119,7 +119,7 @@ const encoder = new TextEncoder();
 
 /**
  * Reads a 403 answer of `GET /connect`: when its body names the error
- * `origin_not_allowed` (PROTOCOL.md section 10: the server refuses this page's
+ * `origin_not_allowed` (docs/protocol.md §10: the server refuses this page's
  * origin), throws that as a JamError with that code. Any other
  * 403 returns, and counts as a server that could not be reached.
  */
@@ -647,7 +647,7 @@ export class JamClient {
   /**
    * The expected one-way delay from participant `userId` to this client, in
    * ms: (their round trip + mine) / 2 from the server's measurements
-   * (`room.participants[].rttMs`, PROTOCOL.md section 8; mine is this client's
+   * (`room.participants[].rttMs`, docs/protocol.md §8; mine is this client's
    * own best clock round trip until the server has one). Null outside a room
    * or while theirs is unknown. `gradeLatency(ms)` says how it feels.
    */
@@ -703,7 +703,7 @@ export class JamClient {
   }
 
   /**
-   * Sets the room's tempo (`tempo:set`, PROTOCOL.md section 9): `bpm` 20 to
+   * Sets the room's tempo (`tempo:set`, docs/protocol.md §9): `bpm` 20 to
    * 300, `beatsPerBar` 1 to 16 (omitted or null: unchanged). Resolves with the
    * new tempo once `tempo:changed` came back; it takes effect at its
    * `originTime`, the first bar line at least 250 ms after the server got it.

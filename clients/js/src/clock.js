@@ -1,5 +1,5 @@
 // clock.js: the local clocks and the estimate of the server's clock
-// (PROTOCOL.md section 7).
+// (docs/protocol.md §7).
 //
 // Owns: `now` (monotonic ms, for timeouts), `localNow` (Unix ms read from the
 // monotonic clock), and ClockEstimator, the NTP-style offset estimate from

@@ -1,4 +1,4 @@
-// tempo.js: the room's shared tempo (PROTOCOL.md section 9) as arithmetic.
+// tempo.js: the room's shared tempo (docs/protocol.md §9) as arithmetic.
 //
 // Owns: tempoMath (beat and bar arithmetic of one tempo, the same rules as the
 // protocol crate's `Tempo`,
@@ -8,7 +8,7 @@
 // own: where the tempo comes from or when the page hears of it (client.js).
 
 /**
- * The shared tempo's arithmetic (PROTOCOL.md section 9) as pure functions of a
+ * The shared tempo's arithmetic (docs/protocol.md §9) as pure functions of a
  * tempo `{ bpm, beatsPerBar, originTime, originBeat, setBy }` and server times
  * in ms; the server uses the same rules.
  */

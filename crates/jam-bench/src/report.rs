@@ -239,7 +239,7 @@ pub struct Report {
     pub loadavg: Option<f64>,
     /// Join/leave churn, when asked for.
     pub churn: Option<ChurnReport>,
-    /// The room clock as a client estimates it (PROTOCOL.md §7), before the window.
+    /// The room clock as a client estimates it (docs/protocol.md §7), before the window.
     pub clock: Option<ClockReport>,
     /// What a reader must not miss.
     pub warnings: Vec<String>,

@@ -234,7 +234,7 @@ impl Client {
         }
     }
 
-    /// Takes a held seat back (PROTOCOL.md §6) with the token of its last
+    /// Takes a held seat back (docs/protocol.md §6) with the token of its last
     /// `session:created` / `joined` / `resumed`; `last_seq` is the last room `seq` seen
     /// (see [`Client::last_seq`]), so the server replays what came after it. An `error`
     /// answer (`resume_failed`, …) is [`ClientError::Refused`].
@@ -266,7 +266,7 @@ impl Client {
         }
     }
 
-    /// Pings the server `n` times on the reliable channel and feeds `clock` (PROTOCOL.md
+    /// Pings the server `n` times on the reliable channel and feeds `clock` (docs/protocol.md
     /// §7): afterwards `clock` holds the estimate of the server clock's offset.
     pub async fn sync_clock(&mut self, clock: &mut ClockEstimator, n: usize) -> Result<()> {
         for _ in 0..n {
@@ -342,7 +342,7 @@ impl Client {
         }
     }
 
-    /// The room's round trips as the last `session:latency` gave them (PROTOCOL.md §8);
+    /// The room's round trips as the last `session:latency` gave them (docs/protocol.md §8);
     /// empty until one came. These messages are state, so they are kept here rather than
     /// queued for [`Client::recv`].
     pub fn latency(&self) -> Rtts {

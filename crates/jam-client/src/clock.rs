@@ -1,4 +1,4 @@
-//! The client side of the room clock (PROTOCOL.md §7): an NTP-style estimate of the
+//! The client side of the room clock (docs/protocol.md §7): an NTP-style estimate of the
 //! server clock's offset from `clock:ping` samples. Of the recent samples, those whose
 //! round trip is within a small margin of the shortest are kept and the median of their
 //! offsets is taken; the error bound is half the shortest round trip (the offset cannot

@@ -12,7 +12,7 @@
 //!
 //! - `received.rs`: what arrives ([`Received`], [`Via`], [`Closed`]) and the [`Tap`].
 //! - `error.rs`: [`ClientError`], every failure, typed.
-//! - [`clock`]: the NTP-style [`ClockEstimator`] of the room clock (PROTOCOL.md §7).
+//! - [`clock`]: the NTP-style [`ClockEstimator`] of the room clock (docs/protocol.md §7).
 //! - `outgoing.rs`: envelopes to send ([`broadcast_envelope`], [`to_msgpack`]).
 //! - `link.rs`: a live connection's parts: its sending half, the queue its reader
 //!   tasks fill, and how it ended.

@@ -1,4 +1,4 @@
-//! Event names on the wire, one constant each (PROTOCOL.md §3).
+//! Event names on the wire, one constant each (docs/protocol.md §3).
 
 /// Client: create a room.
 pub const CREATE: &str = "session:create";

@@ -1,6 +1,6 @@
 //! # jam-protocol
 //!
-//! The jam protocol (`PROTOCOL.md`) as types and bytes, with no I/O: what both ends of a
+//! The jam protocol (`docs/protocol.md`) as types and bytes, with no I/O: what both ends of a
 //! connection agree on. The server (`jam-server`), the Rust client (`jam-client`) and the
 //! benchmark (`jam-bench`) all speak it through this crate, so a client decodes exactly
 //! what the server encodes.

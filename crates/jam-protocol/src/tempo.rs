@@ -1,4 +1,4 @@
-//! The room's shared tempo (PROTOCOL.md §9) and its timeline arithmetic: the beat at a
+//! The room's shared tempo (docs/protocol.md §9) and its timeline arithmetic: the beat at a
 //! server time, bar lines, and where a change takes effect so that nobody's beat jumps.
 //! Pure functions of numbers; the server and both client libraries use the same rules.
 

@@ -1,4 +1,4 @@
-//! Field rules of PROTOCOL.md §3: display names, instruments and event names. Each
+//! Field rules of docs/protocol.md §3: display names, instruments and event names. Each
 //! validator trims and checks one field and returns a [`ProtocolError`] naming the rule it
 //! broke; the envelope's reader calls them.
 
