@@ -122,8 +122,8 @@ impl Session {
     }
 
     /// When the connection must be closed for staying in no room (this server's choice,
-    /// docs/protocol.md §1; a connection that never joins only holds resources): `None` while it is in
-    /// a room, or when there is no deadline.
+    /// docs/protocol.md §1; a connection that never joins only holds resources): `None`
+    /// while it is in a room, or when there is no deadline.
     pub fn lobby_deadline(&self) -> Option<Instant> {
         let deadline = self.limits.join_deadline;
         if deadline.is_zero() {
