@@ -27,7 +27,8 @@
 //!     │                    (hub, membership, resume: one layer), latency above them
 //!   session                one connection's protocol state: check order, rate limit, errors
 //!     ▲
-//!   conn                   what every connection shares; the session factory
+//!   conn                   one admission path for every transport: origin, address slot,
+//!                          gauges, connection id, span, session, finish
 //!     ▲
 //!   transport::{ws, wt}    framing, pings, close codes; one task pair per connection
 //!     ▲                    (wt reads datagrams with the jam_wt crate, shared with the client;

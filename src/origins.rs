@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use tracing::warn;
+use tracing::{debug, warn};
 
 /// One allowed origin, or all of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,12 +108,17 @@ impl RefusedOrigins {
                 .is_some_and(|at| now.duration_since(at) < REFUSAL_LOG_EVERY)
             {
                 t.unlogged += 1;
-                return;
+                None
+            } else {
+                t.last = Some(now);
+                Some(std::mem::take(&mut t.unlogged))
             }
-            t.last = Some(now);
-            std::mem::take(&mut t.unlogged)
         };
-        warn!(origin, %peer, via, suppressed, "origin not allowed");
+        match suppressed {
+            Some(suppressed) => warn!(origin, %peer, via, suppressed, "origin not allowed"),
+            // Each refusal still has its line where debug logs are on (tests, diagnosis).
+            None => debug!(origin, %peer, via, "origin not allowed"),
+        }
     }
 }
 

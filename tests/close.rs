@@ -1,4 +1,4 @@
-//! Close codes and the log lines that name them (the open-internet issue): a slow
+//! Close codes and the log lines that name them on the open internet: a slow
 //! consumer gets the 1008 close frame docs/protocol.md promises, not a reset; a client
 //! that was killed is logged as gone, not as a protocol violation; a WebTransport peer
 //! that went silent is logged as timed out, not as closed by its peer.

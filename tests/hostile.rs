@@ -1,4 +1,4 @@
-//! Hostile peers (the open-internet issue): a WebSocket peer that floods pings and never
+//! Hostile peers on the open internet: a WebSocket peer that floods pings and never
 //! reads is cut off as a slow consumer instead of growing the server's memory with pongs.
 
 mod common;

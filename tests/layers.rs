@@ -2,7 +2,7 @@
 //! `super::…` from a nested module) only modules in layers before its own in that crate's
 //! layer order below, so no module imports a module that imports it back, and the crate
 //! root only declares and re-exports. The orders are the "How the parts fit" maps of each
-//! crate's docs and the README.
+//! crate's docs and docs/architecture.md.
 //!
 //! One layer may hold several modules, separated by spaces: the files of one type whose
 //! `impl` blocks are spread over them (the hub in `room/`), which name each other. Modules

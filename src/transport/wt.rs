@@ -48,7 +48,7 @@ const MAX_CLIENT_BIDI_STREAMS: u32 = 4;
 /// the rest leaves room for streams the server does not read.
 const MAX_CLIENT_UNI_STREAMS: u32 = 8;
 
-/// WebTransport application close codes (documented in the README).
+/// WebTransport application close codes (docs/protocol.md §5, close codes).
 pub mod close_code {
     /// The client finished its control stream or closed normally.
     pub const NORMAL: u32 = 0;

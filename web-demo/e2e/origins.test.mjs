@@ -118,10 +118,10 @@ async function waitForLog(server, from, re, count, timeout = TIMEOUT.ui) {
 
 const ORIGIN_REFUSED = /origin not allowed/;
 
-/** The server's debug line for a `kind` ('ws' or 'wt') connection refused for `origin`. */
+/** The server's line (warn, or debug within a second of the last) for a `kind` ('ws' or 'wt') connection refused for `origin`. */
 function refusedLine(kind, origin) {
   const esc = origin.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  return new RegExp(`jam_server::transport::${kind}: origin not allowed.*origin=Some\\("${esc}"\\)`);
+  return new RegExp(`origin not allowed origin="${esc}" peer=\\S+ via="${kind}"`);
 }
 
 describe('a page on another origin', { timeout: 120_000 }, () => {
@@ -250,18 +250,34 @@ describe('a page on another origin', { timeout: 120_000 }, () => {
       await server?.dispose();
     });
 
-    test('/connect carries no CORS headers for it, so the page cannot read it', async () => {
+    test('/connect answers it 403 origin_not_allowed, readable by the page and nothing more', async () => {
       const res = await nodeConnect(server, site.origin);
-      assert.equal(res.status, 200);
-      assert.equal(res.headers.get('access-control-allow-origin'), null);
-      await res.body?.cancel();
+      assert.equal(res.status, 403);
+      assert.equal(res.headers.get('access-control-allow-origin'), site.origin);
+      assert.deepEqual(await res.json(), { error: 'origin_not_allowed' });
       const allowed = await nodeConnect(server, 'https://jam.example.com');
+      assert.equal(allowed.status, 200);
       assert.equal(allowed.headers.get('access-control-allow-origin'), 'https://jam.example.com');
       await allowed.body?.cancel();
 
+      // The page can read why, and gets neither the certificate hash nor the URLs.
       const got = await pageFetch(who.page, `${server.baseUrl}/connect`);
-      assert.equal(got.ok, false, 'the cross-origin fetch must fail');
-      assert.equal(got.name, 'TypeError');
+      assert.equal(got.ok, true, `the page reads the refusal: ${JSON.stringify(got)}`);
+      assert.equal(got.status, 403);
+      assert.deepEqual(got.body, { error: 'origin_not_allowed' });
+      // The page's client says so in plain words.
+      const err = await who.page.evaluate(async (base) => {
+        const c = new window.JamClient({ baseUrl: base, storage: null });
+        try {
+          await c.connect();
+          return null;
+        } catch (e) {
+          return { code: e.code, message: e.message };
+        } finally {
+          c.close();
+        }
+      }, server.baseUrl);
+      assert.equal(err?.code, 'origin_not_allowed', JSON.stringify(err));
     });
 
     test("the page's WebSocket never opens: the upgrade is answered 403", async (t) => {
