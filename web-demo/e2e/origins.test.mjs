@@ -116,7 +116,8 @@ async function waitForLog(server, from, re, count, timeout = TIMEOUT.ui) {
   }
 }
 
-const ORIGIN_REFUSED = /origin not allowed/;
+/** A WebSocket or WebTransport connection refused for its origin (a /connect refusal is `via="connect"`). */
+const ORIGIN_REFUSED = /origin not allowed.*via="(ws|wt)"/;
 
 /** The server's line (warn, or debug within a second of the last) for a `kind` ('ws' or 'wt') connection refused for `origin`. */
 function refusedLine(kind, origin) {
@@ -167,10 +168,11 @@ describe('a page on another origin', { timeout: 120_000 }, () => {
       assert.equal(preflight.headers.get('access-control-allow-origin'), site.origin);
       await preflight.body?.cancel();
 
-      // The jam server's own origin is not in the list.
+      // The jam server's own origin is not in the list: refused, and told why.
       const other = await nodeConnect(server, server.baseUrl);
-      assert.equal(other.headers.get('access-control-allow-origin'), null);
-      await other.body?.cancel();
+      assert.equal(other.status, 403);
+      assert.equal(other.headers.get('access-control-allow-origin'), server.baseUrl);
+      assert.deepEqual(await other.json(), { error: 'origin_not_allowed' });
     });
 
     test('the page reads /connect across origins, and a WebTransport host and a WebSocket guest jam together', async () => {
