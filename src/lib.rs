@@ -23,8 +23,8 @@
 //!     ▲                    `Relayed`, `CloseReason`
 //!   room/                  Hub / Room / Membership: rooms, presence, host hand-over, fan-out,
 //!     ▲                    held seats and resume, latency reports, the failed-join budget;
-//!     │                    one concern a file: state and join_limit below the hub's files
-//!     │                    (hub, membership, resume: one layer), latency above them
+//!     │                    one concern a file, bottom up: state, join_limit; hub; resume;
+//!     │                    membership; latency
 //!   session                one connection's protocol state: check order, rate limit, errors
 //!     ▲
 //!   conn                   one admission path for every transport: origin, address slot,

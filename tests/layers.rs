@@ -4,8 +4,8 @@
 //! root only declares and re-exports. The orders are the "How the parts fit" maps of each
 //! crate's docs and docs/architecture.md.
 //!
-//! One layer may hold several modules, separated by spaces: the files of one type whose
-//! `impl` blocks are spread over them (the hub in `room/`), which name each other. Modules
+//! One layer may hold several modules, separated by spaces: a folder's `mod.rs` with the
+//! file whose items it re-exports (`room` and `room::hub`), which name each other. Modules
 //! in other layers still import them only from above.
 
 use std::collections::BTreeSet;
@@ -67,7 +67,9 @@ const CRATES: &[(&str, &[&str])] = &[
             "outbox",
             "room::join_limit",
             "room::state",
-            "room room::hub room::membership room::resume",
+            "room room::hub",
+            "room::resume",
+            "room::membership",
             "room::latency",
             "room::testing",
             "session",

@@ -1,10 +1,11 @@
 //! The [`Hub`]: every live room by code, and the ways into one: create, join (with the
 //! per-address failed-join budget), the answer that seats a connection, and freeing a
-//! seat. Also the hub's accessors (stats, clock, counts) for the rest of the server.
+//! seat. Also the hub's accessors (stats, clock, counts) for the rest of the server, and
+//! the [`Membership`] handle itself (what it holds; what it does is `membership.rs`'s).
 //!
 //! Held seats, resume and restart recovery are `impl Hub` blocks in `resume.rs`; the
-//! latency reporter is in `latency.rs`; what a member does once seated is
-//! `membership.rs`'s.
+//! latency reporter is in `latency.rs`. Those files import this one, never the other way
+//! round.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -22,9 +23,7 @@ use serde_json::value::RawValue;
 use tokio::sync::Notify;
 
 use super::join_limit::JoinFailures;
-use super::membership::Membership;
-use super::resume::Expiry;
-use super::state::{Room, RoomState, Seat};
+use super::state::{Expiry, Room, RoomState, Seat};
 use super::Limits;
 use crate::clock::ServerClock;
 use crate::credentials::{self, Claims, ResumeKey};
@@ -343,6 +342,63 @@ impl Hub {
         if state.seats.is_empty() {
             rooms.remove(&room.code);
         }
+    }
+}
+
+/// A connection's hold on a seat. Dropping it ends the hold as a lost connection does
+/// (the seat turns away, or is freed when there is no resume window), so presence is
+/// right on every exit path; [`Membership::leave`] frees the seat at once.
+pub struct Membership {
+    pub(super) hub: Arc<Hub>,
+    pub(super) room: Arc<Room>,
+    pub(super) user: UserId,
+    /// The seat's place in the join order: how fan-out and the history tell it apart.
+    pub(super) order: u64,
+    pub(super) attach: u64,
+    /// The room `seq` this member's last reliable event got, to size the next one's
+    /// buffer.
+    pub(super) seq_hint: AtomicU64,
+    pub(super) active: bool,
+}
+
+impl std::fmt::Debug for Membership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Membership")
+            .field("room", &self.room.code)
+            .field("user", &self.user)
+            .finish()
+    }
+}
+
+impl Membership {
+    /// The hold of `user`'s seat (at `order` in the join order) under the attach number
+    /// `attach`.
+    pub(super) fn new(
+        hub: Arc<Hub>,
+        room: Arc<Room>,
+        user: UserId,
+        order: u64,
+        attach: u64,
+    ) -> Self {
+        Membership {
+            hub,
+            room,
+            user,
+            order,
+            attach,
+            seq_hint: AtomicU64::new(0),
+            active: true,
+        }
+    }
+
+    /// The room's canonical code.
+    pub fn room_code(&self) -> &RoomCode {
+        &self.room.code
+    }
+
+    /// The member's user id.
+    pub fn user(&self) -> &UserId {
+        &self.user
     }
 }
 

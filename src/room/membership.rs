@@ -1,77 +1,22 @@
-//! A connection's hold on a seat: the [`Membership`] handle through which a session acts
-//! in its room. It owns the event hot path (fan-out of a member's broadcast, encoded
+//! What a connection does through its hold on a seat, the [`Membership`] handle (defined
+//! with the hub in `hub.rs`, so that the hub and held seats can hand one out without
+//! importing this file). It owns the event hot path (fan-out of a member's broadcast, encoded
 //! once, under the room lock only), the tempo change, the leave, and the `Drop` that
 //! keeps presence right on every exit path.
 //!
 //! What happens to the seat when the hold ends without a leave (away, held, expired) is
 //! `resume.rs`'s; freeing it is the hub's (`hub.rs`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use jam_protocol::{self as protocol, BroadcastDraft, RoomCode, UserId};
+use jam_protocol::{self as protocol, BroadcastDraft};
 use serde_json::value::RawValue;
 
-use super::hub::Hub;
-use super::state::{Room, RoomState};
+use super::hub::Membership;
+use super::state::RoomState;
 use crate::outbox::{Delivered, Path, Relayed};
 
-/// A connection's hold on a seat. Dropping it ends the hold as a lost connection does
-/// (the seat turns away, or is freed when there is no resume window), so presence is
-/// right on every exit path; [`Membership::leave`] frees the seat at once.
-pub struct Membership {
-    hub: Arc<Hub>,
-    room: Arc<Room>,
-    user: UserId,
-    /// The seat's place in the join order: how fan-out and the history tell it apart.
-    order: u64,
-    attach: u64,
-    /// The room `seq` this member's last reliable event got, to size the next one's
-    /// buffer.
-    seq_hint: AtomicU64,
-    active: bool,
-}
-
-impl std::fmt::Debug for Membership {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Membership")
-            .field("room", &self.room.code)
-            .field("user", &self.user)
-            .finish()
-    }
-}
-
 impl Membership {
-    /// The hold of `user`'s seat (at `order` in the join order) under the attach number
-    /// `attach`.
-    pub(super) fn new(
-        hub: Arc<Hub>,
-        room: Arc<Room>,
-        user: UserId,
-        order: u64,
-        attach: u64,
-    ) -> Self {
-        Membership {
-            hub,
-            room,
-            user,
-            order,
-            attach,
-            seq_hint: AtomicU64::new(0),
-            active: true,
-        }
-    }
-
-    /// The room's canonical code.
-    pub fn room_code(&self) -> &RoomCode {
-        &self.room.code
-    }
-
-    /// The member's user id.
-    pub fn user(&self) -> &UserId {
-        &self.user
-    }
-
     /// Relays an event that the server received at `server_time_us` to every other seat
     /// present: encoded once, outside the room's lock. One that came on a reliable path
     /// gets the room's next `seq` (its last bytes are written under the lock, where the

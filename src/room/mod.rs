@@ -14,10 +14,11 @@
 //! ```text
 //!   state.rs        a room's seats, `seq`, history and tempo; publish, remove, host hand-over
 //!   join_limit.rs   the per-address budget of failed joins (guessing room codes)
-//!   hub.rs          the Hub: the rooms table, create, join, the session answer, accessors
-//!   membership.rs   a connection's hold on a seat: broadcast (the hot path), tempo, leave
+//!   hub.rs          the Hub: the rooms table, create, join, the session answer, accessors;
+//!                   the Membership handle's fields
 //!   resume.rs       held seats: away, expiry, resume with replay, rooms recreated after a
 //!                   restart
+//!   membership.rs   a connection's hold on a seat: broadcast (the hot path), tempo, leave
 //!   latency.rs      the `session:latency` reporter (docs/protocol.md §8)
 //! ```
 //!
@@ -44,7 +45,7 @@ mod state;
 mod testing;
 
 pub use hub::Hub;
-pub use membership::Membership;
+pub use hub::Membership;
 pub use state::Room;
 
 /// Limits that the room core enforces.

@@ -19,36 +19,10 @@ use jam_protocol::{self as protocol, ErrorCode, Name, ProtocolError, RoomCode, S
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
-use super::hub::Hub;
-use super::membership::Membership;
-use super::state::{Room, RoomState};
+use super::hub::{Hub, Membership};
+use super::state::{Expiry, Room, RoomState};
 use crate::credentials::{self, Claims};
 use crate::outbox::{CloseReason, Outbox};
-
-/// A held seat's deadline.
-pub(super) struct Expiry {
-    at: Instant,
-    room: Arc<Room>,
-    user: UserId,
-    away: u64,
-}
-
-impl PartialEq for Expiry {
-    fn eq(&self, other: &Self) -> bool {
-        self.at == other.at
-    }
-}
-impl Eq for Expiry {}
-impl PartialOrd for Expiry {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Expiry {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.at.cmp(&other.at)
-    }
-}
 
 /// A refused resume: always `resume_failed`, with why.
 fn failed(why: &'static str) -> ProtocolError {

@@ -7,7 +7,7 @@
 //! how a member's events fan out (`membership.rs`); it holds no lock itself: [`Room`]
 //! wraps it in one.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -156,6 +156,31 @@ impl Room {
     /// Whether nobody is in the room.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// A held seat's deadline.
+pub(super) struct Expiry {
+    pub(super) at: Instant,
+    pub(super) room: Arc<Room>,
+    pub(super) user: UserId,
+    pub(super) away: u64,
+}
+
+impl PartialEq for Expiry {
+    fn eq(&self, other: &Self) -> bool {
+        self.at == other.at
+    }
+}
+impl Eq for Expiry {}
+impl PartialOrd for Expiry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Expiry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.at.cmp(&other.at)
     }
 }
 
