@@ -152,6 +152,11 @@ async fn look_alike_and_invisible_names_cannot_impersonate() {
             ("\u{410}na", jam_protocol::ErrorCode::NameTaken), // Cyrillic А
             ("A\u{200B}na", jam_protocol::ErrorCode::NameTaken),
             ("\u{200E}\u{200F}", jam_protocol::ErrorCode::InvalidMessage),
+            ("\u{391}na", jam_protocol::ErrorCode::NameTaken), // Greek capital Alpha
+            ("\u{1D00}na", jam_protocol::ErrorCode::NameTaken), // small capital A
+            ("Ana\u{2800}", jam_protocol::ErrorCode::NameTaken), // a Braille blank
+            ("\u{202E}anA", jam_protocol::ErrorCode::InvalidMessage), // right-to-left override
+            ("\u{2800}\u{3164}", jam_protocol::ErrorCode::InvalidMessage), // nothing visible
         ] {
             let err = fake.join(&room.room_code, name, "").await.unwrap_err();
             assert_eq!(err.code(), Some(want), "{kind}: {name:?}");

@@ -21,7 +21,8 @@ pub struct Name {
 }
 
 /// Validates a display name: trimmed of Unicode white space, 1 to 32 characters, no
-/// control characters.
+/// control characters, no direction controls (which reorder what others see), and
+/// something visible once invisible characters are set aside.
 pub fn validate_name(raw: &str) -> Result<Name, ProtocolError> {
     let name = raw.trim();
     let chars = name.chars().count();
@@ -36,8 +37,13 @@ pub fn validate_name(raw: &str) -> Result<Name, ProtocolError> {
             "name must not contain control characters",
         ));
     }
-    // Zero-width and direction marks (Unicode Cf) alone show as nothing (1.1).
-    if name.chars().all(|c| c.is_whitespace() || is_format(c)) {
+    if name.chars().any(is_direction_control) {
+        return Err(ProtocolError::invalid(
+            "name must not contain direction controls",
+        ));
+    }
+    // Zero-width marks, fillers and blanks alone show as nothing (1.1).
+    if name.chars().all(|c| c.is_whitespace() || is_invisible(c)) {
         return Err(ProtocolError::invalid(
             "name must have something visible in it",
         ));
@@ -48,20 +54,105 @@ pub fn validate_name(raw: &str) -> Result<Name, ProtocolError> {
     })
 }
 
-/// Unicode general category Cf (format): zero-width joiners, direction marks, ….
-fn is_format(c: char) -> bool {
+/// Characters that show as nothing, or as a blank that is not white space: Unicode
+/// general category Cf (zero-width joiners, direction marks, …), the other default-ignorable
+/// code points (fillers, variation selectors, tags, the combining grapheme joiner) and the
+/// Braille blank U+2800.
+fn is_invisible(c: char) -> bool {
     use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
     c.general_category() == GeneralCategory::Format
+        || matches!(
+            c,
+            '\u{034F}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{2800}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FFA0}'
+                | '\u{1BCA0}'..='\u{1BCA3}'
+                | '\u{E0000}'..='\u{E0FFF}'
+        )
 }
 
-/// What two names are compared by (1.1): invisible format characters dropped, NFKC,
-/// Unicode lower case, then the confusable skeleton of Unicode TS #39, so that names that
-/// look alike (Cyrillic `Аna` and Latin `Ana`, `ﬁ` and `fi`) are the same name.
+/// The bidirectional embedding, override and isolate controls and the direction marks:
+/// in a name they reorder the text around it as others see it.
+fn is_direction_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// The Latin letter a small capital stands for (`ᴀ` → `a`); TS #39's confusables leave most
+/// of them out, yet in a list of names they read as the letter.
+fn small_capital_as_latin(c: char) -> char {
+    match c {
+        '\u{1D00}' => 'a',
+        '\u{0299}' => 'b',
+        '\u{1D04}' => 'c',
+        '\u{1D05}' => 'd',
+        '\u{1D07}' => 'e',
+        '\u{A730}' => 'f',
+        '\u{0262}' => 'g',
+        '\u{029C}' => 'h',
+        '\u{026A}' => 'i',
+        '\u{1D0A}' => 'j',
+        '\u{1D0B}' => 'k',
+        '\u{029F}' => 'l',
+        '\u{1D0D}' => 'm',
+        '\u{0274}' => 'n',
+        '\u{1D0F}' => 'o',
+        '\u{1D18}' => 'p',
+        '\u{A7AF}' => 'q',
+        '\u{0280}' => 'r',
+        '\u{A731}' => 's',
+        '\u{1D1B}' => 't',
+        '\u{1D1C}' => 'u',
+        '\u{1D20}' => 'v',
+        '\u{1D21}' => 'w',
+        '\u{028F}' => 'y',
+        '\u{1D22}' => 'z',
+        other => other,
+    }
+}
+
+/// What two names are compared by (1.1): invisible characters dropped, small capitals and
+/// look-alike capitals of other scripts read as Latin letters, NFKC, Unicode lower case,
+/// then the confusable skeleton of Unicode TS #39, so that names
+/// that look alike (Cyrillic `Аna` and Latin `Ana`, Greek `Βen` and Latin `Ben`, small
+/// capital `ᴀna` and `Ana`, `ﬁ` and `fi`) are the same name.
 pub fn name_key(name: &str) -> String {
     use unicode_normalization::UnicodeNormalization;
     use unicode_security::confusable_detection::skeleton;
-    let visible: String = name.chars().filter(|&c| !is_format(c)).nfkc().collect();
+    let visible: String = name
+        .chars()
+        .filter(|&c| !is_invisible(c))
+        .map(small_capital_as_latin)
+        .map(capital_as_latin)
+        .nfkc()
+        .collect();
     skeleton(&visible.to_lowercase()).collect()
+}
+
+/// A capital of another script that looks like a Latin capital (Greek `Β`, `Η`, `Ρ`) as
+/// that Latin letter, before lower case parts them (`β` looks like no Latin letter). Latin
+/// letters are left alone: the skeleton reads capital `I` as `l`, which would part `ÉMILE`
+/// from `émile`.
+fn capital_as_latin(c: char) -> char {
+    use unicode_security::confusable_detection::skeleton;
+    if c.is_ascii() || !c.is_uppercase() {
+        return c;
+    }
+    let mut utf8 = [0; 4];
+    let mut latin = skeleton(c.encode_utf8(&mut utf8)).filter(|s| !is_invisible(*s));
+    match (latin.next(), latin.next()) {
+        (Some(l), None) if l.is_ascii_uppercase() => l,
+        _ => c,
+    }
 }
 
 /// Validates an instrument: missing or `null` is `""`; trimmed; at most 32 characters;
@@ -105,11 +196,34 @@ mod tests {
         assert_eq!(key("ÁNA"), key("ána"));
         assert_ne!(key("Ana"), key("Anna"));
         assert_eq!(validate_name("A\u{200B}na").unwrap().display, "A\u{200B}na");
+        assert_eq!(key("\u{392}en"), key("Ben"), "Greek capital Beta");
+        assert_eq!(key("\u{392}EN"), key("BEN"), "Greek capitals");
+        assert_eq!(key("\u{1D00}na"), key("Ana"), "a small capital");
+        assert_eq!(
+            key("\u{299}\u{1D07}\u{274}"),
+            key("Ben"),
+            "small capitals only"
+        );
+        assert_eq!(key("Ben\u{2800}"), key("Ben"), "a Braille blank");
+        assert_eq!(key("B\u{3164}en"), key("Ben"), "a Hangul filler");
+        assert_eq!(key("Be\u{FE0F}n"), key("Ben"), "a variation selector");
+        for reordering in [
+            "\u{202E}neB",
+            "Ben\u{202E}",
+            "A\u{2066}na\u{2069}",
+            "Ana\u{200F}",
+        ] {
+            assert!(validate_name(reordering).is_err(), "{reordering:?}");
+        }
         for invisible in [
             "\u{200B}",
             "\u{200E}\u{200F}",
             "\u{2066}\u{2069}",
             " \u{FEFF} ",
+            "\u{2800}\u{2800}",
+            "\u{3164}",
+            "\u{115F}\u{1160}",
+            "\u{FFA0} \u{034F}",
         ] {
             assert!(validate_name(invisible).is_err(), "{invisible:?}");
         }
