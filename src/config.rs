@@ -13,6 +13,11 @@ use crate::origins::{BadOrigin, OriginPolicy};
 use crate::room::Limits;
 use crate::session::SessionLimits;
 
+/// The largest `--max-message-bytes`: a relayed message, with what the server adds to it,
+/// must fit a WebSocket receiver's write buffer (256 KiB) with room to spare, or every
+/// WebSocket receiver of a large event would be cut off as a slow consumer.
+pub const MAX_MESSAGE_BYTES: u64 = 128 * 1024;
+
 /// A configuration the server cannot run with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -75,7 +80,7 @@ pub struct Config {
     pub max_room_size: u32,
 
     /// Largest message in bytes (JSON, without framing).
-    #[arg(long, env = "JAM_MAX_MESSAGE_BYTES", default_value_t = 16384, value_parser = clap::value_parser!(u32).range(64..=1_048_576))]
+    #[arg(long, env = "JAM_MAX_MESSAGE_BYTES", default_value_t = 16384, value_parser = clap::value_parser!(u32).range(64..=MAX_MESSAGE_BYTES as i64))]
     pub max_message_bytes: u32,
 
     /// Sustained `event:broadcast` per connection, per second.
@@ -193,7 +198,7 @@ impl Config {
             "--max-message-bytes",
             self.max_message_bytes.into(),
             64,
-            1_048_576,
+            MAX_MESSAGE_BYTES,
         )?;
         between("--rate-limit", self.rate_limit.into(), 1, 1_000_000)?;
         between("--rate-burst", self.rate_burst.into(), 1, 1_000_000)?;

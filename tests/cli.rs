@@ -24,3 +24,10 @@ fn a_zero_ping_interval_is_refused_with_the_flag_named() {
     let err = refused(&["--outbox-capacity", "0"]);
     assert!(err.contains("--outbox-capacity is 0"), "{err}");
 }
+
+#[test]
+fn a_message_limit_larger_than_a_receiver_can_take_is_refused() {
+    let err = refused(&["--max-message-bytes", "300000"]);
+    assert!(err.contains("--max-message-bytes"), "{err}");
+    assert!(err.contains("131072"), "the limit is named: {err}");
+}
