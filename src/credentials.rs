@@ -21,7 +21,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::private_file::write_private;
+use crate::private_file::{read_small, write_private, MAX_KEY_BYTES};
 
 /// The longest token this server issues is well under this; longer input is refused
 /// before any decoding.
@@ -122,7 +122,7 @@ pub const RESUME_KEY_FILE: &str = "resume.key";
 /// there (mode 0600) when the file does not exist. A file that exists but holds no key is
 /// an error, never silently replaced: every token signed with it would stop working.
 pub fn load_or_make_resume_key(path: &Path) -> Result<ResumeKey> {
-    match std::fs::read_to_string(path) {
+    match read_small(path, MAX_KEY_BYTES, true) {
         Ok(text) => {
             let hex = text.trim();
             let mut bytes = [0u8; 32];

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use wtransport::tls::{Certificate, CertificateChain, PrivateKey};
 use wtransport::Identity;
 
-use crate::private_file::write_private;
+use crate::private_file::{read_small, write_private, MAX_CERT_BYTES, MAX_KEY_BYTES};
 
 /// Total validity of a development certificate (Chromium's limit is 14 days).
 pub const DEV_CERT_VALIDITY: Duration = Duration::from_secs(13 * 24 * 3600);
@@ -162,10 +162,10 @@ fn leaf_validity(der: &[u8]) -> Result<(SystemTime, SystemTime)> {
 }
 
 fn load_pem_files(cert: &Path, key: &Path) -> Result<TlsIdentity> {
-    let cert_pem = std::fs::read_to_string(cert)
+    let cert_pem = read_small(cert, MAX_CERT_BYTES, false)
         .with_context(|| format!("reading certificate {}", cert.display()))?;
-    let key_pem =
-        std::fs::read_to_string(key).with_context(|| format!("reading key {}", key.display()))?;
+    let key_pem = read_small(key, MAX_KEY_BYTES, true)
+        .with_context(|| format!("reading key {}", key.display()))?;
     identity_from_pem(&cert_pem, &key_pem)
 }
 
