@@ -31,10 +31,17 @@ enum Pattern {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OriginPolicy(Vec<Pattern>);
 
-/// A pattern that is not an origin.
+/// A pattern `--allowed-origins` cannot take.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("--allowed-origins: `{0}` is not an origin (like https://jam.example.com, https://*.example.com, null or *)")]
-pub struct BadOrigin(String);
+pub enum BadOrigin {
+    /// Not an origin pattern at all.
+    #[error("--allowed-origins: `{0}` is not an origin (like https://jam.example.com, https://*.example.com, null or *)")]
+    NotAnOrigin(String),
+    /// A wildcard straight over a public suffix (`https://*.com`, `https://*.co.uk`,
+    /// `https://*.github.io`): it would let in sites anyone can register.
+    #[error("--allowed-origins: `{0}` allows every site under a public suffix, which anyone can register under; name your own domain (https://*.example.com)")]
+    PublicSuffix(String),
+}
 
 impl OriginPolicy {
     /// Every origin.
@@ -51,7 +58,7 @@ impl OriginPolicy {
             .map(parse_pattern)
             .collect::<Result<Vec<_>, _>>()?;
         if patterns.is_empty() {
-            return Err(BadOrigin(list.to_owned()));
+            return Err(BadOrigin::NotAnOrigin(list.to_owned()));
         }
         Ok(OriginPolicy(patterns))
     }
@@ -145,7 +152,7 @@ impl fmt::Display for OriginPolicy {
 }
 
 fn parse_pattern(text: &str) -> Result<Pattern, BadOrigin> {
-    let bad = || BadOrigin(text.to_owned());
+    let bad = || BadOrigin::NotAnOrigin(text.to_owned());
     let lower = text.to_ascii_lowercase();
     if lower == "*" {
         return Ok(Pattern::Any);
@@ -155,6 +162,7 @@ fn parse_pattern(text: &str) -> Result<Pattern, BadOrigin> {
     }
     let (scheme, host, port) = split(&lower).ok_or_else(bad)?;
     match host.strip_prefix("*.") {
+        Some(suffix) if is_public_suffix(suffix) => Err(BadOrigin::PublicSuffix(text.to_owned())),
         Some(suffix) if suffix.split('.').all(valid_label) => Ok(Pattern::Wildcard {
             scheme: scheme.to_owned(),
             suffix: suffix.to_owned(),
@@ -166,6 +174,14 @@ fn parse_pattern(text: &str) -> Result<Pattern, BadOrigin> {
         }
         None => Err(bad()),
     }
+}
+
+/// Whether `domain` is itself a public suffix of the Public Suffix List (`com`, `co.uk`,
+/// `github.io`), so that anyone can register a site right under it. Names the list does
+/// not know (`localhost`, `test`, a company's internal domain) are not.
+fn is_public_suffix(domain: &str) -> bool {
+    psl::suffix(domain.as_bytes())
+        .is_some_and(|s| s.is_known() && s.as_bytes().len() == domain.len())
 }
 
 /// `scheme://host[:port]` (no path) into its parts.
@@ -209,6 +225,37 @@ fn is_ip_literal(host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wildcard_over_a_public_suffix_is_refused() {
+        for open in [
+            "https://*.com",
+            "https://*.co.uk",
+            "https://*.github.io",
+            "http://*.COM:8080",
+        ] {
+            assert!(
+                matches!(OriginPolicy::parse(open), Err(BadOrigin::PublicSuffix(_))),
+                "{open}"
+            );
+        }
+        for own in [
+            "https://*.example.com",
+            "https://*.example.co.uk",
+            "https://*.me.github.io",
+            "http://*.localhost:5173",
+            "https://*.corp.internal",
+        ] {
+            assert!(OriginPolicy::parse(own).is_ok(), "{own}");
+        }
+        let err = OriginPolicy::parse("https://jam.example.com, https://*.com")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("https://*.com") && err.contains("public suffix"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn exact_wildcard_null_and_any() {

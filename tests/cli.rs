@@ -31,3 +31,10 @@ fn a_message_limit_larger_than_a_receiver_can_take_is_refused() {
     assert!(err.contains("--max-message-bytes"), "{err}");
     assert!(err.contains("131072"), "the limit is named: {err}");
 }
+
+#[test]
+fn an_origin_wildcard_over_a_public_suffix_is_refused() {
+    let err = refused(&["--allowed-origins", "https://jam.example.com,https://*.co.uk"]);
+    assert!(err.contains("https://*.co.uk"), "{err}");
+    assert!(err.contains("public suffix"), "{err}");
+}
