@@ -134,7 +134,11 @@ pub struct Config {
 
     /// Most open TCP connections on the HTTP port (plain HTTP, WebSocket and Socket.IO
     /// together) from one IP address, or from one /64 for IPv6.
-    #[arg(long, env = "JAM_MAX_HTTP_CONNECTIONS_PER_ADDRESS", default_value_t = 128)]
+    #[arg(
+        long,
+        env = "JAM_MAX_HTTP_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 128
+    )]
     pub max_http_connections_per_address: usize,
 
     /// Largest read-ahead and write buffer of one HTTP connection in bytes: requests

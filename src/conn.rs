@@ -540,10 +540,7 @@ mod tests {
         let a: SocketAddr = "192.0.2.1:1".parse().unwrap();
         let b: SocketAddr = "192.0.2.2:1".parse().unwrap();
         let tcp = ctx.accept_tcp(a).unwrap();
-        assert_eq!(
-            ctx.accept_tcp(a).unwrap_err(),
-            Refused::TooManyFromAddress
-        );
+        assert_eq!(ctx.accept_tcp(a).unwrap_err(), Refused::TooManyFromAddress);
         let wt = ctx.arrive(b, Transport::WebTransport).admit().unwrap();
         assert_eq!(ctx.accept_tcp(b).unwrap_err(), Refused::ServerFull);
         assert_eq!(

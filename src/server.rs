@@ -10,22 +10,22 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use axum::extract::ConnectInfo;
+use axum::response::IntoResponse;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use axum::response::IntoResponse;
 use tower::ServiceExt;
 use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::conn::{Context, Refused};
-use crate::descriptors;
-use crate::stall::StallLimit;
 use crate::credentials::{self, ResumeKey};
+use crate::descriptors;
 use crate::http::{self, Published};
 use crate::room::Hub;
+use crate::stall::StallLimit;
 use crate::stats::Stats;
 use crate::tls::{self, CertSource};
 use crate::transport::wt::{self, WtConfig, WtServer};
@@ -83,14 +83,14 @@ impl RunningServer {
         let max_connections = connection_cap(config.max_connections);
         let ctx = Arc::new(
             Context::new(
-            hub.clone(),
-            config.session_limits(),
-            config.outbox_capacity,
-            config.ping_interval,
-            config.peer_timeout,
-            config.max_connections_per_address,
-            config.origin_policy()?,
-        )
+                hub.clone(),
+                config.session_limits(),
+                config.outbox_capacity,
+                config.ping_interval,
+                config.peer_timeout,
+                config.max_connections_per_address,
+                config.origin_policy()?,
+            )
             .with_connection_caps(max_connections, config.max_http_connections_per_address),
         );
 
@@ -124,12 +124,7 @@ impl RunningServer {
             .timer(TokioTimer::new())
             .header_read_timeout(config.header_timeout)
             .max_buf_size(config.http_buffer_bytes);
-        tasks.push(tokio::spawn(serve_http(
-            listener,
-            app,
-            http1,
-            ctx.clone(),
-        )));
+        tasks.push(tokio::spawn(serve_http(listener, app, http1, ctx.clone())));
         tasks.push(tokio::spawn(wt::run(wt.clone(), ctx.clone())));
         tasks.push(tokio::spawn(hub.clone().run_expiry(ctx.shutdown.clone())));
         tasks.push(tokio::spawn(hub.run_latency(ctx.shutdown.clone())));

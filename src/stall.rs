@@ -148,10 +148,14 @@ mod tests {
             let mut buf = [0; 64];
             while got < 640 {
                 tokio::time::sleep(deadline / 2).await;
-                got += tokio::io::AsyncReadExt::read(&mut far, &mut buf).await.unwrap();
+                got += tokio::io::AsyncReadExt::read(&mut far, &mut buf)
+                    .await
+                    .unwrap();
             }
         });
-        near.write_all(&[0; 640]).await.expect("a slow reader keeps up");
+        near.write_all(&[0; 640])
+            .await
+            .expect("a slow reader keeps up");
         reader.await.unwrap();
 
         let (near, _far) = tokio::io::duplex(64);

@@ -24,3 +24,17 @@ fn a_zero_ping_interval_is_refused_with_the_flag_named() {
     let err = refused(&["--outbox-capacity", "0"]);
     assert!(err.contains("--outbox-capacity is 0"), "{err}");
 }
+
+#[test]
+fn connection_caps_out_of_range_are_refused_with_the_flag_named() {
+    let err = refused(&["--max-connections", "0"]);
+    assert!(err.contains("--max-connections is 0"), "{err}");
+    let err = refused(&["--max-http-connections-per-address", "0"]);
+    assert!(
+        err.contains("--max-http-connections-per-address is 0"),
+        "{err}"
+    );
+    // hyper's smallest buffer; a smaller one would panic at the first connection.
+    let err = refused(&["--http-buffer-bytes", "4096"]);
+    assert!(err.contains("--http-buffer-bytes is 4096"), "{err}");
+}
