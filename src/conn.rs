@@ -502,17 +502,22 @@ impl Admission {
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_address_gets_its_places_back_when_its_connections_end() {
-        let ctx = Context::new(
+    /// A context admitting `per_address` connections from one address.
+    fn context(per_address: usize) -> Context {
+        Context::new(
             Hub::new(crate::room::Limits::default()),
             SessionLimits::default(),
             16,
             Duration::from_secs(5),
             Duration::from_secs(15),
-            2,
+            per_address,
             OriginPolicy::any(),
-        );
+        )
+    }
+
+    #[test]
+    fn an_address_gets_its_places_back_when_its_connections_end() {
+        let ctx = context(2);
         let a: IpAddr = "2001:db8::1".parse().unwrap();
         let same_64: IpAddr = "2001:db8::2".parse().unwrap();
         let first = ctx.take_slot(a).unwrap();
@@ -525,18 +530,7 @@ mod tests {
 
     #[test]
     fn the_server_cap_counts_tcp_sockets_and_webtransport_sessions_together() {
-        let ctx = Arc::new(
-            Context::new(
-                Hub::new(crate::room::Limits::default()),
-                SessionLimits::default(),
-                16,
-                Duration::from_secs(5),
-                Duration::from_secs(15),
-                8,
-                OriginPolicy::any(),
-            )
-            .with_connection_caps(2, 1),
-        );
+        let ctx = Arc::new(context(8).with_connection_caps(2, 1));
         let a: SocketAddr = "192.0.2.1:1".parse().unwrap();
         let b: SocketAddr = "192.0.2.2:1".parse().unwrap();
         let tcp = ctx.accept_tcp(a).unwrap();

@@ -1,9 +1,8 @@
 //! The budgets of the HTTP port on the open internet: a server-wide cap on open
 //! connections (the next one refused at once, `/healthz` still answered from another
-//! address), a per-address cap on TCP connections, requests pipelined by a peer that never
-//! reads its answers (closed, with bounded memory), and an idle keep-alive connection
-//! (closed after the header timeout). Every client is on loopback; `127.0.0.2` stands for
-//! another address.
+//! address), a per-address cap on TCP connections, and requests pipelined by a peer that
+//! never reads its answers (closed, with bounded memory). Idle keep-alive connections are
+//! in `hostile.rs`. Every client is on loopback; `127.0.0.2` stands for another address.
 
 mod common;
 
@@ -159,22 +158,6 @@ async fn one_address_gets_a_bounded_number_of_tcp_connections() {
         1,
         "{metrics}"
     );
-}
-
-#[tokio::test]
-async fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
-    let timeout = Duration::from_millis(500);
-    let s = TestServer::start_with(|c| c.header_timeout = timeout).await;
-    let mut tcp = held(HERE, s.server.http_addr()).await;
-    let answered = Instant::now();
-    let rest = read_to_close(&mut tcp).await;
-    let idle = answered.elapsed();
-    assert!(rest.is_empty(), "{rest:?}");
-    assert!(
-        idle >= timeout - Duration::from_millis(50),
-        "closed after {idle:?}"
-    );
-    assert!(idle < timeout * 4, "closed after {idle:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
