@@ -1,8 +1,8 @@
 //! What every connection shares, whatever its transport, and the one path it is admitted
 //! by: the origin check (refusals counted by reason and logged, rate-limited), the
-//! server-wide connection cap and the per-address slots (TCP connections on the HTTP port
-//! are counted once each when accepted, WebTransport sessions when they arrive), the connection id and tracing span, the per-transport gauge, the
-//! session with its outbox, and the close logged once with its reason ([`Arrival`],
+//! server-wide connection cap and the per-address slots (a TCP socket on the HTTP port is
+//! counted when accepted, a session when admitted, after its handshake), the connection
+//! id and tracing span, the per-transport gauge, the session with its outbox, and the close logged once with its reason ([`Arrival`],
 //! [`Admission`]). Transports keep their handshakes, framing and close codes; they
 //! decide *when* to check, never *what* is counted. This module knows none of them.
 
@@ -265,8 +265,7 @@ impl Context {
     }
 
     /// The first moment a transport sees a connection from `peer`: it gets its id and
-    /// span, and its address's place is taken now if there is one (it is refused, and
-    /// counted, only when the transport asks to [`Arrival::admit`] it).
+    /// span. It takes no place yet: that waits for [`Arrival::admit`].
     pub fn arrive(self: &Arc<Self>, peer: SocketAddr, transport: Transport) -> Arrival {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed) + 1;
         let span = info_span!(
@@ -276,14 +275,7 @@ impl Context {
             %peer,
             room = tracing::field::Empty
         );
-        // TCP transports hold the place their socket took when it was accepted.
-        let open = match transport {
-            Transport::WebTransport => Some(self.open.take()),
-            Transport::WebSocket | Transport::SocketIo => None,
-        };
         Arrival {
-            open,
-            slot: self.take_slot(peer.ip()),
             conn: Conn {
                 ctx: self.clone(),
                 peer,
@@ -354,10 +346,6 @@ struct Conn {
 /// A connection a transport has seen but not yet admitted (see [`Context::arrive`]).
 pub struct Arrival {
     conn: Conn,
-    /// The server-wide place, for a transport without a TCP socket of its own (`None`
-    /// for the others; `Some(None)` when the server was full).
-    open: Option<Option<Place>>,
-    slot: Option<AddressSlot>,
 }
 
 impl Arrival {
@@ -371,19 +359,36 @@ impl Arrival {
         &self.conn.span
     }
 
-    /// Admits the connection, or refuses it (counted) when the server or its address had
+    /// Admits the connection, or refuses it (counted) when the server or its address has
     /// no place left.
+    ///
+    /// The places are taken here, when the transport's handshake is done, not on
+    /// arrival: a WebTransport session is admitted once QUIC has completed its handshake,
+    /// which proves the peer receives at its address, so Initial packets with a forged
+    /// source address take no one's place.
     pub fn admit(self) -> Result<Admission, Refused> {
-        let Conn { ctx, span, .. } = &self.conn;
-        if let Some(None) = self.open {
-            span.in_scope(|| debug!("the server is full"));
-            ctx.hub
-                .stats()
-                .refused_server_full
-                .fetch_add(1, Ordering::Relaxed);
-            return Err(Refused::ServerFull);
-        }
-        let Some(slot) = self.slot else {
+        let Conn {
+            ctx,
+            span,
+            peer,
+            transport,
+        } = &self.conn;
+        // TCP transports hold the place their socket took when it was accepted.
+        let open = match transport {
+            Transport::WebSocket | Transport::SocketIo => None,
+            Transport::WebTransport => match ctx.open.take() {
+                Some(place) => Some(place),
+                None => {
+                    span.in_scope(|| debug!("the server is full"));
+                    ctx.hub
+                        .stats()
+                        .refused_server_full
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Err(Refused::ServerFull);
+                }
+            },
+        };
+        let Some(slot) = ctx.take_slot(peer.ip()) else {
             span.in_scope(|| debug!("too many connections from this address"));
             ctx.hub
                 .stats()
@@ -394,7 +399,7 @@ impl Arrival {
         let token = ctx.shutdown.child_token();
         Ok(Admission {
             conn: self.conn,
-            _open: self.open.flatten(),
+            _open: open,
             _slot: slot,
             open: None,
             token,

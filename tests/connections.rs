@@ -218,3 +218,56 @@ async fn requests_pipelined_by_a_peer_that_never_reads_are_closed_with_bounded_m
     let health = get(ELSEWHERE, addr, "/healthz").await;
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
 }
+
+/// A relay to `server` that passes what its client sends and drops every answer: the
+/// server sees QUIC Initials from the relay's address, as from a forged source, and no
+/// handshake ever completes. `sent` is notified when the first packet has gone through.
+async fn one_way_relay(
+    server: SocketAddr,
+    sent: std::sync::Arc<tokio::sync::Notify>,
+) -> SocketAddr {
+    let front = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let back = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    back.connect(server).await.unwrap();
+    let addr = front.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        while let Ok((n, _)) = front.recv_from(&mut buf).await {
+            if back.send(&buf[..n]).await.is_ok() {
+                sent.notify_one();
+            }
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn quic_handshakes_that_never_complete_take_no_place_of_their_address() {
+    let s = TestServer::start_with(|c| {
+        c.max_connections_per_address = 2;
+        c.max_connections = Some(8);
+    })
+    .await;
+    // Twelve handshakes from 127.0.0.1 whose answers never arrive: more than the
+    // address's places, and more than the server's.
+    let mut attackers = tokio::task::JoinSet::new();
+    for _ in 0..12 {
+        let sent = std::sync::Arc::new(tokio::sync::Notify::new());
+        let relay = one_way_relay(s.server.wt_addr(), sent.clone()).await;
+        let hash = s.server.cert_hash();
+        attackers.spawn(async move {
+            let url = format!("https://{relay}/jam");
+            let _ = jam_client::Client::connect_wt(&url, &hash, jam_protocol::Encoding::Json).await;
+        });
+        tokio::time::timeout(T, sent.notified())
+            .await
+            .expect("the Initial went through");
+    }
+    // Their Initials reached the server's socket before this client's: it still
+    // connects from the same address and plays.
+    let mut a = s.wt().await;
+    let mut b = s.wt().await;
+    let room = a.create("Ann", "").await.unwrap();
+    b.join(&room.room_code, "Bob", "").await.unwrap();
+    attackers.abort_all();
+}
