@@ -131,6 +131,26 @@ pub struct Config {
     #[arg(long, env = "JAM_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 64)]
     pub max_connections_per_address: usize,
 
+    /// Most open connections of every kind together (TCP connections on the HTTP port,
+    /// WebSocket and Socket.IO included, and WebTransport sessions). Default: the
+    /// descriptor limit minus 64; a larger value is lowered to that, with a warning.
+    #[arg(long, env = "JAM_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// Most open TCP connections on the HTTP port (plain HTTP, WebSocket and Socket.IO
+    /// together) from one IP address, or from one /64 for IPv6.
+    #[arg(
+        long,
+        env = "JAM_MAX_HTTP_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 128
+    )]
+    pub max_http_connections_per_address: usize,
+
+    /// Largest read-ahead and write buffer of one HTTP connection in bytes: requests
+    /// pipelined beyond it wait unread until the answers before them are taken.
+    #[arg(long, env = "JAM_HTTP_BUFFER_BYTES", default_value_t = 64 * 1024)]
+    pub http_buffer_bytes: usize,
+
     /// A connection in no room is closed after this long (`0s`: never).
     #[arg(long, env = "JAM_JOIN_DEADLINE", default_value = "5m", value_parser = humantime::parse_duration)]
     pub join_deadline: Duration,
@@ -226,6 +246,21 @@ impl Config {
             self.max_connections_per_address as u64,
             1,
             1_000_000,
+        )?;
+        if let Some(max) = self.max_connections {
+            between("--max-connections", max as u64, 1, 10_000_000)?;
+        }
+        between(
+            "--max-http-connections-per-address",
+            self.max_http_connections_per_address as u64,
+            1,
+            1_000_000,
+        )?;
+        between(
+            "--http-buffer-bytes",
+            self.http_buffer_bytes as u64,
+            8192,
+            16 * 1024 * 1024,
         )?;
         between("--control-rate", self.control_rate.into(), 1, 1_000_000)?;
         between("--control-burst", self.control_burst.into(), 1, 1_000_000)?;
@@ -342,6 +377,9 @@ mod tests {
         assert_eq!((c.history_messages, c.history_bytes), (1024, 1024 * 1024));
         assert_eq!(c.resume_key_file, None);
         assert_eq!(c.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.max_connections, None);
+        assert_eq!(c.max_http_connections_per_address, 128);
+        assert_eq!(c.http_buffer_bytes, 64 * 1024);
     }
 
     #[test]
@@ -410,6 +448,9 @@ mod tests {
             ("--header-timeout", "2h"),
             ("--history-messages", "1000001"),
             ("--history-bytes", "1000000000"),
+            ("--max-connections", "0"),
+            ("--max-http-connections-per-address", "0"),
+            ("--http-buffer-bytes", "8191"),
         ] {
             match refusal(&[flag, value]) {
                 ConfigError::OutOfRange { flag: f, .. } => assert_eq!(f, flag),

@@ -1,13 +1,14 @@
 //! What every connection shares, whatever its transport, and the one path it is admitted
 //! by: the origin check (refusals counted by reason and logged, rate-limited), the
-//! per-address slot, the connection id and tracing span, the per-transport gauge, the
-//! session with its outbox, and the close logged once with its reason ([`Arrival`],
+//! server-wide connection cap and the per-address slots (a TCP socket on the HTTP port is
+//! counted when accepted, a session when admitted, after its handshake), the connection
+//! id and tracing span, the per-transport gauge, the session with its outbox, and the close logged once with its reason ([`Arrival`],
 //! [`Admission`]). Transports keep their handshakes, framing and close codes; they
 //! decide *when* to check, never *what* is counted. This module knows none of them.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,6 +46,13 @@ pub struct Context {
     pub tracker: TaskTracker,
     /// Open connections per address (IPv4) or /64 (IPv6).
     addresses: Arc<AddressTable>,
+    /// Open TCP connections on the HTTP port per address (IPv4) or /64 (IPv6).
+    tcp_addresses: Arc<AddressTable>,
+    /// Open connections of every kind on the whole server.
+    open: Arc<Budget>,
+    /// Connections accepted over [`Context::open`]'s cap to answer `/healthz` and
+    /// `/metrics` only.
+    overflow: Arc<Budget>,
     /// The web origins allowed to connect.
     pub origins: OriginPolicy,
     /// The rate-limited log of refused origins (connections and `/connect`).
@@ -68,11 +76,91 @@ struct AddressTable {
     open: Mutex<HashMap<AddressKey, usize>>,
 }
 
+/// A count of open things against a cap, without a lock.
+#[derive(Debug)]
+struct Budget {
+    max: usize,
+    open: AtomicUsize,
+}
+
+impl Budget {
+    fn new(max: usize) -> Arc<Self> {
+        Arc::new(Budget {
+            max,
+            open: AtomicUsize::new(0),
+        })
+    }
+
+    /// One more place, or `None` when all are taken.
+    fn take(self: &Arc<Self>) -> Option<Place> {
+        let taken = self.open.fetch_add(1, Ordering::AcqRel);
+        if taken >= self.max {
+            self.open.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Place(self.clone()))
+    }
+}
+
+/// One place in a [`Budget`]; dropping it frees the place.
+#[derive(Debug)]
+struct Place(Arc<Budget>);
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A TCP connection's places on the HTTP port (in the server's cap and its address's
+/// count), held for as long as the socket is open, upgraded or not.
+#[derive(Debug)]
+pub struct TcpPlace {
+    _open: Place,
+    _address: AddressSlot,
+}
+
+/// A TCP connection accepted over the server's cap: it may ask for `/healthz` and
+/// `/metrics` only, and holds one of the few places kept for that.
+#[derive(Debug)]
+pub struct OverflowPlace {
+    _place: Place,
+}
+
+/// Connections accepted over the cap at once, to answer `/healthz` and `/metrics`: well
+/// within the descriptors [`crate::descriptors::HEADROOM`] keeps free.
+pub const OVERFLOW_CONNECTIONS: usize = 16;
+
 /// One admitted connection's place in its address's count; dropping it frees the place.
 #[derive(Debug)]
 struct AddressSlot {
     table: Arc<AddressTable>,
     key: AddressKey,
+}
+
+impl AddressTable {
+    fn new(max: usize) -> Arc<Self> {
+        Arc::new(AddressTable {
+            max,
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A place for one more connection from `ip`, or `None` when its address (or /64)
+    /// already has `max`.
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
+        let key = AddressKey::of(ip);
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(key).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            table: self.clone(),
+            key,
+        })
+    }
 }
 
 impl Drop for AddressSlot {
@@ -107,34 +195,52 @@ impl Context {
             peer_timeout,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
-            addresses: Arc::new(AddressTable {
-                max: max_per_address,
-                open: Mutex::new(HashMap::new()),
-            }),
+            addresses: AddressTable::new(max_per_address),
+            tcp_addresses: AddressTable::new(usize::MAX),
+            open: Budget::new(usize::MAX),
+            overflow: Budget::new(OVERFLOW_CONNECTIONS),
             origins,
             refused_origins: RefusedOrigins::default(),
             next_conn: AtomicU64::new(0),
         }
     }
 
+    /// Caps the connections of every kind on the whole server at `max`, and the TCP
+    /// connections on the HTTP port from one address (IPv6: one /64) at `max_tcp_per_address`.
+    pub fn with_connection_caps(mut self, max: usize, max_tcp_per_address: usize) -> Self {
+        self.open = Budget::new(max);
+        self.tcp_addresses = AddressTable::new(max_tcp_per_address);
+        self
+    }
+
     /// A place for one more connection from `ip`, or `None` when its address (or /64)
     /// already has the most allowed.
     fn take_slot(&self, ip: IpAddr) -> Option<AddressSlot> {
-        let key = AddressKey::of(ip);
-        let mut open = self
-            .addresses
-            .open
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let n = open.entry(key).or_insert(0);
-        if *n >= self.addresses.max {
-            return None;
-        }
-        *n += 1;
-        Some(AddressSlot {
-            table: self.addresses.clone(),
-            key,
+        self.addresses.take(ip)
+    }
+
+    /// Admits a TCP connection just accepted on the HTTP port, before a byte is read, or
+    /// refuses it (counted) when the server or its address has the most allowed.
+    pub fn accept_tcp(&self, peer: SocketAddr) -> Result<TcpPlace, Refused> {
+        let stats = self.hub.stats();
+        let Some(open) = self.open.take() else {
+            stats.refused_server_full.fetch_add(1, Ordering::Relaxed);
+            return Err(Refused::ServerFull);
+        };
+        let Some(address) = self.tcp_addresses.take(peer.ip()) else {
+            stats.refused_tcp_address.fetch_add(1, Ordering::Relaxed);
+            return Err(Refused::TooManyFromAddress);
+        };
+        Ok(TcpPlace {
+            _open: open,
+            _address: address,
         })
+    }
+
+    /// One of the few places for a connection accepted over the server's cap that may
+    /// still ask for `/healthz` or `/metrics`; `None` when they are taken too.
+    pub fn overflow(&self) -> Option<OverflowPlace> {
+        self.overflow.take().map(|p| OverflowPlace { _place: p })
     }
 
     /// Whether a connection from a page of `origin` may open (docs/protocol.md §10). A refusal
@@ -159,8 +265,7 @@ impl Context {
     }
 
     /// The first moment a transport sees a connection from `peer`: it gets its id and
-    /// span, and its address's place is taken now if there is one (it is refused, and
-    /// counted, only when the transport asks to [`Arrival::admit`] it).
+    /// span. It takes no place yet: that waits for [`Arrival::admit`].
     pub fn arrive(self: &Arc<Self>, peer: SocketAddr, transport: Transport) -> Arrival {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed) + 1;
         let span = info_span!(
@@ -171,7 +276,6 @@ impl Context {
             room = tracing::field::Empty
         );
         Arrival {
-            slot: self.take_slot(peer.ip()),
             conn: Conn {
                 ctx: self.clone(),
                 peer,
@@ -200,6 +304,9 @@ pub enum Refused {
     /// Its address (IPv6: /64) has the most connections allowed.
     #[error("{}", self.as_str())]
     TooManyFromAddress,
+    /// The server has the most connections allowed (`--max-connections`).
+    #[error("{}", self.as_str())]
+    ServerFull,
 }
 
 impl Refused {
@@ -208,6 +315,7 @@ impl Refused {
         match self {
             Refused::Origin => "this origin may not connect",
             Refused::TooManyFromAddress => "too many connections from your address",
+            Refused::ServerFull => "the server is full; try again later",
         }
     }
 
@@ -216,6 +324,7 @@ impl Refused {
         match self {
             Refused::Origin => StatusCode::FORBIDDEN,
             Refused::TooManyFromAddress => StatusCode::TOO_MANY_REQUESTS,
+            Refused::ServerFull => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -237,7 +346,6 @@ struct Conn {
 /// A connection a transport has seen but not yet admitted (see [`Context::arrive`]).
 pub struct Arrival {
     conn: Conn,
-    slot: Option<AddressSlot>,
 }
 
 impl Arrival {
@@ -251,10 +359,36 @@ impl Arrival {
         &self.conn.span
     }
 
-    /// Admits the connection, or refuses it (counted) when its address had no place left.
+    /// Admits the connection, or refuses it (counted) when the server or its address has
+    /// no place left.
+    ///
+    /// The places are taken here, when the transport's handshake is done, not on
+    /// arrival: a WebTransport session is admitted once QUIC has completed its handshake,
+    /// which proves the peer receives at its address, so Initial packets with a forged
+    /// source address take no one's place.
     pub fn admit(self) -> Result<Admission, Refused> {
-        let Conn { ctx, span, .. } = &self.conn;
-        let Some(slot) = self.slot else {
+        let Conn {
+            ctx,
+            span,
+            peer,
+            transport,
+        } = &self.conn;
+        // TCP transports hold the place their socket took when it was accepted.
+        let open = match transport {
+            Transport::WebSocket | Transport::SocketIo => None,
+            Transport::WebTransport => match ctx.open.take() {
+                Some(place) => Some(place),
+                None => {
+                    span.in_scope(|| debug!("the server is full"));
+                    ctx.hub
+                        .stats()
+                        .refused_server_full
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Err(Refused::ServerFull);
+                }
+            },
+        };
+        let Some(slot) = ctx.take_slot(peer.ip()) else {
             span.in_scope(|| debug!("too many connections from this address"));
             ctx.hub
                 .stats()
@@ -265,6 +399,7 @@ impl Arrival {
         let token = ctx.shutdown.child_token();
         Ok(Admission {
             conn: self.conn,
+            _open: open,
             _slot: slot,
             open: None,
             token,
@@ -277,6 +412,7 @@ impl Arrival {
 /// dropped, however the connection ends.
 pub struct Admission {
     conn: Conn,
+    _open: Option<Place>,
     _slot: AddressSlot,
     open: Option<OpenConnection>,
     token: CancellationToken,
@@ -371,17 +507,22 @@ impl Admission {
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_address_gets_its_places_back_when_its_connections_end() {
-        let ctx = Context::new(
+    /// A context admitting `per_address` connections from one address.
+    fn context(per_address: usize) -> Context {
+        Context::new(
             Hub::new(crate::room::Limits::default()),
             SessionLimits::default(),
             16,
             Duration::from_secs(5),
             Duration::from_secs(15),
-            2,
+            per_address,
             OriginPolicy::any(),
-        );
+        )
+    }
+
+    #[test]
+    fn an_address_gets_its_places_back_when_its_connections_end() {
+        let ctx = context(2);
         let a: IpAddr = "2001:db8::1".parse().unwrap();
         let same_64: IpAddr = "2001:db8::2".parse().unwrap();
         let first = ctx.take_slot(a).unwrap();
@@ -390,5 +531,28 @@ mod tests {
         assert!(ctx.take_slot("2001:db8:0:1::1".parse().unwrap()).is_some());
         drop(first);
         assert!(ctx.take_slot(same_64).is_some());
+    }
+
+    #[test]
+    fn the_server_cap_counts_tcp_sockets_and_webtransport_sessions_together() {
+        let ctx = Arc::new(context(8).with_connection_caps(2, 1));
+        let a: SocketAddr = "192.0.2.1:1".parse().unwrap();
+        let b: SocketAddr = "192.0.2.2:1".parse().unwrap();
+        let tcp = ctx.accept_tcp(a).unwrap();
+        assert_eq!(ctx.accept_tcp(a).unwrap_err(), Refused::TooManyFromAddress);
+        let wt = ctx.arrive(b, Transport::WebTransport).admit().unwrap();
+        assert_eq!(ctx.accept_tcp(b).unwrap_err(), Refused::ServerFull);
+        assert_eq!(
+            ctx.arrive(b, Transport::WebTransport).admit().unwrap_err(),
+            Refused::ServerFull
+        );
+        // A WebSocket rides on its accepted socket's place.
+        assert!(ctx.arrive(a, Transport::WebSocket).admit().is_ok());
+        drop(wt);
+        let _b = ctx.accept_tcp(b).unwrap();
+        drop(tcp);
+        assert!(ctx.accept_tcp(a).is_ok());
+        let overflow: Vec<_> = std::iter::from_fn(|| ctx.overflow()).take(100).collect();
+        assert_eq!(overflow.len(), OVERFLOW_CONNECTIONS);
     }
 }

@@ -14,6 +14,8 @@
 //!     ▲
 //!   stats, clock           server-wide counters; the server clock (serverTime)
 //!   addresses              an address as the per-address limits count it (IPv6: its /64)
+//!   descriptors            the descriptor limit: raised to the hard one, sizes the cap
+//!   stall                  a socket whose writes make no progress fails after a deadline
 //!   private_file           writing a secret readable by the server's user only (0600)
 //!   rate                   token buckets and one-second windows (the arithmetic only)
 //!   credentials, history   the resume key and its signed tokens; a room's replayable
@@ -63,6 +65,7 @@ pub mod clock;
 pub mod config;
 pub mod conn;
 pub mod credentials;
+pub mod descriptors;
 pub mod history;
 pub mod http;
 pub mod metrics;
@@ -73,6 +76,7 @@ pub mod rate;
 pub mod room;
 pub mod server;
 pub mod session;
+pub mod stall;
 pub mod stats;
 pub mod tls;
 pub mod transport;

@@ -35,6 +35,16 @@ async fn run(config: Config) -> Result<()> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,quinn=warn")),
         )
         .init();
+    // Every connection is a descriptor: start with as many as the system allows.
+    match jam_server::descriptors::raise() {
+        Ok(limits) => tracing::info!(
+            was = limits.was,
+            soft = limits.soft,
+            hard = limits.hard,
+            "descriptor limit"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not raise the descriptor limit"),
+    }
     if config.make_cert {
         let source = jam_server::tls::CertSource::Dev {
             dir: Some(config.cert_dir.clone()),

@@ -198,6 +198,8 @@ impl Collector for ServerCollector {
             &[
                 ("origin", get(&stats.refused_origin)),
                 ("address_limit", get(&stats.refused_address)),
+                ("server_limit", get(&stats.refused_server_full)),
+                ("http_address_limit", get(&stats.refused_tcp_address)),
             ],
         )?;
         let errors: Vec<(&'static str, u64)> = ErrorCode::ALL

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use axum::extract::ConnectInfo;
+use axum::response::IntoResponse;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -19,10 +20,12 @@ use tower::ServiceExt;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::conn::Context;
+use crate::conn::{Context, Refused};
 use crate::credentials::{self, ResumeKey};
+use crate::descriptors;
 use crate::http::{self, Published};
 use crate::room::Hub;
+use crate::stall::StallLimit;
 use crate::stats::Stats;
 use crate::tls::{self, CertSource};
 use crate::transport::wt::{self, WtConfig, WtServer};
@@ -77,15 +80,19 @@ impl RunningServer {
             None => ResumeKey::generate(),
         };
         let hub = Hub::with_key(config.room_limits(), resume_key);
-        let ctx = Arc::new(Context::new(
-            hub.clone(),
-            config.session_limits(),
-            config.outbox_capacity,
-            config.ping_interval,
-            config.peer_timeout,
-            config.max_connections_per_address,
-            config.origin_policy()?,
-        ));
+        let max_connections = connection_cap(config.max_connections);
+        let ctx = Arc::new(
+            Context::new(
+                hub.clone(),
+                config.session_limits(),
+                config.outbox_capacity,
+                config.ping_interval,
+                config.peer_timeout,
+                config.max_connections_per_address,
+                config.origin_policy()?,
+            )
+            .with_connection_caps(max_connections, config.max_http_connections_per_address),
+        );
 
         let listener = tokio::net::TcpListener::bind(config.http_addr)
             .await
@@ -112,12 +119,12 @@ impl RunningServer {
         let mut tasks = Vec::new();
         let app = http::router(ctx.clone(), published.clone(), web_dir);
         info!(allowed_origins = %ctx.origins, "origins");
-        tasks.push(tokio::spawn(serve_http(
-            listener,
-            app,
-            config.header_timeout,
-            ctx.shutdown.clone(),
-        )));
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(config.header_timeout)
+            .max_buf_size(config.http_buffer_bytes);
+        tasks.push(tokio::spawn(serve_http(listener, app, http1, ctx.clone())));
         tasks.push(tokio::spawn(wt::run(wt.clone(), ctx.clone())));
         tasks.push(tokio::spawn(hub.clone().run_expiry(ctx.shutdown.clone())));
         tasks.push(tokio::spawn(hub.run_latency(ctx.shutdown.clone())));
@@ -129,6 +136,11 @@ impl RunningServer {
             ctx.shutdown.clone(),
         )));
 
+        info!(
+            max_connections,
+            max_http_connections_per_address = config.max_http_connections_per_address,
+            "connection caps"
+        );
         info!(
             http = %http_addr,
             webtransport = %wt_addr,
@@ -211,20 +223,60 @@ impl RunningServer {
     }
 }
 
-/// Serves HTTP/1.1 (with upgrades, for `/ws`) on `listener` until `shutdown`, then lets
-/// the requests in flight finish (at most a few seconds). A connection that has not sent a
-/// whole request head within `header_timeout` is closed, so a slowloris peer holds no
-/// socket for long (hyper's header-read timer; axum's own `serve` sets none).
+/// The server-wide connection cap: `--max-connections`, or by default the soft descriptor
+/// limit less [`descriptors::HEADROOM`]; a value above that is lowered to it, with a
+/// warning, so that `/healthz` and `/metrics` always have descriptors left.
+fn connection_cap(asked: Option<usize>) -> usize {
+    let room = match descriptors::soft_limit() {
+        Ok(soft) => descriptors::connection_room(soft),
+        Err(e) => {
+            warn!(error = %e, "cannot read the descriptor limit");
+            usize::MAX
+        }
+    };
+    match asked {
+        None => room,
+        Some(max) if max > room => {
+            warn!(
+                max_connections = max,
+                lowered_to = room,
+                "--max-connections is above the descriptor limit less its headroom; lowered"
+            );
+            room
+        }
+        Some(max) => max,
+    }
+}
+
+/// A static answer written to a refused socket before it is closed, without reading its
+/// request: the quickest "no" that costs the server nothing.
+fn refusal_bytes(refused: Refused) -> &'static [u8] {
+    match refused {
+        Refused::ServerFull => {
+            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        }
+        _ => b"HTTP/1.1 429 Too Many Requests\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+    }
+}
+
+/// Serves HTTP/1.1 (with upgrades, for `/ws`) on `listener` until shutdown, then lets
+/// the requests in flight finish (at most a few seconds).
+///
+/// Every accepted socket takes a place in the server's cap and in its address's count
+/// before a byte is read; refused, it gets a static 429 or 503 and is closed at once.
+/// Over the server's cap, a few sockets are still served for `/healthz` and `/metrics`
+/// (one request each), so an operator can see why. `http1` bounds each connection: its
+/// header-read timer closes one that has not sent a whole request head within the
+/// header timeout, idle keep-alive included (a slowloris peer holds no socket for long),
+/// and its buffer size bounds the requests read ahead of their answers; a socket whose
+/// answers are not read for the peer timeout is closed ([`StallLimit`]).
 async fn serve_http(
     listener: TcpListener,
     app: axum::Router,
-    header_timeout: Duration,
-    shutdown: CancellationToken,
+    http1: hyper::server::conn::http1::Builder,
+    ctx: Arc<Context>,
 ) {
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
+    let shutdown = ctx.shutdown.clone();
     let connections = TaskTracker::new();
     loop {
         let (tcp, peer) = tokio::select! {
@@ -239,19 +291,58 @@ async fn serve_http(
                 }
             },
         };
+        let (place, overflow) = match ctx.accept_tcp(peer) {
+            Ok(place) => (Some(place), None),
+            Err(Refused::ServerFull) => match ctx.overflow() {
+                Some(overflow) => (None, Some(overflow)),
+                None => {
+                    let _ = tcp.try_write(refusal_bytes(Refused::ServerFull));
+                    continue;
+                }
+            },
+            Err(refused) => {
+                let _ = tcp.try_write(refusal_bytes(refused));
+                continue;
+            }
+        };
         // Nagle's algorithm would hold each small frame until the previous one is
         // acknowledged: tens of milliseconds on a jam. Browsers set TCP_NODELAY too.
         if let Err(e) = tcp.set_nodelay(true) {
             warn!(error = %e, "could not set TCP_NODELAY");
         }
+        let only_health = overflow.is_some();
+        // The socket's places live as long as it does, through an upgrade too.
+        let io = TokioIo::new(StallLimit::holding(
+            tcp,
+            ctx.peer_timeout,
+            (place, overflow),
+        ));
+        // An upgraded socket (WebSocket, Engine.IO over WebSocket) answers to its
+        // transport's own slow-consumer rule instead.
+        let upgraded = io.inner().switch();
         let app = app.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
             request.extensions_mut().insert(ConnectInfo(peer));
-            app.clone().oneshot(request.map(axum::body::Body::new))
+            if request.headers().contains_key(hyper::header::UPGRADE) {
+                upgraded.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            let refuse = only_health && !is_health_path(request.uri().path());
+            let app = app.clone();
+            async move {
+                if refuse {
+                    return Ok(Refused::ServerFull.into_response());
+                }
+                app.oneshot(request.map(axum::body::Body::new)).await
+            }
         });
-        let connection = builder
-            .serve_connection(TokioIo::new(tcp), service)
-            .with_upgrades();
+        let mut builder = http1.clone();
+        if only_health {
+            // One quick request each, so that a few idle sockets cannot keep the places.
+            builder
+                .keep_alive(false)
+                .header_read_timeout(OVERFLOW_HEADER_TIMEOUT);
+        }
+        let connection = builder.serve_connection(io, service).with_upgrades();
         let shutdown = shutdown.clone();
         connections.spawn(async move {
             let mut connection = std::pin::pin!(connection);
@@ -269,6 +360,14 @@ async fn serve_http(
     {
         warn!("some HTTP requests were still running at shutdown");
     }
+}
+
+/// How long a connection over the server's cap may take to send its request head.
+const OVERFLOW_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The paths a connection over the server's cap may still ask for.
+fn is_health_path(path: &str) -> bool {
+    matches!(path, "/healthz" | "/metrics")
 }
 
 /// The address to reach a listener bound to `addr` from this machine.

@@ -28,6 +28,11 @@ pub struct Stats {
     pub refused_origin: AtomicU64,
     /// Connections refused because their address (IPv6: /64) has the most allowed.
     pub refused_address: AtomicU64,
+    /// Connections refused because the server has the most allowed (`--max-connections`).
+    pub refused_server_full: AtomicU64,
+    /// TCP connections on the HTTP port refused because their address (IPv6: /64) has
+    /// the most allowed (`--max-http-connections-per-address`).
+    pub refused_tcp_address: AtomicU64,
     /// `event:broadcast` and `tempo:set` dropped over a connection's event budget.
     pub rate_limited_events: AtomicU64,
     /// Room requests (create, join, leave, resume) refused over a connection's budget.

@@ -34,7 +34,24 @@ fn a_message_limit_larger_than_a_receiver_can_take_is_refused() {
 
 #[test]
 fn an_origin_wildcard_over_a_public_suffix_is_refused() {
-    let err = refused(&["--allowed-origins", "https://jam.example.com,https://*.co.uk"]);
+    let err = refused(&[
+        "--allowed-origins",
+        "https://jam.example.com,https://*.co.uk",
+    ]);
     assert!(err.contains("https://*.co.uk"), "{err}");
     assert!(err.contains("public suffix"), "{err}");
+}
+
+#[test]
+fn connection_caps_out_of_range_are_refused_with_the_flag_named() {
+    let err = refused(&["--max-connections", "0"]);
+    assert!(err.contains("--max-connections is 0"), "{err}");
+    let err = refused(&["--max-http-connections-per-address", "0"]);
+    assert!(
+        err.contains("--max-http-connections-per-address is 0"),
+        "{err}"
+    );
+    // hyper's smallest buffer; a smaller one would panic at the first connection.
+    let err = refused(&["--http-buffer-bytes", "4096"]);
+    assert!(err.contains("--http-buffer-bytes is 4096"), "{err}");
 }

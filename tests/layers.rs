@@ -58,6 +58,8 @@ const CRATES: &[(&str, &[&str])] = &[
         &[
             "stats",
             "addresses",
+            "descriptors",
+            "stall",
             "clock",
             "private_file",
             "rate",

@@ -268,3 +268,76 @@ async fn a_port_in_use_is_named_by_its_flag_and_address() {
         assert!(stderr.contains("in use"), "{flag}: and why: {stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_descriptor_limit_is_raised_and_the_connection_cap_kept_below_it() {
+    let hard: u64 = std::fs::read_to_string("/proc/self/limits")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4)?.parse().ok())
+        .unwrap_or(0);
+    if hard < 512 {
+        eprintln!("the hard descriptor limit is {hard}; this test needs 512");
+        return;
+    }
+    // Started with a soft limit of 256 under a hard one of 512, and asked for more
+    // connections than that allows.
+    let mut child = tokio::process::Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -Sn 256 && ulimit -Hn 512 && exec \"$0\" \"$@\"",
+        ])
+        .arg(env!("CARGO_BIN_EXE_jam-server"))
+        .args(["--http-addr", "127.0.0.1:0", "--wt-addr", "127.0.0.1:0"])
+        .args(["--ephemeral-cert", "--max-connections", "5000"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts");
+    let stdout = std::fs::File::from(child.stdout.take().unwrap().into_owned_fd().unwrap());
+    let log = tokio::task::spawn_blocking(move || {
+        let mut log = Vec::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let done = line.contains("listening");
+            log.push(line);
+            if done {
+                break;
+            }
+        }
+        log
+    });
+    let log = tokio::time::timeout(T, log)
+        .await
+        .expect("starts in time")
+        .unwrap();
+    let line = |what: &str| {
+        log.iter()
+            .find(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("no {what:?} in {log:#?}"))
+    };
+    let limits = line("descriptor limit");
+    assert!(
+        limits.contains("was=256") && limits.contains("soft=512") && limits.contains("hard=512"),
+        "{limits}"
+    );
+    let lowered = line("--max-connections");
+    assert!(
+        lowered.contains("WARN") && lowered.contains("lowered_to=448"),
+        "{lowered}"
+    );
+    assert!(line("connection caps").contains("max_connections=448"));
+    let pid = child.id().unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    assert_eq!(
+        files.split_whitespace().collect::<Vec<_>>()[3..5],
+        ["512", "512"],
+        "{files}"
+    );
+    child.kill().await.unwrap();
+}
