@@ -113,6 +113,29 @@ pub struct Config {
     #[arg(long, env = "JAM_HISTORY_BYTES", default_value_t = 1024 * 1024)]
     pub history_bytes: usize,
 
+    /// Most live rooms on the server, rooms whose seats are all away included; a
+    /// `session:create` beyond it answers `rate_limited`.
+    #[arg(long, env = "JAM_MAX_ROOMS", default_value_t = 2000)]
+    pub max_rooms: usize,
+
+    /// Most bytes of history in all rooms together (each message counted with 64 bytes of
+    /// bookkeeping); beyond it the least recently written histories are trimmed.
+    #[arg(long, env = "JAM_HISTORY_BUDGET", default_value_t = 128 * 1024 * 1024)]
+    pub history_budget: u64,
+
+    /// Rooms one IP address (or IPv6 /64) may create in a burst.
+    #[arg(long, env = "JAM_ROOM_CREATE_BURST", default_value_t = 20)]
+    pub room_create_burst: u32,
+
+    /// Rooms one IP address (or IPv6 /64) may create per minute after the burst.
+    #[arg(long, env = "JAM_ROOM_CREATES_PER_MINUTE", default_value_t = 20)]
+    pub room_creates_per_minute: u32,
+
+    /// Most away seats (held for a resume) whose lost connection came from one IP address
+    /// (or IPv6 /64); a seat beyond it is freed at once.
+    #[arg(long, env = "JAM_MAX_AWAY_SEATS_PER_ADDRESS", default_value_t = 32)]
+    pub max_away_seats_per_address: u32,
+
     /// The key that signs resume tokens (created, mode 0600, if missing). Default:
     /// `resume.key` in `--cert-dir`; with `--ephemeral-cert`, a key in memory only.
     #[arg(long, env = "JAM_RESUME_KEY_FILE")]
@@ -193,9 +216,14 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults for tests and tools: loopback, ephemeral ports, in-memory certificate.
+    /// Defaults for tests and tools: loopback, ephemeral ports, in-memory certificate, and
+    /// no per-address room budgets (every client of a test comes from 127.0.0.1; a test of
+    /// those budgets sets them).
     pub fn loopback() -> Self {
         let mut c = Config::parse_from(["jam-server"]);
+        c.room_create_burst = 1_000_000;
+        c.room_creates_per_minute = 1_000_000;
+        c.max_away_seats_per_address = 1_000_000;
         c.http_addr = "127.0.0.1:0".parse().expect("literal address");
         c.wt_addr = "127.0.0.1:0".parse().expect("literal address");
         c.ephemeral_cert = true;
@@ -277,6 +305,31 @@ impl Config {
             0,
             64 * 1024 * 1024,
         )?;
+        between("--max-rooms", self.max_rooms as u64, 1, 10_000_000)?;
+        between(
+            "--history-budget",
+            self.history_budget,
+            64 * 1024,
+            1024 * 1024 * 1024 * 1024,
+        )?;
+        between(
+            "--room-create-burst",
+            self.room_create_burst.into(),
+            1,
+            1_000_000,
+        )?;
+        between(
+            "--room-creates-per-minute",
+            self.room_creates_per_minute.into(),
+            1,
+            1_000_000,
+        )?;
+        between(
+            "--max-away-seats-per-address",
+            self.max_away_seats_per_address.into(),
+            0,
+            1_000_000,
+        )?;
         const DAY: Duration = Duration::from_secs(24 * 3600);
         duration(
             "--ping-interval",
@@ -323,6 +376,11 @@ impl Config {
                 messages: self.history_messages,
                 bytes: self.history_bytes,
             },
+            max_rooms: self.max_rooms,
+            history_budget: self.history_budget,
+            room_create_burst: self.room_create_burst,
+            room_creates_per_minute: self.room_creates_per_minute,
+            max_away_seats_per_address: self.max_away_seats_per_address,
         }
     }
 
@@ -380,6 +438,9 @@ mod tests {
         assert_eq!(c.max_connections, None);
         assert_eq!(c.max_http_connections_per_address, 128);
         assert_eq!(c.http_buffer_bytes, 64 * 1024);
+        assert_eq!((c.max_rooms, c.history_budget), (2000, 128 * 1024 * 1024));
+        assert_eq!((c.room_create_burst, c.room_creates_per_minute), (20, 20));
+        assert_eq!(c.max_away_seats_per_address, 32);
     }
 
     #[test]
@@ -451,6 +512,13 @@ mod tests {
             ("--max-connections", "0"),
             ("--max-http-connections-per-address", "0"),
             ("--http-buffer-bytes", "8191"),
+            ("--max-rooms", "0"),
+            ("--max-rooms", "10000001"),
+            ("--history-budget", "2000000000000"),
+            ("--history-budget", "1000"),
+            ("--room-create-burst", "0"),
+            ("--room-creates-per-minute", "0"),
+            ("--max-away-seats-per-address", "1000001"),
         ] {
             match refusal(&[flag, value]) {
                 ConfigError::OutOfRange { flag: f, .. } => assert_eq!(f, flag),

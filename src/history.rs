@@ -1,8 +1,15 @@
 //! A room's recent reliable messages (docs/protocol.md §6), kept so that a seat that comes back
 //! can be sent exactly what it missed. Bounded by count and by bytes; the oldest go first.
 //! The bytes are the very ones first sent (shared, not copied).
+//!
+//! Every history also counts its bytes into one [`HistoryBudget`] shared by all rooms, with
+//! one atomic add on a push: when the total passes the budget, the budget says so, and the
+//! hub trims the least recently written histories whole (`room/trim.rs`), outside the
+//! fan-out.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -20,6 +27,64 @@ impl Default for HistoryLimits {
         HistoryLimits {
             messages: 1024,
             bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// What one kept message costs the [`HistoryBudget`] beyond its envelope: its entry in the
+/// queue and the shared buffer's header, rounded up.
+pub const ENTRY_COST: usize = 64;
+
+/// The bytes of history kept across every room, against one cap.
+///
+/// Two monotonic counters, so that a push is one atomic add: `pushed` (every byte ever
+/// kept) and `freed` (every byte ever forgotten); what is kept now is their difference.
+/// `pushed` doubles as a clock: a history remembers where it stood at its last push, so
+/// the least recently written one is found without reading the time on the event path.
+#[derive(Debug)]
+pub struct HistoryBudget {
+    cap: u64,
+    pushed: AtomicU64,
+    freed: AtomicU64,
+    /// Told when a push takes the total above the cap.
+    pub over: tokio::sync::Notify,
+}
+
+impl HistoryBudget {
+    /// A budget of `cap` bytes.
+    pub fn new(cap: u64) -> Arc<Self> {
+        Arc::new(HistoryBudget {
+            cap,
+            pushed: AtomicU64::new(0),
+            freed: AtomicU64::new(0),
+            over: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// The cap, in bytes.
+    pub fn cap(&self) -> u64 {
+        self.cap
+    }
+
+    /// Bytes of history kept now, in every room.
+    pub fn used(&self) -> u64 {
+        // `freed` is read first: it never passes `pushed`, so the difference cannot wrap.
+        let freed = self.freed.load(Ordering::Acquire);
+        self.pushed.load(Ordering::Acquire).saturating_sub(freed)
+    }
+
+    /// Counts `len` more bytes kept; returns the push's place on the budget's clock.
+    fn add(&self, len: usize) -> u64 {
+        let at = self.pushed.fetch_add(len as u64, Ordering::AcqRel) + len as u64;
+        if at.saturating_sub(self.freed.load(Ordering::Relaxed)) > self.cap {
+            self.over.notify_one();
+        }
+        at
+    }
+
+    fn free(&self, len: usize) {
+        if len > 0 {
+            self.freed.fetch_add(len as u64, Ordering::AcqRel);
         }
     }
 }
@@ -42,16 +107,46 @@ pub struct History {
     entries: VecDeque<Entry>,
     bytes: usize,
     limits: HistoryLimits,
+    budget: Arc<HistoryBudget>,
+    /// Where the budget's clock stood at the last push.
+    touched: u64,
+}
+
+impl Drop for History {
+    fn drop(&mut self) {
+        self.clear();
+    }
 }
 
 impl History {
-    /// An empty history.
-    pub fn new(limits: HistoryLimits) -> Self {
+    /// An empty history that counts its bytes against `budget`.
+    pub fn new(limits: HistoryLimits, budget: Arc<HistoryBudget>) -> Self {
         History {
             entries: VecDeque::new(),
             bytes: 0,
             limits,
+            budget,
+            touched: 0,
         }
+    }
+
+    /// Bytes kept.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// When it was last written, on its budget's clock (0: never).
+    pub fn touched(&self) -> u64 {
+        self.touched
+    }
+
+    /// Forgets everything kept: a seat that comes back is then sent nothing
+    /// (`replayed: false`), as when the history no longer reaches back far enough.
+    pub fn clear(&mut self) {
+        let charged = self.bytes + self.entries.len() * ENTRY_COST;
+        self.entries.clear();
+        self.bytes = 0;
+        self.budget.free(charged);
     }
 
     /// Keeps one more message (its `seq` one above the last), forgetting the oldest ones
@@ -59,17 +154,20 @@ impl History {
     pub fn push(&mut self, seq: u64, bytes: Bytes, skip: Option<u64>) {
         if self.limits.messages == 0 || bytes.len() > self.limits.bytes {
             // Kept nowhere: it also cuts the history, which must have no gaps.
-            self.entries.clear();
-            self.bytes = 0;
+            self.clear();
             return;
         }
         self.bytes += bytes.len();
+        self.touched = self.budget.add(bytes.len() + ENTRY_COST);
         self.entries.push_back(Entry { seq, bytes, skip });
+        let mut forgotten = 0;
         while self.entries.len() > self.limits.messages || self.bytes > self.limits.bytes {
             if let Some(old) = self.entries.pop_front() {
                 self.bytes -= old.bytes.len();
+                forgotten += old.bytes.len() + ENTRY_COST;
             }
         }
+        self.budget.free(forgotten);
     }
 
     /// Every kept message after `last` up to the room's `seq`, when the history still
@@ -94,7 +192,10 @@ mod tests {
     use super::*;
 
     fn history(messages: usize, bytes: usize) -> History {
-        History::new(HistoryLimits { messages, bytes })
+        History::new(
+            HistoryLimits { messages, bytes },
+            HistoryBudget::new(u64::MAX),
+        )
     }
 
     fn seqs(h: &History, last: u64, seq: u64) -> Option<Vec<u64>> {
@@ -142,5 +243,35 @@ mod tests {
         h.push(1, Bytes::from_static(b"x"), None);
         assert_eq!(seqs(&h, 0, 1), None);
         assert_eq!(seqs(&h, 1, 1), Some(vec![]));
+    }
+
+    #[test]
+    fn the_budget_counts_the_bytes_of_every_history() {
+        let budget = HistoryBudget::new(25 + 3 * ENTRY_COST as u64);
+        let cost = |n: u64| n + ENTRY_COST as u64;
+        let limits = HistoryLimits {
+            messages: 2,
+            bytes: 1000,
+        };
+        let mut a = History::new(limits, budget.clone());
+        let mut b = History::new(limits, budget.clone());
+        for seq in 1..=3 {
+            a.push(seq, Bytes::from(vec![b'x'; 10]), None);
+        }
+        assert_eq!(
+            budget.used(),
+            2 * cost(10),
+            "the room's own limit freed seq 1"
+        );
+        b.push(1, Bytes::from(vec![b'x'; 4]), None);
+        assert!(b.touched() > a.touched(), "b was written last");
+        assert_eq!(budget.used(), 2 * cost(10) + cost(4));
+        b.push(2, Bytes::from(vec![b'x'; 4]), None);
+        assert!(budget.used() > budget.cap());
+        a.clear();
+        assert_eq!(seqs(&a, 2, 3), None, "a cleared history replays nothing");
+        assert_eq!(budget.used(), 2 * cost(4));
+        drop(b);
+        assert_eq!(budget.used(), 0);
     }
 }

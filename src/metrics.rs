@@ -141,6 +141,12 @@ impl Collector for ServerCollector {
             None,
             self.ctx.hub.room_count() as u64,
         )?;
+        out.gauge(
+            "jam_history_bytes",
+            "Bytes of history kept for replay in every room, bookkeeping included (--history-budget).",
+            None,
+            self.ctx.hub.history_bytes(),
+        )?;
         let (active, away) = self.ctx.hub.seat_counts();
         out.family(
             "jam_seats",

@@ -115,7 +115,8 @@ impl Session {
         }
     }
 
-    /// Sets the peer's IP address, whose failed joins the hub limits.
+    /// Sets the peer's IP address, whose failed joins, room creations and away seats the
+    /// hub limits.
     pub fn with_peer(mut self, peer: IpAddr) -> Self {
         self.peer = Some(peer);
         self
@@ -246,7 +247,9 @@ impl Session {
                 if self.membership.is_some() {
                     return Err(already());
                 }
-                let m = self.hub.create(name, instrument, &self.outbox, id);
+                let m = self
+                    .hub
+                    .create(name, instrument, &self.outbox, id, self.peer)?;
                 tracing::Span::current().record("room", m.room_code().as_str());
                 info!(user = %m.user(), "created room");
                 self.membership = Some(m);
@@ -295,9 +298,14 @@ impl Session {
                 if self.membership.is_some() {
                     return Err(already());
                 }
-                let m = self
-                    .hub
-                    .resume(&room_code, &resume_token, last_seq, &self.outbox, id)?;
+                let m = self.hub.resume(
+                    &room_code,
+                    &resume_token,
+                    last_seq,
+                    &self.outbox,
+                    id,
+                    self.peer,
+                )?;
                 tracing::Span::current().record("room", m.room_code().as_str());
                 info!(user = %m.user(), "resumed seat");
                 self.membership = Some(m);

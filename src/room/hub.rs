@@ -22,18 +22,24 @@ use jam_protocol::{
 use serde_json::value::RawValue;
 use tokio::sync::Notify;
 
-use super::join_limit::JoinFailures;
+use super::budget::{AwaySeats, Hold};
+use super::join_limit::AddressBudget;
 use super::state::{Expiry, Room, RoomState, Seat};
 use super::Limits;
+use crate::addresses::AddressKey;
 use crate::clock::ServerClock;
 use crate::credentials::{self, Claims, ResumeKey};
+use crate::history::HistoryBudget;
 use crate::outbox::Outbox;
 use crate::stats::Stats;
 
 /// Every live room, by code.
 pub struct Hub {
     rooms: Mutex<HashMap<RoomCode, Arc<Room>>>,
-    join_failures: JoinFailures,
+    join_failures: AddressBudget,
+    creations: AddressBudget,
+    pub(super) away_seats: AwaySeats,
+    pub(super) history_budget: Arc<HistoryBudget>,
     pub(super) limits: Limits,
     pub(super) stats: Arc<Stats>,
     pub(super) key: ResumeKey,
@@ -54,10 +60,13 @@ impl Hub {
     pub fn with_key(limits: Limits, key: ResumeKey) -> Arc<Self> {
         Arc::new(Hub {
             rooms: Mutex::new(HashMap::new()),
-            join_failures: JoinFailures::new(
+            join_failures: AddressBudget::new(
                 limits.join_failures_per_minute,
                 limits.join_failure_burst,
             ),
+            creations: AddressBudget::new(limits.room_creates_per_minute, limits.room_create_burst),
+            away_seats: AwaySeats::new(limits.max_away_seats_per_address),
+            history_budget: HistoryBudget::new(limits.history_budget),
             limits,
             stats: Arc::new(Stats::default()),
             key,
@@ -99,6 +108,11 @@ impl Hub {
         })
     }
 
+    /// Bytes of history kept in every room (each message with its bookkeeping).
+    pub fn history_bytes(&self) -> u64 {
+        self.history_budget.used()
+    }
+
     /// Looks a live room up by its canonical code.
     pub fn room(&self, code: &RoomCode) -> Option<Arc<Room>> {
         self.rooms().get(code).cloned()
@@ -108,7 +122,8 @@ impl Hub {
         self.next_attach.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// A new seat held by `outbox`, with its first token's nonce.
+    /// A new seat held by `outbox` (a connection from `peer`), with its first token's
+    /// nonce.
     pub(super) fn new_seat(
         &self,
         user: UserId,
@@ -116,6 +131,7 @@ impl Hub {
         instrument: String,
         order: u64,
         outbox: &Outbox,
+        peer: Option<IpAddr>,
     ) -> Seat {
         Seat {
             participant: Participant {
@@ -132,6 +148,8 @@ impl Hub {
             attach: self.next_attach(),
             nonce: credentials::nonce(),
             away: 0,
+            address: peer.map(AddressKey::of),
+            hold: Hold::attached(Instant::now()),
         }
     }
 
@@ -194,23 +212,52 @@ impl Hub {
     }
 
     /// Creates a room with the caller as host and queues `session:created` (with `id`)
-    /// on the caller's outbox.
+    /// on the caller's outbox. `peer` is the caller's IP address, whose room creations
+    /// are limited (`None`: not limited, for in-process use); the server's room cap
+    /// limits everyone.
     pub fn create(
         self: &Arc<Self>,
         name: Name,
         instrument: String,
         outbox: &Outbox,
         id: Option<&RawValue>,
-    ) -> Membership {
-        let seat = self.new_seat(UserId::generate(), name, instrument, 1, outbox);
+        peer: Option<IpAddr>,
+    ) -> Result<Membership, ProtocolError> {
         let mut rooms = self.rooms();
+        self.check_room_cap(&rooms)?;
+        if peer.is_some_and(|ip| !self.creations.take(ip, Instant::now())) {
+            let limited = &self.stats.rate_limited_room_requests;
+            limited.fetch_add(1, Ordering::Relaxed);
+            return Err(ProtocolError::new(
+                ErrorCode::RateLimited,
+                "too many rooms created from your address; wait a minute",
+            ));
+        }
+        let seat = self.new_seat(UserId::generate(), name, instrument, 1, outbox, peer);
         let code = loop {
             let code = RoomCode::generate();
             if !rooms.contains_key(&code) {
                 break code;
             }
         };
-        self.open_room(&mut rooms, code, seat, false, outbox, id)
+        Ok(self.open_room(&mut rooms, code, seat, false, outbox, id))
+    }
+
+    /// `rate_limited` when the server holds as many rooms as it may (docs/protocol.md §2):
+    /// the answer a client already meets with waiting and trying again.
+    pub(super) fn check_room_cap(
+        &self,
+        rooms: &HashMap<RoomCode, Arc<Room>>,
+    ) -> Result<(), ProtocolError> {
+        if rooms.len() < self.limits.max_rooms {
+            return Ok(());
+        }
+        let limited = &self.stats.rate_limited_room_requests;
+        limited.fetch_add(1, Ordering::Relaxed);
+        Err(ProtocolError::new(
+            ErrorCode::RateLimited,
+            "the server holds as many rooms as it can; try again later",
+        ))
     }
 
     /// Puts a room whose only seat is `seat` (its host) in the hub's map, and queues the
@@ -228,7 +275,8 @@ impl Hub {
         let user = seat.user.clone();
         let (order, attach) = (seat.order, seat.attach);
         let tempo = Tempo::default_at(self.clock.now_ms());
-        let mut state = RoomState::new(user.clone(), seat, tempo, self.limits.history);
+        let budget = self.history_budget.clone();
+        let mut state = RoomState::new(user.clone(), seat, tempo, self.limits.history, budget);
         state.restored = restored;
         // The answer is queued while the hub lock is held, before the room is in the
         // map: nobody can join it until then, so it is the seat's first message about this
@@ -281,7 +329,7 @@ impl Hub {
         let user = UserId::generate();
         let order = state.next_order;
         state.next_order += 1;
-        let seat = self.new_seat(user.clone(), name, instrument, order, outbox);
+        let seat = self.new_seat(user.clone(), name, instrument, order, outbox, peer);
         let membership = self.membership(&room, &seat);
         let joined = seat.participant.clone();
         state.publish(Some(order), |seq| {
@@ -337,6 +385,11 @@ impl Hub {
             .any(|s| &s.user == user && attach.is_none_or(|a| s.attach == a));
         if !held {
             return;
+        }
+        if let Some(seat) = state.seat_mut(user).filter(|s| s.is_away()) {
+            if let Some(key) = seat.address {
+                self.away_seats.release(key);
+            }
         }
         state.remove(user);
         if state.seats.is_empty() {
@@ -416,7 +469,9 @@ mod tests {
             ..Limits::default()
         });
         let a = member(&hub, 16);
-        let ma = hub.create(name("Émile"), "".into(), &a.outbox, None);
+        let ma = hub
+            .create(name("Émile"), "".into(), &a.outbox, None, None)
+            .unwrap();
         let code = ma.room_code().to_string();
         let err = hub
             .join(&code, name("éMILE"), "".into(), &a.outbox, None, None)
@@ -429,5 +484,40 @@ mod tests {
             .join(&code, name("C"), "".into(), &a.outbox, None, None)
             .unwrap_err();
         assert_eq!(err.code, ErrorCode::RoomFull);
+    }
+
+    #[test]
+    fn rooms_have_a_global_cap_and_each_address_a_creation_budget() {
+        let hub = Hub::new(Limits {
+            max_rooms: 3,
+            room_create_burst: 2,
+            room_creates_per_minute: 1,
+            ..Limits::default()
+        });
+        let a = member(&hub, 16);
+        let ip = |s: &str| Some(s.parse().unwrap());
+        let create = |who: &str, peer| {
+            hub.create(name(who), "".into(), &a.outbox, None, peer)
+                .map_err(|e| e.code)
+        };
+        let _r1 = create("A", ip("2001:db8::1")).unwrap();
+        let _r2 = create("B", ip("2001:db8::2")).unwrap();
+        assert_eq!(
+            create("C", ip("2001:db8::3")).map(|_| ()),
+            Err(ErrorCode::RateLimited),
+            "one /64 shares one budget"
+        );
+        let r3 = create("D", ip("192.0.2.1")).unwrap();
+        assert_eq!(
+            create("E", ip("192.0.2.2")).map(|_| ()),
+            Err(ErrorCode::RateLimited),
+            "the server is full"
+        );
+        assert_eq!(hub.room_count(), 3);
+        r3.leave();
+        assert!(
+            create("E", ip("192.0.2.2")).is_ok(),
+            "a room that ends frees a place"
+        );
     }
 }

@@ -1,8 +1,9 @@
-//! The per-address budget of failed joins (an unknown room code): room codes have about
-//! 30 bits, and this budget, not their length, is what makes guessing them hopeless.
+//! Per-address token buckets, for the hub's two budgets by address: failed joins (an
+//! unknown room code: room codes have about 30 bits, and this budget, not their length, is
+//! what makes guessing them hopeless) and rooms created (docs/protocol.md §2).
 //!
 //! It owns the table of addresses and when to forget them; the bucket arithmetic is
-//! `rate.rs`'s, and what a refused join answers is the hub's (`hub.rs`).
+//! `rate.rs`'s, and what a refused join or create answers is the hub's (`hub.rs`).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -15,12 +16,12 @@ use crate::rate::{Bucket, Refill};
 /// Addresses a generation of the table remembers.
 const GENERATION: usize = 32_768;
 
-/// Per-address budget of failed joins: a token bucket per [`AddressKey`] (so every
+/// A per-address budget: a token bucket per [`AddressKey`] (so every
 /// address of one IPv6 /64 shares one), in two generations: when the current one is full,
 /// it becomes the previous one and the previous one is dropped, so the table stays bounded
 /// without a scan, and an address keeps its spent budget for at least one generation.
 #[derive(Debug)]
-pub(super) struct JoinFailures {
+pub(super) struct AddressBudget {
     refill: Refill,
     table: Mutex<Generations>,
 }
@@ -31,10 +32,10 @@ struct Generations {
     previous: HashMap<AddressKey, Bucket>,
 }
 
-impl JoinFailures {
-    /// `burst` failed joins per address, then `per_minute`.
+impl AddressBudget {
+    /// `burst` per address, then `per_minute`.
     pub(super) fn new(per_minute: u32, burst: u32) -> Self {
-        JoinFailures {
+        AddressBudget {
             refill: Refill::per_minute(per_minute, burst),
             table: Mutex::new(Generations::default()),
         }
@@ -51,16 +52,30 @@ impl JoinFailures {
             .level(self.refill, now)
     }
 
-    /// Whether `ip` may try a join now.
+    /// Whether `ip` has budget left now.
     pub(super) fn allowed(&self, ip: IpAddr, now: Instant) -> bool {
         self.tokens(AddressKey::of(ip), now) >= 1.0
     }
 
-    /// Records one failed join by `ip`.
+    /// Spends one of `ip`'s tokens, whether or not it had one (a failed join: a cost
+    /// already incurred).
     pub(super) fn record(&self, ip: IpAddr, now: Instant) {
         let dropped = self.table().record(AddressKey::of(ip), self.refill, now);
         // A dropped generation is freed here, after the lock.
         drop(dropped);
+    }
+
+    /// Takes one of `ip`'s tokens if it has one; whether it had.
+    pub(super) fn take(&self, ip: IpAddr, now: Instant) -> bool {
+        let key = AddressKey::of(ip);
+        let mut table = self.table();
+        if table.bucket(key, self.refill, now).level(self.refill, now) < 1.0 {
+            return false;
+        }
+        let dropped = table.record(key, self.refill, now);
+        drop(table);
+        drop(dropped);
+        true
     }
 
     #[cfg(test)]
@@ -115,7 +130,7 @@ mod tests {
             ..Limits::default()
         };
         let now = Instant::now();
-        let f = JoinFailures::new(limits.join_failures_per_minute, limits.join_failure_burst);
+        let f = AddressBudget::new(limits.join_failures_per_minute, limits.join_failure_burst);
         // Three failures from three addresses of one /64 spend its whole burst.
         for i in 1..=3u16 {
             let ip = IpAddr::from([0x2001, 0xdb8, 0, 7, 0, 0, 0, i]);
@@ -145,7 +160,9 @@ mod tests {
             ..Limits::default()
         });
         let a = member(&hub, 64);
-        let room = hub.create(name("A"), "".into(), &a.outbox, None);
+        let room = hub
+            .create(name("A"), "".into(), &a.outbox, None, None)
+            .unwrap();
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let other: IpAddr = "192.0.2.2".parse().unwrap();
         let join = |code: &str, who: &str, ip| {

@@ -120,7 +120,9 @@ mod tests {
         let hub = Hub::new(Limits::default());
         let mut a = member(&hub, 16);
         let mut b = member(&hub, 8);
-        let ma = hub.create(name("A"), "".into(), &a.outbox, None);
+        let ma = hub
+            .create(name("A"), "".into(), &a.outbox, None, None)
+            .unwrap();
         let mb = hub
             .join(
                 ma.room_code().as_str(),

@@ -13,9 +13,13 @@
 //!
 //! ```text
 //!   state.rs        a room's seats, `seq`, history and tempo; publish, remove, host hand-over
-//!   join_limit.rs   the per-address budget of failed joins (guessing room codes)
+//!   join_limit.rs   per-address token buckets: failed joins (guessing room codes) and
+//!                   rooms created
+//!   budget.rs       away seats held per address; how long a seat is held, and how often
+//!                   a resume may renew that
 //!   hub.rs          the Hub: the rooms table, create, join, the session answer, accessors;
 //!                   the Membership handle's fields
+//!   trim.rs         the history budget: trims the least recently written histories
 //!   resume.rs       held seats: away, expiry, resume with replay, rooms recreated after a
 //!                   restart
 //!   membership.rs   a connection's hold on a seat: broadcast (the hot path), tempo, leave
@@ -35,6 +39,7 @@ use std::time::Duration;
 
 use crate::history::HistoryLimits;
 
+mod budget;
 mod hub;
 mod join_limit;
 mod latency;
@@ -43,6 +48,7 @@ mod resume;
 mod state;
 #[cfg(test)]
 mod testing;
+mod trim;
 
 pub use hub::Hub;
 pub use hub::Membership;
@@ -62,6 +68,17 @@ pub struct Limits {
     pub resume_window: Duration,
     /// How much of its recent reliable messages a room keeps for replay.
     pub history: HistoryLimits,
+    /// Most live rooms, away-only rooms included.
+    pub max_rooms: usize,
+    /// Most bytes of history in all rooms together (each message counted with
+    /// [`ENTRY_COST`](crate::history::ENTRY_COST) bytes of bookkeeping).
+    pub history_budget: u64,
+    /// Rooms one address may create in a burst…
+    pub room_create_burst: u32,
+    /// …and per minute after it.
+    pub room_creates_per_minute: u32,
+    /// Most away seats whose last connection came from one address, held at once.
+    pub max_away_seats_per_address: u32,
 }
 
 impl Default for Limits {
@@ -72,6 +89,11 @@ impl Default for Limits {
             join_failures_per_minute: 20,
             resume_window: Duration::from_secs(30),
             history: HistoryLimits::default(),
+            max_rooms: 2000,
+            history_budget: 128 * 1024 * 1024,
+            room_create_burst: 20,
+            room_creates_per_minute: 20,
+            max_away_seats_per_address: 32,
         }
     }
 }

@@ -11,6 +11,7 @@
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -42,7 +43,8 @@ impl Hub {
     /// `last_seq` that the seat missed, then tells the others `session:user-back`. A
     /// connection that still holds the seat is closed ([`CloseReason::ResumedElsewhere`]).
     /// After a restart, the first resume of a room recreates it, and later ones bring
-    /// their seats back, for one resume window.
+    /// their seats back, for one resume window. `peer` is the new connection's IP address:
+    /// the seat counts against it if it goes away again.
     pub fn resume(
         self: &Arc<Self>,
         code_input: &str,
@@ -50,6 +52,7 @@ impl Hub {
         last_seq: Option<u64>,
         outbox: &Outbox,
         id: Option<&RawValue>,
+        peer: Option<IpAddr>,
     ) -> Result<Membership, ProtocolError> {
         let Credentials { code, user, claims } = self.check_credentials(code_input, token)?;
         let now = Instant::now();
@@ -57,7 +60,9 @@ impl Hub {
         let room = match rooms.get(&code) {
             Some(room) => room.clone(),
             None if self.in_restart_window(now) => {
-                return Ok(self.recreate(&mut rooms, code, user, claims, outbox, id));
+                self.check_room_cap(&rooms)?;
+                let seat = (user, claims, peer);
+                return Ok(self.recreate(&mut rooms, code, seat, outbox, id));
             }
             None => return Err(failed("the room is gone")),
         };
@@ -67,9 +72,12 @@ impl Hub {
             Some(pos) if state.seats[pos].nonce != claims.nonce => {
                 Err(failed("the resume token was already used"))
             }
-            Some(pos) => Ok(self.take_back(&room, &mut state, pos, last_seq, outbox, id)),
+            Some(pos) => {
+                let at = (pos, peer);
+                Ok(self.take_back(&room, &mut state, at, last_seq, outbox, id))
+            }
             None if state.restored && self.in_restart_window(now) => {
-                self.bring_back(&room, &mut state, user, claims, outbox, id)
+                self.bring_back(&room, &mut state, (user, claims, peer), outbox, id)
             }
             None => Err(failed("the seat is no longer held")),
         }
@@ -99,23 +107,30 @@ impl Hub {
         now.saturating_duration_since(self.started) < self.limits.resume_window
     }
 
-    /// Gives the held seat at `pos` to `outbox` under a fresh token, closing a connection
-    /// that still held it; answers, replays what it missed after `last_seq`, and tells
-    /// the others it is back.
+    /// Gives the held seat at `pos` to `outbox` (a connection from `peer`) under a fresh
+    /// token, closing a connection that still held it; answers, replays what it missed
+    /// after `last_seq`, and tells the others it is back.
     fn take_back(
         self: &Arc<Self>,
         room: &Arc<Room>,
         state: &mut RoomState,
-        pos: usize,
+        (pos, peer): (usize, Option<IpAddr>),
         last_seq: Option<u64>,
         outbox: &Outbox,
         id: Option<&RawValue>,
     ) -> Membership {
         let replay_room = outbox.free_capacity().saturating_sub(2);
         let seat = &mut state.seats[pos];
-        if let Some(old) = seat.outbox.replace(outbox.clone()) {
-            old.close(CloseReason::ResumedElsewhere);
+        match seat.outbox.replace(outbox.clone()) {
+            Some(old) => old.close(CloseReason::ResumedElsewhere),
+            None => {
+                if let Some(key) = seat.address {
+                    self.away_seats.release(key);
+                }
+            }
         }
+        seat.address = peer.map(crate::addresses::AddressKey::of);
+        seat.hold.reattach(Instant::now());
         seat.participant.status = Status::Active;
         seat.attach = self.next_attach();
         seat.away += 1;
@@ -134,8 +149,7 @@ impl Hub {
         self: &Arc<Self>,
         room: &Arc<Room>,
         state: &mut RoomState,
-        user: UserId,
-        claims: Claims,
+        (user, claims, peer): (UserId, Claims, Option<IpAddr>),
         outbox: &Outbox,
         id: Option<&RawValue>,
     ) -> Result<Membership, ProtocolError> {
@@ -143,7 +157,8 @@ impl Hub {
             .map_err(|_| failed("the resume token is not valid"))?;
         self.check_room_for(state, &name.key)
             .map_err(|_| failed("the seat's name was taken or its room filled"))?;
-        let mut seat = self.new_seat(user.clone(), name, claims.instrument, claims.order, outbox);
+        let order = claims.order;
+        let mut seat = self.new_seat(user.clone(), name, claims.instrument, order, outbox, peer);
         let membership = self.membership(room, &seat);
         let joined = seat.participant.clone();
         // The seat is announced (and the host settled) before its outbox is on it: the
@@ -187,8 +202,7 @@ impl Hub {
         self: &Arc<Self>,
         rooms: &mut HashMap<RoomCode, Arc<Room>>,
         code: RoomCode,
-        user: UserId,
-        claims: Claims,
+        (user, claims, peer): (UserId, Claims, Option<IpAddr>),
         outbox: &Outbox,
         id: Option<&RawValue>,
     ) -> Membership {
@@ -198,17 +212,17 @@ impl Hub {
             display: claims.name.clone(),
             key: protocol::name_key(&claims.name),
         });
-        let seat = self.new_seat(user, name, claims.instrument, claims.order, outbox);
+        let seat = self.new_seat(user, name, claims.instrument, claims.order, outbox, peer);
         self.open_room(rooms, code, seat, true, outbox, id)
     }
 
     /// A connection that held a seat ended without a leave: the seat turns away and is
-    /// held for the resume window (or, with no window, freed at once as in version 1).
+    /// held for the resume window (`budget.rs` says for how long, after quick returns),
+    /// or freed at once: with no window (as in version 1), when its hold has run out, or
+    /// when its address already holds as many away seats as it may.
     pub(super) fn detach(&self, room: &Arc<Room>, user: &UserId, attach: u64) {
-        if self.limits.resume_window.is_zero() {
-            self.remove(room, user, Some(attach));
-            return;
-        }
+        let now = Instant::now();
+        let window = self.limits.resume_window;
         let mut state = room.lock();
         let Some(seat) = state.seat_mut(user) else {
             return;
@@ -216,6 +230,16 @@ impl Hub {
         if seat.attach != attach {
             return; // taken over by a resume
         }
+        let until = match window.is_zero() {
+            true => None,
+            false => seat.hold.away(now, window),
+        };
+        let address = seat.address;
+        let Some(until) = until.filter(|_| address.is_none_or(|a| self.away_seats.hold(a))) else {
+            drop(state);
+            self.remove(room, user, Some(attach));
+            return;
+        };
         seat.outbox = None;
         seat.participant.status = Status::Away;
         seat.away += 1;
@@ -224,7 +248,7 @@ impl Hub {
         state.publish(Some(order), |seq| protocol::encode_user_away(user, seq));
         drop(state);
         let expiry = Expiry {
-            at: Instant::now() + self.limits.resume_window,
+            at: until,
             room: room.clone(),
             user: user.clone(),
             away,
@@ -261,7 +285,8 @@ impl Hub {
         }
     }
 
-    /// Frees held seats as their windows end, until `shutdown`.
+    /// Frees held seats as their windows end, and trims histories when they pass their
+    /// budget, until `shutdown`.
     pub async fn run_expiry(self: Arc<Self>, shutdown: CancellationToken) {
         loop {
             let next = self.expire_due(Instant::now());
@@ -274,6 +299,7 @@ impl Hub {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = self.expiry_added.notified() => {}
+                _ = self.history_budget.over.notified() => self.trim_histories(),
                 _ = wait => {}
             }
         }
@@ -339,7 +365,9 @@ mod tests {
     ) {
         let mut a = member(hub, 64);
         let mut b = member(hub, 64);
-        let ma = hub.create(name("Ana"), "piano".into(), &a.outbox, None);
+        let ma = hub
+            .create(name("Ana"), "piano".into(), &a.outbox, None, None)
+            .unwrap();
         let ia = info(next(&mut a));
         let mb = hub
             .join(
@@ -363,7 +391,7 @@ mod tests {
         last: Option<u64>,
         m: &Member,
     ) -> Result<Membership, ErrorCode> {
-        hub.resume(code, token, last, &m.outbox, None)
+        hub.resume(code, token, last, &m.outbox, None, None)
             .map_err(|e| e.code)
     }
 
@@ -602,7 +630,9 @@ mod tests {
         // A token from another server's key is refused.
         let other = Hub::new(Limits::default());
         let mut e = member(&other, 64);
-        let me = other.create(name("E"), "".into(), &e.outbox, None);
+        let me = other
+            .create(name("E"), "".into(), &e.outbox, None, None)
+            .unwrap();
         let ie = info(next(&mut e));
         drop(me);
         assert_eq!(
@@ -629,7 +659,9 @@ mod tests {
         let key = ResumeKey::generate();
         let old = Hub::with_key(Limits::default(), key.clone());
         let mut a = member(&old, 64);
-        let ma = old.create(name("Ana"), "piano".into(), &a.outbox, None);
+        let ma = old
+            .create(name("Ana"), "piano".into(), &a.outbox, None, None)
+            .unwrap();
         let ia = info(next(&mut a));
         let mut seats = vec![];
         for who in ["Bo", "Cy"] {
@@ -702,7 +734,9 @@ mod tests {
         let key = ResumeKey::generate();
         let old = Hub::with_key(Limits::default(), key.clone());
         let mut a = member(&old, 64);
-        let _ma = old.create(name("Ana"), "".into(), &a.outbox, None);
+        let _ma = old
+            .create(name("Ana"), "".into(), &a.outbox, None, None)
+            .unwrap();
         let ia = info(next(&mut a));
         // A token for a name this server refuses (a control character), Cyrillic А first.
         let odd = "\u{410}NA\u{7}";
@@ -727,6 +761,59 @@ mod tests {
             key,
             odd.to_lowercase(),
             "the NFKC + skeleton key, not lower case"
+        );
+    }
+
+    #[test]
+    fn an_address_holds_a_bounded_number_of_away_seats_and_quick_returns_run_out() {
+        let hub = Hub::new(Limits {
+            max_away_seats_per_address: 1,
+            ..Limits::default()
+        });
+        let addr: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+        let (ip, key) = (Some(addr), crate::addresses::AddressKey::of(addr));
+        let mut a = member(&hub, 64);
+        let mut b = member(&hub, 64);
+        let ma = hub
+            .create(name("A"), "".into(), &a.outbox, None, ip)
+            .unwrap();
+        let ia = info(next(&mut a));
+        let mb = hub
+            .create(name("B"), "".into(), &b.outbox, None, ip)
+            .unwrap();
+        let ib = info(next(&mut b));
+        drop(ma);
+        assert_eq!(hub.away_seats.held(key), 1);
+        drop(mb);
+        assert_eq!(hub.away_seats.held(key), 1, "the second seat is not held");
+        assert!(hub
+            .room(&RoomCode::normalize(&ib.room_code).unwrap())
+            .is_none());
+        // Resume and drop again: each time a fresh window, a bounded number of times.
+        let mut token = ia.resume_token;
+        for _ in 0..super::super::budget::MAX_RETURNS {
+            let mut c = member(&hub, 64);
+            let m = hub
+                .resume(&ia.room_code, &token, None, &c.outbox, None, ip)
+                .unwrap();
+            token = info(next(&mut c)).resume_token;
+            assert_eq!(hub.away_seats.held(key), 0, "back, so not away");
+            drop(m);
+            assert_eq!(hub.away_seats.held(key), 1);
+        }
+        let code = RoomCode::normalize(&ia.room_code).unwrap();
+        let deadline = |hub: &Hub| hub.room(&code).unwrap().lock().seats[0].hold.until;
+        let before = deadline(&hub);
+        let mut c = member(&hub, 64);
+        let m = hub
+            .resume(&ia.room_code, &token, None, &c.outbox, None, ip)
+            .unwrap();
+        let _ = info(next(&mut c));
+        drop(m);
+        assert_eq!(
+            deadline(&hub),
+            before,
+            "no fresh window after the last return"
         );
     }
 }

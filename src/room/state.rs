@@ -13,7 +13,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use jam_protocol::{self as protocol, Participant, RoomCode, Tempo, UserId};
 
-use crate::history::{History, HistoryLimits};
+use super::budget::Hold;
+use crate::addresses::AddressKey;
+use crate::history::{History, HistoryBudget, HistoryLimits};
 use crate::outbox::Outbox;
 
 /// One place in a room. The seat, not the connection, carries the user's identity.
@@ -33,6 +35,11 @@ pub(super) struct Seat {
     pub(super) nonce: String,
     /// Counts the seat's times away, so that the expiry of an earlier absence does nothing.
     pub(super) away: u64,
+    /// The address of the connection that holds it, or held it last; while the seat is
+    /// away, it counts against that address's away seats.
+    pub(super) address: Option<AddressKey>,
+    /// How long it is held when its connection goes (`budget.rs`).
+    pub(super) hold: Hold,
 }
 
 impl Seat {
@@ -67,13 +74,19 @@ pub(super) struct RoomState {
 }
 
 impl RoomState {
-    pub(super) fn new(host: UserId, seat: Seat, tempo: Tempo, limits: HistoryLimits) -> Self {
+    pub(super) fn new(
+        host: UserId,
+        seat: Seat,
+        tempo: Tempo,
+        limits: HistoryLimits,
+        budget: Arc<HistoryBudget>,
+    ) -> Self {
         RoomState {
             next_order: seat.order + 1,
             seats: vec![seat],
             host,
             seq: 0,
-            history: History::new(limits),
+            history: History::new(limits, budget),
             tempo,
             restored: false,
             latency_sent: Vec::new(),
@@ -197,7 +210,9 @@ mod tests {
         let mut a = member(&hub, 16);
         let mut b = member(&hub, 16);
         let mut c = member(&hub, 16);
-        let ma = hub.create(name("Ana"), "piano".into(), &a.outbox, None);
+        let ma = hub
+            .create(name("Ana"), "piano".into(), &a.outbox, None, None)
+            .unwrap();
         let code = ma.room_code().to_string();
         let ServerEvent::Created(info) = next(&mut a) else {
             panic!()

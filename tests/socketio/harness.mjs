@@ -24,6 +24,10 @@ export async function startServer(args = []) {
     '--http-addr', `127.0.0.1:${port}`,
     '--wt-addr', '127.0.0.1:0',
     '--ephemeral-cert',
+    // Every socket of these tests comes from 127.0.0.1: no per-address room budgets.
+    '--room-create-burst', '1000000',
+    '--room-creates-per-minute', '1000000',
+    '--max-away-seats-per-address', '1000000',
     ...args,
   ], { baseUrl: url, logFile });
   return {

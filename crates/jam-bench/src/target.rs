@@ -112,6 +112,13 @@ impl Target {
             // otherwise hold to 64 connections.
             "--max-connections-per-address".into(),
             "1000000".into(),
+            // The same for the rooms they create and the seats they leave away.
+            "--room-create-burst".into(),
+            "1000000".into(),
+            "--room-creates-per-minute".into(),
+            "1000000".into(),
+            "--max-away-seats-per-address".into(),
+            "1000000".into(),
         ];
         // The default budget (1,000 events/s, bursts of 2,000) covers every load below
         // 500 events/s per participant, chords included; above that, raise it.
