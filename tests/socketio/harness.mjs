@@ -7,7 +7,7 @@ import path from 'node:path';
 import { io } from 'socket.io-client';
 // The web demo's browser tests start the server the same way; that module uses
 // node's own modules only, so this package can import it by its path.
-import { REPO, freeTcpPort, spawnServer, stopProcess } from '../../web-demo/e2e/server.mjs';
+import { ONE_ADDRESS_ARGS, REPO, freeTcpPort, spawnServer, stopProcess } from '../../web-demo/e2e/server.mjs';
 
 export { REPO };
 
@@ -24,10 +24,7 @@ export async function startServer(args = []) {
     '--http-addr', `127.0.0.1:${port}`,
     '--wt-addr', '127.0.0.1:0',
     '--ephemeral-cert',
-    // Every socket of these tests comes from 127.0.0.1: no per-address room budgets.
-    '--room-create-burst', '1000000',
-    '--room-creates-per-minute', '1000000',
-    '--max-away-seats-per-address', '1000000',
+    ...ONE_ADDRESS_ARGS,
     ...args,
   ], { baseUrl: url, logFile });
   return {

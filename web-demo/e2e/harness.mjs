@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
-import { REPO, SERVER_BIN, freeTcpPort, freeUdpPort, spawnServer, stopProcess } from './server.mjs';
+import { ONE_ADDRESS_ARGS, REPO, SERVER_BIN, freeTcpPort, freeUdpPort, spawnServer, stopProcess } from './server.mjs';
 
 export { REPO, SERVER_BIN, freeTcpPort, freeUdpPort };
 export const ARTIFACTS = path.join(REPO, 'target', 'e2e');
@@ -52,6 +52,7 @@ export class JamServer {
       '--http-addr', `127.0.0.1:${this.httpPort}`,
       '--wt-addr', `[::]:${this.wtPort}`,
       '--cert-dir', this.certDir,
+      ...ONE_ADDRESS_ARGS,
       ...this.extraArgs,
     ];
     ({ proc: this.proc } = await spawnServer(args, { baseUrl: this.baseUrl, logFile: this.logFile, readyMs: TIMEOUT.ready }));

@@ -42,6 +42,17 @@ export function freeUdpPort() {
 }
 
 /**
+ * Every player of a test comes from 127.0.0.1: these flags lift the per-address room
+ * budgets (creations, away seats) that would otherwise treat a test run as one busy
+ * address.
+ */
+export const ONE_ADDRESS_ARGS = Object.freeze([
+  '--room-create-burst', '1000000',
+  '--room-creates-per-minute', '1000000',
+  '--max-away-seats-per-address', '1000000',
+]);
+
+/**
  * Starts SERVER_BIN with `args`, its output appended to `logFile`, and resolves
  * once `${baseUrl}/healthz` answers 200 "ok"; rejects (and kills it) if it
  * exits first or is not ready within `readyMs`. Returns `{ proc, exited }`:

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 // The repository's other node tests stop the server the same way (node's own modules only).
-import { stopProcess } from '../../../web-demo/e2e/server.mjs';
+import { ONE_ADDRESS_ARGS, stopProcess } from '../../../web-demo/e2e/server.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const REPO = path.resolve(here, '..', '..', '..');
@@ -35,7 +35,7 @@ export class JamServer {
     }
     const proc = spawn(
       SERVER_BIN,
-      ['--http-addr', '127.0.0.1:0', '--wt-addr', '127.0.0.1:0', '--ephemeral-cert', ...extraArgs],
+      ['--http-addr', '127.0.0.1:0', '--wt-addr', '127.0.0.1:0', '--ephemeral-cert', ...ONE_ADDRESS_ARGS, ...extraArgs],
       { env: { ...process.env, RUST_LOG: 'info', NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const server = new JamServer(proc);
