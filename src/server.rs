@@ -77,15 +77,18 @@ impl RunningServer {
             None => ResumeKey::generate(),
         };
         let hub = Hub::with_key(config.room_limits(), resume_key);
-        let ctx = Arc::new(Context::new(
-            hub.clone(),
-            config.session_limits(),
-            config.outbox_capacity,
-            config.ping_interval,
-            config.peer_timeout,
-            config.max_connections_per_address,
-            config.origin_policy()?,
-        ));
+        let ctx = Arc::new(
+            Context::new(
+                hub.clone(),
+                config.session_limits(),
+                config.outbox_capacity,
+                config.ping_interval,
+                config.peer_timeout,
+                config.max_connections_per_address,
+                config.origin_policy()?,
+            )
+            .with_outbox_bytes(config.outbox_bytes),
+        );
 
         let listener = tokio::net::TcpListener::bind(config.http_addr)
             .await

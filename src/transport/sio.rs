@@ -51,13 +51,12 @@ use socketioxide::extract::{AckSender, SocketRef};
 use socketioxide::handler::{ConnectHandler, FromMessageParts, MessageHandler, Value};
 use socketioxide::socket::{DisconnectReason, Socket};
 use socketioxide::{ParserConfig, SendError, SocketError, SocketIo};
-use tokio::sync::mpsc;
 use tracing::{debug, Instrument};
 
 use jam_protocol::{self as protocol, ErrorCode, ProtocolError};
 
 use crate::conn::{until, Admission, Context};
-use crate::outbox::{CloseReason, Outbox, Parts, Path, Queued};
+use crate::outbox::{CloseReason, Inbox, Outbox, Parts, Path, Queued};
 use crate::session::Session;
 use crate::stats::Transport;
 
@@ -339,7 +338,7 @@ struct Starter(Arc<Mutex<Option<Writer>>>);
 
 struct Writer {
     conn: Arc<Conn>,
-    rx: mpsc::Receiver<Queued>,
+    rx: Inbox<Queued>,
     admission: Admission,
     guard: tokio_util::task::task_tracker::TaskTrackerToken,
 }
@@ -423,12 +422,7 @@ fn close_reason_for(reason: DisconnectReason) -> CloseReason {
 
 /// The writer: drains the outbox onto the socket until the connection ends, then ends
 /// the session.
-async fn run(
-    socket: SocketRef,
-    conn: Arc<Conn>,
-    mut rx: mpsc::Receiver<Queued>,
-    admission: Admission,
-) {
+async fn run(socket: SocketRef, conn: Arc<Conn>, mut rx: Inbox<Queued>, admission: Admission) {
     let token = admission.token().clone();
     loop {
         let lobby = conn.lobby_deadline();
