@@ -18,8 +18,9 @@ const PEER_TIMEOUT: Duration = Duration::from_secs(2);
 const BURST: usize = 200;
 const PAD: usize = 15_000;
 
-#[tokio::test]
-async fn a_webtransport_receiver_that_stops_reading_its_control_stream_is_cut_off() {
+/// A server with a short peer timeout and no event rate limit to speak of, and a
+/// WebSocket member that created a room, to send the burst.
+async fn room_with_sender() -> (TestServer, jam_client::Client, jam_protocol::SessionInfo) {
     let s = TestServer::start_with(|c| {
         c.ping_interval = Duration::from_millis(200);
         c.peer_timeout = PEER_TIMEOUT;
@@ -29,6 +30,12 @@ async fn a_webtransport_receiver_that_stops_reading_its_control_stream_is_cut_of
     .await;
     let mut sender = s.ws().await;
     let room = create(&mut sender, "S").await;
+    (s, sender, room)
+}
+
+#[tokio::test]
+async fn a_webtransport_receiver_that_stops_reading_its_control_stream_is_cut_off() {
+    let (s, mut sender, room) = room_with_sender().await;
 
     // The stalled member: a WebTransport session that joins on its control stream and
     // never reads it (its QUIC stack still answers, so the session is not idle).
