@@ -16,10 +16,9 @@ use std::hint::black_box;
 
 use bytes::Bytes;
 use jam_protocol::{self as protocol, ClientMessage, Envelope, UserId};
-use jam_server::outbox::Path;
+use jam_server::outbox::{Inbox, Path};
 use jam_server::session::Session;
 use serde_json::value::RawValue;
-use tokio::sync::mpsc;
 
 #[path = "../benches/support/mod.rs"]
 mod support;
@@ -49,7 +48,7 @@ fn run_encode(payload: &RawValue, sender: &UserId, n: usize) {
 }
 
 #[inline(never)]
-fn run_full(sender: &mut Session, queues: &mut [mpsc::Receiver<Bytes>], text: &str, n: usize) {
+fn run_full(sender: &mut Session, queues: &mut [Inbox<Bytes>], text: &str, n: usize) {
     for _ in 0..n {
         sender.handle_text(black_box(text), Path::Reliable);
         let mut delivered = 0;

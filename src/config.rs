@@ -44,6 +44,14 @@ pub enum ConfigError {
         /// The peer timeout given.
         timeout: String,
     },
+    /// A resume's replay of the room history would not fit in a connection's queue.
+    #[error("--outbox-bytes ({outbox}) must be larger than --history-bytes ({history})")]
+    OutboxBelowHistory {
+        /// The outgoing byte budget given.
+        outbox: usize,
+        /// The history bytes given.
+        history: usize,
+    },
 }
 
 /// jam-server: real-time jam sessions over WebTransport and WebSocket.
@@ -195,6 +203,12 @@ pub struct Config {
     #[arg(long, env = "JAM_OUTBOX_CAPACITY", default_value_t = 1024)]
     pub outbox_capacity: usize,
 
+    /// Bytes a connection's outgoing queue holds before it counts as stalled (with
+    /// `--outbox-capacity`, whichever fills first); more than `--history-bytes`, so that a
+    /// resume's replay fits.
+    #[arg(long, env = "JAM_OUTBOX_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub outbox_bytes: usize,
+
     /// Tokio worker threads: 0 = one per core (multi-thread runtime), 1 = a single
     /// current-thread runtime (no work stealing, no cross-thread wake-ups).
     #[arg(long, env = "JAM_WORKER_THREADS", default_value_t = 0)]
@@ -267,6 +281,12 @@ impl Config {
             self.outbox_capacity as u64,
             2,
             1_048_576,
+        )?;
+        between(
+            "--outbox-bytes",
+            self.outbox_bytes as u64,
+            64 * 1024,
+            1 << 30,
         )?;
         between("--worker-threads", self.worker_threads as u64, 0, 1024)?;
         between(
@@ -355,6 +375,12 @@ impl Config {
             return Err(ConfigError::PingNotBelowTimeout {
                 ping: humantime::format_duration(self.ping_interval).to_string(),
                 timeout: humantime::format_duration(self.peer_timeout).to_string(),
+            });
+        }
+        if self.outbox_bytes <= self.history_bytes {
+            return Err(ConfigError::OutboxBelowHistory {
+                outbox: self.outbox_bytes,
+                history: self.history_bytes,
             });
         }
         Ok(())
@@ -525,5 +551,22 @@ mod tests {
                 other => panic!("{flag} {value}: {other}"),
             }
         }
+    }
+
+    #[test]
+    fn the_outgoing_byte_budget_is_checked_at_start() {
+        assert_eq!(Config::parse_from(["jam-server"]).outbox_bytes, 4 << 20);
+        for value in ["65535", "1073741825"] {
+            assert!(matches!(
+                refusal(&["--outbox-bytes", value]),
+                ConfigError::OutOfRange {
+                    flag: "--outbox-bytes",
+                    ..
+                }
+            ));
+        }
+        let e = refusal(&["--outbox-bytes", "1048576"]);
+        assert!(matches!(e, ConfigError::OutboxBelowHistory { .. }), "{e}");
+        assert!(e.to_string().starts_with("--outbox-bytes (1048576)"), "{e}");
     }
 }

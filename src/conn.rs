@@ -16,14 +16,15 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use jam_protocol::Encoding;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, info_span, Span};
 
 use crate::addresses::AddressKey;
 use crate::origins::{OriginPolicy, RefusedOrigins};
-use crate::outbox::{CloseReason, DatagramSink, Outbox, Queued};
+use crate::outbox::{
+    Bounds, CloseReason, DatagramSink, Inbox, Outbox, Queued, DEFAULT_BUDGET_BYTES,
+};
 use crate::room::Hub;
 use crate::session::{Session, SessionLimits};
 use crate::stats::{OpenConnection, Transport};
@@ -36,6 +37,8 @@ pub struct Context {
     pub session_limits: SessionLimits,
     /// Outgoing queue length per connection.
     pub outbox_capacity: usize,
+    /// Outgoing queue bytes per connection ([`Context::with_outbox_bytes`]).
+    pub outbox_bytes: usize,
     /// Keep-alive / ping period.
     pub ping_interval: Duration,
     /// Silence after which a peer is dropped.
@@ -176,6 +179,21 @@ impl Drop for AddressSlot {
 }
 
 impl Context {
+    /// The same context with `bytes` as every connection's outgoing byte budget
+    /// (`--outbox-bytes`).
+    pub fn with_outbox_bytes(mut self, bytes: usize) -> Self {
+        self.outbox_bytes = bytes;
+        self
+    }
+
+    /// How much each connection's outgoing queue holds.
+    pub fn outbox_bounds(&self) -> Bounds {
+        Bounds {
+            messages: self.outbox_capacity,
+            bytes: self.outbox_bytes,
+        }
+    }
+
     /// A context with a fresh shutdown token and task tracker, admitting at most
     /// `max_per_address` connections from one address (IPv6: one /64).
     pub fn new(
@@ -191,6 +209,7 @@ impl Context {
             hub,
             session_limits,
             outbox_capacity,
+            outbox_bytes: DEFAULT_BUDGET_BYTES,
             ping_interval,
             peer_timeout,
             shutdown: CancellationToken::new(),
@@ -464,10 +483,10 @@ impl Admission {
     pub fn open_session(
         &self,
         datagrams: Option<(Box<dyn DatagramSink>, Encoding)>,
-    ) -> (Session, Outbox, mpsc::Receiver<Bytes>) {
+    ) -> (Session, Outbox, Inbox<Bytes>) {
         let ctx = &self.conn.ctx;
         let (outbox, rx) = Outbox::new(
-            ctx.outbox_capacity,
+            ctx.outbox_bounds(),
             datagrams,
             self.token.clone(),
             ctx.hub.stats().clone(),
@@ -477,10 +496,10 @@ impl Admission {
 
     /// A new session whose outbox queues [`Queued`] items (relayed events as parts) for a
     /// transport that sends an envelope's parts separately.
-    pub fn open_session_with_parts(&self) -> (Session, Outbox, mpsc::Receiver<Queued>) {
+    pub fn open_session_with_parts(&self) -> (Session, Outbox, Inbox<Queued>) {
         let ctx = &self.conn.ctx;
         let (outbox, rx) = Outbox::with_parts(
-            ctx.outbox_capacity,
+            ctx.outbox_bounds(),
             self.token.clone(),
             ctx.hub.stats().clone(),
         );

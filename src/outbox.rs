@@ -8,9 +8,12 @@
 //!
 //! Nothing here waits: reliable messages use `try_send` and a full queue ends that member's
 //! connection ([`CloseReason::SlowConsumer`]); datagram-class events to a lagging member
-//! are dropped and counted.
+//! are dropped and counted. A queue is full when it holds its number of messages or its
+//! budget of bytes, whichever comes first: the writer's end ([`Inbox`]) gives the bytes
+//! back as it takes each message, so a member that stops reading holds at most the
+//! budget, however large the events.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -19,7 +22,7 @@ use jam_protocol::{json_to_msgpack, Encoding};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
 use tokio_util::sync::CancellationToken;
 
 use crate::stats::Stats;
@@ -244,10 +247,95 @@ impl Relayed {
     }
 }
 
+/// Bytes a member's queue holds by default (`--outbox-bytes`).
+pub const DEFAULT_BUDGET_BYTES: usize = 4 * 1024 * 1024;
+
+/// What a queued item counts against its queue's byte budget.
+pub trait Weighed {
+    /// The bytes the item holds for its receiver.
+    fn weight(&self) -> usize;
+}
+
+impl Weighed for Bytes {
+    fn weight(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Weighed for Queued {
+    fn weight(&self) -> usize {
+        match self {
+            Queued::Envelope(json) => json.len(),
+            // What the transport frames from it for this receiver.
+            Queued::Relayed(parts) => parts.event.len() + parts.data.get().len(),
+            Queued::Mark(_) => 0,
+        }
+    }
+}
+
+/// The writer's end of a member's queue: hands out what was queued, in order, and gives
+/// each item's bytes back to the budget as it goes.
+#[derive(Debug)]
+pub struct Inbox<T> {
+    rx: mpsc::Receiver<T>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl<T: Weighed> Inbox<T> {
+    /// The next item; `None` once the queue is closed and empty.
+    pub async fn recv(&mut self) -> Option<T> {
+        let item = self.rx.recv().await?;
+        self.taken(&item);
+        Some(item)
+    }
+
+    /// The next item if one is queued now.
+    pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
+        let item = self.rx.try_recv()?;
+        self.taken(&item);
+        Ok(item)
+    }
+
+    /// Whether nothing is queued now.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
+    /// How many items are queued now.
+    pub fn len(&self) -> usize {
+        self.rx.len()
+    }
+
+    fn taken(&self, item: &T) {
+        self.queued.fetch_sub(item.weight(), Ordering::Relaxed);
+    }
+}
+
 /// The sending end of a member's queue: envelopes only, or [`Queued`] items.
 enum Queue {
     Envelopes(mpsc::Sender<Bytes>),
     Items(mpsc::Sender<Queued>),
+}
+
+/// Sends `item` unless its bytes would take the queue past `budget` (a full queue then).
+fn send_within<T: Weighed>(
+    tx: &mpsc::Sender<T>,
+    item: T,
+    queued: &AtomicUsize,
+    budget: usize,
+) -> Result<(), TrySendError<()>> {
+    let weight = item.weight();
+    // Counted before the send, so that the writer never gives back bytes not yet counted.
+    let before = queued.fetch_add(weight, Ordering::Relaxed);
+    let sent = if before + weight > budget && before > 0 {
+        Err(TrySendError::Full(()))
+    } else {
+        tx.try_send(item).map_err(unit)
+    };
+    if sent.is_err() {
+        queued.fetch_sub(weight, Ordering::Relaxed);
+    }
+    sent
 }
 
 /// A full or closed queue, whatever the item was.
@@ -260,16 +348,22 @@ fn unit<T>(e: TrySendError<T>) -> TrySendError<()> {
 
 impl Queue {
     /// Queues `json`, or for a queue of items the parts of `event` (which `json` encodes)
-    /// when there is one.
-    fn try_send(&self, json: Bytes, event: Option<&Relayed>) -> Result<(), TrySendError<()>> {
+    /// when there is one, within `budget` bytes.
+    fn try_send(
+        &self,
+        json: Bytes,
+        event: Option<&Relayed>,
+        queued: &AtomicUsize,
+        budget: usize,
+    ) -> Result<(), TrySendError<()>> {
         match self {
-            Queue::Envelopes(tx) => tx.try_send(json).map_err(unit),
+            Queue::Envelopes(tx) => send_within(tx, json, queued, budget),
             Queue::Items(tx) => {
                 let item = match event.and_then(Relayed::parts) {
                     Some(parts) => Queued::Relayed(parts.clone()),
                     None => Queued::Envelope(json),
                 };
-                tx.try_send(item).map_err(unit)
+                send_within(tx, item, queued, budget)
             }
         }
     }
@@ -285,6 +379,10 @@ impl Queue {
 struct OutboxShared {
     queue: Queue,
     capacity: usize,
+    /// Bytes the queue may hold.
+    budget: usize,
+    /// Bytes it holds now (the [`Inbox`] gives them back).
+    queued: Arc<AtomicUsize>,
     datagrams: Option<(Box<dyn DatagramSink>, Encoding)>,
     closer: CancellationToken,
     reason: OnceLock<CloseReason>,
@@ -302,60 +400,95 @@ impl std::fmt::Debug for Outbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Outbox")
             .field("capacity", &self.0.capacity)
+            .field("budget", &self.0.budget)
             .field("datagrams", &self.0.datagrams.is_some())
             .finish()
     }
 }
 
+/// How much a member's queue holds: messages, and bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Messages (at least 2).
+    pub messages: usize,
+    /// Bytes; one message larger than this still fits in an empty queue.
+    pub bytes: usize,
+}
+
+impl Bounds {
+    /// `messages` messages, within the default byte budget.
+    pub fn messages(messages: usize) -> Self {
+        Bounds {
+            messages,
+            bytes: DEFAULT_BUDGET_BYTES,
+        }
+    }
+}
+
+impl From<usize> for Bounds {
+    fn from(messages: usize) -> Self {
+        Bounds::messages(messages)
+    }
+}
+
 impl Outbox {
-    /// Creates an outbox of `capacity` messages. `closer` is cancelled when the server
-    /// decides to end the connection (its transport watches it).
+    /// Creates an outbox within `bounds`. `closer` is cancelled when the server decides to
+    /// end the connection (its transport watches it).
     pub fn new(
-        capacity: usize,
+        bounds: impl Into<Bounds>,
         datagrams: Option<(Box<dyn DatagramSink>, Encoding)>,
         closer: CancellationToken,
         stats: Arc<Stats>,
-    ) -> (Outbox, mpsc::Receiver<Bytes>) {
-        Outbox::open(capacity, Queue::Envelopes, datagrams, closer, stats)
+    ) -> (Outbox, Inbox<Bytes>) {
+        Outbox::open(bounds.into(), Queue::Envelopes, datagrams, closer, stats)
     }
 
-    /// Creates an outbox of `capacity` items for a transport that sends an envelope's
-    /// parts separately: relayed events arrive read into their [`Parts`] (once for all
-    /// such receivers), and the transport can queue its own markers ([`Outbox::push_mark`]).
+    /// Creates an outbox within `bounds` for a transport that sends an envelope's parts
+    /// separately: relayed events arrive read into their [`Parts`] (once for all such
+    /// receivers), and the transport can queue its own markers ([`Outbox::push_mark`]).
     pub fn with_parts(
-        capacity: usize,
+        bounds: impl Into<Bounds>,
         closer: CancellationToken,
         stats: Arc<Stats>,
-    ) -> (Outbox, mpsc::Receiver<Queued>) {
-        Outbox::open(capacity, Queue::Items, None, closer, stats)
+    ) -> (Outbox, Inbox<Queued>) {
+        Outbox::open(bounds.into(), Queue::Items, None, closer, stats)
     }
 
     /// An outbox whose queue of `T` (at least 2) is `queue` around its sending end.
     fn open<T>(
-        capacity: usize,
+        bounds: Bounds,
         queue: impl FnOnce(mpsc::Sender<T>) -> Queue,
         datagrams: Option<(Box<dyn DatagramSink>, Encoding)>,
         closer: CancellationToken,
         stats: Arc<Stats>,
-    ) -> (Outbox, mpsc::Receiver<T>) {
-        let capacity = capacity.max(2);
+    ) -> (Outbox, Inbox<T>) {
+        let capacity = bounds.messages.max(2);
         let (tx, rx) = mpsc::channel(capacity);
+        let queued = Arc::new(AtomicUsize::new(0));
         let shared = OutboxShared {
             queue: queue(tx),
             capacity,
+            budget: bounds.bytes,
+            queued: queued.clone(),
             datagrams,
             closer,
             reason: OnceLock::new(),
             stats,
             rtt_ms: AtomicU32::new(u32::MAX),
         };
-        (Outbox(Arc::new(shared)), rx)
+        (Outbox(Arc::new(shared)), Inbox { rx, queued })
+    }
+
+    /// Queues on the member's queue within its budget.
+    fn try_send(&self, json: Bytes, event: Option<&Relayed>) -> Result<(), TrySendError<()>> {
+        let s = &self.0;
+        s.queue.try_send(json, event, &s.queued, s.budget)
     }
 
     /// Queues a control message or a reliable event; a full queue means the member
     /// stopped reading, and it is disconnected.
     pub fn push_reliable(&self, bytes: Bytes) -> bool {
-        self.reliable(self.0.queue.try_send(bytes, None))
+        self.reliable(self.try_send(bytes, None))
     }
 
     /// Queues the transport's marker `mark` behind what is queued now, as reliably as a
@@ -379,12 +512,14 @@ impl Outbox {
         }
     }
 
-    /// Queues a datagram-class event. Such events only use the lower half of the queue,
-    /// so a lagging member loses these first and its control messages still fit.
+    /// Queues a datagram-class event. Such events only use the lower half of the queue
+    /// (in messages and in bytes), so a lagging member loses these first and its control
+    /// messages still fit.
     fn push_lossy(&self, event: &Relayed) -> Delivered {
-        let queue = &self.0.queue;
-        if queue.capacity() <= self.0.capacity / 2
-            || queue.try_send(event.json().clone(), Some(event)).is_err()
+        let s = &self.0;
+        if s.queue.capacity() <= s.capacity / 2
+            || s.queued.load(Ordering::Relaxed) > s.budget / 2
+            || self.try_send(event.json().clone(), Some(event)).is_err()
         {
             return Delivered::Dropped;
         }
@@ -395,7 +530,7 @@ impl Outbox {
     pub fn deliver(&self, event: &Relayed, path: Path) -> Delivered {
         match (path, &self.0.datagrams) {
             (Path::Reliable, _) => {
-                self.reliable(self.0.queue.try_send(event.json().clone(), Some(event)));
+                self.reliable(self.try_send(event.json().clone(), Some(event)));
                 Delivered::Queued
             }
             (Path::Datagram, _) => match self.try_datagram(event) {
@@ -519,5 +654,36 @@ mod tests {
             json,
             "others still get the bytes"
         );
+    }
+
+    #[test]
+    fn a_queue_is_full_at_its_byte_budget_and_taking_gives_the_bytes_back() {
+        let stats = Arc::new(Stats::default());
+        let closer = CancellationToken::new();
+        let bounds = Bounds {
+            messages: 100,
+            bytes: 1000,
+        };
+        let (outbox, mut inbox) = Outbox::new(bounds, None, closer.clone(), stats.clone());
+        let big = Bytes::from(vec![b'x'; 400]);
+        assert!(outbox.push_reliable(big.clone()));
+        assert!(outbox.push_reliable(big.clone()));
+        // A datagram-class event finds the queue past half its bytes: dropped, no harm.
+        let ev = Relayed::new(Bytes::from_static(br#"{"event":"e","data":1}"#));
+        assert_eq!(outbox.push_lossy(&ev), Delivered::Dropped);
+        assert!(!closer.is_cancelled());
+        // Taking one gives its bytes back: another fits.
+        assert_eq!(inbox.try_recv().unwrap().len(), 400);
+        assert!(outbox.push_reliable(big.clone()));
+        // 1200 bytes would not fit: the member stopped reading, and is cut off.
+        assert!(!outbox.push_reliable(big));
+        assert!(closer.is_cancelled());
+        assert_eq!(outbox.close_reason(), Some(CloseReason::SlowConsumer));
+        assert_eq!(stats.snapshot().slow_consumers, 1);
+        // One message larger than the whole budget still goes to an empty queue.
+        let (outbox, mut inbox) = Outbox::new(bounds, None, CancellationToken::new(), stats);
+        assert!(outbox.push_reliable(Bytes::from(vec![b'y'; 5000])));
+        assert_eq!(inbox.try_recv().unwrap().len(), 5000);
+        assert!(outbox.push_reliable(Bytes::from(vec![b'y'; 500])));
     }
 }

@@ -91,7 +91,8 @@ impl RunningServer {
                 config.max_connections_per_address,
                 config.origin_policy()?,
             )
-            .with_connection_caps(max_connections, config.max_http_connections_per_address),
+            .with_connection_caps(max_connections, config.max_http_connections_per_address)
+            .with_outbox_bytes(config.outbox_bytes),
         );
 
         let listener = tokio::net::TcpListener::bind(config.http_addr)

@@ -412,7 +412,6 @@ mod tests {
     use bytes::Bytes;
     use jam_protocol::{ServerEvent, ServerMessage, SessionInfo};
     use serde_json::{json, Value};
-    use tokio::sync::mpsc;
     use tokio_util::sync::CancellationToken;
 
     use crate::room::Limits;
@@ -458,7 +457,7 @@ mod tests {
     /// A connection without a transport: its session, and the queue its writer would drain.
     struct Conn {
         session: Session,
-        rx: mpsc::Receiver<Bytes>,
+        rx: crate::outbox::Inbox<Bytes>,
     }
 
     impl Conn {

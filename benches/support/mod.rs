@@ -6,10 +6,9 @@ use std::hint::black_box;
 use bytes::Bytes;
 use jam_protocol::Encoding;
 use jam_protocol::{ServerEvent, ServerMessage};
-use jam_server::outbox::{DatagramSink, Outbox, Path};
+use jam_server::outbox::{DatagramSink, Inbox, Outbox, Path};
 use jam_server::room::{Hub, Limits};
 use jam_server::session::{Session, SessionLimits};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Receivers in a bench room.
@@ -46,7 +45,7 @@ impl DatagramSink for NullSink {
 pub struct Room {
     pub code: String,
     pub sender: Session,
-    pub queues: Vec<mpsc::Receiver<Bytes>>,
+    pub queues: Vec<Inbox<Bytes>>,
     _tokens: Vec<CancellationToken>,
 }
 

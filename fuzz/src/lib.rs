@@ -18,14 +18,13 @@ use jam_protocol::{
     encode_error, json_to_msgpack, msgpack_to_json, ClientMessage, Encoding, Envelope,
     ProtocolError, RoomCode, ServerEvent, ServerMessage, SessionInfo, MAX_EVENT_NAME_CHARS,
 };
-use jam_server::outbox::{CloseReason, DatagramSink, Outbox, Path};
+use jam_server::outbox::{CloseReason, DatagramSink, Inbox, Outbox, Path};
 use jam_server::room::{Hub, Limits};
 use jam_server::session::{Session, SessionLimits};
 use jam_server::transport::lines::{Line, LineFramer};
 use jam_server::transport::wt::handle_line;
 use serde_json::value::RawValue;
 use serde_json::Value;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// The envelope decoder: the input as a WebSocket text message / control-stream line, and
@@ -282,7 +281,7 @@ struct Seat {
 /// datagrams and its control-stream framer.
 struct Live {
     session: Session,
-    rx: mpsc::Receiver<Bytes>,
+    rx: Inbox<Bytes>,
     outbox: Outbox,
     datagrams: Option<(Encoding, Arc<Mutex<Vec<Bytes>>>)>,
     framer: LineFramer,

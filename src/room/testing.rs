@@ -4,16 +4,15 @@
 
 use bytes::Bytes;
 use jam_protocol::{validate_name, Name, ServerEvent, ServerMessage};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Hub;
-use crate::outbox::Outbox;
+use crate::outbox::{Inbox, Outbox};
 
 /// A connection without a transport.
 pub(super) struct Member {
     pub(super) outbox: Outbox,
-    pub(super) rx: mpsc::Receiver<Bytes>,
+    pub(super) rx: Inbox<Bytes>,
     pub(super) token: CancellationToken,
 }
 

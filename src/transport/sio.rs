@@ -20,9 +20,11 @@
 //!   answer (a relayed `event:broadcast`) is acknowledged with no argument once it was
 //!   handled.
 //! - **Admission** ([`crate::conn`]). A middleware in front of socketioxide applies the
-//!   origin policy to every request (HTTP 403) and admits each new Engine.IO session
-//!   against the per-address limit (HTTP 429); the admission is held as long as the
-//!   session lives. The connection's session and handlers are set up in a Socket.IO
+//!   origin policy to every request (HTTP 403) and admits against the per-address limit
+//!   (HTTP 429) every new Engine.IO session, which holds its place as long as it lives, and
+//!   every request body to a session that is large or slow to come, while it is read. A
+//!   body is read whole before socketioxide sees it, within [`MAX_PAYLOAD_BYTES`] (413)
+//!   and the peer timeout (408). The connection's session and handlers are set up in a Socket.IO
 //!   connect middleware, which runs before the client is told it is connected, so an
 //!   event sent at once finds them.
 //! - **End.** A client's `socket.disconnect()` is a `session:leave`; a transport that
@@ -51,13 +53,12 @@ use socketioxide::extract::{AckSender, SocketRef};
 use socketioxide::handler::{ConnectHandler, FromMessageParts, MessageHandler, Value};
 use socketioxide::socket::{DisconnectReason, Socket};
 use socketioxide::{ParserConfig, SendError, SocketError, SocketIo};
-use tokio::sync::mpsc;
 use tracing::{debug, Instrument};
 
 use jam_protocol::{self as protocol, ErrorCode, ProtocolError};
 
 use crate::conn::{until, Admission, Context};
-use crate::outbox::{CloseReason, Outbox, Parts, Path, Queued};
+use crate::outbox::{Bounds, CloseReason, Inbox, Outbox, Parts, Path, Queued};
 use crate::session::Session;
 use crate::stats::Transport;
 
@@ -93,7 +94,7 @@ pub fn router(ctx: Arc<Context>) -> Router {
                 .saturating_sub(ctx.ping_interval)
                 .max(Duration::from_secs(1)),
         )
-        .max_buffer_size(ctx.outbox_capacity.max(2))
+        .max_buffer_size(engine_buffer(ctx.outbox_bounds(), limits.max_message_bytes))
         .max_payload(MAX_PAYLOAD_BYTES as u64)
         .ws_max_message_size(MAX_PAYLOAD_BYTES)
         .ws_max_frame_size(MAX_PAYLOAD_BYTES)
@@ -122,6 +123,13 @@ pub fn router(ctx: Arc<Context>) -> Router {
         .route_service(PATH, svc.clone())
         .route_service(PATH.trim_end_matches('/'), svc)
         .layer(axum::middleware::from_fn_with_state(ctx, admit))
+}
+
+/// Packets socketioxide queues for one socket (each its own framed copy of an event): as
+/// many as the outgoing byte budget holds of the largest messages, so that a receiver
+/// that stops reading holds about that budget there too, and at least 16.
+fn engine_buffer(bounds: Bounds, max_message_bytes: usize) -> usize {
+    (bounds.bytes / max_message_bytes.max(1)).clamp(16, bounds.messages.max(16))
 }
 
 /// An admitted Engine.IO session (its place in its address's count), carried in the
@@ -173,15 +181,24 @@ async fn admit(
         );
         r
     } else {
-        if !names_session(req.uri().query()) {
+        if names_session(req.uri().query()) {
+            // A request to an existing session: its body is read whole first, and one
+            // that is large or slow to come takes a place of its address meanwhile.
+            let req = match whole_body(req, &ctx, peer).await {
+                Ok(req) => req,
+                Err(refused) => return refused,
+            };
+            next.run(req).await
+        } else {
+            // A new Engine.IO session holds a place for as long as it lives.
             let admission = match ctx.arrive(peer, Transport::SocketIo).admit() {
                 Ok(admission) => admission,
                 Err(refused) => return refused.into_response(),
             };
             req.extensions_mut()
                 .insert(Admitted(Arc::new(Mutex::new(Some(admission)))));
+            next.run(req).await
         }
-        next.run(req).await
     };
     let h = response.headers_mut();
     h.append(header::VARY, HeaderValue::from_static("Origin"));
@@ -189,6 +206,82 @@ async fn admit(
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
     }
     response
+}
+
+/// A body up to this size that arrives within [`FREE_BODY_TIME`] takes no place of its
+/// address: a polling client's POSTs of its packets, which run beside its session's own
+/// place and its long poll.
+const FREE_BODY_BYTES: u64 = 64 * 1024;
+const FREE_BODY_TIME: Duration = Duration::from_secs(1);
+
+/// `req` with its body read whole, so that socketioxide never waits on a peer's body:
+/// a body larger than [`MAX_PAYLOAD_BYTES`] is refused (413), and one not finished within
+/// the peer timeout is cut off (408, and the HTTP connection closes). A body larger than
+/// [`FREE_BODY_BYTES`], or not finished within [`FREE_BODY_TIME`], takes a place of its
+/// address until it is read (429 when there is none), so that one address cannot hold
+/// more unfinished bodies than it may hold connections.
+async fn whole_body(
+    req: Request,
+    ctx: &Arc<Context>,
+    peer: SocketAddr,
+) -> Result<Request, Response> {
+    let (parts, body) = req.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_PAYLOAD_BYTES as u64) {
+        return Err(closing(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body too large",
+        ));
+    }
+    let began = tokio::time::Instant::now();
+    let mut read = std::pin::pin!(axum::body::to_bytes(body, MAX_PAYLOAD_BYTES));
+    let free = declared.unwrap_or(0) <= FREE_BODY_BYTES;
+    let mut read_free = None;
+    if free {
+        read_free = tokio::time::timeout(FREE_BODY_TIME, read.as_mut())
+            .await
+            .ok();
+    }
+    let read = match read_free {
+        Some(read) => read,
+        None => {
+            let Ok(_place) = ctx.arrive(peer, Transport::SocketIo).admit() else {
+                return Err(closing(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many connections from your address",
+                ));
+            };
+            match tokio::time::timeout_at(began + ctx.peer_timeout, read).await {
+                Ok(read) => read,
+                Err(_) => {
+                    debug!("socket.io: request body not finished in time");
+                    return Err(closing(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "request body not finished in time",
+                    ));
+                }
+            }
+        }
+    };
+    match read {
+        Ok(bytes) => Ok(Request::from_parts(parts, axum::body::Body::from(bytes))),
+        Err(e) => {
+            // A chunked body past the limit, or a broken one.
+            debug!(error = %e, "socket.io: request body refused");
+            Err(closing(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body refused",
+            ))
+        }
+    }
+}
+
+/// A refusal after which the HTTP connection closes (its unread body goes with it).
+fn closing(status: StatusCode, text: &'static str) -> Response {
+    (status, [(header::CONNECTION, "close")], text).into_response()
 }
 
 /// One Socket.IO connection's state, shared by the inbound handler (socketioxide's
@@ -339,7 +432,7 @@ struct Starter(Arc<Mutex<Option<Writer>>>);
 
 struct Writer {
     conn: Arc<Conn>,
-    rx: mpsc::Receiver<Queued>,
+    rx: Inbox<Queued>,
     admission: Admission,
     guard: tokio_util::task::task_tracker::TaskTrackerToken,
 }
@@ -423,12 +516,7 @@ fn close_reason_for(reason: DisconnectReason) -> CloseReason {
 
 /// The writer: drains the outbox onto the socket until the connection ends, then ends
 /// the session.
-async fn run(
-    socket: SocketRef,
-    conn: Arc<Conn>,
-    mut rx: mpsc::Receiver<Queued>,
-    admission: Admission,
-) {
+async fn run(socket: SocketRef, conn: Arc<Conn>, mut rx: Inbox<Queued>, admission: Admission) {
     let token = admission.token().clone();
     loop {
         let lobby = conn.lobby_deadline();
@@ -467,7 +555,7 @@ async fn run(
         CloseReason::PeerClosed | CloseReason::PeerTimeout | CloseReason::Shutdown => {}
         CloseReason::SlowConsumer => {
             // Its buffer is most likely full: the disconnect goes only if it fits; if
-            // not, the client stops answering pings and Engine.IO drops it.
+            // not, Engine.IO's next ping does not fit either and it drops the client.
             let _ = socket.clone().disconnect();
         }
         _ => {

@@ -14,7 +14,6 @@ use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
 use jam_protocol::SUBPROTOCOL;
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
@@ -25,7 +24,7 @@ use tracing::{debug, Instrument};
 
 use crate::clock::ServerClock;
 use crate::conn::{until, Admission, Context};
-use crate::outbox::{CloseReason, Outbox, Path};
+use crate::outbox::{CloseReason, Inbox, Outbox, Path};
 use crate::stats::Transport;
 use crate::transport::unfinished::{Unfinished, Watched};
 
@@ -348,7 +347,7 @@ async fn guarded(
 /// past the deadline, or the bounded write buffer fills (with pongs to its own pings).
 async fn write(
     mut sink: SplitSink<Socket, Message>,
-    mut rx: mpsc::Receiver<Bytes>,
+    mut rx: Inbox<Bytes>,
     token: CancellationToken,
     outbox: Outbox,
     timing: Timing,
@@ -421,7 +420,7 @@ async fn write(
 async fn send_batch(
     sink: &mut SplitSink<Socket, Message>,
     first: Bytes,
-    rx: &mut mpsc::Receiver<Bytes>,
+    rx: &mut Inbox<Bytes>,
 ) -> Result<(), WsError> {
     sink.feed(text(first)).await?;
     for _ in 0..64 {

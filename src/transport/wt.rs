@@ -11,7 +11,6 @@ use anyhow::Result;
 use bytes::{Bytes, BytesMut};
 use jam_protocol::Encoding;
 use jam_wt::{datagram_header, DatagramReader};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn, Instrument};
 use wtransport::config::{Ipv6DualStackConfig, QuicTransportConfig};
@@ -21,7 +20,7 @@ use wtransport::stream::SendStream;
 use wtransport::{Connection, Endpoint, ServerConfig, VarInt};
 
 use crate::conn::{until, Admission, Arrival, Context};
-use crate::outbox::{CloseReason, DatagramSink, Path};
+use crate::outbox::{CloseReason, DatagramSink, Inbox, Outbox, Path};
 use crate::session::Session;
 use crate::stats::Transport;
 use crate::tls::TlsIdentity;
@@ -33,6 +32,11 @@ pub const PATH: &str = "/jam";
 /// dropped. quinn's 1 MiB default would hold thousands of stale notes, and a late note
 /// is worse than a lost one.
 const DATAGRAM_SEND_BUFFER: usize = 64 * 1024;
+/// quinn keeps at most this many bytes written to a session's streams and not yet
+/// acknowledged; a write past it waits. Its default (8 × 1.25 MB) let a peer that stops
+/// reading its control stream hold about 6 MiB of the server's memory; this is enough
+/// for a room's history replay in a few round trips.
+const SEND_WINDOW: u64 = 512 * 1024;
 /// Peers that support QUIC's ACK-frequency extension (quinn does; others ignore the
 /// request) are asked to acknowledge after this many ack-eliciting packets rather than
 /// every second one (or within their max ACK delay, 25 ms). A listener receives a note
@@ -141,6 +145,7 @@ fn server_config(config: &WtConfig, identity: &TlsIdentity) -> ServerConfig {
         .keep_alive_interval(Some(config.ping_interval))
         .max_idle_timeout(config.peer_timeout.try_into().ok())
         .datagram_send_buffer_size(DATAGRAM_SEND_BUFFER)
+        .send_window(SEND_WINDOW)
         .max_concurrent_bidi_streams(MAX_CLIENT_BIDI_STREAMS.into())
         .max_concurrent_uni_streams(MAX_CLIENT_UNI_STREAMS.into());
     let mut acks = wtransport::quinn::AckFrequencyConfig::default();
@@ -311,7 +316,13 @@ async fn serve(connection: Connection, encoding: Encoding, admission: &Admission
     };
     let sink: Box<dyn DatagramSink> = Box::new(WtDatagrams::new(connection.clone()));
     let (mut session, outbox, rx) = admission.open_session(Some((sink, encoding)));
-    let writer = tokio::spawn(write_control(send, rx, token.clone()));
+    let writer = tokio::spawn(write_control(
+        send,
+        rx,
+        token.clone(),
+        outbox.clone(),
+        ctx.peer_timeout,
+    ));
 
     let mut framer = LineFramer::new(session.max_message_bytes() + 1);
     // quinn hands out the received bytes as they are (no read buffer per session, no copy).
@@ -381,6 +392,26 @@ pub fn handle_line(session: &mut Session, line: Line<'_>) {
     }
 }
 
+/// Runs one control-stream write under the token and the deadline; `false` when the
+/// writer should stop (a stalled write has cut the member off).
+async fn guarded<E>(
+    write: impl Future<Output = Result<(), E>>,
+    token: &CancellationToken,
+    outbox: &Outbox,
+    deadline: Duration,
+) -> bool {
+    tokio::select! {
+        r = tokio::time::timeout(deadline, write) => match r {
+            Ok(r) => r.is_ok(),
+            Err(_) => {
+                outbox.cut_off_slow();
+                false
+            }
+        },
+        _ = token.cancelled() => false,
+    }
+}
+
 /// Ends every control-stream line.
 const NEWLINE: Bytes = Bytes::from_static(b"\n");
 /// A write of several queued messages stops growing at this many bytes.
@@ -388,11 +419,15 @@ const BATCH_BYTES: usize = 64 * 1024;
 
 /// Drains the outbox onto the control stream, one write per batch. quinn keeps the bytes it
 /// is given as they are (a `&[u8]` write would be copied into a fresh buffer), and nothing
-/// is kept here between writes, so an idle session holds no write buffer.
+/// is kept here between writes, so an idle session holds no write buffer. A write that
+/// cannot complete within `deadline` (quinn's send window stays full: the peer stopped
+/// reading) cuts the member off as a slow consumer, as a full outbox does.
 async fn write_control(
     mut send: SendStream,
-    mut rx: mpsc::Receiver<Bytes>,
+    mut rx: Inbox<Bytes>,
     token: CancellationToken,
+    outbox: Outbox,
+    deadline: Duration,
 ) {
     loop {
         let first = tokio::select! {
@@ -404,10 +439,8 @@ async fn write_control(
         let written = if rx.is_empty() {
             // The usual case, one message: its shared bytes go out with no copy.
             let mut chunks = [first, NEWLINE];
-            tokio::select! {
-                r = stream.write_all_chunks(&mut chunks) => r.is_ok(),
-                _ = token.cancelled() => false,
-            }
+            let write = stream.write_all_chunks(&mut chunks);
+            guarded(write, &token, &outbox, deadline).await
         } else {
             // Several are queued: one buffer (sized for them) and one write for all.
             let guess = (first.len() + 1) * (rx.len() + 1);
@@ -423,16 +456,18 @@ async fn write_control(
                     Err(_) => break,
                 }
             }
-            tokio::select! {
-                r = stream.write_chunk(batch.freeze()) => r.is_ok(),
-                _ = token.cancelled() => false,
-            }
+            let write = stream.write_chunk(batch.freeze());
+            guarded(write, &token, &outbox, deadline).await
         };
         if !written {
             break;
         }
     }
-    // Flush what is left after a close was asked for (e.g. a last error or session:left).
+    // Flush what is left after a close was asked for (e.g. a last error or session:left);
+    // a slow consumer's stream is full, and what is queued for it is dropped.
+    if outbox.close_reason() == Some(CloseReason::SlowConsumer) {
+        return;
+    }
     while let Ok(m) = rx.try_recv() {
         let mut chunks = [m, NEWLINE];
         let write = send.quic_stream_mut().write_all_chunks(&mut chunks);
