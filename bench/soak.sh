@@ -53,7 +53,7 @@ BASE=http://127.0.0.1:$HTTP_PORT
 
 RUST_LOG=${RUST_LOG:-warn} taskset -c "$SERVER_CPU" "$SERVER" \
     --http-addr "127.0.0.1:$HTTP_PORT" --wt-addr "127.0.0.1:$WT_PORT" --ephemeral-cert \
-    --max-room-size 64 --max-connections-per-address 1000000 \
+    --max-room-size 64 --max-connections-per-address 1000000 --max-http-connections-per-address 1000000 \
     --room-create-burst 1000000 --room-creates-per-minute 1000000 \
     --max-away-seats-per-address 1000000 \
     --resume-window "${RESUME_WINDOW_SECONDS}s" >"$OUT/server.log" 2>&1 &

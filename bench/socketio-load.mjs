@@ -62,7 +62,8 @@ if (!url) {
   const bin = process.env.JAM_SERVER_BIN || path.join(process.env.CARGO_TARGET_DIR || path.join(repo, 'target'), 'release', 'jam-server');
   const port = await freePort();
   const args = ['--http-addr', `127.0.0.1:${port}`, '--wt-addr', '127.0.0.1:0', '--ephemeral-cert',
-    '--max-connections-per-address', '100000', '--room-create-burst', '1000000',
+    '--max-connections-per-address', '100000', '--max-http-connections-per-address', '100000',
+    '--room-create-burst', '1000000',
     '--room-creates-per-minute', '1000000', '--max-away-seats-per-address', '1000000', '--rate-limit', '100000', '--rate-burst', '100000'];
   const pinned = spawnSync('taskset', ['-V']).status === 0;
   if (!fs.existsSync(bin)) throw new Error(`no server binary at ${bin}: cargo build --release --bin jam-server, or set JAM_SERVER_BIN`);

@@ -109,8 +109,10 @@ impl Target {
             "--max-room-size".into(),
             max_room_size.max(16).to_string(),
             // Every simulated participant connects from 127.0.0.1, which the server would
-            // otherwise hold to 64 connections.
+            // otherwise hold to 64 connections (and 128 TCP connections on its HTTP port).
             "--max-connections-per-address".into(),
+            "1000000".into(),
+            "--max-http-connections-per-address".into(),
             "1000000".into(),
             // The same for the rooms they create and the seats they leave away.
             "--room-create-burst".into(),
