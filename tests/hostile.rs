@@ -276,3 +276,69 @@ async fn a_message_trickled_in_fragments_is_cut_off_after_the_peer_timeout() {
     let took = started.elapsed();
     assert!(took >= Duration::from_secs(1), "cut off early: {took:?}");
 }
+
+/// Reads text frames until one contains `needle` (bounded by [`T`]).
+async fn read_text_with(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    needle: &str,
+) -> String {
+    use futures_util::StreamExt;
+    tokio::time::timeout(T, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) if t.contains(needle) => return t.to_string(),
+                Some(Ok(_)) => {}
+                other => panic!("the socket ended before {needle:?}: {other:?}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {needle:?} in time"))
+}
+
+#[tokio::test]
+async fn made_up_pongs_do_not_set_a_round_trip() {
+    let s = TestServer::start().await;
+    let mut ana = s.client("ws").await;
+    let room = create(&mut ana, "Ana").await;
+    let (mut forger, _) = tokio_tungstenite::connect_async(s.server.ws_url())
+        .await
+        .unwrap();
+    let join = serde_json::json!({"event": "session:join", "data": {"roomCode": room.room_code, "name": "Mallory"}});
+    forger.send(Message::text(join.to_string())).await.unwrap();
+    let joined = read_text_with(&mut forger, "session:joined").await;
+    let me: serde_json::Value = serde_json::from_str(&joined).unwrap();
+    let my_id = me["data"]["userId"].as_str().unwrap().to_owned();
+    // Messages are handled in order: once the answer to a probe comes, everything sent
+    // before it was read, the answer to the server's first ping included.
+    let probe = serde_json::json!({"event": "session:leave", "data": {"roomCode": "!probe"}, "id": "probe"});
+    forger.send(Message::text(probe.to_string())).await.unwrap();
+    read_text_with(&mut forger, "\"probe\"").await;
+    // Pongs nobody asked for: one from the future (a round trip of 0) and send times of 1
+    // and 0 (a round trip of decades), the last thing before the next probe.
+    for stamp in [u64::MAX, 0u64, 1] {
+        forger
+            .send(Message::Pong(stamp.to_be_bytes().to_vec().into()))
+            .await
+            .unwrap();
+    }
+    forger.send(Message::text(probe.to_string())).await.unwrap();
+    read_text_with(&mut forger, "\"probe\"").await;
+    // A newcomer sees the forger's round trip: unmeasured, or a real one on loopback.
+    let mut ben = s.client("ws").await;
+    let seen = ben
+        .join(&room.room_code, "Ben", "")
+        .await
+        .expect("ben joins");
+    let mallory = seen
+        .participants
+        .iter()
+        .find(|p| p.id.as_str() == my_id)
+        .expect("the forger is in the room");
+    assert!(
+        mallory.rtt_ms.is_none_or(|ms| ms < 1_000),
+        "a made-up pong set the round trip: {mallory:?}"
+    );
+}

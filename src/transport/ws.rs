@@ -3,6 +3,7 @@
 //! protocol lives in [`crate::session::Session`].
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -209,6 +210,9 @@ async fn run(socket: Socket, unfinished: Arc<Unfinished>, mut admission: Admissi
     let (mut session, outbox, rx) = admission.open_session(None);
     let (sink, mut stream) = socket.split();
     let clock = *ctx.hub.clock();
+    // The stamp of the last ping sent: only a pong that echoes it exactly times a round
+    // trip, so a peer cannot make up its own (§8).
+    let last_ping = Arc::new(AtomicU64::new(0));
     let writer = tokio::spawn(write(
         sink,
         rx,
@@ -219,6 +223,7 @@ async fn run(socket: Socket, unfinished: Arc<Unfinished>, mut admission: Admissi
             write_deadline: ctx.peer_timeout,
             clock,
             shutdown: ctx.shutdown.clone(),
+            last_ping: last_ping.clone(),
         },
     ));
 
@@ -245,11 +250,15 @@ async fn run(socket: Socket, unfinished: Arc<Unfinished>, mut admission: Admissi
                 session.invalid("binary frames are not accepted; send JSON text frames")
             }
             Ok(Some(Ok(Message::Pong(sent)))) => {
-                // Our pings carry their send time: the round trip, for §8.
+                // Our pings carry their send time: the round trip, for §8. A pong that is
+                // not the answer to the last ping (unsolicited, late, or made up) times
+                // nothing, and no round trip is longer than the peer timeout.
                 if let Ok(sent) = <[u8; 8]>::try_from(&sent[..]) {
                     let sent = u64::from_be_bytes(sent);
-                    let rtt = clock.now_us().saturating_sub(sent);
-                    outbox.set_rtt(Duration::from_micros(rtt));
+                    if sent != 0 && sent == last_ping.load(Ordering::Relaxed) {
+                        let rtt = Duration::from_micros(clock.now_us().saturating_sub(sent));
+                        outbox.set_rtt(rtt.min(ctx.peer_timeout));
+                    }
                 }
             }
             Ok(Some(Ok(Message::Ping(_)))) | Ok(Some(Ok(Message::Frame(_)))) => {}
@@ -310,6 +319,8 @@ struct Timing {
     clock: ServerClock,
     /// The server's shutdown (the connection's own token is cancelled when it closes).
     shutdown: CancellationToken,
+    /// Where the stamp of each ping goes as it is sent, for the reader to match its pong.
+    last_ping: Arc<AtomicU64>,
 }
 
 /// What became of one write.
@@ -365,7 +376,9 @@ async fn write(
             },
             _ = token.cancelled() => break,
             _ = ping.tick() => {
-                let stamp = Bytes::copy_from_slice(&timing.clock.now_us().to_be_bytes());
+                let now = timing.clock.now_us();
+                timing.last_ping.store(now, Ordering::Relaxed);
+                let stamp = Bytes::copy_from_slice(&now.to_be_bytes());
                 guarded(sink.send(Message::Ping(stamp)), &token, timing.write_deadline).await
             }
         };
