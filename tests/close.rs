@@ -175,7 +175,10 @@ async fn a_slow_consumer_gets_the_1008_close_frame_once_it_reads_again() {
         c.ping_interval = Duration::from_secs(1);
     })
     .await;
-    let (sender, mut watcher, room) = room_of_two(&s, "ws", "wt").await;
+    // The watcher reads on WebSocket: a WebTransport watcher's 16-message queue behind a
+    // 512 KiB QUIC send window can overflow first under this flood of 8 KB events, and
+    // then the slow consumer counted below would be the watcher, not the stalled member.
+    let (sender, mut watcher, room) = room_of_two(&s, "ws", "ws").await;
     // A member that stops reading: a small receive buffer fills fast.
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
