@@ -6,10 +6,9 @@
 //! [`Admission`]). Transports keep their handshakes, framing and close codes; they
 //! decide *when* to check, never *what* is counted. This module knows none of them.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -20,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, info_span, Span};
 
-use crate::addresses::AddressKey;
+use crate::addresses::{AddressCounts, AddressKey};
 use crate::origins::{OriginPolicy, RefusedOrigins};
 use crate::outbox::{
     Bounds, CloseReason, DatagramSink, Inbox, Outbox, Queued, DEFAULT_BUDGET_BYTES,
@@ -48,9 +47,9 @@ pub struct Context {
     /// Tracks every connection task so shutdown can wait for them.
     pub tracker: TaskTracker,
     /// Open connections per address (IPv4) or /64 (IPv6).
-    addresses: Arc<AddressTable>,
+    addresses: Arc<AddressCounts>,
     /// Open TCP connections on the HTTP port per address (IPv4) or /64 (IPv6).
-    tcp_addresses: Arc<AddressTable>,
+    tcp_addresses: Arc<AddressCounts>,
     /// Open connections of every kind on the whole server.
     open: Arc<Budget>,
     /// Connections accepted over [`Context::open`]'s cap to answer `/healthz` and
@@ -70,13 +69,6 @@ pub async fn until(deadline: Option<std::time::Instant>) {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
     }
-}
-
-/// Open connections per [`AddressKey`], so that one address cannot take every socket.
-#[derive(Debug)]
-struct AddressTable {
-    max: usize,
-    open: Mutex<HashMap<AddressKey, usize>>,
 }
 
 /// A count of open things against a cap, without a lock.
@@ -137,30 +129,17 @@ pub const OVERFLOW_CONNECTIONS: usize = 16;
 /// One admitted connection's place in its address's count; dropping it frees the place.
 #[derive(Debug)]
 struct AddressSlot {
-    table: Arc<AddressTable>,
+    table: Arc<AddressCounts>,
     key: AddressKey,
 }
 
-impl AddressTable {
-    fn new(max: usize) -> Arc<Self> {
-        Arc::new(AddressTable {
-            max,
-            open: Mutex::new(HashMap::new()),
-        })
-    }
-
+impl AddressSlot {
     /// A place for one more connection from `ip`, or `None` when its address (or /64)
-    /// already has `max`.
-    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
+    /// already has the most `table` allows.
+    fn take(table: &Arc<AddressCounts>, ip: IpAddr) -> Option<AddressSlot> {
         let key = AddressKey::of(ip);
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let n = open.entry(key).or_insert(0);
-        if *n >= self.max {
-            return None;
-        }
-        *n += 1;
-        Some(AddressSlot {
-            table: self.clone(),
+        table.add(key).then(|| AddressSlot {
+            table: table.clone(),
             key,
         })
     }
@@ -168,13 +147,7 @@ impl AddressTable {
 
 impl Drop for AddressSlot {
     fn drop(&mut self) {
-        let mut open = self.table.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = open.get_mut(&self.key) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&self.key);
-            }
-        }
+        self.table.remove(self.key);
     }
 }
 
@@ -214,8 +187,8 @@ impl Context {
             peer_timeout,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
-            addresses: AddressTable::new(max_per_address),
-            tcp_addresses: AddressTable::new(usize::MAX),
+            addresses: Arc::new(AddressCounts::new(max_per_address)),
+            tcp_addresses: Arc::new(AddressCounts::new(usize::MAX)),
             open: Budget::new(usize::MAX),
             overflow: Budget::new(OVERFLOW_CONNECTIONS),
             origins,
@@ -228,14 +201,14 @@ impl Context {
     /// connections on the HTTP port from one address (IPv6: one /64) at `max_tcp_per_address`.
     pub fn with_connection_caps(mut self, max: usize, max_tcp_per_address: usize) -> Self {
         self.open = Budget::new(max);
-        self.tcp_addresses = AddressTable::new(max_tcp_per_address);
+        self.tcp_addresses = Arc::new(AddressCounts::new(max_tcp_per_address));
         self
     }
 
     /// A place for one more connection from `ip`, or `None` when its address (or /64)
     /// already has the most allowed.
     fn take_slot(&self, ip: IpAddr) -> Option<AddressSlot> {
-        self.addresses.take(ip)
+        AddressSlot::take(&self.addresses, ip)
     }
 
     /// Admits a TCP connection just accepted on the HTTP port, before a byte is read, or
@@ -246,7 +219,7 @@ impl Context {
             stats.refused_server_full.fetch_add(1, Ordering::Relaxed);
             return Err(Refused::ServerFull);
         };
-        let Some(address) = self.tcp_addresses.take(peer.ip()) else {
+        let Some(address) = AddressSlot::take(&self.tcp_addresses, peer.ip()) else {
             stats.refused_tcp_address.fetch_add(1, Ordering::Relaxed);
             return Err(Refused::TooManyFromAddress);
         };

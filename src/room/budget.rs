@@ -4,14 +4,11 @@
 //! itself dropped within a window renews that at most [`MAX_RETURNS`] times in a row, and
 //! one address holds at most so many away seats at once, whatever the transport.
 //!
-//! It owns the rule and the table of away seats by address; turning a seat away, and
-//! freeing it, are `resume.rs`'s and the hub's.
+//! It owns the rule; the count of away seats by address is an
+//! [`AddressCounts`](crate::addresses::AddressCounts) the hub keeps, and turning a seat
+//! away, and freeing it, are `resume.rs`'s and the hub's.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-use crate::addresses::AddressKey;
 
 /// How many times in a row a seat that comes back and goes away again within one resume
 /// window gets a fresh window (this server's choice, docs/protocol.md §6). A seat that
@@ -62,56 +59,6 @@ impl Hold {
     }
 }
 
-/// Away seats by the address of the connection they lost. Every away seat with an address
-/// is counted here exactly once.
-#[derive(Debug)]
-pub(super) struct AwaySeats {
-    max: u32,
-    table: Mutex<HashMap<AddressKey, u32>>,
-}
-
-impl AwaySeats {
-    /// At most `max` away seats per address.
-    pub(super) fn new(max: u32) -> Self {
-        AwaySeats {
-            max,
-            table: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn table(&self) -> MutexGuard<'_, HashMap<AddressKey, u32>> {
-        self.table.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Counts one more away seat for `key` if it holds fewer than the most; whether it
-    /// did.
-    pub(super) fn hold(&self, key: AddressKey) -> bool {
-        let mut table = self.table();
-        let held = table.entry(key).or_insert(0);
-        if *held >= self.max {
-            return false;
-        }
-        *held += 1;
-        true
-    }
-
-    /// One of `key`'s away seats came back or was freed.
-    pub(super) fn release(&self, key: AddressKey) {
-        let mut table = self.table();
-        if let Some(held) = table.get_mut(&key) {
-            *held = held.saturating_sub(1);
-            if *held == 0 {
-                table.remove(&key);
-            }
-        }
-    }
-
-    #[cfg(test)]
-    pub(super) fn held(&self, key: AddressKey) -> u32 {
-        self.table().get(&key).copied().unwrap_or(0)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,18 +89,5 @@ mod tests {
         hold.reattach(later);
         let gone = later + W;
         assert_eq!(hold.away(gone, W), Some(gone + W));
-    }
-
-    #[test]
-    fn an_address_holds_a_bounded_number_of_away_seats() {
-        let seats = AwaySeats::new(2);
-        let a = AddressKey::of("192.0.2.1".parse().unwrap());
-        let b = AddressKey::of("192.0.2.2".parse().unwrap());
-        assert!(seats.hold(a) && seats.hold(a));
-        assert!(!seats.hold(a));
-        assert!(seats.hold(b));
-        seats.release(a);
-        assert!(seats.hold(a));
-        assert_eq!(seats.held(a), 2);
     }
 }

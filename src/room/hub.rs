@@ -22,11 +22,11 @@ use jam_protocol::{
 use serde_json::value::RawValue;
 use tokio::sync::Notify;
 
-use super::budget::{AwaySeats, Hold};
+use super::budget::Hold;
 use super::join_limit::AddressBudget;
 use super::state::{Expiry, Room, RoomState, Seat};
 use super::Limits;
-use crate::addresses::AddressKey;
+use crate::addresses::{AddressCounts, AddressKey};
 use crate::clock::ServerClock;
 use crate::credentials::{self, Claims, ResumeKey};
 use crate::history::HistoryBudget;
@@ -38,7 +38,8 @@ pub struct Hub {
     rooms: Mutex<HashMap<RoomCode, Arc<Room>>>,
     join_failures: AddressBudget,
     creations: AddressBudget,
-    pub(super) away_seats: AwaySeats,
+    /// Away seats by the address of the connection they lost, each counted once.
+    pub(super) away_seats: AddressCounts,
     pub(super) history_budget: Arc<HistoryBudget>,
     pub(super) limits: Limits,
     pub(super) stats: Arc<Stats>,
@@ -65,7 +66,7 @@ impl Hub {
                 limits.join_failure_burst,
             ),
             creations: AddressBudget::new(limits.room_creates_per_minute, limits.room_create_burst),
-            away_seats: AwaySeats::new(limits.max_away_seats_per_address),
+            away_seats: AddressCounts::new(limits.max_away_seats_per_address as usize),
             history_budget: HistoryBudget::new(limits.history_budget),
             limits,
             stats: Arc::new(Stats::default()),
@@ -388,7 +389,7 @@ impl Hub {
         }
         if let Some(seat) = state.seat_mut(user).filter(|s| s.is_away()) {
             if let Some(key) = seat.address {
-                self.away_seats.release(key);
+                self.away_seats.remove(key);
             }
         }
         state.remove(user);

@@ -125,7 +125,7 @@ impl Hub {
             Some(old) => old.close(CloseReason::ResumedElsewhere),
             None => {
                 if let Some(key) = seat.address {
-                    self.away_seats.release(key);
+                    self.away_seats.remove(key);
                 }
             }
         }
@@ -235,7 +235,7 @@ impl Hub {
             false => seat.hold.away(now, window),
         };
         let address = seat.address;
-        let Some(until) = until.filter(|_| address.is_none_or(|a| self.away_seats.hold(a))) else {
+        let Some(until) = until.filter(|_| address.is_none_or(|a| self.away_seats.add(a))) else {
             drop(state);
             self.remove(room, user, Some(attach));
             return;
