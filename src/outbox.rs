@@ -528,12 +528,12 @@ impl Outbox {
 
     /// Delivers one relayed event along the path rules of docs/protocol.md §4.
     pub fn deliver(&self, event: &Relayed, path: Path) -> Delivered {
-        match (path, &self.0.datagrams) {
-            (Path::Reliable, _) => {
+        match path {
+            Path::Reliable => {
                 self.reliable(self.try_send(event.json().clone(), Some(event)));
                 Delivered::Queued
             }
-            (Path::Datagram, _) => match self.try_datagram(event) {
+            Path::Datagram => match self.try_datagram(event) {
                 Some(true) => Delivered::Datagram,
                 Some(false) => Delivered::Dropped,
                 // No datagrams, or too large for this receiver: the control stream (or
