@@ -13,7 +13,8 @@
 //!   jam_protocol (crate)   envelope, messages, ids, validation, JSON / MessagePack (no I/O)
 //!     ▲
 //!   stats, clock           server-wide counters; the server clock (serverTime)
-//!   addresses              an address as the per-address limits count it (IPv6: its /64)
+//!   addresses              an address as the per-address limits count it (IPv6: its /64),
+//!                          and the count every per-address cap keeps
 //!   descriptors            the descriptor limit: raised to the hard one, sizes the cap
 //!   stall                  a socket whose writes make no progress fails after a deadline
 //!   private_file           writing a secret readable by the server's user only (0600)
