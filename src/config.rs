@@ -18,6 +18,9 @@ use crate::session::SessionLimits;
 /// WebSocket receiver of a large event would be cut off as a slow consumer.
 pub const MAX_MESSAGE_BYTES: u64 = 128 * 1024;
 
+/// The data directory when `--data-dir` is not given.
+pub const DATA_DIR: &str = "data";
+
 /// A configuration the server cannot run with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -52,6 +55,12 @@ pub enum ConfigError {
         /// The history bytes given.
         history: usize,
     },
+    /// `--redis-url` is not a Redis URL.
+    #[error("--redis-url is not a Redis URL (redis://host:port or rediss://…): {0}")]
+    RedisUrl(String),
+    /// `--data-dir` is empty.
+    #[error("--data-dir must name a directory")]
+    DataDir,
 }
 
 /// jam-server: real-time jam sessions over WebTransport and WebSocket.
@@ -227,6 +236,24 @@ pub struct Config {
     /// Directory of the web demo to serve instead of the copy built into the binary.
     #[arg(long, env = "JAM_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
+
+    /// Where each room's state is kept across restarts on a single node (docs/protocol.md
+    /// §12): the database file `rooms.redb` in this directory, made if missing; one server
+    /// per directory. Default: `data`; with `--ephemeral-cert` (whose resume key dies with
+    /// the process, and every token with it) rooms are kept in memory unless this is
+    /// given. Not used with `--redis-url`.
+    #[arg(long, env = "JAM_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Keep rooms' state in Redis instead (`redis://host:port/db`): what several nodes
+    /// share (docs/protocol.md §12).
+    #[arg(long, env = "JAM_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Keep rooms' state in memory only (tests and in-process servers): a restart keeps
+    /// only what the signed tokens carry.
+    #[arg(skip)]
+    pub memory_store: bool,
 }
 
 impl Config {
@@ -241,6 +268,7 @@ impl Config {
         c.http_addr = "127.0.0.1:0".parse().expect("literal address");
         c.wt_addr = "127.0.0.1:0".parse().expect("literal address");
         c.ephemeral_cert = true;
+        c.memory_store = true;
         c
     }
 
@@ -371,6 +399,12 @@ impl Config {
             Duration::from_secs(3600),
         )?;
         self.origin_policy().map_err(ConfigError::Origins)?;
+        if let Some(url) = &self.redis_url {
+            redis::Client::open(url.as_str()).map_err(|e| ConfigError::RedisUrl(e.to_string()))?;
+        }
+        if self.data_dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
+            return Err(ConfigError::DataDir);
+        }
         if self.ping_interval >= self.peer_timeout {
             return Err(ConfigError::PingNotBelowTimeout {
                 ping: humantime::format_duration(self.ping_interval).to_string(),
@@ -384,6 +418,25 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    /// The room store this configuration asks for: Redis, the database file in the data
+    /// directory, or memory.
+    pub fn store(&self) -> anyhow::Result<std::sync::Arc<crate::store::Store>> {
+        use crate::store::{FileBackend, RedisBackend, Store};
+        use anyhow::Context as _;
+        let in_memory = self.memory_store || (self.ephemeral_cert && self.data_dir.is_none());
+        Ok(match (&self.redis_url, in_memory) {
+            (Some(url), _) => Store::new(std::sync::Arc::new(RedisBackend::new(url)?)),
+            (None, true) => Store::memory(),
+            (None, false) => {
+                let dir = self.data_dir.clone().unwrap_or_else(|| PathBuf::from(DATA_DIR));
+                Store::new(std::sync::Arc::new(
+                    FileBackend::open(&dir)
+                        .with_context(|| format!("--data-dir {}", dir.display()))?,
+                ))
+            }
+        })
     }
 
     /// The origins allowed to connect.

@@ -97,6 +97,7 @@ pub fn router(ctx: Arc<Context>, published: Arc<Published>, web_dir: Option<Path
     let ws = Router::new()
         .route("/ws", get(transport::ws::upgrade))
         .route("/stats", get(stats))
+        .route("/readyz", get(readyz))
         .with_state(ctx.clone());
     Router::new()
         .route("/connect", get(connect).options(connect_preflight))
@@ -194,6 +195,11 @@ async fn connect(
         _ => "ws",
     };
     let p = &state.published;
+    let mut features = FEATURES.to_vec();
+    if state.ctx.hub.store().durable() {
+        // Rooms outlive the process (docs/protocol.md §12).
+        features.push("store");
+    }
     let body = json!({
         "webtransport": {
             "url": format!("https://{host}:{}{}", p.wt_addr.port(), transport::wt::PATH),
@@ -201,13 +207,29 @@ async fn connect(
         },
         "websocket": { "url": format!("{ws_scheme}://{host}:{}/ws", p.http_addr.port()) },
         "protocol": PROTOCOL_VERSION,
-        "features": FEATURES,
+        "features": features,
     });
     let mut response = ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response();
     for (k, v) in cors(&state, &headers) {
         response.headers_mut().insert(k, v);
     }
     response
+}
+
+/// `GET /readyz`: 200 while the room store answers, 503 while it does not (docs/protocol.md
+/// §12); `/healthz` only says the process is up.
+async fn readyz(State(ctx): State<Arc<Context>>) -> Response {
+    let store = ctx.hub.store();
+    let headers = [(header::CACHE_CONTROL, "no-store")];
+    match store.is_ready() {
+        true => (StatusCode::OK, headers, "ready").into_response(),
+        false => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            headers,
+            format!("the room store ({}) is unreachable", store.kind()),
+        )
+            .into_response(),
+    }
 }
 
 async fn stats(State(ctx): State<Arc<Context>>) -> Response {

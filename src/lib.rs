@@ -22,12 +22,14 @@
 //!   credentials, history   the resume key and its signed tokens; a room's replayable
 //!                          recent messages
 //!   origins                which web origins may connect (--allowed-origins)
+//!   store/                 the room store: each room's state beyond the process (memory,
+//!                          an embedded database file, Redis), written off the event path
 //!   outbox                 delivery: a member's bounded queue + datagram sink, encode-once
 //!     ▲                    `Relayed`, `CloseReason`
 //!   room/                  Hub / Room / Membership: rooms, presence, host hand-over, fan-out,
 //!     ▲                    held seats and resume, latency reports, the failed-join budget;
 //!     │                    one concern a file, bottom up: state, join_limit; hub; resume;
-//!     │                    membership; latency
+//!     │                    stored; membership; latency
 //!   session                one connection's protocol state: check order, rate limit, errors
 //!     ▲
 //!   conn                   one admission path for every transport: origin, address slot,
@@ -79,6 +81,7 @@ pub mod server;
 pub mod session;
 pub mod stall;
 pub mod stats;
+pub mod store;
 pub mod tls;
 pub mod transport;
 

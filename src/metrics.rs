@@ -219,6 +219,33 @@ impl Collector for ServerCollector {
             "code",
             &errors,
         )?;
+        let store = self.ctx.hub.store();
+        let ops = store.ops();
+        out.family(
+            "jam_store_ops",
+            "Room store operations (docs/protocol.md §12), by kind: never one per note.",
+            MetricType::Counter,
+            "op",
+            &[
+                ("put", get(&ops.put)),
+                ("delete", get(&ops.delete)),
+                ("load", get(&ops.load)),
+                ("ping", get(&ops.ping)),
+                ("failed", get(&ops.failed)),
+            ],
+        )?;
+        out.gauge(
+            "jam_store_ready",
+            "1 while the room store answers, 0 while it does not.",
+            None,
+            store.is_ready().into(),
+        )?;
+        out.gauge(
+            "jam_store_unsaved",
+            "Room state changes handed to the store and not yet written.",
+            None,
+            store.unsaved(),
+        )?;
         let (per_bucket, sum_ns) = stats.fan_out.read();
         let mut buckets = Vec::with_capacity(per_bucket.len());
         for (i, &n) in per_bucket.iter().enumerate() {

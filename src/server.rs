@@ -79,7 +79,20 @@ impl RunningServer {
                 .with_context(|| format!("the resume key {}", path.display()))?,
             None => ResumeKey::generate(),
         };
-        let hub = Hub::with_key(config.room_limits(), resume_key);
+        let store = config.store()?;
+        let hub = Hub::with_store(config.room_limits(), resume_key, store.clone());
+        if store.durable() {
+            match store.load_all().await {
+                Ok(records) => {
+                    hub.restore(records);
+                }
+                Err(e) => warn!(
+                    store = store.kind(),
+                    error = %format!("{e:#}"),
+                    "could not read the stored rooms; starting without them"
+                ),
+            }
+        }
         let max_connections = connection_cap(config.max_connections);
         let ctx = Arc::new(
             Context::new(
@@ -129,6 +142,7 @@ impl RunningServer {
         tasks.push(tokio::spawn(wt::run(wt.clone(), ctx.clone())));
         tasks.push(tokio::spawn(hub.clone().run_expiry(ctx.shutdown.clone())));
         tasks.push(tokio::spawn(hub.run_latency(ctx.shutdown.clone())));
+        tasks.push(tokio::spawn(store.clone().run(ctx.shutdown.clone())));
         tasks.push(tokio::spawn(renew_certificates(
             cert_source.clone(),
             not_after,
@@ -142,6 +156,7 @@ impl RunningServer {
             max_http_connections_per_address = config.max_http_connections_per_address,
             "connection caps"
         );
+        info!(store = store.kind(), "room store");
         info!(
             http = %http_addr,
             webtransport = %wt_addr,
@@ -217,6 +232,12 @@ impl RunningServer {
         }
         self.wt.close();
         let _ = tokio::time::timeout(Duration::from_secs(1), self.wt.wait_idle()).await;
+        // Every seat is away now; the rooms go to the store with their exact `seq`.
+        let hub = &self.ctx.hub;
+        hub.save_all_exact();
+        if let Err(e) = hub.store().flush(Duration::from_secs(2)).await {
+            warn!(error = %format!("{e:#}"), "could not write the rooms to the store");
+        }
         for task in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
         }
@@ -368,7 +389,7 @@ const OVERFLOW_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The paths a connection over the server's cap may still ask for.
 fn is_health_path(path: &str) -> bool {
-    matches!(path, "/healthz" | "/metrics")
+    matches!(path, "/healthz" | "/readyz" | "/metrics")
 }
 
 /// The address to reach a listener bound to `addr` from this machine.

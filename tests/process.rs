@@ -103,6 +103,8 @@ async fn spawn_server(
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_jam-server"))
         .args(["--http-addr", http, "--wt-addr", wt, "--cert-dir"])
         .arg(dir)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -121,9 +123,59 @@ async fn spawn_server(
     (child, bound, rx)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restart_keeps_the_jam_every_seat_resumes_with_its_id_and_the_host() {
-    use jam_protocol::ServerEvent;
+/// How the server process ends in a restart test.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Stop {
+    /// A deploy: SIGTERM, a clean exit.
+    Term,
+    /// A crash: SIGKILL, once the room store has written what it was handed.
+    Kill,
+}
+
+/// Ends `child` the way `stop` says.
+async fn stop_server(child: &mut tokio::process::Child, http: &str, stop: Stop) {
+    let pid = child.id().unwrap().to_string();
+    if stop == Stop::Kill {
+        wait_store_written(http).await;
+    }
+    let signal = match stop {
+        Stop::Term => "-TERM",
+        Stop::Kill => "-KILL",
+    };
+    let status = Command::new("kill").args([signal, &pid]).status().unwrap();
+    assert!(status.success());
+    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .expect("exits within a few seconds")
+        .unwrap();
+    assert_eq!(status.success(), stop == Stop::Term, "{status}");
+}
+
+/// Waits (bounded) until `/metrics` says the room store holds every change handed to it.
+async fn wait_store_written(http: &str) {
+    let deadline = Instant::now() + T;
+    loop {
+        let body = reqwest::get(format!("http://{http}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if body.lines().any(|l| l == "jam_store_unsaved 0") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the store never caught up:\n{body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Three players (Ana hosts, on WebSocket; Bo on WebTransport; Cy on WebSocket) set the
+/// tempo to 90 in 3/4; the server stops (`stop`) and starts again on the same ports and
+/// folder; every seat resumes. The room comes back from the store (docs/protocol.md §12):
+/// its tempo, host, join order and `seq` kept, every seat away until it resumes, and each
+/// one announced as back, never as joined.
+async fn a_restart_keeps_the_room(stop: Stop) {
+    use jam_protocol::{ServerEvent, Status};
     let dir = tempfile::tempdir().unwrap();
     let (mut child, (http, wt, hash), _log) =
         spawn_server(dir.path(), "127.0.0.1:0", "127.0.0.1:0").await;
@@ -132,6 +184,10 @@ async fn a_restart_keeps_the_jam_every_seat_resumes_with_its_id_and_the_host() {
         let key = std::fs::metadata(dir.path().join("resume.key")).expect("resume.key made");
         assert_eq!(key.permissions().mode() & 0o777, 0o600);
     }
+    assert!(
+        dir.path().join("data").join("rooms.redb").exists(),
+        "the room store's file is made in --data-dir"
+    );
     let ws_url = format!("ws://{http}/ws");
     let wt_url = format!("https://{wt}/jam");
     let mut ana = Client::connect_ws(&ws_url).await.unwrap();
@@ -142,44 +198,67 @@ async fn a_restart_keeps_the_jam_every_seat_resumes_with_its_id_and_the_host() {
     let b = bo.join(&a.room_code, "Bo", "bass").await.unwrap();
     let mut cy = Client::connect_ws(&ws_url).await.unwrap();
     let c = cy.join(&a.room_code, "Cy", "drums").await.unwrap();
-
-    // A deploy: SIGTERM, then the new process on the same ports and folder.
-    let stopped = Instant::now();
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().unwrap().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+    let set = ana
+        .request(
+            "tempo:set",
+            serde_json::json!({"roomCode": a.room_code, "bpm": 90, "beatsPerBar": 3}),
+        )
         .await
-        .expect("exits within a few seconds")
         .unwrap();
-    assert!(status.success());
+    assert!(matches!(set.event, ServerEvent::TempoChanged(_)));
+    for m in [&mut bo, &mut cy] {
+        m.wait_for(T, |r| matches!(r.event(), ServerEvent::TempoChanged(_)))
+            .await
+            .unwrap();
+    }
+    let seq_before = cy.last_seq().expect("room messages were numbered");
+
+    let stopped = Instant::now();
+    stop_server(&mut child, &http, stop).await;
     let (_child, (http2, wt2, hash2), _log) = spawn_server(dir.path(), &http, &wt).await;
     assert_eq!((http2.as_str(), wt2.as_str()), (http.as_str(), wt.as_str()));
     assert_eq!(hash2, hash, "the stored certificate is reused");
 
-    // Cy comes back first and hosts the recreated room; Ana, who joined earliest, then
-    // takes the host role back; Bo comes back over WebTransport.
+    // Cy comes back first: the whole room is there, Ana still hosts, the others away.
     let mut cy2 = Client::connect_ws(&ws_url).await.unwrap();
     let rc = cy2
         .resume(&a.room_code, &c.resume_token, cy.last_seq())
         .await
         .unwrap();
+    let roster = |info: &jam_protocol::SessionInfo| -> Vec<(String, String, String, Status)> {
+        info.participants
+            .iter()
+            .map(|p| (p.id.clone(), p.name.clone(), p.instrument.clone(), p.status))
+            .collect()
+    };
+    let seat = |id: &str, name: &str, inst: &str, status| {
+        (id.to_string(), name.to_string(), inst.to_string(), status)
+    };
     assert_eq!(
-        (rc.user_id.as_str(), rc.host_id.as_str()),
-        (c.user_id.as_str(), c.user_id.as_str())
+        roster(&rc),
+        [
+            seat(&a.user_id, "Ana", "piano", Status::Away),
+            seat(&b.user_id, "Bo", "bass", Status::Away),
+            seat(&c.user_id, "Cy", "drums", Status::Active),
+        ],
+        "ids, names, instruments and join order survive, the others away"
+    );
+    assert_eq!(rc.host_id, a.user_id, "the stored host");
+    let tempo = rc.tempo.clone().expect("a tempo");
+    assert_eq!((tempo.bpm, tempo.beats_per_bar), (90.0, 3), "the stored tempo");
+    assert!(
+        rc.seq >= seq_before,
+        "seq never goes backwards: {} after {seq_before}",
+        rc.seq
     );
     assert_eq!(rc.replayed, Some(false));
+
     let mut ana2 = Client::connect_ws(&ws_url).await.unwrap();
     let ra = ana2
         .resume(&a.room_code, &a.resume_token, ana.last_seq())
         .await
         .unwrap();
-    assert_eq!(
-        (ra.user_id.as_str(), ra.host_id.as_str()),
-        (a.user_id.as_str(), a.user_id.as_str())
-    );
+    assert_eq!(ra.host_id, a.user_id);
     let mut bo2 = Client::connect_wt(&wt_url, &hash2, Encoding::Json)
         .await
         .unwrap();
@@ -187,38 +266,19 @@ async fn a_restart_keeps_the_jam_every_seat_resumes_with_its_id_and_the_host() {
         .resume(&a.room_code, &b.resume_token, bo.last_seq())
         .await
         .unwrap();
-    let back_in_order: Vec<_> = rb
-        .participants
-        .iter()
-        .map(|p| (p.id.as_str(), p.name.as_str(), p.instrument.as_str()))
-        .collect();
-    assert_eq!(
-        back_in_order,
-        [
-            (a.user_id.as_str(), "Ana", "piano"),
-            (b.user_id.as_str(), "Bo", "bass"),
-            (c.user_id.as_str(), "Cy", "drums")
-        ],
-        "ids, names, instruments and join order survive"
-    );
-    assert_eq!(rb.host_id, a.user_id);
+    assert!(rb.participants.iter().all(|p| p.status == Status::Active));
     let downtime = stopped.elapsed();
-    // What Cy saw while the others came back.
-    let seen: Vec<_> = [
-        next(&mut cy2).await,
-        next(&mut cy2).await,
-        next(&mut cy2).await,
-    ]
-    .into_iter()
-    .collect();
-    assert!(matches!(&seen[0], ServerEvent::UserJoined(p) if p.id == a.user_id));
-    assert_eq!(
-        seen[1],
-        ServerEvent::HostChanged {
-            host_id: a.user_id.clone()
-        }
-    );
-    assert!(matches!(&seen[2], ServerEvent::UserJoined(p) if p.id == b.user_id));
+    // What Cy saw while the others came back: each is back, nobody joined, no host change.
+    for who in [&a.user_id, &b.user_id] {
+        let got = next(&mut cy2).await;
+        assert_eq!(
+            got,
+            ServerEvent::UserBack {
+                user_id: who.clone()
+            }
+        );
+    }
+    assert!(cy2.last_seq().unwrap() > rc.seq, "numbering goes on");
     // And the jam goes on.
     bo2.broadcast(&a.room_code, "note", &serde_json::json!({"n": 60}))
         .await
@@ -232,7 +292,70 @@ async fn a_restart_keeps_the_jam_every_seat_resumes_with_its_id_and_the_host() {
             matches!(got.event(), ServerEvent::Broadcast { sender_id, .. } if *sender_id == b.user_id)
         );
     }
-    eprintln!("restart: SIGTERM to every seat resumed in {downtime:?}");
+    eprintln!("restart ({stop:?}): every seat resumed in {downtime:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_sigterm_keeps_tempo_host_order_and_seq() {
+    a_restart_keeps_the_room(Stop::Term).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_sigkill_keeps_tempo_host_order_and_seq() {
+    a_restart_keeps_the_room(Stop::Kill).await;
+}
+
+/// Tokens stay single-use across a crash, and what ended stays ended: after SIGKILL and a
+/// start, a token already used gets `resume_failed` (and the current one still works),
+/// and a room whose seats all left does not come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_crash_used_tokens_and_ended_rooms_stay_gone() {
+    use jam_protocol::ErrorCode;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, (http, _wt, _), _log) =
+        spawn_server(dir.path(), "127.0.0.1:0", "127.0.0.1:0").await;
+    let ws_url = format!("ws://{http}/ws");
+    let mut ana = Client::connect_ws(&ws_url).await.unwrap();
+    let a = ana.create("Ana", "piano").await.unwrap();
+    let mut bo = Client::connect_ws(&ws_url).await.unwrap();
+    bo.join(&a.room_code, "Bo", "").await.unwrap();
+    // Ana's connection drops and she resumes: her first token is used up.
+    ana.abort();
+    bo.wait_for(T, |r| {
+        matches!(r.event(), jam_protocol::ServerEvent::UserAway { .. })
+    })
+    .await
+    .unwrap();
+    let mut ana = Client::connect_ws(&ws_url).await.unwrap();
+    let again = ana.resume(&a.room_code, &a.resume_token, None).await.unwrap();
+    // A second room, whose only seat leaves: it ends.
+    let mut cy = Client::connect_ws(&ws_url).await.unwrap();
+    let ended = cy.create("Cy", "").await.unwrap();
+    cy.leave(&ended.room_code).await.unwrap();
+
+    stop_server(&mut child, &http, Stop::Kill).await;
+    let (_child, _, _log) = spawn_server(dir.path(), &http, "127.0.0.1:0").await;
+
+    let refused = |r: Result<jam_protocol::SessionInfo, jam_client::ClientError>| match r {
+        Err(jam_client::ClientError::Refused { code, .. }) => code,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    let mut old = Client::connect_ws(&ws_url).await.unwrap();
+    assert_eq!(
+        refused(old.resume(&a.room_code, &a.resume_token, None).await),
+        ErrorCode::ResumeFailed,
+        "a used token never beats the current one"
+    );
+    assert_eq!(
+        refused(old.resume(&ended.room_code, &ended.resume_token, None).await),
+        ErrorCode::ResumeFailed,
+        "a room that ended does not come back"
+    );
+    let back = old
+        .resume(&a.room_code, &again.resume_token, None)
+        .await
+        .expect("the current token still works");
+    assert_eq!(back.user_id, a.user_id);
 }
 
 async fn next(c: &mut Client) -> jam_protocol::ServerEvent {
@@ -252,6 +375,8 @@ async fn a_port_in_use_is_named_by_its_flag_and_address() {
         let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_jam-server"))
             .args(["--http-addr", args[0], "--wt-addr", args[1], "--cert-dir"])
             .arg(second.path())
+            .arg("--data-dir")
+            .arg(second.path().join("data"))
             .env("RUST_LOG", "warn")
             .kill_on_drop(true)
             .output();

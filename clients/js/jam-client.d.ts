@@ -180,7 +180,8 @@ export type ServerErrorCode =
   | 'not_in_session'
   | 'payload_too_large'
   | 'rate_limited'
-  | 'resume_failed';
+  | 'resume_failed'
+  | 'unavailable';
 
 /** The client's own error codes. */
 export type ClientErrorCode =

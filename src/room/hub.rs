@@ -32,6 +32,7 @@ use crate::credentials::{self, Claims, ResumeKey};
 use crate::history::HistoryBudget;
 use crate::outbox::Outbox;
 use crate::stats::Stats;
+use crate::store::Store;
 
 /// Every live room, by code.
 pub struct Hub {
@@ -49,6 +50,8 @@ pub struct Hub {
     next_attach: AtomicU64,
     pub(super) expiries: Mutex<BinaryHeap<Reverse<Expiry>>>,
     pub(super) expiry_added: Notify,
+    /// Where each room's state outlives the process (docs/protocol.md §12).
+    pub(super) store: Arc<Store>,
 }
 
 impl Hub {
@@ -57,8 +60,15 @@ impl Hub {
         Hub::with_key(limits, ResumeKey::generate())
     }
 
-    /// An empty hub whose resume tokens are signed with `key`.
+    /// An empty hub whose resume tokens are signed with `key`, with its rooms' state in
+    /// memory only.
     pub fn with_key(limits: Limits, key: ResumeKey) -> Arc<Self> {
+        Hub::with_store(limits, key, Store::memory())
+    }
+
+    /// An empty hub whose resume tokens are signed with `key` and whose rooms' state is
+    /// kept in `store`.
+    pub fn with_store(limits: Limits, key: ResumeKey, store: Arc<Store>) -> Arc<Self> {
         Arc::new(Hub {
             rooms: Mutex::new(HashMap::new()),
             join_failures: AddressBudget::new(
@@ -76,7 +86,19 @@ impl Hub {
             next_attach: AtomicU64::new(0),
             expiries: Mutex::new(BinaryHeap::new()),
             expiry_added: Notify::new(),
+            store,
         })
+    }
+
+    /// The room store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Hands the room store the state of `room` (docs/protocol.md §12): after every change
+    /// of it, never per note.
+    pub(super) fn save(&self, code: &RoomCode, state: &mut RoomState) {
+        self.store.save(&state.record(code));
     }
 
     /// The server-wide counters.
@@ -224,6 +246,12 @@ impl Hub {
         id: Option<&RawValue>,
         peer: Option<IpAddr>,
     ) -> Result<Membership, ProtocolError> {
+        if !self.store.is_ready() {
+            return Err(ProtocolError::new(
+                ErrorCode::Unavailable,
+                "the server's room store is unreachable; try again in a moment",
+            ));
+        }
         let mut rooms = self.rooms();
         self.check_room_cap(&rooms)?;
         if peer.is_some_and(|ip| !self.creations.take(ip, Instant::now())) {
@@ -279,6 +307,7 @@ impl Hub {
         let budget = self.history_budget.clone();
         let mut state = RoomState::new(user.clone(), seat, tempo, self.limits.history, budget);
         state.restored = restored;
+        self.save(&code, &mut state);
         // The answer is queued while the hub lock is held, before the room is in the
         // map: nobody can join it until then, so it is the seat's first message about this
         // room, ahead of any `session:user-joined`.
@@ -349,6 +378,7 @@ impl Hub {
             None,
             id,
         ));
+        self.save(&code, &mut state);
         drop(state);
         drop(rooms);
         Ok(membership)
@@ -395,6 +425,9 @@ impl Hub {
         state.remove(user);
         if state.seats.is_empty() {
             rooms.remove(&room.code);
+            self.store.forget(room.code.as_str());
+        } else {
+            self.save(&room.code, &mut state);
         }
     }
 }

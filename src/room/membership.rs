@@ -51,6 +51,10 @@ impl Membership {
                 let bytes = draft.finish(Some(seq));
                 deliver(&state, &Relayed::new(bytes.clone()));
                 state.history.push(seq, bytes, Some(self.order));
+                if seq >= state.seq_ceiling {
+                    // Once per `SEQ_RESERVE` reliable messages (docs/protocol.md §12).
+                    self.hub.save(&self.room.code, &mut state);
+                }
                 drop(state);
                 self.seq_hint.store(seq, Ordering::Relaxed);
             }
@@ -88,6 +92,7 @@ impl Membership {
         }
         state.history.push(seq, to_room, None);
         state.tempo = tempo;
+        self.hub.save(&self.room.code, &mut state);
     }
 
     /// Leaves the room now: the seat is freed.

@@ -22,6 +22,8 @@
 //!   trim.rs         the history budget: trims the least recently written histories
 //!   resume.rs       held seats: away, expiry, resume with replay, rooms recreated after a
 //!                   restart
+//!   stored.rs       rooms brought back from the room store at start; the exact save at a
+//!                   clean stop
 //!   membership.rs   a connection's hold on a seat: broadcast (the hot path), tempo, leave
 //!   latency.rs      the `session:latency` reporter (docs/protocol.md §8)
 //! ```
@@ -46,6 +48,7 @@ mod latency;
 mod membership;
 mod resume;
 mod state;
+mod stored;
 #[cfg(test)]
 mod testing;
 mod trim;

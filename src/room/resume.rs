@@ -59,7 +59,7 @@ impl Hub {
         let mut rooms = self.rooms();
         let room = match rooms.get(&code) {
             Some(room) => room.clone(),
-            None if self.in_restart_window(now) => {
+            None if !self.store.durable() && self.in_restart_window(now) => {
                 self.check_room_cap(&rooms)?;
                 let seat = (user, claims, peer);
                 return Ok(self.recreate(&mut rooms, code, seat, outbox, id));
@@ -140,6 +140,7 @@ impl Hub {
         let missed = missed(state, last_seq, order, replay_room);
         self.answer_resumed(outbox, room, &user, state, missed, id);
         state.publish(Some(order), |seq| protocol::encode_user_back(&user, seq));
+        self.save(&room.code, state);
         membership
     }
 
@@ -175,6 +176,7 @@ impl Hub {
             seat.outbox = held;
         }
         self.answer_resumed(outbox, room, &user, state, None, id);
+        self.save(&room.code, state);
         Ok(membership)
     }
 
@@ -246,6 +248,7 @@ impl Hub {
         let away = seat.away;
         let order = seat.order;
         state.publish(Some(order), |seq| protocol::encode_user_away(user, seq));
+        self.save(&room.code, &mut state);
         drop(state);
         let expiry = Expiry {
             at: until,

@@ -17,6 +17,7 @@ use super::budget::Hold;
 use crate::addresses::AddressKey;
 use crate::history::{History, HistoryBudget, HistoryLimits};
 use crate::outbox::Outbox;
+use crate::store::{RoomRecord, SeatRecord, SEQ_RESERVE};
 
 /// One place in a room. The seat, not the connection, carries the user's identity.
 pub(super) struct Seat {
@@ -62,6 +63,9 @@ pub(super) struct RoomState {
     pub(super) host: UserId,
     /// The last room sequence number given out.
     pub(super) seq: u64,
+    /// The `seq` the room store holds for the room: no number above it is handed out
+    /// before the store is told a higher one (docs/protocol.md §12).
+    pub(super) seq_ceiling: u64,
     pub(super) history: History,
     pub(super) next_order: u64,
     pub(super) tempo: Tempo,
@@ -86,6 +90,7 @@ impl RoomState {
             seats: vec![seat],
             host,
             seq: 0,
+            seq_ceiling: 0,
             history: History::new(limits, budget),
             tempo,
             restored: false,
@@ -105,6 +110,42 @@ impl RoomState {
             }
         }
         self.history.push(self.seq, bytes, skip);
+    }
+
+    /// The room's state for the room store (docs/protocol.md §12), with its `seq` written
+    /// [`SEQ_RESERVE`] ahead when the last stored value has been reached.
+    pub(super) fn record(&mut self, code: &RoomCode) -> RoomRecord {
+        if self.seq_ceiling <= self.seq {
+            self.seq_ceiling = self.seq + SEQ_RESERVE;
+        }
+        self.record_with_seq(code, self.seq_ceiling)
+    }
+
+    /// The room's state for the room store with its exact `seq` (at a clean stop).
+    pub(super) fn exact_record(&mut self, code: &RoomCode) -> RoomRecord {
+        self.seq_ceiling = self.seq;
+        self.record_with_seq(code, self.seq)
+    }
+
+    fn record_with_seq(&self, code: &RoomCode, seq: u64) -> RoomRecord {
+        RoomRecord {
+            code: code.to_string(),
+            tempo: self.tempo.clone(),
+            host: self.host.to_string(),
+            seq,
+            next_order: self.next_order,
+            seats: self
+                .seats
+                .iter()
+                .map(|s| SeatRecord {
+                    user: s.user.to_string(),
+                    name: s.participant.name.clone(),
+                    instrument: s.participant.instrument.clone(),
+                    order: s.order,
+                    nonce: s.nonce.clone(),
+                })
+                .collect(),
+        }
     }
 
     pub(super) fn seat_mut(&mut self, user: &UserId) -> Option<&mut Seat> {

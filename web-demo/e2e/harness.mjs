@@ -52,6 +52,7 @@ export class JamServer {
       '--http-addr', `127.0.0.1:${this.httpPort}`,
       '--wt-addr', `[::]:${this.wtPort}`,
       '--cert-dir', this.certDir,
+      '--data-dir', path.join(this.certDir, 'data'),
       ...ONE_ADDRESS_ARGS,
       ...this.extraArgs,
     ];

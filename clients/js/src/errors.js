@@ -34,6 +34,7 @@ export const ERROR_CODES = Object.freeze({
   payload_too_large: 'the message is too large',
   rate_limited: 'sending too fast; some messages were dropped',
   resume_failed: 'the seat could not be resumed',
+  unavailable: 'the server cannot open rooms right now',
   timeout: 'no answer in time',
   disconnected: 'the connection was lost',
   not_connected: 'not connected',

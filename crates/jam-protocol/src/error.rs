@@ -32,11 +32,14 @@ pub enum ErrorCode {
     /// The resume token is unknown, used, expired or for another room, or its seat
     /// cannot come back (its name was taken or its room filled meanwhile) (1.1).
     ResumeFailed,
+    /// The server cannot take the request now: its room store is unreachable, so it
+    /// creates no rooms (1.2).
+    Unavailable,
 }
 
 impl ErrorCode {
     /// Every code, for lookups by spelling.
-    pub const ALL: [ErrorCode; 9] = [
+    pub const ALL: [ErrorCode; 10] = [
         ErrorCode::InvalidMessage,
         ErrorCode::NameTaken,
         ErrorCode::RoomFull,
@@ -46,6 +49,7 @@ impl ErrorCode {
         ErrorCode::PayloadTooLarge,
         ErrorCode::RateLimited,
         ErrorCode::ResumeFailed,
+        ErrorCode::Unavailable,
     ];
 
     /// The wire spelling of the code: the only place it is written.
@@ -60,6 +64,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::ResumeFailed => "resume_failed",
+            ErrorCode::Unavailable => "unavailable",
         }
     }
 }
