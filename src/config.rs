@@ -402,7 +402,11 @@ impl Config {
         if let Some(url) = &self.redis_url {
             redis::Client::open(url.as_str()).map_err(|e| ConfigError::RedisUrl(e.to_string()))?;
         }
-        if self.data_dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
+        if self
+            .data_dir
+            .as_ref()
+            .is_some_and(|d| d.as_os_str().is_empty())
+        {
             return Err(ConfigError::DataDir);
         }
         if self.ping_interval >= self.peer_timeout {
@@ -430,7 +434,10 @@ impl Config {
             (Some(url), _) => Store::new(std::sync::Arc::new(RedisBackend::new(url)?)),
             (None, true) => Store::memory(),
             (None, false) => {
-                let dir = self.data_dir.clone().unwrap_or_else(|| PathBuf::from(DATA_DIR));
+                let dir = self
+                    .data_dir
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(DATA_DIR));
                 Store::new(std::sync::Arc::new(
                     FileBackend::open(&dir)
                         .with_context(|| format!("--data-dir {}", dir.display()))?,

@@ -86,11 +86,14 @@ impl RunningServer {
                 Ok(records) => {
                     hub.restore(records);
                 }
-                Err(e) => warn!(
-                    store = store.kind(),
-                    error = %format!("{e:#}"),
-                    "could not read the stored rooms; starting without them"
-                ),
+                Err(e) => {
+                    warn!(
+                        store = store.kind(),
+                        error = %format!("{e:#}"),
+                        "could not read the stored rooms; starting without them"
+                    );
+                    store.note_failure(&e);
+                }
             }
         }
         let max_connections = connection_cap(config.max_connections);
@@ -141,8 +144,14 @@ impl RunningServer {
         tasks.push(tokio::spawn(serve_http(listener, app, http1, ctx.clone())));
         tasks.push(tokio::spawn(wt::run(wt.clone(), ctx.clone())));
         tasks.push(tokio::spawn(hub.clone().run_expiry(ctx.shutdown.clone())));
-        tasks.push(tokio::spawn(hub.run_latency(ctx.shutdown.clone())));
-        tasks.push(tokio::spawn(store.clone().run(ctx.shutdown.clone())));
+        tasks.push(tokio::spawn(hub.clone().run_latency(ctx.shutdown.clone())));
+        let resave = {
+            let hub = hub.clone();
+            move || hub.save_all()
+        };
+        tasks.push(tokio::spawn(
+            store.clone().run(ctx.shutdown.clone(), resave),
+        ));
         tasks.push(tokio::spawn(renew_certificates(
             cert_source.clone(),
             not_after,

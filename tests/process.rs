@@ -164,7 +164,10 @@ async fn wait_store_written(http: &str) {
         if body.lines().any(|l| l == "jam_store_unsaved 0") {
             return;
         }
-        assert!(Instant::now() < deadline, "the store never caught up:\n{body}");
+        assert!(
+            Instant::now() < deadline,
+            "the store never caught up:\n{body}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -245,7 +248,11 @@ async fn a_restart_keeps_the_room(stop: Stop) {
     );
     assert_eq!(rc.host_id, a.user_id, "the stored host");
     let tempo = rc.tempo.clone().expect("a tempo");
-    assert_eq!((tempo.bpm, tempo.beats_per_bar), (90.0, 3), "the stored tempo");
+    assert_eq!(
+        (tempo.bpm, tempo.beats_per_bar),
+        (90.0, 3),
+        "the stored tempo"
+    );
     assert!(
         rc.seq >= seq_before,
         "seq never goes backwards: {} after {seq_before}",
@@ -327,7 +334,10 @@ async fn after_a_crash_used_tokens_and_ended_rooms_stay_gone() {
     .await
     .unwrap();
     let mut ana = Client::connect_ws(&ws_url).await.unwrap();
-    let again = ana.resume(&a.room_code, &a.resume_token, None).await.unwrap();
+    let again = ana
+        .resume(&a.room_code, &a.resume_token, None)
+        .await
+        .unwrap();
     // A second room, whose only seat leaves: it ends.
     let mut cy = Client::connect_ws(&ws_url).await.unwrap();
     let ended = cy.create("Cy", "").await.unwrap();
@@ -347,7 +357,10 @@ async fn after_a_crash_used_tokens_and_ended_rooms_stay_gone() {
         "a used token never beats the current one"
     );
     assert_eq!(
-        refused(old.resume(&ended.room_code, &ended.resume_token, None).await),
+        refused(
+            old.resume(&ended.room_code, &ended.resume_token, None)
+                .await
+        ),
         ErrorCode::ResumeFailed,
         "a room that ended does not come back"
     );

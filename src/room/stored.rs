@@ -124,6 +124,14 @@ impl Hub {
         Some((code, state))
     }
 
+    /// Hands the store every room again (when it answers after an outage).
+    pub fn save_all(&self) {
+        let rooms: Vec<Arc<Room>> = self.rooms().values().cloned().collect();
+        for room in rooms {
+            self.save(&room.code, &mut room.lock());
+        }
+    }
+
     /// Hands the store every room with its exact `seq` (at a clean stop, after the
     /// connections have closed).
     pub fn save_all_exact(&self) {

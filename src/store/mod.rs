@@ -113,6 +113,11 @@ pub trait Backend: Send + Sync + 'static {
     fn load_all(&self) -> BoxFuture<'_, Result<Vec<Vec<u8>>>>;
     /// Whether the backend answers.
     fn ping(&self) -> BoxFuture<'_, Result<()>>;
+    /// Whether it is reached over the network, and so may fail on its own: its health is
+    /// then checked every second.
+    fn remote(&self) -> bool {
+        false
+    }
 }
 
 /// Store operations, by kind, for `/metrics` (`jam_store_ops_total{op}`).
@@ -298,40 +303,46 @@ impl Store {
         }
     }
 
-    /// Writes changes as they come and checks the backend's health, until `shutdown`;
-    /// retries with backoff while the backend fails.
-    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+    /// Marks the store unreachable because of `why` (a failed load at start).
+    pub fn note_failure(&self, why: &anyhow::Error) {
+        self.ops.failed.fetch_add(1, Ordering::Relaxed);
+        self.set_ready(false, Some(why));
+    }
+
+    /// Writes changes as they come and checks a remote backend's health, until
+    /// `shutdown`; retries with backoff while the backend fails. When it answers again
+    /// after failing, `resave` is called to hand it every room again (a Redis that
+    /// restarted empty gets them back).
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken, resave: impl Fn() + Send) {
         let mut backoff = MIN_BACKOFF;
-        let check_health = self.backend.kind() == "redis";
+        let remote = self.backend.remote();
         loop {
-            let wait = if self.is_ready() {
-                if check_health {
-                    PING_EVERY
-                } else {
-                    Duration::from_secs(3600)
-                }
-            } else {
-                backoff
+            let ready = self.is_ready();
+            let wait = match (ready, remote) {
+                (false, _) => backoff,
+                (true, true) => PING_EVERY,
+                (true, false) => Duration::from_secs(3600),
             };
-            tokio::select! {
+            let timer = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = self.wake.notified(), if self.is_ready() => {}
-                _ = tokio::time::sleep(wait) => {
-                    if check_health || !self.is_ready() {
-                        self.ops.ping.fetch_add(1, Ordering::Relaxed);
-                        if let Err(e) = self.backend.ping().await {
-                            self.ops.failed.fetch_add(1, Ordering::Relaxed);
-                            self.set_ready(false, Some(&e));
-                            backoff = (backoff * 2).min(MAX_BACKOFF);
-                            continue;
-                        }
-                    }
+                _ = self.wake.notified(), if ready => false,
+                _ = tokio::time::sleep(wait) => true,
+            };
+            if timer && (remote || !ready) {
+                self.ops.ping.fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = self.backend.ping().await {
+                    self.note_failure(&e);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
                 }
             }
             match self.write_waiting().await {
                 Ok(()) => {
                     self.set_ready(true, None);
                     backoff = MIN_BACKOFF;
+                    if !ready {
+                        resave();
+                    }
                 }
                 Err(e) => {
                     self.set_ready(false, Some(&e));

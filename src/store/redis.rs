@@ -59,6 +59,10 @@ impl Backend for RedisBackend {
         true
     }
 
+    fn remote(&self) -> bool {
+        true
+    }
+
     fn write(&self, changes: Vec<Change>) -> BoxFuture<'_, Result<()>> {
         let mut conn = self.conn.clone();
         Box::pin(async move {
@@ -67,7 +71,10 @@ impl Backend for RedisBackend {
             for (code, change) in &changes {
                 match change {
                     Some(bytes) => {
-                        pipe.cmd("SET").arg(room_key(code)).arg(bytes.as_slice()).ignore();
+                        pipe.cmd("SET")
+                            .arg(room_key(code))
+                            .arg(bytes.as_slice())
+                            .ignore();
                         pipe.cmd("SADD").arg(ROOMS_KEY).arg(code).ignore();
                     }
                     None => {

@@ -11,6 +11,8 @@ use jam_protocol::{ErrorCode, ServerEvent, SessionInfo};
 use jam_server::{Config, RunningServer};
 use serde_json::{json, Value};
 
+pub mod redis;
+
 /// Every single wait in the tests is bounded by this.
 pub const T: Duration = Duration::from_secs(5);
 
