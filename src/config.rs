@@ -18,6 +18,16 @@ use crate::session::SessionLimits;
 /// WebSocket receiver of a large event would be cut off as a slow consumer.
 pub const MAX_MESSAGE_BYTES: u64 = 128 * 1024;
 
+/// `url` parsed, when it is absolute, with one of `schemes` and a host, and without a
+/// query or fragment.
+pub fn public_url(url: &str, schemes: &[&str]) -> Option<hyper::Uri> {
+    let uri: hyper::Uri = url.parse().ok()?;
+    let scheme_ok = uri.scheme_str().is_some_and(|s| schemes.contains(&s));
+    let host_ok = uri.host().is_some_and(|h| !h.is_empty());
+    let plain = uri.query().is_none() && !url.contains('#');
+    (scheme_ok && host_ok && plain).then_some(uri)
+}
+
 /// The data directory when `--data-dir` is not given.
 pub const DATA_DIR: &str = "data";
 
@@ -61,6 +71,19 @@ pub enum ConfigError {
     /// `--data-dir` is empty.
     #[error("--data-dir must name a directory")]
     DataDir,
+    /// `--node-id` is not 1 to 64 letters, digits, `.`, `_` or `-`.
+    #[error("--node-id must be 1 to 64 letters, digits, '.', '_' or '-'")]
+    NodeId,
+    /// A public URL flag does not hold an absolute http(s) URL.
+    #[error("{flag} must be an absolute {scheme} URL with a host, like {example}")]
+    PublicUrl {
+        /// The flag.
+        flag: &'static str,
+        /// The schemes allowed.
+        scheme: &'static str,
+        /// An example.
+        example: &'static str,
+    },
 }
 
 /// jam-server: real-time jam sessions over WebTransport and WebSocket.
@@ -249,6 +272,23 @@ pub struct Config {
     /// share (docs/protocol.md §12).
     #[arg(long, env = "JAM_REDIS_URL")]
     pub redis_url: Option<String>,
+
+    /// This node's id among the nodes sharing one Redis (docs/protocol.md §12): 1 to 64
+    /// letters, digits, `.`, `_` or `-`. Default: random at start.
+    #[arg(long, env = "JAM_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// The base URL clients reach this node's HTTP side at (`https://jam-1.example.com`):
+    /// other nodes send clients here, to its WebSocket at `<url>/ws`. Default: the bound
+    /// HTTP address.
+    #[arg(long, env = "JAM_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// This node's WebTransport URL as clients reach it
+    /// (`https://jam-1.example.com:4433/jam`). Default: the host of `--public-url` (or the
+    /// bound address) with the bound WebTransport port.
+    #[arg(long, env = "JAM_PUBLIC_WT_URL")]
+    pub public_wt_url: Option<String>,
 
     /// Keep rooms' state in memory only (tests and in-process servers): a restart keeps
     /// only what the signed tokens carry.

@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, info_span, Span};
 
 use crate::addresses::{AddressCounts, AddressKey};
+use crate::cluster::Cluster;
 use crate::origins::{OriginPolicy, RefusedOrigins};
 use crate::outbox::{
     Bounds, CloseReason, DatagramSink, Inbox, Outbox, Queued, DEFAULT_BUDGET_BYTES,
@@ -59,6 +60,8 @@ pub struct Context {
     pub origins: OriginPolicy,
     /// The rate-limited log of refused origins (connections and `/connect`).
     pub refused_origins: RefusedOrigins,
+    /// The node directory, with several nodes on one Redis (docs/protocol.md §12).
+    pub cluster: Option<Arc<Cluster>>,
     next_conn: AtomicU64,
 }
 
@@ -159,6 +162,12 @@ impl Context {
         self
     }
 
+    /// Sets the node directory the sessions ask about rooms this node does not hold.
+    pub fn with_cluster(mut self, cluster: Option<Arc<Cluster>>) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
     /// How much each connection's outgoing queue holds.
     pub fn outbox_bounds(&self) -> Bounds {
         Bounds {
@@ -193,6 +202,7 @@ impl Context {
             overflow: Budget::new(OVERFLOW_CONNECTIONS),
             origins,
             refused_origins: RefusedOrigins::default(),
+            cluster: None,
             next_conn: AtomicU64::new(0),
         }
     }
@@ -483,6 +493,7 @@ impl Admission {
         let ctx = &self.conn.ctx;
         Session::new(ctx.hub.clone(), outbox.clone(), ctx.session_limits.clone())
             .with_peer(self.conn.peer.ip())
+            .with_cluster(ctx.cluster.clone())
     }
 
     /// Ends the connection: logs why (once, for a connection that was connected) and

@@ -30,9 +30,59 @@ pub struct Published {
     pub wt_addr: SocketAddr,
     /// SHA-256 of the current WebTransport certificate.
     pub cert_hash: RwLock<String>,
+    /// This node's id (docs/protocol.md §12).
+    pub node: String,
+    /// `--public-url`: the base URL clients reach this node's HTTP side at.
+    pub public_url: Option<String>,
+    /// `--public-wt-url`: this node's WebTransport URL as clients reach it.
+    pub public_wt_url: Option<String>,
+    /// What `features` lists.
+    pub features: Vec<&'static str>,
 }
 
 impl Published {
+    /// This node's `GET /connect` answer in absolute URLs, for clients that other nodes
+    /// send here (docs/protocol.md §12): from `--public-url` and `--public-wt-url`, or the
+    /// bound addresses (loopback for an unspecified one).
+    pub fn answer(&self) -> serde_json::Value {
+        let base = match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", loopback(self.http_addr)),
+        };
+        let ws = match base.split_once("://") {
+            Some(("https", rest)) => format!("wss://{rest}/ws"),
+            Some((_, rest)) => format!("ws://{rest}/ws"),
+            None => format!("ws://{base}/ws"),
+        };
+        let wt = match &self.public_wt_url {
+            Some(url) => url.clone(),
+            None => {
+                let host = crate::config::public_url(&base, &["http", "https"])
+                    .and_then(|u| u.host().map(str::to_string))
+                    .unwrap_or_else(|| loopback(self.wt_addr).ip().to_string());
+                let host = match host.contains(':') && !host.starts_with('[') {
+                    true => format!("[{host}]"),
+                    false => host,
+                };
+                format!(
+                    "https://{host}:{}{}",
+                    self.wt_addr.port(),
+                    transport::wt::PATH
+                )
+            }
+        };
+        json!({
+            "webtransport": {
+                "url": wt,
+                "certificateHashes": [{ "algorithm": "sha-256", "value": self.cert_hash() }],
+            },
+            "websocket": { "url": ws },
+            "protocol": PROTOCOL_VERSION,
+            "features": self.features,
+            "node": self.node,
+        })
+    }
+
     /// The current certificate hash.
     pub fn cert_hash(&self) -> String {
         self.cert_hash
@@ -180,40 +230,84 @@ fn origin_refused(state: &HttpState, headers: &HeaderMap, peer: SocketAddr) -> O
     Some((StatusCode::FORBIDDEN, headers, body).into_response())
 }
 
+/// The query of `GET /connect`.
+#[derive(Debug, serde::Deserialize)]
+struct ConnectQuery {
+    /// A room to find (docs/protocol.md §12).
+    room: Option<String>,
+}
+
+/// The owner's `GET /connect` answer for room `typed` when another live node holds it.
+async fn owner_answer(ctx: &Context, typed: &str) -> Option<serde_json::Value> {
+    let cluster = ctx.cluster.as_ref()?;
+    let code = jam_protocol::RoomCode::normalize(typed)?;
+    if ctx.hub.room(&code).is_some() {
+        return None;
+    }
+    let owner = cluster.owner(code.as_str()).await.ok()??;
+    if owner == cluster.node() {
+        return None;
+    }
+    Some(cluster.node_entry(&owner).await.ok()??.connect)
+}
+
 async fn connect(
     State(state): State<HttpState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    axum::extract::Query(query): axum::extract::Query<ConnectQuery>,
     headers: HeaderMap,
 ) -> Response {
     if let Some(refused) = origin_refused(&state, &headers, peer) {
         return refused;
     }
-    let host = request_host(&headers);
+    let owner = match &query.room {
+        Some(room) => owner_answer(&state.ctx, room).await,
+        None => None,
+    };
+    let body = owner.unwrap_or_else(|| own_answer(&state, &headers));
+    let mut response = ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response();
+    for (k, v) in cors(&state, &headers) {
+        response.headers_mut().insert(k, v);
+    }
+    response
+}
+
+/// This node's `GET /connect` answer: its public URLs when it has them, else the host the
+/// request used.
+fn own_answer(state: &HttpState, headers: &HeaderMap) -> serde_json::Value {
+    let p = &state.published;
+    if p.public_url.is_some() {
+        return p.answer();
+    }
+    let host = request_host(headers);
     // Behind a TLS-terminating proxy the page is https, so the socket must be wss.
     let ws_scheme = match headers.get("x-forwarded-proto").map(|v| v.as_bytes()) {
         Some(b"https") => "wss",
         _ => "ws",
     };
-    let p = &state.published;
-    let mut features = FEATURES.to_vec();
-    if state.ctx.hub.store().durable() {
-        // Rooms outlive the process (docs/protocol.md §12).
-        features.push("store");
-    }
-    let body = json!({
+    json!({
         "webtransport": {
             "url": format!("https://{host}:{}{}", p.wt_addr.port(), transport::wt::PATH),
             "certificateHashes": [{ "algorithm": "sha-256", "value": p.cert_hash() }],
         },
         "websocket": { "url": format!("{ws_scheme}://{host}:{}/ws", p.http_addr.port()) },
         "protocol": PROTOCOL_VERSION,
-        "features": features,
-    });
-    let mut response = ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response();
-    for (k, v) in cors(&state, &headers) {
-        response.headers_mut().insert(k, v);
+        "features": p.features,
+        "node": p.node,
+    })
+}
+
+/// The address to reach a listener bound to `addr` from this machine.
+pub fn loopback(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(a) if a.ip().is_unspecified() => {
+            SocketAddr::from(([127, 0, 0, 1], a.port()))
+        }
+        SocketAddr::V6(a) if a.ip().is_unspecified() => {
+            SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], a.port()))
+        }
+        other => other,
     }
-    response
 }
 
 /// `GET /readyz`: 200 while the room store answers, 503 while it does not (docs/protocol.md

@@ -65,10 +65,12 @@
 
 pub mod addresses;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod credentials;
 pub mod descriptors;
+pub mod followup;
 pub mod history;
 pub mod http;
 pub mod metrics;

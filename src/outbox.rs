@@ -52,6 +52,8 @@ pub enum CloseReason {
     NoRoom,
     /// The peer began a message and did not finish it within the peer timeout.
     UnfinishedMessage,
+    /// The room was handed over to another node (1.2, §12 hand-over).
+    Moved,
 }
 
 impl CloseReason {
@@ -68,6 +70,7 @@ impl CloseReason {
             CloseReason::ResumedElsewhere => "resumed elsewhere",
             CloseReason::NoRoom => "no room joined in time",
             CloseReason::UnfinishedMessage => "message not finished in time",
+            CloseReason::Moved => "moved",
         }
     }
 }

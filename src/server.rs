@@ -19,11 +19,12 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use tracing::{info, warn};
 
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::conn::{Context, Refused};
 use crate::credentials::{self, ResumeKey};
 use crate::descriptors;
-use crate::http::{self, Published};
+use crate::http::{self, loopback, Published};
 use crate::room::Hub;
 use crate::stall::StallLimit;
 use crate::stats::Stats;
@@ -81,7 +82,14 @@ impl RunningServer {
         };
         let store = config.store()?;
         let hub = Hub::with_store(config.room_limits(), resume_key, store.clone());
-        if store.durable() {
+        let node = config.node_id.clone().unwrap_or_else(random_node_id);
+        let cluster = match &config.redis_url {
+            Some(url) => Some(Cluster::new(url, node.clone())?),
+            None => None,
+        };
+        // With several nodes, rooms are claimed one by one as their players come back
+        // (docs/protocol.md §12); alone, a node takes back every stored room at start.
+        if store.durable() && cluster.is_none() {
             match store.load_all().await {
                 Ok(records) => {
                     hub.restore(records);
@@ -108,7 +116,8 @@ impl RunningServer {
                 config.origin_policy()?,
             )
             .with_connection_caps(max_connections, config.max_http_connections_per_address)
-            .with_outbox_bytes(config.outbox_bytes),
+            .with_outbox_bytes(config.outbox_bytes)
+            .with_cluster(cluster.clone()),
         );
 
         let listener = tokio::net::TcpListener::bind(config.http_addr)
@@ -127,13 +136,41 @@ impl RunningServer {
             .with_context(|| format!("--wt-addr {}: cannot listen there", config.wt_addr))?,
         );
         let wt_addr = wt.local_addr()?;
+        let mut tasks = Vec::new();
+        let mut features = http::FEATURES.to_vec();
+        if store.durable() {
+            features.push("store");
+        }
+        if cluster.is_some() {
+            features.push("nodes");
+        }
         let published = Arc::new(Published {
             http_addr,
             wt_addr,
             cert_hash: RwLock::new(identity.hash_hex.clone()),
+            node: node.clone(),
+            public_url: config.public_url.clone(),
+            public_wt_url: config.public_wt_url.clone(),
+            features,
         });
+        if let Some(cluster) = &cluster {
+            if config.public_url.is_none() {
+                warn!(
+                    answer = %published.answer(),
+                    "--public-url is not set: other nodes send clients to the bound address"
+                );
+            }
+            let answer = {
+                let published = published.clone();
+                move || published.answer()
+            };
+            tasks.push(tokio::spawn(cluster.clone().run(
+                hub.clone(),
+                answer,
+                ctx.shutdown.clone(),
+            )));
+        }
 
-        let mut tasks = Vec::new();
         let app = http::router(ctx.clone(), published.clone(), web_dir);
         info!(allowed_origins = %ctx.origins, "origins");
         let mut http1 = hyper::server::conn::http1::Builder::new();
@@ -165,7 +202,7 @@ impl RunningServer {
             max_http_connections_per_address = config.max_http_connections_per_address,
             "connection caps"
         );
-        info!(store = store.kind(), "room store");
+        info!(store = store.kind(), node = %node, "room store");
         info!(
             http = %http_addr,
             webtransport = %wt_addr,
@@ -231,6 +268,9 @@ impl RunningServer {
     /// reason) and waits, at most a few seconds, for them to end.
     pub async fn shutdown(self) {
         info!("shutting down");
+        if let Some(cluster) = &self.ctx.cluster {
+            hand_over(cluster, &self.ctx.hub).await;
+        }
         self.ctx.shutdown.cancel();
         self.ctx.tracker.close();
         if tokio::time::timeout(Duration::from_secs(3), self.ctx.tracker.wait())
@@ -247,11 +287,70 @@ impl RunningServer {
         if let Err(e) = hub.store().flush(Duration::from_secs(2)).await {
             warn!(error = %format!("{e:#}"), "could not write the rooms to the store");
         }
+        if let Some(cluster) = &self.ctx.cluster {
+            // Nobody took these rooms: free them for the first node their players reach.
+            let codes: Vec<String> = hub.room_codes().iter().map(|c| c.to_string()).collect();
+            let left = async {
+                cluster.release(&codes).await?;
+                cluster.leave().await
+            };
+            match tokio::time::timeout(Duration::from_secs(2), left).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    warn!(error = %format!("{e:#}"), "could not leave the node directory")
+                }
+                Err(_) => warn!("the node directory did not answer at stop"),
+            }
+        }
         for task in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
         }
         info!("stopped");
     }
+}
+
+/// A node id for a node started without `--node-id`: 64 random bits in hex.
+fn random_node_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// At a stop with other nodes alive, hands every room to the live node with the fewest
+/// seats (docs/protocol.md §12): the room's exact state goes to the store, the new owner is
+/// written in the directory, and only then is each member told `session:moved` and
+/// disconnected, so a client that follows at once finds its room there.
+async fn hand_over(cluster: &Cluster, hub: &Arc<Hub>) {
+    let others = match cluster.other_nodes().await {
+        Ok(others) if !others.is_empty() => others,
+        Ok(_) => return,
+        Err(e) => {
+            warn!(error = %format!("{e:#}"), "cannot list the other nodes; rooms are not handed over");
+            return;
+        }
+    };
+    let rooms = hub.freeze_for_hand_over();
+    if rooms.is_empty() {
+        return;
+    }
+    if let Err(e) = hub.store().flush(Duration::from_secs(2)).await {
+        warn!(error = %format!("{e:#}"), "could not store the rooms before handing them over");
+    }
+    let mut nodes: Vec<(String, serde_json::Value, usize)> = others
+        .into_iter()
+        .map(|(id, entry)| (id, entry.connect, entry.seats))
+        .collect();
+    let started = std::time::Instant::now();
+    for (code, seats) in rooms {
+        nodes.sort_by_key(|n| n.2);
+        let (to, connect, load) = &mut nodes[0];
+        if let Err(e) = cluster.give(code.as_str(), to).await {
+            warn!(room = %code, error = %format!("{e:#}"), "could not hand the room over");
+            continue;
+        }
+        *load += seats;
+        hub.hand_over(&code, &jam_protocol::encode_moved(&code, connect));
+        info!(room = %code, to = %to, "handed the room over");
+    }
+    info!(elapsed = ?started.elapsed(), "rooms handed over");
 }
 
 /// The server-wide connection cap: `--max-connections`, or by default the soft descriptor
@@ -399,19 +498,6 @@ const OVERFLOW_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
 /// The paths a connection over the server's cap may still ask for.
 fn is_health_path(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz" | "/metrics")
-}
-
-/// The address to reach a listener bound to `addr` from this machine.
-fn loopback(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        SocketAddr::V4(a) if a.ip().is_unspecified() => {
-            SocketAddr::from(([127, 0, 0, 1], a.port()))
-        }
-        SocketAddr::V6(a) if a.ip().is_unspecified() => {
-            SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], a.port()))
-        }
-        other => other,
-    }
 }
 
 fn renew_once(

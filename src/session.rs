@@ -18,6 +18,8 @@ use jam_protocol::{
     self as protocol, ClientMessage, Encoding, Envelope, ErrorCode, ProtocolError, RoomCode,
 };
 
+use crate::cluster::Cluster;
+use crate::followup::{Followup, Outcome, Request, Settled};
 use crate::outbox::{Outbox, Path};
 use crate::rate::{TokenBucket, Window};
 use crate::room::{Hub, Membership};
@@ -93,6 +95,10 @@ pub struct Session {
     peer: Option<IpAddr>,
     /// Since when the connection has been in no room.
     lobby_since: Option<Instant>,
+    /// The node directory, with several nodes on one Redis (docs/protocol.md §12).
+    cluster: Option<Arc<Cluster>>,
+    /// A room request waiting for the directory ([`Session::settle`]).
+    followup: Option<Followup>,
 }
 
 impl Session {
@@ -112,7 +118,149 @@ impl Session {
             pings: Window::new(PINGS_PER_SECOND),
             peer: None,
             lobby_since: Some(now),
+            cluster: None,
+            followup: None,
         }
+    }
+
+    /// Sets the node directory: room requests for rooms this node does not hold wait
+    /// for it ([`Session::settle`]).
+    pub fn with_cluster(mut self, cluster: Option<Arc<Cluster>>) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
+    /// Answers the room request that waits for the node directory, if any, once the
+    /// directory has answered. Transports await this after each message they hand over.
+    pub async fn settle(&mut self) {
+        if let Some((followup, cluster)) = self.take_followup() {
+            let settled = followup.run(&cluster, &self.hub).await;
+            self.apply(settled);
+        }
+    }
+
+    /// The room request that waits for the node directory, to run elsewhere (Socket.IO
+    /// runs it on its own task) and hand back to [`Session::apply`].
+    pub fn take_followup(&mut self) -> Option<(Followup, Arc<Cluster>)> {
+        let followup = self.followup.take()?;
+        Some((followup, self.cluster.clone()?))
+    }
+
+    /// The hub, for running a followup.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// Answers a room request the node directory has answered.
+    pub fn apply(&mut self, settled: Settled) {
+        let Settled { followup, outcome } = settled;
+        let id = followup.id.as_deref();
+        let result = match (outcome, followup.request) {
+            _ if self.membership.is_some() => Err(already_in_session()),
+            (Outcome::Failed(e), _) => Err(e),
+            (Outcome::Elsewhere(connect), _) => {
+                self.hub.stats().error(ErrorCode::RoomElsewhere);
+                if self.errors.allow(Instant::now()) {
+                    let message = "the room is on another server of this service";
+                    let answer = protocol::encode_elsewhere(message, &connect, id);
+                    self.outbox.push_reliable(answer);
+                }
+                Ok(())
+            }
+            (outcome, Request::Create { name, instrument }) => {
+                let code = match outcome {
+                    Outcome::Code(code) => Some(code),
+                    _ => None,
+                };
+                self.create(code, name, instrument, id)
+            }
+            (
+                _,
+                Request::Join {
+                    typed,
+                    name,
+                    instrument,
+                    ..
+                },
+            ) => self.join(&typed, name, instrument, id),
+            (
+                _,
+                Request::Resume {
+                    typed,
+                    token,
+                    last_seq,
+                    ..
+                },
+            ) => self.resume(&typed, &token, last_seq, id),
+        };
+        if let Err(e) = result {
+            self.send_error(&e, id);
+        }
+    }
+
+    /// With a node directory, the canonical code of a room that `typed` names and this
+    /// node does not hold: a request for it waits for the directory.
+    fn not_here(&self, typed: &str) -> Option<RoomCode> {
+        self.cluster.as_ref()?;
+        RoomCode::normalize(typed).filter(|code| self.hub.room(code).is_none())
+    }
+
+    fn park(&mut self, request: Request, id: Option<&RawValue>) {
+        self.followup = Some(Followup {
+            request,
+            id: id.map(RawValue::to_owned),
+        });
+    }
+
+    fn create(
+        &mut self,
+        code: Option<RoomCode>,
+        name: protocol::Name,
+        instrument: String,
+        id: Option<&RawValue>,
+    ) -> Result<(), ProtocolError> {
+        let m = self
+            .hub
+            .create_as(code, name, instrument, &self.outbox, id, self.peer)?;
+        tracing::Span::current().record("room", m.room_code().as_str());
+        info!(user = %m.user(), "created room");
+        self.membership = Some(m);
+        self.lobby_since = None;
+        Ok(())
+    }
+
+    fn join(
+        &mut self,
+        typed: &str,
+        name: protocol::Name,
+        instrument: String,
+        id: Option<&RawValue>,
+    ) -> Result<(), ProtocolError> {
+        let m = self
+            .hub
+            .join(typed, name, instrument, &self.outbox, id, self.peer)?;
+        tracing::Span::current().record("room", m.room_code().as_str());
+        info!(user = %m.user(), "joined room");
+        self.membership = Some(m);
+        self.lobby_since = None;
+        Ok(())
+    }
+
+    fn resume(
+        &mut self,
+        typed: &str,
+        token: &str,
+        last_seq: Option<u64>,
+        id: Option<&RawValue>,
+    ) -> Result<(), ProtocolError> {
+        let m = self
+            .hub
+            .resume(typed, token, last_seq, &self.outbox, id, self.peer)?;
+        tracing::Span::current().record("room", m.room_code().as_str());
+        info!(user = %m.user(), "resumed seat");
+        self.membership = Some(m);
+        self.lobby_since = None;
+        Ok(())
     }
 
     /// Sets the peer's IP address, whose failed joins, room creations and away seats the
@@ -216,12 +364,7 @@ impl Session {
         id: Option<&RawValue>,
         path: Path,
     ) -> Result<(), ProtocolError> {
-        let already = || {
-            ProtocolError::new(
-                ErrorCode::AlreadyInSession,
-                "this connection is already in a room; leave it first",
-            )
-        };
+        let already = already_in_session;
         let room_request = matches!(
             msg,
             ClientMessage::Create { .. }
@@ -247,13 +390,12 @@ impl Session {
                 if self.membership.is_some() {
                     return Err(already());
                 }
-                let m = self
-                    .hub
-                    .create(name, instrument, &self.outbox, id, self.peer)?;
-                tracing::Span::current().record("room", m.room_code().as_str());
-                info!(user = %m.user(), "created room");
-                self.membership = Some(m);
-                self.lobby_since = None;
+                if self.cluster.is_some() && self.hub.store().is_ready() {
+                    // A code no node uses (docs/protocol.md §12).
+                    self.park(Request::Create { name, instrument }, id);
+                    return Ok(());
+                }
+                self.create(None, name, instrument, id)?;
             }
             ClientMessage::Join {
                 room_code,
@@ -263,13 +405,18 @@ impl Session {
                 if self.membership.is_some() {
                     return Err(already());
                 }
-                let m = self
-                    .hub
-                    .join(&room_code, name, instrument, &self.outbox, id, self.peer)?;
-                tracing::Span::current().record("room", m.room_code().as_str());
-                info!(user = %m.user(), "joined room");
-                self.membership = Some(m);
-                self.lobby_since = None;
+                if let Some(code) = self.not_here(&room_code) {
+                    let typed = room_code.into_owned();
+                    let request = Request::Join {
+                        code,
+                        typed,
+                        name,
+                        instrument,
+                    };
+                    self.park(request, id);
+                    return Ok(());
+                }
+                self.join(&room_code, name, instrument, id)?;
             }
             ClientMessage::Leave { room_code } => {
                 let m = self.take_membership_of(&room_code)?;
@@ -298,18 +445,17 @@ impl Session {
                 if self.membership.is_some() {
                     return Err(already());
                 }
-                let m = self.hub.resume(
-                    &room_code,
-                    &resume_token,
-                    last_seq,
-                    &self.outbox,
-                    id,
-                    self.peer,
-                )?;
-                tracing::Span::current().record("room", m.room_code().as_str());
-                info!(user = %m.user(), "resumed seat");
-                self.membership = Some(m);
-                self.lobby_since = None;
+                if let Some(code) = self.not_here(&room_code) {
+                    let request = Request::Resume {
+                        code,
+                        typed: room_code.into_owned(),
+                        token: resume_token.into_owned(),
+                        last_seq,
+                    };
+                    self.park(request, id);
+                    return Ok(());
+                }
+                self.resume(&room_code, &resume_token, last_seq, id)?;
             }
             ClientMessage::TempoSet {
                 room_code,
@@ -390,6 +536,13 @@ impl Session {
             m.leave();
         }
     }
+}
+
+fn already_in_session() -> ProtocolError {
+    ProtocolError::new(
+        ErrorCode::AlreadyInSession,
+        "this connection is already in a room; leave it first",
+    )
 }
 
 fn not_in_session() -> ProtocolError {
@@ -495,7 +648,7 @@ mod tests {
         fn error(&mut self) -> (ErrorCode, Option<Value>) {
             let out = self.next();
             match out.event {
-                ServerEvent::Error { code, message } => {
+                ServerEvent::Error { code, message, .. } => {
                     assert!(!message.trim().is_empty(), "{code:?} without a message");
                     (code, out.id)
                 }
@@ -679,7 +832,7 @@ mod tests {
         for (i, msg) in cases.into_iter().enumerate() {
             datagram(&mut a, msg.clone());
             let out = a.next();
-            let ServerEvent::Error { code, message } = &out.event else {
+            let ServerEvent::Error { code, message, .. } = &out.event else {
                 panic!("{msg}: expected an error, got {out:?}")
             };
             assert_eq!(*code, ErrorCode::InvalidMessage, "{msg}");

@@ -525,6 +525,7 @@ fn kind(event: &ServerEvent) -> &'static str {
         ServerEvent::Broadcast { .. } => "event:broadcast",
         ServerEvent::TempoChanged(_) => "tempo:changed",
         ServerEvent::Latency(_) => "session:latency",
+        ServerEvent::Moved { .. } => "session:moved",
         ServerEvent::Error { code, .. } => code.as_str(),
     }
 }
@@ -588,6 +589,7 @@ fn receive(slots: &mut [Slot], held: &mut BTreeSet<Seat>, who: usize, msg: Serve
             assert!(!message.trim().is_empty(), "an error without a message");
         }
         ServerEvent::Pong { t0, .. } => assert!(t0.is_number(), "pong t0 {t0}"),
+        ServerEvent::Moved { .. } => panic!("session:moved from a server with one node"),
         ServerEvent::Broadcast { sender_id, .. } => {
             let seat = slots[who].seat.as_ref();
             assert!(in_room, "a broadcast to connection {who} in no room");

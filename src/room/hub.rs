@@ -98,7 +98,9 @@ impl Hub {
     /// Hands the room store the state of `room` (docs/protocol.md §12): after every change
     /// of it, never per note.
     pub(super) fn save(&self, code: &RoomCode, state: &mut RoomState) {
-        self.store.save(&state.record(code));
+        if !state.handed_over {
+            self.store.save(&state.record(code));
+        }
     }
 
     /// The server-wide counters.
@@ -129,6 +131,17 @@ impl Hub {
             let gone = state.seats.iter().filter(|s| s.is_away()).count();
             (active + state.seats.len() - gone, away + gone)
         })
+    }
+
+    /// Seats in every room, away ones included.
+    pub fn seat_total(&self) -> usize {
+        let (active, away) = self.seat_counts();
+        active + away
+    }
+
+    /// The codes of the live rooms.
+    pub fn room_codes(&self) -> Vec<RoomCode> {
+        self.rooms().keys().cloned().collect()
     }
 
     /// Bytes of history kept in every room (each message with its bookkeeping).
@@ -246,6 +259,20 @@ impl Hub {
         id: Option<&RawValue>,
         peer: Option<IpAddr>,
     ) -> Result<Membership, ProtocolError> {
+        self.create_as(None, name, instrument, outbox, id, peer)
+    }
+
+    /// [`Hub::create`] under `code` when given (one reserved across nodes), else under a
+    /// fresh code.
+    pub fn create_as(
+        self: &Arc<Self>,
+        code: Option<RoomCode>,
+        name: Name,
+        instrument: String,
+        outbox: &Outbox,
+        id: Option<&RawValue>,
+        peer: Option<IpAddr>,
+    ) -> Result<Membership, ProtocolError> {
         if !self.store.is_ready() {
             return Err(ProtocolError::new(
                 ErrorCode::Unavailable,
@@ -263,11 +290,14 @@ impl Hub {
             ));
         }
         let seat = self.new_seat(UserId::generate(), name, instrument, 1, outbox, peer);
-        let code = loop {
-            let code = RoomCode::generate();
-            if !rooms.contains_key(&code) {
-                break code;
-            }
+        let code = match code.filter(|c| !rooms.contains_key(c)) {
+            Some(code) => code,
+            None => loop {
+                let code = RoomCode::generate();
+                if !rooms.contains_key(&code) {
+                    break code;
+                }
+            },
         };
         Ok(self.open_room(&mut rooms, code, seat, false, outbox, id))
     }
@@ -410,6 +440,9 @@ impl Hub {
     pub(super) fn remove(&self, room: &Arc<Room>, user: &UserId, attach: Option<u64>) {
         let mut rooms = self.rooms();
         let mut state = room.lock();
+        if state.handed_over {
+            return; // its seats are another node's now
+        }
         let held = state
             .seats
             .iter()

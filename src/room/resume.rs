@@ -226,6 +226,9 @@ impl Hub {
         let now = Instant::now();
         let window = self.limits.resume_window;
         let mut state = room.lock();
+        if state.handed_over {
+            return; // its seats are another node's now
+        }
         let Some(seat) = state.seat_mut(user) else {
             return;
         };

@@ -69,6 +69,9 @@ pub(super) struct RoomState {
     pub(super) history: History,
     pub(super) next_order: u64,
     pub(super) tempo: Tempo,
+    /// Handed over to another node (docs/protocol.md §12): its state is that node's to
+    /// store from now.
+    pub(super) handed_over: bool,
     /// Recreated from a token after a restart: seats that come back are added while the
     /// hub's restart window lasts.
     pub(super) restored: bool,
@@ -94,6 +97,7 @@ impl RoomState {
             history: History::new(limits, budget),
             tempo,
             restored: false,
+            handed_over: false,
             latency_sent: Vec::new(),
             latency_at: None,
         }

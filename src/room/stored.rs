@@ -18,6 +18,7 @@ use tracing::{info, warn};
 use super::budget::Hold;
 use super::hub::Hub;
 use super::state::{Expiry, Room, RoomState, Seat};
+use crate::outbox::CloseReason;
 use crate::store::RoomRecord;
 
 impl Hub {
@@ -122,6 +123,46 @@ impl Hub {
         state.seq_ceiling = record.seq;
         state.next_order = record.next_order.max(next_order);
         Some((code, state))
+    }
+
+    /// Before a hand-over to other nodes (docs/protocol.md §12): hands the store every room's
+    /// exact state one last time and stops writing it (it is another node's to write from
+    /// now); returns each room's code and seat count.
+    pub fn freeze_for_hand_over(&self) -> Vec<(RoomCode, usize)> {
+        let rooms: Vec<Arc<Room>> = self.rooms().values().cloned().collect();
+        rooms
+            .iter()
+            .map(|room| {
+                let mut state = room.lock();
+                let record = state.exact_record(&room.code);
+                self.store.save(&record);
+                state.handed_over = true;
+                (room.code.clone(), state.seats.len())
+            })
+            .collect()
+    }
+
+    /// Hands room `code` (frozen) over: takes it out of this hub and sends every member
+    /// `moved` (a `session:moved`) before closing its connection ([`CloseReason::Moved`]).
+    pub fn hand_over(&self, code: &RoomCode, moved: &bytes::Bytes) {
+        let Some(room) = self.rooms().remove(code) else {
+            return;
+        };
+        let mut state = room.lock();
+        state.handed_over = true;
+        for seat in &mut state.seats {
+            match seat.outbox.take() {
+                Some(outbox) => {
+                    outbox.push_reliable(moved.clone());
+                    outbox.close(CloseReason::Moved);
+                }
+                None => {
+                    if let Some(key) = seat.address.take() {
+                        self.away_seats.remove(key);
+                    }
+                }
+            }
+        }
     }
 
     /// Hands the store every room again (when it answers after an outage).

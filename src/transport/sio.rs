@@ -57,7 +57,9 @@ use tracing::{debug, Instrument};
 
 use jam_protocol::{self as protocol, ErrorCode, ProtocolError};
 
+use crate::cluster::Cluster;
 use crate::conn::{until, Admission, Context};
+use crate::followup::Followup;
 use crate::outbox::{Bounds, CloseReason, Inbox, Outbox, Parts, Path, Queued};
 use crate::session::Session;
 use crate::stats::Transport;
@@ -314,16 +316,21 @@ impl Conn {
         self.acks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// One incoming event: `value` is the packet's JSON array `[event, data, ...]`.
-    fn receive(&self, socket: &Arc<Socket>, mut value: Value, ack_id: Option<i64>) {
+    /// One incoming event: `value` is the packet's JSON array `[event, data, ...]`. A room
+    /// request that waits for the node directory is returned, to run on its own task
+    /// ([`Conn::settle`]).
+    fn receive(
+        &self,
+        socket: &Arc<Socket>,
+        mut value: Value,
+        ack_id: Option<i64>,
+    ) -> Option<(Followup, Arc<Cluster>)> {
         let ack = ack_id.map(|_| {
             let Ok(ack) = AckSender::from_message_parts(socket, &mut value, &ack_id);
             ack
         });
         let mut guard = self.lock_session();
-        let Some(session) = guard.as_mut() else {
-            return;
-        };
+        let session = guard.as_mut()?;
         let read = match &value {
             Value::Str(text, None) => envelope(text, ack_id).ok_or(Refused::NotAnEvent),
             _ => Err(Refused::Binary),
@@ -358,6 +365,31 @@ impl Conn {
             Ok(env) => session.handle_text(&env, Path::Reliable),
             Err(Refused::TooLarge) => session.too_large(),
             Err(why) => session.invalid(why.as_str()),
+        }
+        let waiting = session.take_followup();
+        if waiting.is_none() {
+            if let Some(id) = ack_id {
+                self.outbox.push_mark(id);
+            }
+        }
+        waiting
+    }
+
+    /// Runs a room request that waits for the node directory, then answers it (and its
+    /// acknowledgement) as the session would have at once.
+    async fn settle(
+        self: Arc<Self>,
+        followup: Followup,
+        cluster: Arc<Cluster>,
+        ack_id: Option<i64>,
+    ) {
+        let hub = match self.lock_session().as_ref() {
+            Some(session) => session.hub().clone(),
+            None => return,
+        };
+        let settled = followup.run(&cluster, &hub).await;
+        if let Some(session) = self.lock_session().as_mut() {
+            session.apply(settled);
         }
         if let Some(id) = ack_id {
             self.outbox.push_mark(id);
@@ -421,7 +453,9 @@ struct InOrder;
 
 impl MessageHandler<socketioxide::adapter::LocalAdapter, InOrder> for Inbound {
     fn call(&self, socket: Arc<Socket>, value: Value, ack_id: Option<i64>) {
-        self.0.receive(&socket, value, ack_id);
+        if let Some((followup, cluster)) = self.0.receive(&socket, value, ack_id) {
+            tokio::spawn(self.0.clone().settle(followup, cluster, ack_id));
+        }
     }
 }
 

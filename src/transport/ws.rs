@@ -50,6 +50,8 @@ fn close_code_for(reason: CloseReason) -> u16 {
         CloseReason::PeerClosed => 1000,
         // docs/protocol.md §6: the seat went to another connection.
         CloseReason::ResumedElsewhere => 4000,
+        // docs/protocol.md §12: the room went to another node.
+        CloseReason::Moved => 4001,
         CloseReason::NoRoom | CloseReason::UnfinishedMessage => 1008,
     }
 }
@@ -245,7 +247,11 @@ async fn run(socket: Socket, unfinished: Arc<Unfinished>, mut admission: Admissi
         match next {
             Err(_) => break CloseReason::PeerTimeout,
             Ok(None) | Ok(Some(Ok(Message::Close(_)))) => break CloseReason::PeerClosed,
-            Ok(Some(Ok(Message::Text(text)))) => session.handle_text(text.as_str(), Path::Reliable),
+            Ok(Some(Ok(Message::Text(text)))) => {
+                session.handle_text(text.as_str(), Path::Reliable);
+                // A room request for a room on another node waits for the directory.
+                session.settle().await;
+            }
             Ok(Some(Ok(Message::Binary(_)))) => {
                 session.invalid("binary frames are not accepted; send JSON text frames")
             }
@@ -340,7 +346,11 @@ async fn guarded(
     token: &CancellationToken,
     deadline: Duration,
 ) -> Wrote {
+    // The write is polled first: one that completes at once goes out even when
+    // the connection is being closed (a last message, such as `session:moved`, is
+    // not lost to the close that follows it).
     tokio::select! {
+        biased;
         r = tokio::time::timeout(deadline, write) => match r {
             Ok(Ok(())) => Wrote::Done,
             Ok(Err(WsError::WriteBufferFull(_))) => Wrote::Stalled,

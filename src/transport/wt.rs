@@ -66,6 +66,8 @@ pub mod close_code {
     pub const PROTOCOL: u32 = 4;
     /// The seat was resumed on another connection (docs/protocol.md §6).
     pub const RESUMED_ELSEWHERE: u32 = 5;
+    /// The room was handed over to another node (docs/protocol.md §12).
+    pub const MOVED: u32 = 6;
 }
 
 fn close_code_for(reason: CloseReason) -> u32 {
@@ -79,6 +81,7 @@ fn close_code_for(reason: CloseReason) -> u32 {
         | CloseReason::UnfinishedMessage => close_code::PROTOCOL,
         CloseReason::PeerClosed => close_code::NORMAL,
         CloseReason::ResumedElsewhere => close_code::RESUMED_ELSEWHERE,
+        CloseReason::Moved => close_code::MOVED,
         CloseReason::NoRoom => close_code::TIMEOUT,
     }
 }
@@ -339,7 +342,11 @@ async fn serve(connection: Connection, encoding: Encoding, admission: &Admission
             _ = token.cancelled() => break outbox.close_reason().unwrap_or(CloseReason::Shutdown),
             _ = until(lobby) => break CloseReason::NoRoom,
             r = recv.read_chunk(usize::MAX, true) => match r {
-                Ok(Some(chunk)) => framer.push(&chunk.bytes, |line| handle_line(&mut session, line)),
+                Ok(Some(chunk)) => {
+                    framer.push(&chunk.bytes, |line| handle_line(&mut session, line));
+                    // A room request for a room on another node waits for the directory.
+                    session.settle().await;
+                }
                 Ok(None) => {
                     finished = true;
                     break CloseReason::PeerClosed;
@@ -400,7 +407,11 @@ async fn guarded<E>(
     outbox: &Outbox,
     deadline: Duration,
 ) -> bool {
+    // The write is polled first: one that completes at once goes out even when
+    // the connection is being closed (a last message, such as `session:moved`, is
+    // not lost to the close that follows it).
     tokio::select! {
+        biased;
         r = tokio::time::timeout(deadline, write) => match r {
             Ok(r) => r.is_ok(),
             Err(_) => {
@@ -479,6 +490,12 @@ async fn write_control(
         }
     }
     let _ = tokio::time::timeout(Duration::from_millis(200), send.finish()).await;
+    if outbox.close_reason() == Some(CloseReason::Moved) {
+        // `session:moved` must reach the client before the connection's close, which
+        // would discard stream data still in flight: wait (briefly) until it is read.
+        let stopped = send.quic_stream_mut().stopped();
+        let _ = tokio::time::timeout(Duration::from_millis(500), stopped).await;
+    }
 }
 
 #[cfg(test)]

@@ -141,7 +141,7 @@ pub async fn next_error(c: &mut Client, ctx: &str) -> ErrorAnswer {
         .unwrap_or_else(|e| panic!("{ctx}: no answer: {e}"));
     let id = wire_id(&r);
     match r.message.event {
-        ServerEvent::Error { code, message } => {
+        ServerEvent::Error { code, message, .. } => {
             assert!(!message.trim().is_empty(), "{ctx}: error without a message");
             ErrorAnswer { code, id }
         }

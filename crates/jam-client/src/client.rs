@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::SinkExt;
-use jam_protocol::{event, Encoding, ServerEvent, ServerMessage, SessionInfo};
+use jam_protocol::{event, Encoding, ErrorCode, ServerEvent, ServerMessage, SessionInfo};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
@@ -15,7 +15,7 @@ use wtransport::{Connection, Endpoint, VarInt};
 
 use crate::clock::{local_now_ms, ClockEstimator};
 use crate::error::{ClientError, Result};
-use crate::http::fetch_connect;
+use crate::http::{fetch_connect, fetch_connect_for};
 use crate::link::{ClosedSlot, Link, Rtts, Sender};
 use crate::outgoing::broadcast_envelope;
 use crate::received::{Closed, Received, Tap};
@@ -105,6 +105,22 @@ impl Client {
     /// Connects over WebTransport using what `GET /connect` at `http_base` publishes.
     pub async fn connect_via(http_base: &str, encoding: Encoding) -> Result<Client> {
         let info = fetch_connect(http_base).await?;
+        Client::connect_to(&info, Some(encoding)).await
+    }
+
+    /// Connects to what a `GET /connect` answer (or a `room_elsewhere` / `session:moved`
+    /// `connect`) names: over WebTransport with `encoding`, or over WebSocket with `None`.
+    pub async fn connect_to(info: &Value, encoding: Option<Encoding>) -> Result<Client> {
+        let missing = |what: &'static str| ClientError::Invalid {
+            what,
+            why: "missing from /connect".into(),
+        };
+        let Some(encoding) = encoding else {
+            let url = info["websocket"]["url"]
+                .as_str()
+                .ok_or_else(|| missing("websocket url"))?;
+            return Client::connect_ws(url).await;
+        };
         let wt = &info["webtransport"];
         let missing = |what: &'static str| ClientError::Invalid {
             what,
@@ -117,6 +133,70 @@ impl Client {
             .as_str()
             .ok_or_else(|| missing("certificate hash"))?;
         Client::connect_wt(url, hash, encoding).await
+    }
+
+    /// Joins room `room` on whichever node holds it (docs/protocol.md §12): looks it up with
+    /// `GET /connect?room=` at `http_base`, connects there (WebTransport with `encoding`,
+    /// WebSocket with `None`), and follows one `room_elsewhere`.
+    pub async fn join_via(
+        http_base: &str,
+        room: &str,
+        name: &str,
+        instrument: &str,
+        encoding: Option<Encoding>,
+    ) -> Result<(Client, SessionInfo)> {
+        let info = fetch_connect_for(http_base, room).await?;
+        let mut client = Client::connect_to(&info, encoding).await?;
+        match client.join(room, name, instrument).await {
+            Err(ClientError::Refused {
+                code: ErrorCode::RoomElsewhere,
+                connect: Some(owner),
+                ..
+            }) => {
+                let mut client = Client::connect_to(&owner, encoding).await?;
+                let info = client.join(room, name, instrument).await?;
+                Ok((client, info))
+            }
+            answer => answer.map(|info| (client, info)),
+        }
+    }
+
+    /// Takes a held seat back on whichever node holds its room (docs/protocol.md §12): as
+    /// [`Client::join_via`], with [`Client::resume`]. After `session:moved`, pass its
+    /// `connect` to [`Client::resume_at`] instead.
+    pub async fn resume_via(
+        http_base: &str,
+        room: &str,
+        token: &str,
+        last_seq: Option<u64>,
+        encoding: Option<Encoding>,
+    ) -> Result<(Client, SessionInfo)> {
+        let info = fetch_connect_for(http_base, room).await?;
+        Client::resume_at(&info, room, token, last_seq, encoding).await
+    }
+
+    /// Takes a held seat back at the node a `/connect` answer names, following one
+    /// `room_elsewhere`.
+    pub async fn resume_at(
+        info: &Value,
+        room: &str,
+        token: &str,
+        last_seq: Option<u64>,
+        encoding: Option<Encoding>,
+    ) -> Result<(Client, SessionInfo)> {
+        let mut client = Client::connect_to(info, encoding).await?;
+        match client.resume(room, token, last_seq).await {
+            Err(ClientError::Refused {
+                code: ErrorCode::RoomElsewhere,
+                connect: Some(owner),
+                ..
+            }) => {
+                let mut client = Client::connect_to(&owner, encoding).await?;
+                let info = client.resume(room, token, last_seq).await?;
+                Ok((client, info))
+            }
+            answer => answer.map(|info| (client, info)),
+        }
     }
 
     /// Sends one envelope on the reliable channel (WebSocket frame or control stream line).
@@ -397,7 +477,15 @@ impl Client {
 /// The answer to a request: an `error` is a refusal, anything else unexpected.
 fn unexpected(expected: &'static str, got: ServerEvent) -> ClientError {
     match got {
-        ServerEvent::Error { code, message } => ClientError::Refused { code, message },
+        ServerEvent::Error {
+            code,
+            message,
+            connect,
+        } => ClientError::Refused {
+            code,
+            message,
+            connect,
+        },
         other => ClientError::Unexpected {
             expected,
             got: Box::new(other),

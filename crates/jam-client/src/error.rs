@@ -72,6 +72,8 @@ pub enum ClientError {
         code: ErrorCode,
         /// The text for people.
         message: String,
+        /// `room_elsewhere`: the owner node's `GET /connect` answer.
+        connect: Option<serde_json::Value>,
     },
     /// The server answered a request with another event than the expected one.
     #[error("expected {expected}, got {got:?}")]

@@ -35,6 +35,21 @@ pub async fn fetch_connect(http_base: &str) -> Result<Value> {
     Ok(serde_json::from_slice(&body)?)
 }
 
+/// `GET /connect?room=CODE` from `http_base` (docs/protocol.md §12): where the room lives,
+/// as the owner node's answer (or this node's, when no other node holds it).
+pub async fn fetch_connect_for(http_base: &str, room: &str) -> Result<Value> {
+    let room: String = room
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    let url = format!("{}/connect?room={room}", http_base.trim_end_matches('/'));
+    let (status, body) = http_get(&url).await?;
+    if status != 200 {
+        return Err(ClientError::HttpStatus { url, status });
+    }
+    Ok(serde_json::from_slice(&body)?)
+}
+
 /// GET `url` (for `/connect`, `/healthz`, `/stats` and the web demo): the status code and
 /// the body, whatever the status.
 pub async fn http_get(url: &str) -> Result<(u16, Vec<u8>)> {

@@ -53,7 +53,7 @@ mod wt;
 pub use client::{Client, DEFAULT_TIMEOUT};
 pub use clock::ClockEstimator;
 pub use error::{ClientError, Result};
-pub use http::{fetch_connect, http_get, http_get_with_host};
+pub use http::{fetch_connect, fetch_connect_for, http_get, http_get_with_host};
 pub use jam_protocol::Encoding;
 pub use link::Rtts;
 pub use outgoing::{broadcast_envelope, to_msgpack};

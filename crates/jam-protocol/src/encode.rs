@@ -91,6 +91,49 @@ pub fn encode_error(error: &ProtocolError, id: Option<&RawValue>) -> Bytes {
     )
 }
 
+/// Encodes `error {code: "room_elsewhere", message, connect}` (1.2): `connect` is the owner
+/// node's `GET /connect` answer.
+pub fn encode_elsewhere(
+    message: &str,
+    connect: &serde_json::Value,
+    id: Option<&RawValue>,
+) -> Bytes {
+    #[derive(Serialize)]
+    struct E<'a> {
+        code: ErrorCode,
+        message: &'a str,
+        connect: &'a serde_json::Value,
+    }
+    encode(
+        event::ERROR,
+        E {
+            code: ErrorCode::RoomElsewhere,
+            message,
+            connect,
+        },
+        id,
+    )
+}
+
+/// Encodes `session:moved {roomCode, connect}` (1.2): the room now lives on the node
+/// whose `GET /connect` answer is `connect`.
+pub fn encode_moved(room: &RoomCode, connect: &serde_json::Value) -> Bytes {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct D<'a> {
+        room_code: &'a RoomCode,
+        connect: &'a serde_json::Value,
+    }
+    encode(
+        event::MOVED,
+        D {
+            room_code: room,
+            connect,
+        },
+        None,
+    )
+}
+
 /// Encodes `session:left`.
 pub fn encode_left(room: &RoomCode, id: Option<&RawValue>) -> Bytes {
     #[derive(Serialize)]

@@ -35,11 +35,13 @@ pub enum ErrorCode {
     /// The server cannot take the request now: its room store is unreachable, so it
     /// creates no rooms (1.2).
     Unavailable,
+    /// Another node owns the room; the error's `connect` says where it is (1.2).
+    RoomElsewhere,
 }
 
 impl ErrorCode {
     /// Every code, for lookups by spelling.
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 11] = [
         ErrorCode::InvalidMessage,
         ErrorCode::NameTaken,
         ErrorCode::RoomFull,
@@ -50,6 +52,7 @@ impl ErrorCode {
         ErrorCode::RateLimited,
         ErrorCode::ResumeFailed,
         ErrorCode::Unavailable,
+        ErrorCode::RoomElsewhere,
     ];
 
     /// The wire spelling of the code: the only place it is written.
@@ -65,6 +68,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::ResumeFailed => "resume_failed",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::RoomElsewhere => "room_elsewhere",
         }
     }
 }

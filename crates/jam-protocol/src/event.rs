@@ -40,3 +40,5 @@ pub const TEMPO_SET: &str = "tempo:set";
 pub const TEMPO_CHANGED: &str = "tempo:changed";
 /// Server: the round-trip times of the room's seats (1.1, §8).
 pub const LATENCY: &str = "session:latency";
+/// Server: the room moved to another node; resume there (1.2, §12).
+pub const MOVED: &str = "session:moved";

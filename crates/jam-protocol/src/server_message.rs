@@ -104,6 +104,15 @@ pub enum ServerEvent {
         code: ErrorCode,
         /// Human-readable text.
         message: String,
+        /// `room_elsewhere` (1.2): the owner node's `GET /connect` answer.
+        connect: Option<serde_json::Value>,
+    },
+    /// `session:moved` (1.2, §12): the room now lives on another node.
+    Moved {
+        /// The room's code.
+        room_code: String,
+        /// The new owner's `GET /connect` answer.
+        connect: serde_json::Value,
     },
 }
 
@@ -201,6 +210,14 @@ impl ServerMessage {
         struct Error {
             code: ErrorCode,
             message: String,
+            #[serde(default)]
+            connect: Option<serde_json::Value>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Moved {
+            room_code: String,
+            connect: serde_json::Value,
         }
         use serde_json::from_value as v;
         let event = match env.event.as_str() {
@@ -246,6 +263,14 @@ impl ServerMessage {
                 ServerEvent::Error {
                     code: e.code,
                     message: e.message,
+                    connect: e.connect,
+                }
+            }
+            event::MOVED => {
+                let m: Moved = v(env.data)?;
+                ServerEvent::Moved {
+                    room_code: m.room_code,
+                    connect: m.connect,
                 }
             }
             other => return Err(DecodeError::UnknownEvent(other.to_owned())),
