@@ -70,6 +70,16 @@ redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 return 1
 ";
 
+/// Moves the owner entry `KEYS[1]` from node `ARGV[1]` to `ARGV[2]` (for `ARGV[3]` ms) when it
+/// still names `ARGV[1]` and that node's entry `KEYS[2]` is gone.
+const CLAIM_FROM: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+";
+
 /// Deletes the owner entries in `KEYS` that are this node's (`ARGV[1]`).
 const RELEASE: &str = r"
 for _, key in ipairs(KEYS) do
@@ -162,8 +172,16 @@ impl Cluster {
                 }
                 Some(owner) => match self.node_entry(&owner).await? {
                     Some(entry) => return Ok(Whereabouts::Elsewhere(entry.connect)),
-                    // Its node is gone; the entry lapses within seconds.
-                    None => anyhow::bail!("the room's node stopped answering; try again"),
+                    // Its node is gone (its own entry lapsed first): take the room over
+                    // from it, as from nobody.
+                    None => {
+                        if self.claim_from(code, &owner).await? {
+                            if !self.bring_in(code, hub).await? {
+                                self.release(&[code.to_string()]).await?;
+                            }
+                            return Ok(Whereabouts::Here);
+                        }
+                    }
                 },
                 None => {
                     if self.claim(code).await? {
@@ -191,6 +209,20 @@ impl Cluster {
             .query_async(&mut self.conn())
             .await?;
         Ok(set.is_some())
+    }
+
+    /// Takes room `code` from node `dead`, whose entry has lapsed, if it still names that
+    /// node; `true` when this node got it.
+    pub async fn claim_from(&self, code: &RoomCode, dead: &str) -> Result<bool> {
+        let took: i64 = redis::Script::new(CLAIM_FROM)
+            .key(owner_key(code.as_str()))
+            .key(node_key(dead))
+            .arg(dead)
+            .arg(&self.node)
+            .arg(LAPSE.as_millis() as u64)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(took == 1)
     }
 
     /// Recreates room `code` in `hub` from its record, unless the hub has it already;

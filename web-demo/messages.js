@@ -25,6 +25,7 @@ export const ERROR_TEXT = {
   protocol_mismatch: 'This page and the server do not speak the same protocol version. Reload the page; if that does not help, the server needs updating.',
   resume_failed: 'The server could not give your seat back.',
   unavailable: 'The server cannot open new rooms right now. Try again in a moment.',
+  room_elsewhere: 'The room is on another server; moving there…',
   resumed_elsewhere: 'This seat was taken up in another tab or window.',
   origin_not_allowed: "This server does not accept connections from this page's address (origin). Ask whoever runs the server to add it to --allowed-origins.",
 };

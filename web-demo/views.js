@@ -16,6 +16,9 @@ import { describeError } from './errors.js';
 import { INSTRUMENTS } from './audio.js';
 import { $, instrumentIcon, instrumentBadge, loadText, storeText } from './dom.js';
 
+/** What the page says while the room moves to another server. */
+const MOVING_TEXT = 'Moving to another server…';
+
 /** Where the keyboard starts for an instrument, when not middle C (C4 = 60). */
 const DEFAULT_BASE = { bass: 36 };
 
@@ -62,6 +65,8 @@ export function createViews({ client, state, status, playArea, players, voices, 
   let roomCode = null;
   /** whether the banner says we are offline (so coming back clears it, and nothing else) */
   let showingOffline = false;
+  // The room is moving to another server (`moving` until `reconnected`).
+  let moving = false;
 
   function showView(view) {
     if (state.view !== view) status.clearAnnouncement();
@@ -206,7 +211,8 @@ export function createViews({ client, state, status, playArea, players, voices, 
   function renderOffline() {
     const offline = status.offline();
     $('session').dataset.offline = String(offline);
-    if (offline) status.setBanner('Offline — your notes are not reaching the room. Reconnecting; the others see you as reconnecting, and your seat is kept for you.');
+    if (offline && moving) status.setBanner(MOVING_TEXT);
+    else if (offline) status.setBanner('Offline — your notes are not reaching the room. Reconnecting; the others see you as reconnecting, and your seat is kept for you.');
     else if (showingOffline) status.setBanner('');
     showingOffline = offline;
   }
@@ -282,8 +288,20 @@ export function createViews({ client, state, status, playArea, players, voices, 
 
   client.on('state', () => renderOffline());
 
+  // The room's server is stopping and hands the room to another one: a move,
+  // not a fault, so the page says so instead of "connection lost".
+  client.on('moving', () => {
+    moving = true;
+    status.render(MOVING_TEXT);
+  });
+
   client.on('reconnecting', ({ attempt, delayMs, restoring }) => {
     voices.releaseAllRemote();
+    if (moving) {
+      status.render(MOVING_TEXT);
+      renderOffline();
+      return;
+    }
     if (restoring && attempt === 1) {
       status.render('Taking your seat back…');
       return;
@@ -298,6 +316,7 @@ export function createViews({ client, state, status, playArea, players, voices, 
   });
 
   client.on('reconnected', ({ room }) => {
+    moving = false;
     status.render();
     if (room) {
       status.clearError();

@@ -109,6 +109,8 @@ export interface ConnectInfo {
   websocket: { url: string } | null;
   protocol: number;
   features?: string[];
+  /** The node that answered, or that holds the room asked for with `?room=` (1.2). */
+  node?: string;
 }
 
 /** A message as it travels: `{ event, data, id?, seq? }`. */
@@ -181,7 +183,8 @@ export type ServerErrorCode =
   | 'payload_too_large'
   | 'rate_limited'
   | 'resume_failed'
-  | 'unavailable';
+  | 'unavailable'
+  | 'room_elsewhere';
 
 /** The client's own error codes. */
 export type ClientErrorCode =
@@ -210,6 +213,8 @@ export declare class JamError extends Error {
   id?: number | string;
   /** With `protocol_mismatch`: what the server's `/connect` said. */
   serverProtocol?: unknown;
+  /** With `room_elsewhere`: the `/connect` answer of the node that holds the room. */
+  connect?: ConnectInfo;
 }
 
 /** Something `describeError` can word: an error, a `{ code, message }`, or a code. */
@@ -330,7 +335,8 @@ export interface JamEvents {
   'tempo:changed': ServerEvent<{ tempo: Tempo }>;
   'event:broadcast': ServerEvent<BroadcastEvent>;
   'clock:pong': ServerEvent<{ t0: unknown; serverTime: number }>;
-  error: ServerEvent<{ code: ServerErrorCode | (string & {}); message: string }>;
+  'session:moved': ServerEvent<{ roomCode: string; connect: ConnectInfo }>;
+  error: ServerEvent<{ code: ServerErrorCode | (string & {}); message: string; connect?: ConnectInfo }>;
 
   /** Every server envelope. */
   message: [envelope: Envelope, channel: Channel];
@@ -360,6 +366,12 @@ export interface JamEvents {
   'rejoin-retry': [{ attempt: number; delayMs: number; code: string }];
   /** Connected again (with the seat back, when there was one). */
   reconnected: [{ transport: Transport | null; room: Room | null }];
+  /**
+   * The room is moving to another node of the server (that node is stopping);
+   * the client resumes the seat there by itself. A page says "moving to
+   * another server…", not an error.
+   */
+  moving: [{ roomCode: string; node: string | null }];
   /** The seat is gone for good. */
   'session-ended': [{ roomCode: string; code: ErrorCode | (string & {}); message: string }];
   /** The client stopped for good. */

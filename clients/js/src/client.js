@@ -192,6 +192,7 @@ export class JamClient {
     this._listeners = new Map();
     this._conn = null; // the live transport object
     this._features = []; // `features` of the last `/connect`
+    this._movedTo = null; // the `/connect` answer of `session:moved`, for the next connect
     this._nextId = 1;
     this._pending = new Map(); // id -> { resolve, reject, timer, event }
     /**
@@ -302,14 +303,20 @@ export class JamClient {
     return this._features.includes(name);
   }
 
-  /** Fetches `/connect` and opens the first transport that works. */
-  async _open() {
+  /**
+   * Fetches `/connect` and opens the first transport that works. With a room
+   * code it asks `/connect?room=CODE`, which names the node that holds the room
+   * when the server runs on several; `given` is such an answer already in hand
+   * (from `room_elsewhere` or `session:moved`), used instead of asking.
+   */
+  async _open({ roomCode = null, given = null } = {}) {
     const base = this.options.baseUrl || (globalThis.location && globalThis.location.href);
     if (!base) throw new JamError('connect_failed', 'no baseUrl: outside a page, pass the server\'s address as the `baseUrl` option');
     const url = new URL('/connect', base);
+    if (roomCode) url.searchParams.set('room', roomCode);
     const fetchFn = this.options.fetch || globalThis.fetch;
-    let info;
-    try {
+    let info = given;
+    if (!info) try {
       const res = await withTimeout(fetchFn(url, { cache: 'no-store' }), this.options.fetchTimeoutMs, 'GET /connect');
       if (res.status === 403) await refusedOrigin(res);
       if (!res.ok) throw new Error(`GET /connect answered ${res.status}`);
@@ -318,6 +325,11 @@ export class JamClient {
       if (err instanceof JamError && err.code === 'origin_not_allowed') throw err;
       throw new JamError('connect_failed', `could not reach ${url.origin}: ${err.message}`, { cause: err });
     }
+    return this._openFrom(info, url);
+  }
+
+  /** Opens the first transport that works of a `/connect` answer. */
+  async _openFrom(info, url) {
     // A server of another protocol version would misread what this client sends.
     const protocol = info && typeof info === 'object' ? info.protocol : undefined;
     if (protocol !== PROTOCOL_VERSION) {
@@ -418,9 +430,31 @@ export class JamClient {
     return this.request('session:create', { name, instrument: instrument ?? '' });
   }
 
-  /** Joins a room by code; resolves to `{ roomCode, userId, hostId, participants, ... }`. */
-  join({ roomCode, name, instrument } = {}) {
-    return this.request('session:join', { roomCode, name, instrument: instrument ?? '' });
+  /**
+   * Joins a room by code; resolves to `{ roomCode, userId, hostId, participants, ... }`.
+   * When the room lives on another node of the server (`room_elsewhere`), the
+   * client moves there and asks again, once.
+   */
+  async join({ roomCode, name, instrument } = {}) {
+    const data = { roomCode, name, instrument: instrument ?? '' };
+    try {
+      return await this.request('session:join', data);
+    } catch (err) {
+      if (err.code !== 'room_elsewhere' || !err.connect) throw err;
+      await this._moveTo(err.connect);
+      return this.request('session:join', data);
+    }
+  }
+
+  /** Replaces the connection with one to the node a `/connect` answer names. */
+  async _moveTo(info) {
+    const old = this._conn;
+    this._conn = null;
+    this._seatedConn = null;
+    if (old) old.close('moving to the room\'s node');
+    this._stopHeartbeat();
+    this._stopClock();
+    await this._open({ given: info });
   }
 
   /**
@@ -807,6 +841,11 @@ export class JamClient {
       tempoChanged = !this._tempo.isEmpty;
     } else if (env.event === 'session:left') {
       this._dropSeat();
+    } else if (env.event === 'session:moved' && data.connect && typeof data.connect === 'object') {
+      // The room went to another node (its node is stopping): the close that follows
+      // is a move, and the seat is resumed there with the token held.
+      this._movedTo = data.connect;
+      this._emit('moving', { roomCode: data.roomCode, node: data.connect.node ?? null });
     }
     this.room = reduced.room;
     derived.push(...reduced.events);
@@ -829,7 +868,11 @@ export class JamClient {
       const p = this._pending.get(env.id);
       this._pending.delete(env.id);
       clearTimeout(p.timer);
-      if (env.event === 'error') p.reject(new JamError(data.code || 'error', data.message || data.code, { id: env.id }));
+      if (env.event === 'error') {
+        const extra = { id: env.id };
+        if (data.connect && typeof data.connect === 'object') extra.connect = data.connect;
+        p.reject(new JamError(data.code || 'error', data.message || data.code, extra));
+      }
       else p.resolve(data);
     }
 
@@ -1034,7 +1077,9 @@ export class JamClient {
         if (this._closedByUser) return;
         if (!this._conn) {
           try {
-            await this._open();
+            const given = this._movedTo;
+            this._movedTo = null;
+            await this._open({ roomCode: this._seat ? this._seat.roomCode : null, given });
           } catch (err) {
             reason = err.message;
             // The server came back speaking another protocol: no attempt will do.
@@ -1075,16 +1120,29 @@ export class JamClient {
     const seat = this._seat;
     if (!seat) return 'ok';
     if (seat.resumeToken && this.hasFeature('resume')) {
+      const resume = () => this.request('session:resume', {
+        roomCode: seat.roomCode,
+        resumeToken: seat.resumeToken,
+        lastSeq: seat.lastSeq,
+      });
       try {
-        await this.request('session:resume', {
-          roomCode: seat.roomCode,
-          resumeToken: seat.resumeToken,
-          lastSeq: seat.lastSeq,
-        });
+        try {
+          await resume();
+        } catch (err) {
+          // The room is on another node of the server: go there, once.
+          if (err.code !== 'room_elsewhere' || !err.connect) throw err;
+          await this._moveTo(err.connect);
+          await resume();
+        }
         this.stats.resumes++;
         return 'ok';
       } catch (err) {
-        if (LINK_ERRORS.has(err.code) || !this._conn) return this._lost('resume got no answer');
+        // A node that could not be reached is a lost link too: the next attempt asks
+        // `/connect?room=` afresh.
+        // So is a server that cannot reach its room directory for now (`unavailable`).
+        if (LINK_ERRORS.has(err.code) || err.code === 'connect_failed' || err.code === 'unavailable' || !this._conn) {
+          return this._lost('resume got no answer');
+        }
         if (this._seat !== seat) return 'ok'; // left or closed meanwhile
         if (err.code !== 'resume_failed') return this._endSeat(seat, err);
         this._emit('resume-failed', { roomCode: seat.roomCode, code: err.code, message: this._describe(err) });

@@ -35,6 +35,7 @@ export const ERROR_CODES = Object.freeze({
   rate_limited: 'sending too fast; some messages were dropped',
   resume_failed: 'the seat could not be resumed',
   unavailable: 'the server cannot open rooms right now',
+  room_elsewhere: 'the room is on another server',
   timeout: 'no answer in time',
   disconnected: 'the connection was lost',
   not_connected: 'not connected',
