@@ -1,14 +1,18 @@
 //! Bounds on Socket.IO's HTTP requests (Engine.IO long polling): a POST body has a size
 //! limit and a deadline, and one that is large or slow to come takes a place of its
-//! address while it is read. Raw HTTP/1.1 on loopback, as an attacker sends it.
+//! address while it is read. Malformed Socket.IO packets, on either Engine.IO transport,
+//! answer `invalid_message` and leave the session usable. Raw HTTP/1.1 and raw Engine.IO
+//! over WebSocket on loopback, as an attacker sends them.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::*;
+use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
 
 const PEER_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -111,4 +115,167 @@ async fn unfinished_bodies_take_places_of_their_address() {
     let answer = read_to_close(&mut post).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     drop(held);
+}
+
+/// A raw Engine.IO v4 client of the namespace `/`, on either transport; it answers the
+/// server's pings and nothing else on its own.
+enum Eio {
+    Polling {
+        addr: std::net::SocketAddr,
+        sid: String,
+        got: std::collections::VecDeque<String>,
+    },
+    Ws(tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>),
+}
+
+/// The body of an HTTP/1.1 answer (the connection closes after it), and its status line.
+async fn request(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> (String, String) {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(body).await.unwrap();
+    let answer = read_to_close(&mut tcp).await;
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head.lines().next().unwrap_or("").to_owned();
+    (status, body.to_owned())
+}
+
+impl Eio {
+    /// A polling session, connected to `/`.
+    async fn polling(s: &TestServer) -> Eio {
+        let sid = handshake(s).await;
+        let mut eio = Eio::Polling {
+            addr: s.server.http_addr(),
+            sid,
+            got: Default::default(),
+        };
+        eio.connect().await;
+        eio
+    }
+
+    /// A WebSocket session, connected to `/`.
+    async fn ws(s: &TestServer) -> Eio {
+        let url = format!(
+            "ws://{}/socket.io/?EIO=4&transport=websocket",
+            s.server.http_addr()
+        );
+        let (ws, _) = tokio::time::timeout(T, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("ws handshake in time")
+            .expect("ws connects");
+        let mut eio = Eio::Ws(ws);
+        let open = eio.recv().await;
+        assert!(open.starts_with("0{"), "{open}");
+        eio.connect().await;
+        eio
+    }
+
+    async fn connect(&mut self) {
+        self.send("40").await;
+        let ack = self.recv().await;
+        assert!(ack.starts_with("40{"), "{ack}");
+    }
+
+    async fn send(&mut self, packet: &str) {
+        match self {
+            Eio::Polling { addr, sid, .. } => {
+                let (status, body) =
+                    request(*addr, &post_head(sid, packet.len()), packet.as_bytes()).await;
+                assert!(
+                    status.starts_with("HTTP/1.1 200"),
+                    "POST {packet}: {status} {body}"
+                );
+            }
+            Eio::Ws(ws) => tokio::time::timeout(T, ws.send(Message::text(packet)))
+                .await
+                .expect("sent in time")
+                .expect("sent"),
+        }
+    }
+
+    /// The next packet from the server other than a ping (which it answers).
+    async fn recv(&mut self) -> String {
+        loop {
+            let packet = match self {
+                Eio::Polling { addr, sid, got } => match got.pop_front() {
+                    Some(p) => p,
+                    None => {
+                        let head = format!(
+                            "GET /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\n\
+                             Host: x\r\nConnection: close\r\n\r\n"
+                        );
+                        let (status, body) = request(*addr, &head, b"").await;
+                        assert!(status.starts_with("HTTP/1.1 200"), "poll: {status} {body}");
+                        got.extend(body.split('\u{1e}').map(str::to_owned));
+                        continue;
+                    }
+                },
+                Eio::Ws(ws) => match tokio::time::timeout(T, ws.next()).await {
+                    Ok(Some(Ok(Message::Text(t)))) => t.as_str().to_owned(),
+                    Ok(Some(Ok(_))) => continue,
+                    other => panic!("the WebSocket ended: {other:?}"),
+                },
+            };
+            if packet == "2" {
+                self.send("3").await;
+                continue;
+            }
+            return packet;
+        }
+    }
+
+    /// The next packet that starts with `prefix`, within [`T`]; fails on a close or a
+    /// Socket.IO disconnect.
+    async fn recv_starting(&mut self, prefix: &str) -> String {
+        tokio::time::timeout(T, async {
+            loop {
+                let packet = self.recv().await;
+                assert!(
+                    packet != "1" && packet != "41",
+                    "disconnected waiting for {prefix}"
+                );
+                if packet.starts_with(prefix) {
+                    return packet;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no {prefix} in time"))
+    }
+}
+
+/// Every kind of malformed EVENT packet answers `invalid_message` (to its
+/// acknowledgement, and as an `error` event), and the session stays usable.
+async fn malformed_events_answer_invalid_message(mut eio: Eio) {
+    // Data that does not start an array or object carries no acknowledgement id.
+    for bad in [r#""hello""#, "7", ""] {
+        eio.send(&format!("42{bad}")).await;
+        let error = eio.recv_starting(r#"42["error""#).await;
+        assert!(error.contains("invalid_message"), "{bad}: {error}");
+    }
+    for (n, bad) in ["{}", "[]", "[1,2]", "[", r#"["x","#, r#"["a\"b",1]"#]
+        .into_iter()
+        .enumerate()
+    {
+        eio.send(&format!("42/,{n}{bad}")).await;
+        let ack = eio.recv_starting(&format!("43{n}[")).await;
+        assert!(
+            ack.contains(r#""event":"error""#) && ack.contains("invalid_message"),
+            "{bad}: {ack}"
+        );
+    }
+    eio.send(r#"4299["session:create",{"name":"A"}]"#).await;
+    let created = eio.recv_starting("4399[").await;
+    assert!(created.contains("session:created"), "{created}");
+}
+
+#[tokio::test]
+async fn malformed_events_answer_invalid_message_over_polling() {
+    let s = TestServer::start_with_peer_timeout(Duration::from_secs(3)).await;
+    malformed_events_answer_invalid_message(Eio::polling(&s).await).await;
+}
+
+#[tokio::test]
+async fn malformed_events_answer_invalid_message_over_websocket() {
+    let s = TestServer::start_with_peer_timeout(Duration::from_secs(3)).await;
+    malformed_events_answer_invalid_message(Eio::ws(&s).await).await;
 }

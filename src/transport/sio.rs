@@ -267,7 +267,19 @@ async fn whole_body(
         }
     };
     match read {
-        Ok(bytes) => Ok(Request::from_parts(parts, axum::body::Body::from(bytes))),
+        Ok(bytes) => {
+            let mut parts = parts;
+            let bytes = match checked_payload(&bytes) {
+                Some(checked) => {
+                    parts
+                        .headers
+                        .insert(header::CONTENT_LENGTH, HeaderValue::from(checked.len()));
+                    Bytes::from(checked)
+                }
+                None => bytes,
+            };
+            Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        }
         Err(e) => {
             // A chunked body past the limit, or a broken one.
             debug!(error = %e, "socket.io: request body refused");
@@ -325,6 +337,7 @@ impl Conn {
             return;
         };
         let read = match &value {
+            Value::Str(text, None) if is_malformed(text) => Err(Refused::NotAnEvent),
             Value::Str(text, None) => envelope(text, ack_id).ok_or(Refused::NotAnEvent),
             _ => Err(Refused::Binary),
         };
@@ -363,6 +376,87 @@ impl Conn {
             self.outbox.push_mark(id);
         }
     }
+}
+
+/// The event name an EVENT packet that socketioxide could not read is rewritten to
+/// ([`checked_packet`]): socketioxide ends the session on an event whose first element
+/// it cannot read as a name, so such a packet reaches it as this event instead, and
+/// [`Conn::receive`] answers it `invalid_message` like any other packet that is not
+/// `[name, data]`. It needs no escape (socketioxide reads names only without escapes)
+/// and is no event of the protocol.
+const MALFORMED: &str = "[malformed]";
+
+/// An Engine.IO packet (`4` + a Socket.IO packet) as socketioxide may read it: an EVENT
+/// packet (`2`, then an optional `/namespace,`, an optional acknowledgement id) whose
+/// data is not a JSON array starting with a name is rewritten to the EVENT
+/// `[`[`MALFORMED`]`]` with the same namespace and acknowledgement id; everything else
+/// is returned as it is. The packet is read as socketioxide's parser reads it
+/// (`socketioxide-parser-common`, `de.rs`: `read_nsp`, `read_ack`; `value/de.rs`:
+/// `read_event`).
+fn checked_packet(packet: &str) -> Option<String> {
+    let rest = packet.strip_prefix("42")?;
+    let (ns, rest) = if rest.starts_with('/') {
+        match rest.find(',') {
+            Some(comma) => (&rest[..comma], &rest[comma + 1..]),
+            None => (rest, ""),
+        }
+    } else {
+        ("", rest)
+    };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let ack = match rest.as_bytes().get(digits) {
+        Some(b'[' | b'{') if digits > 0 => rest[..digits].parse::<i64>().ok(),
+        _ => None,
+    };
+    let data = &rest[digits..];
+    if event_name_readable(data) {
+        return None;
+    }
+    let ns = if ns.is_empty() {
+        String::new()
+    } else {
+        format!("{ns},")
+    };
+    let ack = ack.map(|id| id.to_string()).unwrap_or_default();
+    Some(format!("42{ns}{ack}[\"{MALFORMED}\"]"))
+}
+
+/// Whether socketioxide reads `data` as an event: a JSON array of valid JSON whose first
+/// element is a string without escapes (it borrows the name).
+fn event_name_readable(data: &str) -> bool {
+    struct FirstName;
+    impl<'de> serde::de::Visitor<'de> for FirstName {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("[name, ...]")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            seq.next_element::<&'de str>()?
+                .ok_or_else(|| serde::de::Error::custom("no name"))?;
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok(())
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(data);
+    serde::Deserializer::deserialize_seq(&mut de, FirstName).is_ok()
+}
+
+/// An Engine.IO polling payload (packets separated by the record separator) with every
+/// packet passed through [`checked_packet`]; `None` when none changed.
+fn checked_payload(payload: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let mut changed = false;
+    let packets: Vec<std::borrow::Cow<'_, str>> = text
+        .split('\u{1e}')
+        .map(|p| match checked_packet(p) {
+            Some(rewritten) => {
+                changed = true;
+                rewritten.into()
+            }
+            None => p.into(),
+        })
+        .collect();
+    changed.then(|| packets.join("\u{1e}").into_bytes())
 }
 
 /// Why the adapter refused an event before the session read it.
@@ -411,6 +505,13 @@ fn envelope(args: &str, ack: Option<i64>) -> Option<String> {
     }
     env.push('}');
     Some(env)
+}
+
+/// Whether `args` is the event [`checked_packet`] left for a malformed one.
+fn is_malformed(args: &str) -> bool {
+    args.strip_prefix("[\"")
+        .and_then(|rest| rest.strip_prefix(MALFORMED))
+        .is_some_and(|rest| rest == "\"]")
 }
 
 /// socketioxide's handler for every event: hands it to the connection in order.
@@ -685,6 +786,44 @@ mod tests {
         assert_eq!(envelope(r#"{"event":"x"}"#, None), None);
         assert_eq!(envelope(r#"[]"#, None), None);
         assert_eq!(envelope("not json", None), None);
+    }
+
+    #[test]
+    fn events_socketioxide_cannot_read_become_the_malformed_event() {
+        for (packet, want) in [
+            (r#"42"hello""#, r#"42["[malformed]"]"#),
+            ("42{}", r#"42["[malformed]"]"#),
+            ("42[]", r#"42["[malformed]"]"#),
+            ("42[1,2]", r#"42["[malformed]"]"#),
+            ("42[", r#"42["[malformed]"]"#),
+            (r#"42["x","#, r#"42["[malformed]"]"#),
+            (r#"42["a\"b",1]"#, r#"42["[malformed]"]"#),
+            ("42", r#"42["[malformed]"]"#),
+            ("4217[1]", r#"4217["[malformed]"]"#),
+            (r#"4217"x""#, r#"42["[malformed]"]"#),
+            ("42/room,9{}", r#"42/room,9["[malformed]"]"#),
+            ("42/room", r#"42/room,["[malformed]"]"#),
+        ] {
+            assert_eq!(checked_packet(packet).as_deref(), Some(want), "{packet}");
+            let args = want.trim_start_matches(|c: char| c != '[');
+            assert!(is_malformed(args), "{want}");
+        }
+        for fine in [
+            r#"42["session:create",{"name":"A"}]"#,
+            r#"4212["x"]"#,
+            r#"42/room,["x",1]"#,
+            "40",
+            "41",
+            "431[{}]",
+            "3",
+        ] {
+            assert_eq!(checked_packet(fine), None, "{fine}");
+        }
+        assert_eq!(
+            checked_payload(b"42[\"a\",1]\x1e421{}\x1e3").as_deref(),
+            Some(&b"42[\"a\",1]\x1e421[\"[malformed]\"]\x1e3"[..])
+        );
+        assert_eq!(checked_payload(b"42[\"a\",1]\x1e3"), None);
     }
 
     #[test]
