@@ -322,20 +322,22 @@ async fn serve_http(
             ctx.peer_timeout,
             (place, overflow),
         ));
-        // An upgraded socket (WebSocket, Engine.IO over WebSocket) answers to its
-        // transport's own slow-consumer rule instead.
+        // A socket upgraded to the WebSocket endpoint answers to its own slow-consumer
+        // rule instead. Engine.IO over WebSocket keeps the deadline: engineioxide's
+        // writer has none, and would wait on a peer that stopped reading for ever.
         let upgraded = io.inner().switch();
         let app = app.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
             request.extensions_mut().insert(ConnectInfo(peer));
             if request.headers().contains_key(hyper::header::UPGRADE) {
-                upgraded.store(true, std::sync::atomic::Ordering::Relaxed);
                 if request
                     .uri()
                     .path()
                     .starts_with(sio::PATH.trim_end_matches('/'))
                 {
                     socket_io_upgrade.store(true, std::sync::atomic::Ordering::Relaxed);
+                } else {
+                    upgraded.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
             }
             let refuse = only_health && !is_health_path(request.uri().path());

@@ -279,3 +279,167 @@ async fn malformed_events_answer_invalid_message_over_websocket() {
     let s = TestServer::start_with_peer_timeout(Duration::from_secs(3)).await;
     malformed_events_answer_invalid_message(Eio::ws(&s).await).await;
 }
+
+/// The state of the TCP socket on `local` connected to `remote`, as `/proc/net/tcp`
+/// writes it (`01` established, `04` FIN-WAIT-1, ...); `None` once it is gone.
+fn tcp_state(local: std::net::SocketAddr, remote: std::net::SocketAddr) -> Option<String> {
+    let hex = |a: std::net::SocketAddr| match a.ip() {
+        std::net::IpAddr::V4(ip) => {
+            format!("{:08X}:{:04X}", u32::from_le_bytes(ip.octets()), a.port())
+        }
+        std::net::IpAddr::V6(_) => unreachable!("loopback IPv4"),
+    };
+    let (local, remote) = (hex(local), hex(remote));
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        (f.get(1) == Some(&local.as_str()) && f.get(2) == Some(&remote.as_str()))
+            .then(|| f[3].to_owned())
+    })
+}
+
+/// A raw Engine.IO WebSocket session from a socket with a small receive buffer (so that
+/// it fills soon once not read), joined to `room` as `name`.
+async fn small_window_ws(s: &TestServer, room: &str, name: &str) -> (Eio, std::net::SocketAddr) {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let tcp = sock.connect(s.server.http_addr()).await.unwrap();
+    let local = tcp.local_addr().unwrap();
+    let url = format!(
+        "ws://{}/socket.io/?EIO=4&transport=websocket",
+        s.server.http_addr()
+    );
+    let (ws, _) = tokio::time::timeout(
+        T,
+        tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(tcp)),
+    )
+    .await
+    .expect("ws handshake in time")
+    .expect("ws connects");
+    let mut eio = Eio::Ws(ws);
+    let open = eio.recv().await;
+    assert!(open.starts_with("0{"), "{open}");
+    eio.connect().await;
+    eio.send(&format!(
+        r#"42["session:join",{{"roomCode":"{room}","name":"{name}"}}]"#
+    ))
+    .await;
+    eio.recv_starting(r#"42["session:joined""#).await;
+    (eio, local)
+}
+
+/// The `eventName` of a relayed event.
+fn broadcast_name(r: &jam_client::Received) -> &str {
+    match r.event() {
+        jam_protocol::ServerEvent::Broadcast { event_name, .. } => event_name,
+        _ => "",
+    }
+}
+
+#[tokio::test]
+async fn a_websocket_receiver_that_stops_reading_but_sends_pongs_is_cut_off_and_closed() {
+    const STALL_TIMEOUT: Duration = Duration::from_secs(2);
+    const BURST: usize = 200;
+    let s = TestServer::start_with(|c| {
+        c.ping_interval = Duration::from_millis(200);
+        c.peer_timeout = STALL_TIMEOUT;
+        c.rate_limit = 100_000;
+        c.rate_burst = 100_000;
+    })
+    .await;
+    let mut sender = s.ws().await;
+    let room = create(&mut sender, "S").await;
+    let mut bystander = s.ws().await;
+    bystander.join(&room.room_code, "B", "keys").await.unwrap();
+    next_event(&mut sender).await;
+
+    let (eio, local) = small_window_ws(&s, &room.room_code, "Stall").await;
+    let jam_protocol::ServerEvent::UserJoined(stalled) = next_event(&mut sender).await else {
+        panic!("the stalled member joins")
+    };
+    next_event(&mut bystander).await;
+    // From now on it never reads, and sends a pong every 100 ms (for at most 30 s), so
+    // Engine.IO's heartbeat alone would keep it.
+    let Eio::Ws(ws) = eio else { unreachable!() };
+    let (mut write, _never_read) = ws.split();
+    let pongs = tokio::spawn(async move {
+        for _ in 0..300 {
+            if write.send(Message::text("3")).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+
+    let rss_before = jam_server::metrics::resident_bytes().unwrap();
+    let pad = "p".repeat(15_000);
+    for i in 0..BURST {
+        sender
+            .broadcast(
+                &room.room_code,
+                "note",
+                &serde_json::json!({"i": i, "pad": pad}),
+            )
+            .await
+            .unwrap();
+    }
+    let burst_sent = Instant::now();
+    let away = sender
+        .wait_for(STALL_TIMEOUT + T, |r| {
+            matches!(r.event(), jam_protocol::ServerEvent::UserAway { .. })
+        })
+        .await
+        .expect("the stalled member is cut off");
+    assert_eq!(
+        away.message.event,
+        jam_protocol::ServerEvent::UserAway {
+            user_id: stalled.id
+        }
+    );
+    let away_after = burst_sent.elapsed();
+    // The server lets its socket go (it stays established for ever otherwise).
+    let server = s.server.http_addr();
+    let closed_after = tokio::time::timeout(STALL_TIMEOUT + T, async {
+        while tcp_state(server, local).as_deref() == Some("01") {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        burst_sent.elapsed()
+    })
+    .await
+    .expect("the server closes the stalled socket");
+    let rss_growth = jam_server::metrics::resident_bytes()
+        .unwrap()
+        .saturating_sub(rss_before);
+    eprintln!(
+        "away {away_after:?} and socket closed {closed_after:?} after the burst \
+         (now {:?}); RSS grew {rss_growth} bytes",
+        tcp_state(server, local)
+    );
+    assert!(
+        closed_after < STALL_TIMEOUT + Duration::from_secs(2),
+        "closed only after {closed_after:?}"
+    );
+    assert!(
+        rss_growth < 32 * 1024 * 1024,
+        "RSS grew {rss_growth} bytes for one stalled member"
+    );
+    // The bystander got the whole burst, and still gets what comes next.
+    let mut got = 0;
+    while got < BURST {
+        let r = next_broadcast(&mut bystander).await;
+        if broadcast_name(&r) == "note" {
+            got += 1;
+        }
+    }
+    sender
+        .broadcast(&room.room_code, "after", &serde_json::json!({}))
+        .await
+        .unwrap();
+    loop {
+        let r = next_broadcast(&mut bystander).await;
+        if broadcast_name(&r) == "after" {
+            break;
+        }
+    }
+    pongs.abort();
+}
