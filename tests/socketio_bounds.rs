@@ -90,7 +90,7 @@ async fn unfinished_bodies_take_places_of_their_address() {
     })
     .await;
     // The session holds one place; of five unfinished POSTs to it, three take the
-    // others once their free second is over, and two are refused.
+    // others and are cut off by the deadline, and two are refused at once.
     let sid = handshake(&s).await;
     let mut posts = Vec::new();
     for _ in 0..5 {
@@ -104,17 +104,91 @@ async fn unfinished_bodies_take_places_of_their_address() {
             .count()
     };
     assert_eq!((status("429"), status("408")), (2, 3), "{answers:?}");
-    // A small body that comes at once takes no place: a polling client's POSTs (to a
-    // new session: the first one, never polled, missed its heartbeat meanwhile).
+    // Once they are answered, their places are free again: a small POST goes through
+    // (to a new session: the first one, never polled, missed its heartbeat meanwhile).
     let sid = handshake(&s).await;
-    let mut held = Vec::new();
-    for _ in 0..3 {
-        held.push(send(&s, &post_head(&sid, 100), b"4").await);
-    }
     let mut post = send(&s, &post_head(&sid, 1), b"3").await;
     let answer = read_to_close(&mut post).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    drop(held);
+}
+
+/// A long poll of session `sid`.
+fn poll_head(sid: &str) -> String {
+    format!(
+        "GET /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\n\
+         Host: x\r\nConnection: close\r\n\r\n"
+    )
+}
+
+/// A connection to the server from the loopback address `source`, e.g. `127.0.0.2`.
+async fn tcp_from(s: &TestServer, source: &str) -> TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    sock.connect(s.server.http_addr()).await.unwrap()
+}
+
+#[tokio::test]
+async fn every_long_poll_holds_a_place_of_its_address() {
+    let s = TestServer::start_with(|c| {
+        // No ping for a while, so a long poll stays open.
+        c.ping_interval = Duration::from_secs(3);
+        c.peer_timeout = Duration::from_secs(6);
+        c.max_connections_per_address = 4;
+    })
+    .await;
+    // Three sessions hold three places; of their three long polls, one takes the last
+    // place and waits (answered by the first ping), and two are refused at once.
+    let mut sids = Vec::new();
+    for _ in 0..3 {
+        let sid = handshake(&s).await;
+        // The first ping comes at once: read it and answer it.
+        let (status, body) = request(s.server.http_addr(), &poll_head(&sid), b"").await;
+        assert!(
+            status.starts_with("HTTP/1.1 200") && body == "2",
+            "{status} {body}"
+        );
+        let (status, _) = request(s.server.http_addr(), &post_head(&sid, 1), b"3").await;
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        sids.push(sid);
+    }
+    let began = Instant::now();
+    let mut polls = Vec::new();
+    for sid in &sids {
+        polls.push(send(&s, &poll_head(sid), b"").await);
+    }
+    // While they wait, another address has places of its own.
+    let mut other = tcp_from(&s, "127.0.0.2").await;
+    other
+        .write_all(b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_to_close(&mut other).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.contains("\"sid\""),
+        "{answer}"
+    );
+    let answers = futures_util::future::join_all(polls.iter_mut().map(|tcp| async {
+        let answer = read_to_close(tcp).await;
+        (answer, began.elapsed())
+    }))
+    .await;
+    let refused: Vec<_> = answers
+        .iter()
+        .filter(|(a, _)| a.starts_with("HTTP/1.1 429"))
+        .collect();
+    let polled: Vec<_> = answers
+        .iter()
+        .filter(|(a, _)| a.starts_with("HTTP/1.1 200"))
+        .collect();
+    assert_eq!((refused.len(), polled.len()), (2, 1), "{answers:?}");
+    assert!(
+        refused.iter().all(|(_, t)| *t < Duration::from_secs(1)),
+        "refused at once: {answers:?}"
+    );
+    // The poll that waited was answered by a ping: it held its place until then.
+    assert!(polled[0].0.ends_with("2"), "{answers:?}");
+    // And with the polls answered, a fourth session fits again.
+    handshake(&s).await;
 }
 
 /// A raw Engine.IO v4 client of the namespace `/`, on either transport; it answers the
@@ -199,11 +273,7 @@ impl Eio {
                 Eio::Polling { addr, sid, got } => match got.pop_front() {
                     Some(p) => p,
                     None => {
-                        let head = format!(
-                            "GET /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\n\
-                             Host: x\r\nConnection: close\r\n\r\n"
-                        );
-                        let (status, body) = request(*addr, &head, b"").await;
+                        let (status, body) = request(*addr, &poll_head(sid), b"").await;
                         assert!(status.starts_with("HTTP/1.1 200"), "poll: {status} {body}");
                         got.extend(body.split('\u{1e}').map(str::to_owned));
                         continue;

@@ -25,9 +25,9 @@
 //! - **Admission** ([`crate::conn`]). A middleware in front of socketioxide applies the
 //!   origin policy to every request (HTTP 403) and admits against the per-address limit
 //!   (HTTP 429) every new Engine.IO session, which holds its place as long as it lives, and
-//!   every request body to a session that is large or slow to come, while it is read. A
-//!   body is read whole before socketioxide sees it, within [`MAX_PAYLOAD_BYTES`] (413)
-//!   and the peer timeout (408). The connection's session and handlers are set up in a Socket.IO
+//!   every request to a session (a long poll, a POST; not the upgrade, answered at once),
+//!   which holds one until it is answered. A body is read whole before socketioxide sees it, within
+//!   [`MAX_PAYLOAD_BYTES`] (413) and the peer timeout (408). The connection's session and handlers are set up in a Socket.IO
 //!   connect middleware, which runs before the client is told it is connected, so an
 //!   event sent at once finds them.
 //! - **End.** A client's `socket.disconnect()` is a `session:leave`; a transport that
@@ -63,7 +63,7 @@ use tracing::{debug, Instrument};
 
 use jam_protocol::{self as protocol, ErrorCode, ProtocolError};
 
-use crate::conn::{until, Admission, Context};
+use crate::conn::{until, Admission, Context, Refused as RefusedConn};
 use crate::outbox::{Bounds, CloseReason, Inbox, Outbox, Parts, Path, Queued};
 use crate::session::Session;
 use crate::stats::Transport;
@@ -187,10 +187,21 @@ async fn admit(
         );
         r
     } else {
-        if names_session(req.uri().query()) {
-            // A request to an existing session: its body is read whole first, and one
-            // that is large or slow to come takes a place of its address meanwhile.
-            let req = match whole_body(req, &ctx, peer).await {
+        if req.headers().contains_key(header::UPGRADE) && names_session(req.uri().query()) {
+            // The upgrade of a session to WebSocket is answered at once, and the
+            // WebSocket rides on its session's place.
+            next.run(req).await
+        } else if names_session(req.uri().query()) {
+            // A request to an existing session (a long poll, a POST of packets) holds a
+            // place of its address until it is answered, beside its session's own; its
+            // body is read whole first.
+            let Ok(_place) = ctx.arrive(peer, Transport::SocketIo).admit() else {
+                return closing(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    RefusedConn::TooManyFromAddress.as_str(),
+                );
+            };
+            let req = match whole_body(req, &ctx).await {
                 Ok(req) => req,
                 Err(refused) => return refused,
             };
@@ -214,23 +225,10 @@ async fn admit(
     response
 }
 
-/// A body up to this size that arrives within [`FREE_BODY_TIME`] takes no place of its
-/// address: a polling client's POSTs of its packets, which run beside its session's own
-/// place and its long poll.
-const FREE_BODY_BYTES: u64 = 64 * 1024;
-const FREE_BODY_TIME: Duration = Duration::from_secs(1);
-
 /// `req` with its body read whole, so that socketioxide never waits on a peer's body:
 /// a body larger than [`MAX_PAYLOAD_BYTES`] is refused (413), and one not finished within
-/// the peer timeout is cut off (408, and the HTTP connection closes). A body larger than
-/// [`FREE_BODY_BYTES`], or not finished within [`FREE_BODY_TIME`], takes a place of its
-/// address until it is read (429 when there is none), so that one address cannot hold
-/// more unfinished bodies than it may hold connections.
-async fn whole_body(
-    req: Request,
-    ctx: &Arc<Context>,
-    peer: SocketAddr,
-) -> Result<Request, Response> {
+/// the peer timeout is cut off (408, and the HTTP connection closes).
+async fn whole_body(req: Request, ctx: &Arc<Context>) -> Result<Request, Response> {
     let (parts, body) = req.into_parts();
     let declared = parts
         .headers
@@ -242,35 +240,13 @@ async fn whole_body(
             "request body too large",
         ));
     }
-    let began = tokio::time::Instant::now();
-    let mut read = std::pin::pin!(axum::body::to_bytes(body, MAX_PAYLOAD_BYTES));
-    let free = declared.unwrap_or(0) <= FREE_BODY_BYTES;
-    let mut read_free = None;
-    if free {
-        read_free = tokio::time::timeout(FREE_BODY_TIME, read.as_mut())
-            .await
-            .ok();
-    }
-    let read = match read_free {
-        Some(read) => read,
-        None => {
-            let Ok(_place) = ctx.arrive(peer, Transport::SocketIo).admit() else {
-                return Err(closing(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too many connections from your address",
-                ));
-            };
-            match tokio::time::timeout_at(began + ctx.peer_timeout, read).await {
-                Ok(read) => read,
-                Err(_) => {
-                    debug!("socket.io: request body not finished in time");
-                    return Err(closing(
-                        StatusCode::REQUEST_TIMEOUT,
-                        "request body not finished in time",
-                    ));
-                }
-            }
-        }
+    let read = axum::body::to_bytes(body, MAX_PAYLOAD_BYTES);
+    let Ok(read) = tokio::time::timeout(ctx.peer_timeout, read).await else {
+        debug!("socket.io: request body not finished in time");
+        return Err(closing(
+            StatusCode::REQUEST_TIMEOUT,
+            "request body not finished in time",
+        ));
     };
     match read {
         Ok(bytes) => {
