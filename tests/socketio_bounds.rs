@@ -16,6 +16,10 @@ use tokio_tungstenite::tungstenite::Message;
 
 const PEER_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The tests of this file run one at a time: two of them read the process's resident
+/// memory, which the others would add to.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Sends `head` (and `body`) on a fresh connection.
 async fn send(s: &TestServer, head: &str, body: &[u8]) -> TcpStream {
     let mut tcp = TcpStream::connect(s.server.http_addr()).await.unwrap();
@@ -61,6 +65,7 @@ fn post_head(sid: &str, length: usize) -> String {
 
 #[tokio::test]
 async fn an_unfinished_post_body_is_cut_off_and_an_oversize_one_refused() {
+    let _serial = SERIAL.lock().await;
     let s = TestServer::start_with_peer_timeout(PEER_TIMEOUT).await;
     let sid = handshake(&s).await;
 
@@ -83,6 +88,7 @@ async fn an_unfinished_post_body_is_cut_off_and_an_oversize_one_refused() {
 
 #[tokio::test]
 async fn unfinished_bodies_take_places_of_their_address() {
+    let _serial = SERIAL.lock().await;
     let s = TestServer::start_with(|c| {
         c.ping_interval = Duration::from_millis(200);
         c.peer_timeout = Duration::from_secs(3);
@@ -129,6 +135,7 @@ async fn tcp_from(s: &TestServer, source: &str) -> TcpStream {
 
 #[tokio::test]
 async fn every_long_poll_holds_a_place_of_its_address() {
+    let _serial = SERIAL.lock().await;
     let s = TestServer::start_with(|c| {
         // No ping for a while, so a long poll stays open.
         c.ping_interval = Duration::from_secs(3);
@@ -199,7 +206,7 @@ enum Eio {
         sid: String,
         got: std::collections::VecDeque<String>,
     },
-    Ws(tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>),
+    Ws(Box<tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>>),
 }
 
 /// The body of an HTTP/1.1 answer (the connection closes after it), and its status line.
@@ -236,7 +243,7 @@ impl Eio {
             .await
             .expect("ws handshake in time")
             .expect("ws connects");
-        let mut eio = Eio::Ws(ws);
+        let mut eio = Eio::Ws(Box::new(ws));
         let open = eio.recv().await;
         assert!(open.starts_with("0{"), "{open}");
         eio.connect().await;
@@ -340,12 +347,14 @@ async fn malformed_events_answer_invalid_message(mut eio: Eio) {
 
 #[tokio::test]
 async fn malformed_events_answer_invalid_message_over_polling() {
+    let _serial = SERIAL.lock().await;
     let s = TestServer::start_with_peer_timeout(Duration::from_secs(3)).await;
     malformed_events_answer_invalid_message(Eio::polling(&s).await).await;
 }
 
 #[tokio::test]
 async fn malformed_events_answer_invalid_message_over_websocket() {
+    let _serial = SERIAL.lock().await;
     let s = TestServer::start_with_peer_timeout(Duration::from_secs(3)).await;
     malformed_events_answer_invalid_message(Eio::ws(&s).await).await;
 }
@@ -386,7 +395,7 @@ async fn small_window_ws(s: &TestServer, room: &str, name: &str) -> (Eio, std::n
     .await
     .expect("ws handshake in time")
     .expect("ws connects");
-    let mut eio = Eio::Ws(ws);
+    let mut eio = Eio::Ws(Box::new(ws));
     let open = eio.recv().await;
     assert!(open.starts_with("0{"), "{open}");
     eio.connect().await;
@@ -408,6 +417,7 @@ fn broadcast_name(r: &jam_client::Received) -> &str {
 
 #[tokio::test]
 async fn a_websocket_receiver_that_stops_reading_but_sends_pongs_is_cut_off_and_closed() {
+    let _serial = SERIAL.lock().await;
     const STALL_TIMEOUT: Duration = Duration::from_secs(2);
     const BURST: usize = 200;
     let s = TestServer::start_with(|c| {
@@ -431,7 +441,7 @@ async fn a_websocket_receiver_that_stops_reading_but_sends_pongs_is_cut_off_and_
     // From now on it never reads, and sends a pong every 100 ms (for at most 30 s), so
     // Engine.IO's heartbeat alone would keep it.
     let Eio::Ws(ws) = eio else { unreachable!() };
-    let (mut write, _never_read) = ws.split();
+    let (mut write, _never_read) = (*ws).split();
     let pongs = tokio::spawn(async move {
         for _ in 0..300 {
             if write.send(Message::text("3")).await.is_err() {
@@ -512,4 +522,158 @@ async fn a_websocket_receiver_that_stops_reading_but_sends_pongs_is_cut_off_and_
         }
     }
     pongs.abort();
+}
+
+/// Peak resident memory of this process while `body` runs, sampled every 10 ms.
+async fn peak_rss_during<F: std::future::Future>(body: F) -> (F::Output, u64) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let mut peak = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(jam_server::metrics::resident_bytes().unwrap());
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            peak
+        }
+    });
+    let out = body.await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.await.unwrap();
+    (
+        out,
+        peak.max(jam_server::metrics::resident_bytes().unwrap()),
+    )
+}
+
+#[tokio::test]
+async fn many_long_polling_receivers_that_stop_polling_are_cut_off_within_bounded_memory() {
+    let _serial = SERIAL.lock().await;
+    const N: usize = 40;
+    const BURST: usize = 200;
+    const PEER: Duration = Duration::from_secs(3);
+    const OUTBOX_BYTES: usize = 512 * 1024;
+    let s = TestServer::start_with(|c| {
+        c.ping_interval = Duration::from_secs(1);
+        c.peer_timeout = PEER;
+        c.rate_limit = 100_000;
+        c.rate_burst = 100_000;
+        c.max_connections_per_address = 1_000;
+        c.max_room_size = 64;
+        c.max_message_bytes = 16 * 1024;
+        c.history_bytes = 256 * 1024;
+        c.outbox_bytes = OUTBOX_BYTES;
+    })
+    .await;
+    let mut sender = s.ws().await;
+    let room = create(&mut sender, "S").await;
+    let mut bystander = s.ws().await;
+    bystander.join(&room.room_code, "B", "keys").await.unwrap();
+    next_event(&mut sender).await;
+
+    // N polling members; each keeps polling (and answering pings) until told to stop,
+    // then only posts a pong every 300 ms (for at most 30 s) and never polls again.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut receivers = tokio::task::JoinSet::new();
+    let (stopped_tx, mut stopped_rx) = tokio::sync::mpsc::channel::<()>(N);
+    for i in 0..N {
+        let mut eio = Eio::polling(&s).await;
+        eio.send(&format!(
+            r#"42["session:join",{{"roomCode":"{}","name":"P{i}"}}]"#,
+            room.room_code
+        ))
+        .await;
+        eio.recv_starting(r#"42["session:joined""#).await;
+        let Eio::Polling { addr, sid, .. } = &eio else {
+            unreachable!()
+        };
+        let (addr, sid) = (*addr, sid.clone());
+        let stop = stop.clone();
+        let stopped = stopped_tx.clone();
+        receivers.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = eio.recv() => {}
+                }
+            }
+            let _ = stopped.send(()).await;
+            for _ in 0..100 {
+                let (status, _) = request(addr, &post_head(&sid, 1), b"3").await;
+                if !status.starts_with("HTTP/1.1 200") {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        });
+    }
+    let mut ids = std::collections::HashSet::new();
+    while ids.len() < N {
+        if let jam_protocol::ServerEvent::UserJoined(u) = next_event(&mut sender).await {
+            ids.insert(u.id);
+        }
+    }
+    stop.cancel();
+    for _ in 0..N {
+        tokio::time::timeout(T, stopped_rx.recv())
+            .await
+            .expect("every receiver stops polling in time");
+    }
+
+    let rss_before = jam_server::metrics::resident_bytes().unwrap();
+    let pad = "p".repeat(15_000);
+    let (cut_off, peak) = peak_rss_during(async {
+        // In steps of 20 that the bystander has read before the next: it keeps up, the
+        // receivers that stopped polling do not.
+        let mut got = 0;
+        let burst_began = Instant::now();
+        for i in 0..BURST {
+            sender
+                .broadcast(
+                    &room.room_code,
+                    "note",
+                    &serde_json::json!({"i": i, "pad": pad}),
+                )
+                .await
+                .unwrap();
+            while (i + 1) % 20 == 0 && got <= i {
+                if broadcast_name(&next_broadcast(&mut bystander).await) == "note" {
+                    got += 1;
+                }
+            }
+        }
+        let mut away = std::collections::HashSet::new();
+        while away.len() < N {
+            let r = sender
+                .wait_for(PEER + T, |r| {
+                    matches!(r.event(), jam_protocol::ServerEvent::UserAway { .. })
+                })
+                .await
+                .unwrap_or_else(|_| panic!("{} of {N} cut off", away.len()));
+            if let jam_protocol::ServerEvent::UserAway { user_id } = r.event() {
+                assert!(ids.contains(user_id), "only polling members go away");
+                away.insert(user_id.clone());
+            }
+        }
+        burst_began.elapsed()
+    })
+    .await;
+    let growth = peak.saturating_sub(rss_before);
+    // What the server may hold for them: each one's outbox and Engine.IO buffer hold about
+    // the byte budget each; the rest is headroom.
+    let budget = (N * 2 * OUTBOX_BYTES) as u64 + 32 * 1024 * 1024;
+    eprintln!(
+        "{N} polling receivers cut off {cut_off:?} after the burst began; peak RSS grew {growth} \
+         bytes (budget {budget})"
+    );
+    assert!(cut_off < PEER, "cut off only after {cut_off:?}");
+    assert!(growth < budget, "RSS grew {growth} bytes, over {budget}");
+    // The bystander, which got the whole burst, still gets what comes next.
+    sender
+        .broadcast(&room.room_code, "after", &serde_json::json!({}))
+        .await
+        .unwrap();
+    while broadcast_name(&next_broadcast(&mut bystander).await) != "after" {}
+    receivers.abort_all();
 }
