@@ -157,6 +157,11 @@ fn names_session(query: Option<&str>) -> bool {
         .any(|pair| pair.starts_with("sid="))
 }
 
+/// Whether `query` has the parameter `pair` (`name=value`).
+fn has_pair(query: Option<&str>, pair: &str) -> bool {
+    query.unwrap_or("").split('&').any(|p| p == pair)
+}
+
 /// In front of socketioxide: the origin policy (docs/protocol.md §10) on every request, CORS
 /// for allowed origins (long-polling from a page on another origin is a cross-origin
 /// XHR), and the per-address limit on every new Engine.IO session.
@@ -187,9 +192,12 @@ async fn admit(
         );
         r
     } else {
-        if req.headers().contains_key(header::UPGRADE) && names_session(req.uri().query()) {
-            // The upgrade of a session to WebSocket is answered at once, and the
-            // WebSocket rides on its session's place.
+        if req.method() == Method::GET
+            && names_session(req.uri().query())
+            && has_pair(req.uri().query(), "transport=websocket")
+        {
+            // The upgrade of a session to WebSocket is answered at once (101, or an
+            // error), and the WebSocket rides on its session's place.
             next.run(req).await
         } else if names_session(req.uri().query()) {
             // A request to an existing session (a long poll, a POST of packets) holds a
@@ -1123,5 +1131,13 @@ mod tests {
         assert!(!names_session(Some("EIO=4&transport=websocket")));
         assert!(!names_session(Some("EIO=4&xsid=1")));
         assert!(!names_session(None));
+        assert!(has_pair(
+            Some("EIO=4&transport=websocket&sid=abc"),
+            "transport=websocket"
+        ));
+        assert!(!has_pair(
+            Some("EIO=4&transport=polling&x=transport=websocket"),
+            "transport=websocket"
+        ));
     }
 }
