@@ -323,9 +323,10 @@ impl Eio {
 /// Every kind of malformed EVENT packet answers `invalid_message` (to its
 /// acknowledgement, and as an `error` event), and the session stays usable.
 async fn malformed_events_answer_invalid_message(mut eio: Eio) {
-    // Data that does not start an array or object carries no acknowledgement id.
-    for bad in [r#""hello""#, "7", ""] {
-        eio.send(&format!("42{bad}")).await;
+    // Data that does not start an array or object carries no acknowledgement id; the
+    // last three are no Socket.IO packet at all.
+    for bad in [r#"2"hello""#, "27", "2", "", "9", "x"] {
+        eio.send(&format!("4{bad}")).await;
         let error = eio.recv_starting(r#"42["error""#).await;
         assert!(error.contains("invalid_message"), "{bad}: {error}");
     }

@@ -379,12 +379,19 @@ const MALFORMED: &str = "[malformed]";
 /// An Engine.IO packet (`4` + a Socket.IO packet) as socketioxide may read it: an EVENT
 /// packet (`2`, then an optional `/namespace,`, an optional acknowledgement id) whose
 /// data is not a JSON array starting with a name is rewritten to the EVENT
-/// `[`[`MALFORMED`]`]` with the same namespace and acknowledgement id; everything else
-/// is returned as it is. The packet is read as socketioxide's parser reads it
+/// `[`[`MALFORMED`]`]` with the same namespace and acknowledgement id, and so is a
+/// message with no Socket.IO packet type or an unknown one; everything else is `None`
+/// (passed on as it is). The packet is read as socketioxide's parser reads it
 /// (`socketioxide-parser-common`, `de.rs`: `read_nsp`, `read_ack`; `value/de.rs`:
 /// `read_event`).
 fn checked_packet(packet: &str) -> Option<String> {
-    let rest = packet.strip_prefix("42")?;
+    let sio = packet.strip_prefix('4')?;
+    // No Socket.IO packet type at all, or none socketioxide knows: it would end the
+    // session on these too (`de.rs`, `deserialize_packet`).
+    if !sio.starts_with(|c: char| ('0'..='6').contains(&c)) {
+        return Some(format!("42[\"{MALFORMED}\"]"));
+    }
+    let rest = sio.strip_prefix('2')?;
     let (ns, rest) = if rest.starts_with('/') {
         match rest.find(',') {
             Some(comma) => (&rest[..comma], &rest[comma + 1..]),
@@ -1033,6 +1040,9 @@ mod tests {
             (r#"4217"x""#, r#"42["[malformed]"]"#),
             ("42/room,9{}", r#"42/room,9["[malformed]"]"#),
             ("42/room", r#"42/room,["[malformed]"]"#),
+            ("4", r#"42["[malformed]"]"#),
+            ("49[]", r#"42["[malformed]"]"#),
+            ("4x", r#"42["[malformed]"]"#),
         ] {
             assert_eq!(checked_packet(packet).as_deref(), Some(want), "{packet}");
             let args = want.trim_start_matches(|c: char| c != '[');
