@@ -29,6 +29,7 @@ use crate::room::Hub;
 use crate::stall::StallLimit;
 use crate::stats::Stats;
 use crate::tls::{self, CertSource};
+use crate::transport::sio::{self, EventCheck};
 use crate::transport::wt::{self, WtConfig, WtServer};
 
 /// A server that is up and serving.
@@ -441,20 +442,32 @@ async fn serve_http(
             warn!(error = %e, "could not set TCP_NODELAY");
         }
         let only_health = overflow.is_some();
+        // Engine.IO over WebSocket has its malformed events answered, not fatal.
+        let tcp = EventCheck::new(tcp);
+        let socket_io_upgrade = tcp.switch();
         // The socket's places live as long as it does, through an upgrade too.
         let io = TokioIo::new(StallLimit::holding(
             tcp,
             ctx.peer_timeout,
             (place, overflow),
         ));
-        // An upgraded socket (WebSocket, Engine.IO over WebSocket) answers to its
-        // transport's own slow-consumer rule instead.
+        // A socket upgraded to the WebSocket endpoint answers to its own slow-consumer
+        // rule instead. Engine.IO over WebSocket keeps the deadline: engineioxide's
+        // writer has none, and would wait on a peer that stopped reading for ever.
         let upgraded = io.inner().switch();
         let app = app.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
             request.extensions_mut().insert(ConnectInfo(peer));
             if request.headers().contains_key(hyper::header::UPGRADE) {
-                upgraded.store(true, std::sync::atomic::Ordering::Relaxed);
+                if request
+                    .uri()
+                    .path()
+                    .starts_with(sio::PATH.trim_end_matches('/'))
+                {
+                    socket_io_upgrade.store(true, std::sync::atomic::Ordering::Relaxed);
+                } else {
+                    upgraded.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
             }
             let refuse = only_health && !is_health_path(request.uri().path());
             let app = app.clone();

@@ -1,7 +1,9 @@
 //! A socket whose writes make no progress for a deadline fails: a peer that sends
 //! requests (or keeps a connection open) but never reads its answers holds its socket
-//! for at most that long once the kernel's buffers are full. Reads pass through
-//! untouched; what the deadline should be is the caller's choice, and it can be switched
+//! for at most that long once the kernel's buffers are full. Once a write has failed so,
+//! every later write and read fails at once too, so that whatever holds the socket (a
+//! writer that goes on to its next message, a reader the peer keeps busy) lets it go.
+//! Reads pass through untouched until then; what the deadline should be is the caller's choice, and it can be switched
 //! off for good (a socket upgraded to a transport with its own slow-consumer rule). The
 //! wrapper can also hold something that must live exactly as long as the socket (a place
 //! in a count).
@@ -29,6 +31,8 @@ pub struct StallLimit<T, H = ()> {
     /// Armed while a write waits, from the moment it first had to; `None` once a write
     /// goes through, so the path of a socket that keeps up pays one branch.
     stalled: Option<Pin<Box<Sleep>>>,
+    /// A write has waited past the deadline: the socket is finished.
+    dead: bool,
 }
 
 impl<T> StallLimit<T> {
@@ -47,6 +51,7 @@ impl<T, H> StallLimit<T, H> {
             off: Arc::new(AtomicBool::new(false)),
             deadline,
             stalled: None,
+            dead: false,
         }
     }
 
@@ -71,11 +76,14 @@ impl<T, H> StallLimit<T, H> {
             .stalled
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(Instant::now() + deadline)));
         ready!(sleep.as_mut().poll(cx));
-        Poll::Ready(Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "the peer stopped reading",
-        )))
+        self.stalled = None;
+        self.dead = true;
+        Poll::Ready(Err(stopped_reading()))
     }
+}
+
+fn stopped_reading() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "the peer stopped reading")
 }
 
 impl<T: AsyncRead + Unpin, H: Unpin> AsyncRead for StallLimit<T, H> {
@@ -84,6 +92,9 @@ impl<T: AsyncRead + Unpin, H: Unpin> AsyncRead for StallLimit<T, H> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.dead {
+            return Poll::Ready(Err(stopped_reading()));
+        }
         Pin::new(&mut self.io).poll_read(cx, buf)
     }
 }
@@ -95,6 +106,9 @@ impl<T: AsyncWrite + Unpin, H: Unpin> AsyncWrite for StallLimit<T, H> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
+        if this.dead {
+            return Poll::Ready(Err(stopped_reading()));
+        }
         let poll = Pin::new(&mut this.io).poll_write(cx, buf);
         this.gate(cx, poll)
     }
@@ -105,6 +119,9 @@ impl<T: AsyncWrite + Unpin, H: Unpin> AsyncWrite for StallLimit<T, H> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
+        if this.dead {
+            return Poll::Ready(Err(stopped_reading()));
+        }
         let poll = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
         this.gate(cx, poll)
     }
@@ -115,6 +132,9 @@ impl<T: AsyncWrite + Unpin, H: Unpin> AsyncWrite for StallLimit<T, H> {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if this.dead {
+            return Poll::Ready(Err(stopped_reading()));
+        }
         let poll = Pin::new(&mut this.io).poll_flush(cx);
         this.gate(cx, poll)
     }
@@ -140,6 +160,16 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         assert!(started.elapsed() >= deadline);
         assert!(started.elapsed() < deadline * 10);
+        // Finished: the next write, and a read, fail at once.
+        let again = Instant::now();
+        let err = near.write_all(&[0; 1]).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        let mut byte = [0; 1];
+        let err = tokio::io::AsyncReadExt::read(&mut near, &mut byte)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(again.elapsed() < deadline);
 
         let (near, mut far) = tokio::io::duplex(64);
         let mut near = StallLimit::new(near, deadline);

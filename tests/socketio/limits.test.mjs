@@ -79,13 +79,15 @@ test('origins: a page from another origin is refused with 403 before any message
 });
 
 test('per-address cap: one more Engine.IO session is refused with 429; a closed one frees its place', async () => {
-  await withServer(['--max-connections-per-address', '2'], async (srv, s) => {
+  await withServer(['--max-connections-per-address', '4'], async (srv, s) => {
+    // a polls first: its session, its long poll and a POST take up to three places.
     const a = s.connect(srv.url);
-    const b = s.connect(srv.url, { transports: ['websocket'] });
     await connected(a);
-    await connected(b);
-    // a's upgrade to WebSocket belongs to its admitted session: it takes no second place.
+    // a's upgrade to WebSocket belongs to its admitted session: it takes no second place,
+    // and the polls are over.
     if (a.io.engine.transport.name !== 'websocket') await next(a.io.engine, 'upgrade');
+    const others = [1, 2, 3].map(() => s.connect(srv.url, { transports: ['websocket'] }));
+    for (const o of others) await connected(o);
     for (const transports of [['polling', 'websocket'], ['websocket']]) {
       const c = s.connect(srv.url, { transports, reconnection: false });
       assert.match(await ended(c), /^connect_error/, transports.join());
@@ -97,7 +99,8 @@ test('per-address cap: one more Engine.IO session is refused with 429; a closed 
     // The place comes back once the server has closed a's session.
     const deadline = Date.now() + T;
     for (;;) {
-      const d = s.connect(srv.url, { reconnection: false });
+      // A polling client would need a place for its polls too.
+      const d = s.connect(srv.url, { transports: ['websocket'], reconnection: false });
       const outcome = await Promise.race([
         next(d, 'connect').then(() => 'connect'),
         next(d, 'connect_error').then(() => 'refused'),
