@@ -58,6 +58,7 @@ const CRATES: &[(&str, &[&str])] = &[
         &[
             "stats",
             "addresses",
+            "handshakes",
             "descriptors",
             "stall",
             "clock",
