@@ -328,7 +328,12 @@ impl Config {
             1,
             1_000_000,
         )?;
-        between("--max-handshakes", self.max_handshakes as u64, 1, 10_000_000)?;
+        between(
+            "--max-handshakes",
+            self.max_handshakes as u64,
+            1,
+            10_000_000,
+        )?;
         between(
             "--http-buffer-bytes",
             self.http_buffer_bytes as u64,

@@ -215,7 +215,12 @@ impl Context {
 
     /// QUIC handshakes: `policy` for unproven sources, at most `per_address` in progress
     /// from one address (IPv6: /64) and `total` on the whole server.
-    pub fn with_handshakes(mut self, policy: RetryPolicy, per_address: usize, total: usize) -> Self {
+    pub fn with_handshakes(
+        mut self,
+        policy: RetryPolicy,
+        per_address: usize,
+        total: usize,
+    ) -> Self {
         self.handshakes = HandshakeGate::new(policy, per_address, total);
         self
     }

@@ -230,7 +230,10 @@ mod tests {
             panic!("an idle address's first Initial is taken on trust");
         };
         assert!(matches!(gate.decide(a, false), Decision::Retry));
-        assert!(matches!(gate.decide(ip("192.0.2.2"), false), Decision::Accept(_)));
+        assert!(matches!(
+            gate.decide(ip("192.0.2.2"), false),
+            Decision::Accept(_)
+        ));
         // Validated, the same address gets its own places up to the cap.
         let held: Vec<_> = (0..3)
             .map(|_| match gate.decide(a, true) {
@@ -253,12 +256,24 @@ mod tests {
             .map(|i| gate.decide(ip(&format!("192.0.2.{i}")), false))
             .collect();
         assert!(held.iter().all(|d| matches!(d, Decision::Accept(_))));
-        assert!(matches!(gate.decide(ip("192.0.2.9"), false), Decision::Retry));
-        assert!(matches!(gate.decide(ip("192.0.2.9"), true), Decision::Accept(_)));
+        assert!(matches!(
+            gate.decide(ip("192.0.2.9"), false),
+            Decision::Retry
+        ));
+        assert!(matches!(
+            gate.decide(ip("192.0.2.9"), true),
+            Decision::Accept(_)
+        ));
 
         let always = HandshakeGate::new(RetryPolicy::Always, 4, 8);
-        assert!(matches!(always.decide(ip("192.0.2.1"), false), Decision::Retry));
-        assert!(matches!(always.decide(ip("192.0.2.1"), true), Decision::Accept(_)));
+        assert!(matches!(
+            always.decide(ip("192.0.2.1"), false),
+            Decision::Retry
+        ));
+        assert!(matches!(
+            always.decide(ip("192.0.2.1"), true),
+            Decision::Accept(_)
+        ));
     }
 
     #[test]
@@ -268,12 +283,18 @@ mod tests {
         let same_64 = ip("2001:db8::2");
         let _one = gate.decide(a, false);
         let _two = gate.decide(same_64, false);
-        assert!(matches!(gate.decide(a, false), Decision::Refuse), "the /64's cap");
+        assert!(
+            matches!(gate.decide(a, false), Decision::Refuse),
+            "the /64's cap"
+        );
         let _three = gate.decide(ip("192.0.2.1"), true);
         assert!(
             matches!(gate.decide(ip("192.0.2.2"), true), Decision::Refuse),
             "the server's cap"
         );
-        assert_eq!((gate.retries(), gate.refused(), gate.in_progress()), (0, 2, 3));
+        assert_eq!(
+            (gate.retries(), gate.refused(), gate.in_progress()),
+            (0, 2, 3)
+        );
     }
 }
