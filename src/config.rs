@@ -498,7 +498,7 @@ mod tests {
         assert_eq!((c.room_create_burst, c.room_creates_per_minute), (20, 20));
         assert_eq!(c.max_away_seats_per_address, 32);
         assert_eq!(c.quic_retry, RetryPolicy::Auto);
-        assert_eq!((c.max_handshakes_per_address, c.max_handshakes), (8, 1024));
+        assert_eq!((c.max_handshakes_per_address, c.max_handshakes), (32, 1024));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::addresses::{AddressCounts, AddressKey};
 
 /// Handshakes in progress from one address (IPv6: /64), by default
 /// (`--max-handshakes-per-address`).
-pub const DEFAULT_PER_ADDRESS: usize = 8;
+pub const DEFAULT_PER_ADDRESS: usize = 32;
 /// Handshakes in progress on the whole server, by default (`--max-handshakes`).
 pub const DEFAULT_TOTAL: usize = 1024;
 
