@@ -45,6 +45,7 @@ const CRATES: &[(&str, &[&str])] = &[
             "idle_spin",
             "wire",
             "summary",
+            "hostile",
             "target",
             "ledger",
             "monitor",
