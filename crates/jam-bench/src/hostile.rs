@@ -4,9 +4,10 @@
 //!
 //! - `127.0.0.2` opens as many WebSocket connections as the default per-address cap
 //!   allows (64) and holds them;
-//! - `127.0.0.3` creates rooms and fills each one's history with 1 MiB of 8 KiB messages;
-//! - `127.0.0.4` makes slow readers: a member that stops reading while another member of
-//!   its room sends it 8 KiB messages;
+//! - `127.0.0.3` creates rooms and fills each one's history with 1 MiB of 8 KiB messages
+//!   (16 connections, 4 rooms each, 100 messages a second each);
+//! - `127.0.0.4` makes 8 slow readers: a member that stops reading while another member
+//!   of its room sends it 8 KiB messages (200 a second, 8 MiB at most);
 //! - `127.0.0.5` floods `clock:ping` requests (2,000 a second per connection);
 //! - `127.0.0.6` sends QUIC client Initials (each with its own connection id, caught from
 //!   the client) and never finishes a handshake (1,000 a second).
@@ -37,13 +38,15 @@ const FLOOD_CONNECTIONS: usize = 64;
 const HISTORY_CONNECTIONS: usize = 16;
 const HISTORY_ROOMS_EACH: usize = 4;
 /// Messages of [`BIG_PAYLOAD`] bytes that fill one history (1 MiB, the default
-/// `--history-bytes`).
+/// `--history-bytes`), one every 10 ms from each connection.
 const HISTORY_MESSAGES: usize = 128;
 /// Payload of the history and slow-reader messages.
 const BIG_PAYLOAD: usize = 8 * 1024;
-/// Slow readers, and what is sent to each at most (8 MiB, twice the default outbox).
+/// Slow readers, what is sent to each at most (8 MiB, twice the default outbox), and how
+/// many every 10 ms.
 const SLOW_READERS: usize = 8;
 const SLOW_MESSAGES: usize = 1024;
+const SLOW_PER_TICK: usize = 2;
 /// `clock:ping` flooders, and what each sends per 10 ms tick and at most.
 const PING_CONNECTIONS: usize = 4;
 const PINGS_PER_TICK: usize = 20;
@@ -336,10 +339,12 @@ async fn history(url: String, i: usize, deadline: tokio::time::Instant, tally: A
             Tally::add(&tally.history_rooms, 1);
             let (mut sink, stream) = ws.split();
             let reader = drain(stream, deadline);
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
             for _ in 0..HISTORY_MESSAGES {
                 if tokio::time::Instant::now() >= deadline {
                     break;
                 }
+                tick.tick().await;
                 sink.send(big_message(&code, &pad)).await?;
                 Tally::add(&tally.history_bytes, BIG_PAYLOAD as u64);
             }
@@ -347,10 +352,7 @@ async fn history(url: String, i: usize, deadline: tokio::time::Instant, tally: A
             reader.abort();
             Ok::<_, anyhow::Error>(())
         };
-        if let Err(e) = tokio::time::timeout_at(deadline, r)
-            .await
-            .unwrap_or(Ok(()))
-        {
+        if let Err(e) = tokio::time::timeout_at(deadline, r).await.unwrap_or(Ok(())) {
             tally.error("history fill", e);
             return;
         }
@@ -359,7 +361,7 @@ async fn history(url: String, i: usize, deadline: tokio::time::Instant, tally: A
 
 /// From 127.0.0.4: a member creates a room, reads its answer and then nothing more; a
 /// second member joins and sends it [`SLOW_MESSAGES`] of [`BIG_PAYLOAD`] bytes at most,
-/// at the server's event budget (1,000 a second), until the deadline.
+/// [`SLOW_PER_TICK`] every 10 ms, until the deadline.
 async fn slow_reader(url: String, deadline: tokio::time::Instant, tally: Arc<Tally>) {
     let r = async {
         let mut stalled = ws_from(attacker(4), &url).await?;
@@ -380,7 +382,7 @@ async fn slow_reader(url: String, deadline: tokio::time::Instant, tally: Arc<Tal
         let mut sent = 0;
         while sent < SLOW_MESSAGES && tokio::time::Instant::now() < deadline {
             tick.tick().await;
-            for _ in 0..10 {
+            for _ in 0..SLOW_PER_TICK {
                 sink.send(big_message(&code, &pad)).await?;
                 Tally::add(&tally.slow_bytes, BIG_PAYLOAD as u64);
                 sent += 1;

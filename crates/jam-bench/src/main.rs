@@ -309,9 +309,9 @@ fn missing<'a>(json: &Value, keys: &[&'a str]) -> Vec<&'a str> {
     keys.iter()
         .copied()
         .filter(|key| {
-            !key.split('.')
+            key.split('.')
                 .try_fold(json, |v, k| v.get(k))
-                .is_some_and(|v| !v.is_null())
+                .is_none_or(Value::is_null)
         })
         .collect()
 }
@@ -382,13 +382,20 @@ async fn smoke(args: &Args, epoch: Instant) -> Result<ExitCode> {
             emit(&a, &quiet);
             emit(&a, &attacked);
             let json: Value = serde_json::from_str(&attacked.json())?;
-            for key in missing(&json, REQUIRED).into_iter().chain(missing(&json, REQUIRED_HOSTILE)) {
+            for key in missing(&json, REQUIRED)
+                .into_iter()
+                .chain(missing(&json, REQUIRED_HOSTILE))
+            {
                 problems.push(format!("hostile: the JSON report has no `{key}`"));
             }
             if attacked.deliveries_received == 0 || !attacked.server.running {
                 problems.push("hostile: nothing delivered, or the server died".into());
             }
-            if attacked.hostile.as_ref().is_some_and(|h| h.attacks.quic_initials == 0) {
+            if attacked
+                .hostile
+                .as_ref()
+                .is_some_and(|h| h.attacks.quic_initials == 0)
+            {
                 problems.push("hostile: no QUIC Initial was sent".into());
             }
         }
