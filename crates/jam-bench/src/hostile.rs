@@ -31,6 +31,8 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use crate::procfs::{self, Proc};
+
 /// WebSocket connections the flood holds: the server's default per-address cap (the
 /// bench lifts the caps for its players, who all come from 127.0.0.1).
 const FLOOD_CONNECTIONS: usize = 64;
@@ -99,6 +101,8 @@ pub struct AttackReport {
     pub server_slow_consumers: Option<u64>,
     /// `jam_connections_refused_total`, every reason, at the end.
     pub server_connections_refused: Option<u64>,
+    /// CPU time of the attackers' thread, µs (it shares the bench's CPUs).
+    pub attacker_cpu_us: Option<u64>,
     /// The first few errors the attackers met (refusals included).
     pub errors: Vec<String>,
 }
@@ -188,6 +192,7 @@ async fn run(plan: Plan, until: Instant) -> AttackReport {
         pings: get(&tally.pings),
         quic_initials: get(&tally.quic_initials),
         quic_retries_received: get(&tally.quic_retries),
+        attacker_cpu_us: procfs::cpu_us(Proc::Thread),
         errors: tally
             .errors
             .lock()

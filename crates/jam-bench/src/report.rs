@@ -668,6 +668,12 @@ impl Report {
                     opt(a.server_connections_refused)
                 ),
             );
+            row(
+                "attackers' CPU",
+                a.attacker_cpu_us.map_or("?".into(), |us| {
+                    format!("{:.0} ms, on the bench's CPUs", us as f64 / 1000.0)
+                }),
+            );
             for e in &a.errors {
                 row("attacker error", e.clone());
             }
