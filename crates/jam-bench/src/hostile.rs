@@ -53,8 +53,9 @@ const SLOW_PER_TICK: usize = 2;
 const PING_CONNECTIONS: usize = 4;
 const PINGS_PER_TICK: usize = 20;
 const PINGS_EACH: u64 = 40_000;
-/// Distinct QUIC Initials caught, sent per 10 ms tick, and sent at most.
-const QUIC_INITIALS: usize = 256;
+/// Distinct QUIC Initials caught (twice the server's default `--max-handshakes`, so that
+/// without Retry they fill it), sent per 10 ms tick, and sent at most.
+const QUIC_INITIALS: usize = 2048;
 const QUIC_PER_TICK: usize = 10;
 const QUIC_MAX: u64 = 30_000;
 
@@ -434,7 +435,9 @@ async fn pings(url: String, deadline: tokio::time::Instant, tally: Arc<Tally>) {
 /// Retry packets that come back are counted.
 async fn quic(server: SocketAddr, deadline: tokio::time::Instant, tally: Arc<Tally>) {
     let r = async {
+        let caught = Instant::now();
         let initials = jam_client::client_initials(QUIC_INITIALS, Duration::from_secs(5)).await?;
+        tracing::info!(n = initials.len(), took = ?caught.elapsed(), "QUIC Initials caught");
         anyhow::ensure!(!initials.is_empty(), "no Initial caught");
         let socket = Arc::new(UdpSocket::bind(SocketAddr::new(attacker(6), 0)).await?);
         let counter = {
