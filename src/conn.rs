@@ -3,8 +3,10 @@
 //! server-wide connection cap and the per-address slots (a TCP socket on the HTTP port is
 //! counted when accepted, a session when admitted, after its handshake), the connection
 //! id and tracing span, the per-transport gauge, the session with its outbox, and the close logged once with its reason ([`Arrival`],
-//! [`Admission`]). Transports keep their handshakes, framing and close codes; they
-//! decide *when* to check, never *what* is counted. This module knows none of them.
+//! [`Admission`]), and the gate QUIC Initials pass before any of that
+//! ([`Context::handshakes`], `crate::handshakes`). Transports keep their handshakes,
+//! framing and close codes; they decide *when* to check, never *what* is counted. This
+//! module knows none of them.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
