@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::handshakes::{self, RetryPolicy};
 use crate::history::HistoryLimits;
 use crate::origins::{BadOrigin, OriginPolicy};
 use crate::room::Limits;
@@ -209,6 +210,23 @@ pub struct Config {
     )]
     pub max_http_connections_per_address: usize,
 
+    /// When a QUIC Initial from a source address not yet proven is answered with a Retry
+    /// (one more round trip; nothing kept for it): `auto` when its address (or /64)
+    /// already has a handshake in progress or a quarter of `--max-handshakes` are in
+    /// progress, `always`, or `never`.
+    #[arg(long, env = "JAM_QUIC_RETRY", default_value = "auto")]
+    pub quic_retry: RetryPolicy,
+
+    /// Most QUIC handshakes in progress from one IP address (or IPv6 /64); an Initial
+    /// beyond it is retried (unproven source) or refused.
+    #[arg(long, env = "JAM_MAX_HANDSHAKES_PER_ADDRESS", default_value_t = handshakes::DEFAULT_PER_ADDRESS)]
+    pub max_handshakes_per_address: usize,
+
+    /// Most QUIC handshakes in progress on the whole server; an Initial beyond it is
+    /// retried (unproven source) or refused.
+    #[arg(long, env = "JAM_MAX_HANDSHAKES", default_value_t = handshakes::DEFAULT_TOTAL)]
+    pub max_handshakes: usize,
+
     /// Largest read-ahead and write buffer of one HTTP connection in bytes: requests
     /// pipelined beyond it wait unread until the answers before them are taken.
     #[arg(long, env = "JAM_HTTP_BUFFER_BYTES", default_value_t = 64 * 1024)]
@@ -371,6 +389,18 @@ impl Config {
             self.max_http_connections_per_address as u64,
             1,
             1_000_000,
+        )?;
+        between(
+            "--max-handshakes-per-address",
+            self.max_handshakes_per_address as u64,
+            1,
+            1_000_000,
+        )?;
+        between(
+            "--max-handshakes",
+            self.max_handshakes as u64,
+            1,
+            10_000_000,
         )?;
         between(
             "--http-buffer-bytes",
@@ -567,6 +597,8 @@ mod tests {
         assert_eq!((c.max_rooms, c.history_budget), (2000, 128 * 1024 * 1024));
         assert_eq!((c.room_create_burst, c.room_creates_per_minute), (20, 20));
         assert_eq!(c.max_away_seats_per_address, 32);
+        assert_eq!(c.quic_retry, RetryPolicy::Auto);
+        assert_eq!((c.max_handshakes_per_address, c.max_handshakes), (32, 1024));
     }
 
     #[test]
@@ -645,6 +677,8 @@ mod tests {
             ("--room-create-burst", "0"),
             ("--room-creates-per-minute", "0"),
             ("--max-away-seats-per-address", "1000001"),
+            ("--max-handshakes-per-address", "0"),
+            ("--max-handshakes", "0"),
         ] {
             match refusal(&[flag, value]) {
                 ConfigError::OutOfRange { flag: f, .. } => assert_eq!(f, flag),

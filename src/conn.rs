@@ -3,8 +3,10 @@
 //! server-wide connection cap and the per-address slots (a TCP socket on the HTTP port is
 //! counted when accepted, a session when admitted, after its handshake), the connection
 //! id and tracing span, the per-transport gauge, the session with its outbox, and the close logged once with its reason ([`Arrival`],
-//! [`Admission`]). Transports keep their handshakes, framing and close codes; they
-//! decide *when* to check, never *what* is counted. This module knows none of them.
+//! [`Admission`]), and the gate QUIC Initials pass before any of that
+//! ([`Context::handshakes`], `crate::handshakes`). Transports keep their handshakes,
+//! framing and close codes; they decide *when* to check, never *what* is counted. This
+//! module knows none of them.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -21,6 +23,7 @@ use tracing::{debug, info, info_span, Span};
 
 use crate::addresses::{AddressCounts, AddressKey};
 use crate::cluster::Cluster;
+use crate::handshakes::{self, HandshakeGate, RetryPolicy};
 use crate::origins::{OriginPolicy, RefusedOrigins};
 use crate::outbox::{
     Bounds, CloseReason, DatagramSink, Inbox, Outbox, Queued, DEFAULT_BUDGET_BYTES,
@@ -56,6 +59,8 @@ pub struct Context {
     /// Connections accepted over [`Context::open`]'s cap to answer `/healthz` and
     /// `/metrics` only.
     overflow: Arc<Budget>,
+    /// QUIC handshakes in progress, and whether a new one is retried.
+    handshakes: HandshakeGate,
     /// The web origins allowed to connect.
     pub origins: OriginPolicy,
     /// The rate-limited log of refused origins (connections and `/connect`).
@@ -200,6 +205,11 @@ impl Context {
             tcp_addresses: Arc::new(AddressCounts::new(usize::MAX)),
             open: Budget::new(usize::MAX),
             overflow: Budget::new(OVERFLOW_CONNECTIONS),
+            handshakes: HandshakeGate::new(
+                RetryPolicy::Auto,
+                handshakes::DEFAULT_PER_ADDRESS,
+                handshakes::DEFAULT_TOTAL,
+            ),
             origins,
             refused_origins: RefusedOrigins::default(),
             cluster: None,
@@ -213,6 +223,23 @@ impl Context {
         self.open = Budget::new(max);
         self.tcp_addresses = Arc::new(AddressCounts::new(max_tcp_per_address));
         self
+    }
+
+    /// QUIC handshakes: `policy` for unproven sources, at most `per_address` in progress
+    /// from one address (IPv6: /64) and `total` on the whole server.
+    pub fn with_handshakes(
+        mut self,
+        policy: RetryPolicy,
+        per_address: usize,
+        total: usize,
+    ) -> Self {
+        self.handshakes = HandshakeGate::new(policy, per_address, total);
+        self
+    }
+
+    /// The QUIC handshakes in progress, and what to do with a new one.
+    pub fn handshakes(&self) -> &HandshakeGate {
+        &self.handshakes
     }
 
     /// A place for one more connection from `ip`, or `None` when its address (or /64)

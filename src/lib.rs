@@ -15,6 +15,7 @@
 //!   stats, clock           server-wide counters; the server clock (serverTime)
 //!   addresses              an address as the per-address limits count it (IPv6: its /64),
 //!                          and the count every per-address cap keeps
+//!   handshakes             QUIC handshakes in progress: Retry or accept, per-address caps
 //!   descriptors            the descriptor limit: raised to the hard one, sizes the cap
 //!   stall                  a socket whose writes make no progress fails after a deadline
 //!   private_file           writing a secret readable by the server's user only (0600)
@@ -71,6 +72,7 @@ pub mod conn;
 pub mod credentials;
 pub mod descriptors;
 pub mod followup;
+pub mod handshakes;
 pub mod history;
 pub mod http;
 pub mod metrics;

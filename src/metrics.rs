@@ -206,7 +206,19 @@ impl Collector for ServerCollector {
                 ("address_limit", get(&stats.refused_address)),
                 ("server_limit", get(&stats.refused_server_full)),
                 ("http_address_limit", get(&stats.refused_tcp_address)),
+                ("handshake_limit", self.ctx.handshakes().refused()),
             ],
+        )?;
+        out.gauge(
+            "jam_quic_handshakes",
+            "QUIC handshakes in progress (--max-handshakes, --max-handshakes-per-address).",
+            None,
+            self.ctx.handshakes().in_progress() as u64,
+        )?;
+        out.counter(
+            "jam_quic_retries",
+            "QUIC Initials from sources not yet proven answered with a Retry (--quic-retry).",
+            self.ctx.handshakes().retries(),
         )?;
         let errors: Vec<(&'static str, u64)> = ErrorCode::ALL
             .iter()

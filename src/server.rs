@@ -118,7 +118,12 @@ impl RunningServer {
             )
             .with_connection_caps(max_connections, config.max_http_connections_per_address)
             .with_outbox_bytes(config.outbox_bytes)
-            .with_cluster(cluster.clone()),
+            .with_cluster(cluster.clone())
+            .with_handshakes(
+                config.quic_retry,
+                config.max_handshakes_per_address,
+                config.max_handshakes,
+            ),
         );
 
         let listener = tokio::net::TcpListener::bind(config.http_addr)
@@ -201,6 +206,9 @@ impl RunningServer {
         info!(
             max_connections,
             max_http_connections_per_address = config.max_http_connections_per_address,
+            quic_retry = %config.quic_retry,
+            max_handshakes_per_address = config.max_handshakes_per_address,
+            max_handshakes = config.max_handshakes,
             "connection caps"
         );
         info!(store = store.kind(), node = %node, "room store");

@@ -55,3 +55,14 @@ fn connection_caps_out_of_range_are_refused_with_the_flag_named() {
     let err = refused(&["--http-buffer-bytes", "4096"]);
     assert!(err.contains("--http-buffer-bytes is 4096"), "{err}");
 }
+
+#[test]
+fn quic_retry_and_handshake_caps_out_of_range_are_refused_with_the_flag_named() {
+    let err = refused(&["--quic-retry", "sometimes"]);
+    assert!(err.contains("--quic-retry"), "{err}");
+    assert!(err.contains("auto, always or never"), "{err}");
+    let err = refused(&["--max-handshakes-per-address", "0"]);
+    assert!(err.contains("--max-handshakes-per-address is 0"), "{err}");
+    let err = refused(&["--max-handshakes", "0"]);
+    assert!(err.contains("--max-handshakes is 0"), "{err}");
+}

@@ -45,6 +45,7 @@ const CRATES: &[(&str, &[&str])] = &[
             "idle_spin",
             "wire",
             "summary",
+            "hostile",
             "target",
             "ledger",
             "monitor",
@@ -58,6 +59,7 @@ const CRATES: &[(&str, &[&str])] = &[
         &[
             "stats",
             "addresses",
+            "handshakes",
             "descriptors",
             "stall",
             "clock",

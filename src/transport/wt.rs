@@ -20,6 +20,7 @@ use wtransport::stream::SendStream;
 use wtransport::{Connection, Endpoint, ServerConfig, VarInt};
 
 use crate::conn::{until, Admission, Arrival, Context};
+use crate::handshakes::{Decision, HandshakePlace};
 use crate::outbox::{CloseReason, DatagramSink, Inbox, Outbox, Path};
 use crate::session::Session;
 use crate::stats::Transport;
@@ -174,8 +175,22 @@ pub async fn run(wt: Arc<WtServer>, ctx: Arc<Context>) {
             _ = ctx.shutdown.cancelled() => return,
             incoming = wt.endpoint.accept() => incoming,
         };
-        let ctx2 = ctx.clone();
-        ctx.tracker.spawn(handle_incoming(incoming, ctx2));
+        // An Initial's source address is not proven until a Retry token comes back: a
+        // handshake counts against an address only once it is, or while the server can
+        // take it on trust (crate::handshakes).
+        let peer = incoming.remote_address();
+        let validated = incoming.remote_address_validated();
+        match ctx.handshakes().decide(peer.ip(), validated) {
+            Decision::Accept(place) => {
+                let ctx2 = ctx.clone();
+                ctx.tracker.spawn(handle_incoming(incoming, place, ctx2));
+            }
+            Decision::Retry => incoming.retry(),
+            Decision::Refuse => {
+                debug!(%peer, "too many handshakes in progress; refused");
+                incoming.refuse();
+            }
+        }
     }
 }
 
@@ -219,13 +234,14 @@ impl DatagramSink for WtDatagrams {
 /// session carries only `serve` (its cell shrinks from 3.9 to 1.3 KiB).
 fn handle_incoming(
     incoming: IncomingSession,
+    place: HandshakePlace,
     ctx: Arc<Context>,
 ) -> impl Future<Output = ()> + Send + 'static {
     // The address's place is taken at once, and refused (with 429) only after the origin
     // check, once the request can be answered.
     let arrival = ctx.arrive(incoming.remote_address(), Transport::WebTransport);
     let span = arrival.span().clone();
-    let handshake = Box::pin(handshake(incoming, ctx, arrival));
+    let handshake = Box::pin(handshake(incoming, place, ctx, arrival));
     async move {
         let Some((connection, encoding, mut admission)) = handshake.await else {
             return;
@@ -240,10 +256,12 @@ fn handle_incoming(
     .instrument(span)
 }
 
-/// Takes a session through the handshake, the origin and address checks and the path and
-/// encoding checks; `None` when it failed or was refused (already answered and logged).
+/// Takes a session through the handshake (holding its `place` among the handshakes in
+/// progress until the session request is in), the origin and address checks and the path
+/// and encoding checks; `None` when it failed or was refused (already answered and logged).
 async fn handshake(
     incoming: IncomingSession,
+    place: HandshakePlace,
     ctx: Arc<Context>,
     arrival: Arrival,
 ) -> Option<(Connection, Encoding, Admission)> {
@@ -255,6 +273,7 @@ async fn handshake(
             Err(_) => { debug!("handshake timed out"); return None; }
         },
     };
+    drop(place);
     let (path, query) = match request.path().split_once('?') {
         Some((p, q)) => (p.to_owned(), q.to_owned()),
         None => (request.path().to_owned(), String::new()),

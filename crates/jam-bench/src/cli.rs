@@ -130,6 +130,13 @@ pub struct Args {
     #[arg(long, default_value_t = 5000)]
     pub knee_p99_us: u64,
 
+    /// Hostile neighbour: run the load twice against fresh servers, quiet and then with
+    /// attacks from other loopback addresses (127.0.0.2-6: a connection flood, room
+    /// creation with history fill, slow readers, a `clock:ping` flood, unfinished QUIC
+    /// handshakes), and report the rooms' latency of both.
+    #[arg(long)]
+    pub hostile: bool,
+
     /// CI smoke test: 2 rooms x 4 on each transport for a few seconds; checks the JSON
     /// report and 100 % delivery on the reliable transports; exits non-zero otherwise.
     #[arg(long)]

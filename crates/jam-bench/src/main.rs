@@ -6,6 +6,7 @@
 //! ```text
 //!   cli       flags: target, load shape, modes (idle, knee, smoke)
 //!   target    spawn jam-server on free ports (or resolve --url); PID, /stats
+//!   hostile   --hostile: attacks from 127.0.0.2-6 beside the rooms, on a thread of their own
 //!   run       connect everyone, open-loop generator, churn, drain  ──► ledger
 //!   idle_spin the generator's idle spinning (run adds, monitor reads)
 //!   wire      the note event and its stamp [sender, seq, intended, actual]
@@ -20,6 +21,7 @@
 //! send to when the receiver's reader got the bytes.
 
 mod cli;
+mod hostile;
 mod idle;
 mod idle_spin;
 mod ledger;
@@ -102,9 +104,37 @@ async fn start(args: Args) -> Result<ExitCode> {
     if let Some(steps) = args.knee.clone() {
         return knee(&args, &steps, epoch).await;
     }
+    if args.hostile {
+        let (quiet, attacked) = hostile_pair(&args, epoch).await?;
+        emit(&args, &quiet);
+        emit(&args, &attacked);
+        return Ok(ExitCode::SUCCESS);
+    }
     let report = once(&args, epoch).await?;
     emit(&args, &report);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The hostile neighbour: the load quiet, then the same load under attack, each against
+/// a fresh server; the second report carries both runs' figures.
+async fn hostile_pair(args: &Args, epoch: Instant) -> Result<(Report, Report)> {
+    let label = |what: &str| {
+        Some(match &args.label {
+            Some(l) => format!("{l} {what}"),
+            None => what.to_owned(),
+        })
+    };
+    let mut a = args.clone();
+    a.hostile = false;
+    a.label = label("quiet");
+    let quiet = once(&a, epoch).await?;
+    a.hostile = true;
+    a.label = label("hostile neighbour");
+    let mut attacked = once(&a, epoch).await?;
+    if let Some(h) = attacked.hostile.as_mut() {
+        h.quiet = Some(report::Brief::of(&quiet));
+    }
+    Ok((quiet, attacked))
 }
 
 /// The room size a spawned server must allow: the players plus churners in flight.
@@ -258,6 +288,34 @@ const REQUIRED: &[&str] = &[
     "bench.behindSchedule",
 ];
 
+/// Keys the hostile neighbour's report must carry besides [`REQUIRED`].
+const REQUIRED_HOSTILE: &[&str] = &[
+    "hostile.quiet.p50Us",
+    "hostile.quiet.p99Us",
+    "hostile.quiet.maxUs",
+    "hostile.attacked.p50Us",
+    "hostile.attacked.p99Us",
+    "hostile.attacked.maxUs",
+    "hostile.attacks.floodConnections",
+    "hostile.attacks.historyBytes",
+    "hostile.attacks.slowReaders",
+    "hostile.attacks.pings",
+    "hostile.attacks.quicInitials",
+    "hostile.attacks.serverQuicRetries",
+];
+
+/// The keys of `keys` that `json` lacks (or holds `null` at).
+fn missing<'a>(json: &Value, keys: &[&'a str]) -> Vec<&'a str> {
+    keys.iter()
+        .copied()
+        .filter(|key| {
+            key.split('.')
+                .try_fold(json, |v, k| v.get(k))
+                .is_none_or(Value::is_null)
+        })
+        .collect()
+}
+
 /// The CI smoke test: each transport briefly; fails on a missing field, on less than
 /// 100 % delivery on a reliable transport, or on no delivery at all.
 async fn smoke(args: &Args, epoch: Instant) -> Result<ExitCode> {
@@ -283,14 +341,8 @@ async fn smoke(args: &Args, epoch: Instant) -> Result<ExitCode> {
         };
         emit(&a, &report);
         let json: Value = serde_json::from_str(&report.json())?;
-        for key in REQUIRED {
-            let found = key
-                .split('.')
-                .try_fold(&json, |v, k| v.get(k))
-                .is_some_and(|v| !v.is_null());
-            if !found {
-                problems.push(format!("{name}: the JSON report has no `{key}`"));
-            }
+        for key in missing(&json, REQUIRED) {
+            problems.push(format!("{name}: the JSON report has no `{key}`"));
         }
         if report.deliveries_received == 0 {
             problems.push(format!("{name}: nothing was delivered"));
@@ -314,8 +366,43 @@ async fn smoke(args: &Args, epoch: Instant) -> Result<ExitCode> {
             ));
         }
     }
+    // The hostile neighbour, briefly, on WebSocket: both runs, the attacks, every field.
+    let mut a = args.clone();
+    a.transport = Transport::Ws;
+    a.rooms = 2;
+    a.per_room = 4;
+    a.rate = 20.0;
+    a.seconds = 2.0;
+    a.warmup = 0.5;
+    a.drain = 2.0;
+    a.pattern = Pattern::Metronome;
+    a.label = Some("smoke".into());
+    match hostile_pair(&a, epoch).await {
+        Ok((quiet, attacked)) => {
+            emit(&a, &quiet);
+            emit(&a, &attacked);
+            let json: Value = serde_json::from_str(&attacked.json())?;
+            for key in missing(&json, REQUIRED)
+                .into_iter()
+                .chain(missing(&json, REQUIRED_HOSTILE))
+            {
+                problems.push(format!("hostile: the JSON report has no `{key}`"));
+            }
+            if attacked.deliveries_received == 0 || !attacked.server.running {
+                problems.push("hostile: nothing delivered, or the server died".into());
+            }
+            if attacked
+                .hostile
+                .as_ref()
+                .is_some_and(|h| h.attacks.quic_initials == 0)
+            {
+                problems.push("hostile: no QUIC Initial was sent".into());
+            }
+        }
+        Err(e) => problems.push(format!("hostile: {e:#}")),
+    }
     if problems.is_empty() {
-        println!("jam-bench smoke: ok (ws, wt-stream, wt-datagram)");
+        println!("jam-bench smoke: ok (ws, wt-stream, wt-datagram, hostile neighbour)");
         Ok(ExitCode::SUCCESS)
     } else {
         for p in &problems {

@@ -14,6 +14,8 @@ pub enum Proc {
     Me,
     /// Another process.
     Pid(u32),
+    /// The calling thread of this process (CPU time only).
+    Thread,
 }
 
 impl Proc {
@@ -21,6 +23,7 @@ impl Proc {
         match self {
             Proc::Me => format!("/proc/self/{file}"),
             Proc::Pid(pid) => format!("/proc/{pid}/{file}"),
+            Proc::Thread => format!("/proc/thread-self/{file}"),
         }
     }
 }

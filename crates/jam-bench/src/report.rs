@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cli::Args;
+use crate::hostile::AttackReport;
 use crate::ledger::{Ledger, PATHS};
 use crate::monitor::Window;
 use crate::procfs::{self, Proc};
@@ -241,8 +242,52 @@ pub struct Report {
     pub churn: Option<ChurnReport>,
     /// The room clock as a client estimates it (docs/protocol.md §7), before the window.
     pub clock: Option<ClockReport>,
+    /// The hostile neighbour (`--hostile`): the attacks and the rooms' latency beside the
+    /// quiet run's.
+    pub hostile: Option<HostileReport>,
     /// What a reader must not miss.
     pub warnings: Vec<String>,
+}
+
+/// The rooms' latency in one run, for the hostile neighbour's comparison.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Brief {
+    /// Median, µs (from the intended send time).
+    pub p50_us: f64,
+    /// 99th percentile, µs.
+    pub p99_us: f64,
+    /// Largest, µs.
+    pub max_us: f64,
+    /// Received over expected.
+    pub delivery_ratio: f64,
+    /// Participants whose connection closed during the run.
+    pub disconnected: u64,
+}
+
+impl Brief {
+    /// The latency and delivery of `report`.
+    pub fn of(report: &Report) -> Brief {
+        Brief {
+            p50_us: report.latency_us.p50,
+            p99_us: report.latency_us.p99,
+            max_us: report.latency_us.max,
+            delivery_ratio: report.delivery_ratio,
+            disconnected: report.disconnected,
+        }
+    }
+}
+
+/// The hostile neighbour: the same load quiet and under attack, each on a fresh server.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostileReport {
+    /// The run without attacks (`None` until the pair is complete).
+    pub quiet: Option<Brief>,
+    /// This run, under attack.
+    pub attacked: Brief,
+    /// What the attackers did.
+    pub attacks: AttackReport,
 }
 
 /// One participant's NTP-style estimate of the server clock. The bench and a spawned
@@ -371,6 +416,7 @@ impl Report {
             loadavg: procfs::loadavg(),
             churn,
             clock: None,
+            hostile: None,
             warnings: Vec::new(),
         };
         r.warnings = r.warn();
@@ -580,6 +626,57 @@ impl Report {
                     c.first_error.as_deref().map(|e| format!(" (first error: {e})")).unwrap_or_default()
                 ),
             );
+        }
+        if let Some(h) = &self.hostile {
+            let brief = |b: &Brief| {
+                format!(
+                    "p50 {:.1}, p99 {:.1}, max {:.1} µs, delivered {:.4} %, {} disconnected",
+                    b.p50_us,
+                    b.p99_us,
+                    b.max_us,
+                    b.delivery_ratio * 100.0,
+                    b.disconnected
+                )
+            };
+            if let Some(q) = &h.quiet {
+                row("rooms, quiet", brief(q));
+            }
+            row("rooms, hostile neighbour", brief(&h.attacked));
+            let a = &h.attacks;
+            let opt = |v: Option<u64>| v.map_or("?".into(), |v| v.to_string());
+            row(
+                "attacks",
+                format!(
+                    "{} connections held; {} rooms, {} KiB of history; {} slow readers sent {} KiB; {} pings; {} QUIC Initials, {} Retry back",
+                    a.flood_connections,
+                    a.history_rooms,
+                    a.history_bytes / 1024,
+                    a.slow_readers,
+                    a.slow_bytes / 1024,
+                    a.pings,
+                    a.quic_initials,
+                    a.quic_retries_received
+                ),
+            );
+            row(
+                "server after the attacks",
+                format!(
+                    "{} QUIC retries, {} handshakes in progress, {} slow consumers cut off, {} connections refused",
+                    opt(a.server_quic_retries),
+                    opt(a.server_quic_handshakes),
+                    opt(a.server_slow_consumers),
+                    opt(a.server_connections_refused)
+                ),
+            );
+            row(
+                "attackers' CPU",
+                a.attacker_cpu_us.map_or("?".into(), |us| {
+                    format!("{:.0} ms, on the bench's CPUs", us as f64 / 1000.0)
+                }),
+            );
+            for e in &a.errors {
+                row("attacker error", e.clone());
+            }
         }
         for e in &self.connect_errors {
             row("connect error", e.clone());

@@ -21,10 +21,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::cli::{Args, Enc, Kind, Pattern};
+use crate::hostile::Attacks;
 use crate::idle_spin;
 use crate::ledger::{self, Ledger, Shared};
 use crate::monitor;
-use crate::report::{ChurnReport, ClockReport, Report};
+use crate::report::{Brief, ChurnReport, ClockReport, HostileReport, Report};
 use crate::target::Target;
 use crate::wire::{write_event, Note, Stamp};
 
@@ -192,6 +193,13 @@ pub async fn run(args: &Args, target: &mut Target, epoch: Instant) -> Result<Rep
     let at = |ns: u64| epoch + Duration::from_nanos(ns);
     let monitor = monitor::spawn(target.pid, target.stats_url.clone(), at(w0), at(w1));
 
+    // The hostile neighbour (--hostile) from other addresses, from now to the window's end.
+    let attacks = if args.hostile {
+        Some(Attacks::spawn(target.hostile_plan()?, at(w1))?)
+    } else {
+        None
+    };
+
     let churn = args.churn.filter(|r| *r > 0.0).map(|rate| {
         let stats = Arc::new(Mutex::new(ChurnStats::new()));
         let task = tokio::spawn(churn(
@@ -238,6 +246,10 @@ pub async fn run(args: &Args, target: &mut Target, epoch: Instant) -> Result<Rep
         }
         None => None,
     };
+    let attacks = match attacks {
+        Some(a) => Some(a.finish().await?),
+        None => None,
+    };
     let disconnected = members
         .iter()
         .flatten()
@@ -258,7 +270,16 @@ pub async fn run(args: &Args, target: &mut Target, epoch: Instant) -> Result<Rep
     );
     drop(l);
     drop(members);
-    Ok(Report { clock, ..report })
+    let hostile = attacks.map(|attacks| HostileReport {
+        quiet: None,
+        attacked: Brief::of(&report),
+        attacks,
+    });
+    Ok(Report {
+        clock,
+        hostile,
+        ..report
+    })
 }
 
 /// The first participant's estimate of the server clock, from 8 pings before the load

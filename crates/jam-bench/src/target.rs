@@ -121,6 +121,9 @@ impl Target {
             "1000000".into(),
             "--max-away-seats-per-address".into(),
             "1000000".into(),
+            // And for their QUIC handshakes in progress while they connect together.
+            "--max-handshakes-per-address".into(),
+            "1000000".into(),
         ];
         // The default budget (1,000 events/s, bursts of 2,000) covers every load below
         // 500 events/s per participant, chords included; above that, raise it.
@@ -215,6 +218,19 @@ impl Target {
         }
         let pool = self.wt_endpoints.get().expect("set above");
         Ok(Some(&pool[slot % pool.len()]))
+    }
+
+    /// Where the hostile neighbour's attacks go (`--hostile`): a WebSocket URL is needed.
+    pub fn hostile_plan(&self) -> Result<crate::hostile::Plan> {
+        let wt_addr = self.wt_url.as_deref().and_then(|u| {
+            let rest = u.strip_prefix("https://")?;
+            rest.split('/').next()?.parse().ok()
+        });
+        Ok(crate::hostile::Plan {
+            ws_url: self.ws()?.to_owned(),
+            wt_addr,
+            http_base: self.stats_url.clone(),
+        })
     }
 
     /// Where the server process may run, if the bench knows its PID.

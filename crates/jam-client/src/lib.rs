@@ -58,4 +58,4 @@ pub use jam_protocol::Encoding;
 pub use link::Rtts;
 pub use outgoing::{broadcast_envelope, to_msgpack};
 pub use received::{Closed, Received, Tap, Via};
-pub use wt::wt_endpoint;
+pub use wt::{client_initials, is_retry, wt_endpoint, wt_endpoint_bound};

@@ -50,6 +50,74 @@ pub fn wt_endpoint(
     Ok(Endpoint::client(config)?)
 }
 
+/// Like [`wt_endpoint`], with its UDP socket bound to `bind` (e.g. `127.0.0.2:0`, to
+/// come from another loopback address than the other clients).
+pub fn wt_endpoint_bound(
+    cert_hash_hex: &str,
+    bind: SocketAddr,
+) -> Result<Endpoint<endpoint_side::Client>> {
+    let digest = parse_hash(cert_hash_hex)?;
+    let config = ClientConfig::builder()
+        .with_bind_address(bind)
+        .with_server_certificate_hashes([digest])
+        .keep_alive_interval(Some(Duration::from_secs(5)))
+        .build();
+    Ok(Endpoint::client(config)?)
+}
+
+/// The first datagram of `n` WebTransport connection attempts, each with a connection id
+/// of its own: QUIC client Initial packets, as this client sends them, to be sent again
+/// by a plain UDP socket that will never finish the handshakes (a load test's flood of
+/// half-open handshakes). They are caught on a local socket that never answers, within
+/// `deadline`; fewer than `n` when it ran out.
+pub async fn client_initials(n: usize, deadline: Duration) -> Result<Vec<Vec<u8>>> {
+    let sink = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    let url = format!("https://{}/jam", sink.local_addr()?);
+    let endpoint = wt_endpoint_bound(&"0".repeat(64), "127.0.0.1:0".parse().expect("address"))?;
+    let until = tokio::time::Instant::now() + deadline;
+    let mut seen = std::collections::HashSet::new();
+    let mut initials = Vec::with_capacity(n);
+    let mut buf = vec![0u8; 2048];
+    while initials.len() < n && tokio::time::Instant::now() < until {
+        let attempt = endpoint.connect(url.as_str());
+        tokio::pin!(attempt);
+        // Datagrams of earlier attempts (their close, a resend) are told apart by their
+        // destination connection id.
+        loop {
+            let got = tokio::select! {
+                _ = &mut attempt => break,
+                _ = tokio::time::sleep_until(until) => break,
+                got = sink.recv_from(&mut buf) => got?,
+            };
+            let datagram = &buf[..got.0];
+            if let Some(dcid) = initial_dcid(datagram) {
+                if seen.insert(dcid.to_vec()) {
+                    initials.push(datagram.to_vec());
+                    break;
+                }
+            }
+        }
+    }
+    Ok(initials)
+}
+
+/// The destination connection id of a QUIC version 1 Initial packet.
+fn initial_dcid(datagram: &[u8]) -> Option<&[u8]> {
+    let first = *datagram.first()?;
+    // Long header, fixed bit, packet type 0 (Initial).
+    if first & 0xf0 != 0xc0 || datagram.get(1..5)? != [0, 0, 0, 1] {
+        return None;
+    }
+    let len = *datagram.get(5)? as usize;
+    datagram.get(6..6 + len)
+}
+
+/// Whether `datagram` is a QUIC version 1 Retry packet.
+pub fn is_retry(datagram: &[u8]) -> bool {
+    datagram.first().is_some_and(|b| b & 0xf0 == 0xf0)
+        && datagram.get(1..5) == Some(&[0, 0, 0, 1][..])
+}
+
 /// Reads 64 hex digits (either case) as a SHA-256 digest. Works on bytes, so any other
 /// input, non-ASCII included, is an error and never a panic.
 fn parse_hash(hex: &str) -> Result<Sha256Digest> {
