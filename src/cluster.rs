@@ -18,9 +18,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use jam_protocol::RoomCode;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -33,8 +33,6 @@ use crate::store::RoomRecord;
 pub const REFRESH: Duration = Duration::from_secs(2);
 /// How long an entry lives after its last refresh.
 pub const LAPSE: Duration = Duration::from_secs(6);
-/// The longest any Redis command may take.
-const TIMEOUT: Duration = Duration::from_secs(1);
 
 fn owner_key(code: &str) -> String {
     format!("jam:owner:{code}")
@@ -119,17 +117,9 @@ impl std::fmt::Debug for Cluster {
 }
 
 impl Cluster {
-    /// This node (`node`) on the Redis at `url`; connects on first use.
-    pub fn new(url: &str, node: String) -> Result<Arc<Self>> {
-        let client = redis::Client::open(url).context("--redis-url is not a Redis URL")?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(TIMEOUT))
-            .set_response_timeout(Some(TIMEOUT))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(2));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .context("setting up the Redis connection")?;
-        Ok(Arc::new(Cluster { conn, node }))
+    /// This node (`node`) on the Redis that `conn` reaches (the room store's connection).
+    pub fn new(conn: ConnectionManager, node: String) -> Arc<Self> {
+        Arc::new(Cluster { conn, node })
     }
 
     /// This node's id.

@@ -19,16 +19,6 @@ use crate::session::SessionLimits;
 /// WebSocket receiver of a large event would be cut off as a slow consumer.
 pub const MAX_MESSAGE_BYTES: u64 = 128 * 1024;
 
-/// `url` parsed, when it is absolute, with one of `schemes` and a host, and without a
-/// query or fragment.
-pub fn public_url(url: &str, schemes: &[&str]) -> Option<hyper::Uri> {
-    let uri: hyper::Uri = url.parse().ok()?;
-    let scheme_ok = uri.scheme_str().is_some_and(|s| schemes.contains(&s));
-    let host_ok = uri.host().is_some_and(|h| !h.is_empty());
-    let plain = uri.query().is_none() && !url.contains('#');
-    (scheme_ok && host_ok && plain).then_some(uri)
-}
-
 /// The data directory when `--data-dir` is not given.
 pub const DATA_DIR: &str = "data";
 

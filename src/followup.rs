@@ -83,9 +83,8 @@ pub struct Settled {
 }
 
 impl Followup {
-    /// Asks the directory (Redis), recreating a claimed room in `hub`.
-    pub async fn run(self, cluster: &Cluster, hub: &Arc<Hub>) -> Settled {
-        let answer = match &self.request {
+    async fn ask(&self, cluster: &Cluster, hub: &Arc<Hub>) -> anyhow::Result<Outcome> {
+        match &self.request {
             Request::Create { .. } => cluster.reserve_code().await.map(Outcome::Code),
             Request::Join { code, .. } | Request::Resume { code, .. } => {
                 cluster.locate(code, hub).await.map(|w| match w {
@@ -93,7 +92,17 @@ impl Followup {
                     Whereabouts::Elsewhere(connect) => Outcome::Elsewhere(connect),
                 })
             }
-        };
+        }
+    }
+
+    /// Asks the directory (Redis), recreating a claimed room in `hub`.
+    pub async fn run(self, cluster: &Cluster, hub: &Arc<Hub>) -> Settled {
+        // Once more after a failure: the first command after Redis came back may find
+        // the connection still being made again.
+        let mut answer = self.ask(cluster, hub).await;
+        if answer.is_err() {
+            answer = self.ask(cluster, hub).await;
+        }
         let outcome = answer.unwrap_or_else(|e| {
             tracing::debug!(error = %format!("{e:#}"), "the node directory did not answer");
             Outcome::Failed(ProtocolError::new(

@@ -57,7 +57,7 @@ impl Published {
         let wt = match &self.public_wt_url {
             Some(url) => url.clone(),
             None => {
-                let host = crate::config::public_url(&base, &["http", "https"])
+                let host = public_url(&base, &["http", "https"])
                     .and_then(|u| u.host().map(str::to_string))
                     .unwrap_or_else(|| loopback(self.wt_addr).ip().to_string());
                 let host = match host.contains(':') && !host.starts_with('[') {
@@ -295,6 +295,16 @@ fn own_answer(state: &HttpState, headers: &HeaderMap) -> serde_json::Value {
         "features": p.features,
         "node": p.node,
     })
+}
+
+/// `url` parsed, when it is absolute, with one of `schemes` and a host, and without a
+/// query or fragment.
+pub fn public_url(url: &str, schemes: &[&str]) -> Option<hyper::Uri> {
+    let uri: hyper::Uri = url.parse().ok()?;
+    let scheme_ok = uri.scheme_str().is_some_and(|s| schemes.contains(&s));
+    let host_ok = uri.host().is_some_and(|h| !h.is_empty());
+    let plain = uri.query().is_none() && !url.contains('#');
+    (scheme_ok && host_ok && plain).then_some(uri)
 }
 
 /// The address to reach a listener bound to `addr` from this machine.

@@ -31,6 +31,8 @@
 //!     ▲                    held seats and resume, latency reports, the failed-join budget;
 //!     │                    one concern a file, bottom up: state, join_limit; hub; resume;
 //!     │                    stored; membership; latency
+//!   cluster, followup      several nodes on one Redis: the owner directory, claims and
+//!                          hand-over; room requests that wait for it
 //!   session                one connection's protocol state: check order, rate limit, errors
 //!     ▲
 //!   conn                   one admission path for every transport: origin, address slot,

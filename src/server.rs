@@ -84,10 +84,7 @@ impl RunningServer {
         let store = config.store()?;
         let hub = Hub::with_store(config.room_limits(), resume_key, store.clone());
         let node = config.node_id.clone().unwrap_or_else(random_node_id);
-        let cluster = match &config.redis_url {
-            Some(url) => Some(Cluster::new(url, node.clone())?),
-            None => None,
-        };
+        let cluster = store.redis().map(|conn| Cluster::new(conn, node.clone()));
         // With several nodes, rooms are claimed one by one as their players come back
         // (docs/protocol.md §12); alone, a node takes back every stored room at start.
         if store.durable() && cluster.is_none() {

@@ -80,6 +80,8 @@ const CRATES: &[(&str, &[&str])] = &[
             "room::membership",
             "room::latency",
             "room::testing",
+            "cluster",
+            "followup",
             "session",
             "conn",
             "tls",

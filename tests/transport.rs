@@ -542,7 +542,15 @@ async fn http_endpoints() {
         .await
         .unwrap();
         assert_eq!(status, 200);
-        let v: Value = serde_json::from_slice(&body).unwrap();
+        let mut v: Value = serde_json::from_slice(&body).unwrap();
+        // The node id (docs/protocol.md §12): random for a server started without one.
+        let node = v.as_object_mut().unwrap().remove("node");
+        assert!(
+            node.as_ref()
+                .and_then(Value::as_str)
+                .is_some_and(|n| n.len() == 16),
+            "{node:?}"
+        );
         assert_eq!(
             v,
             json!({

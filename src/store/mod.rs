@@ -118,6 +118,10 @@ pub trait Backend: Send + Sync + 'static {
     fn remote(&self) -> bool {
         false
     }
+    /// The Redis connection, for the node directory to share (`cluster.rs`).
+    fn redis(&self) -> Option<::redis::aio::ConnectionManager> {
+        None
+    }
 }
 
 /// Store operations, by kind, for `/metrics` (`jam_store_ops_total{op}`).
@@ -184,6 +188,11 @@ impl Store {
     /// What kind of backend it is.
     pub fn kind(&self) -> &'static str {
         self.backend.kind()
+    }
+
+    /// The backend's Redis connection, when it is Redis.
+    pub fn redis(&self) -> Option<::redis::aio::ConnectionManager> {
+        self.backend.redis()
     }
 
     /// Whether rooms outlive the process in it.

@@ -63,6 +63,10 @@ impl Backend for RedisBackend {
         true
     }
 
+    fn redis(&self) -> Option<ConnectionManager> {
+        Some(self.conn.clone())
+    }
+
     fn write(&self, changes: Vec<Change>) -> BoxFuture<'_, Result<()>> {
         let mut conn = self.conn.clone();
         Box::pin(async move {
