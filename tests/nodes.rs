@@ -155,7 +155,8 @@ async fn a_stopped_node_hands_its_room_over_and_the_players_follow() {
     let dir = tempfile::tempdir().unwrap();
     let redis = Redis::start().await;
     let a = node(&redis.url(), dir.path(), "a").await;
-    let _b = node(&redis.url(), dir.path(), "b").await;
+    let b = node(&redis.url(), dir.path(), "b").await;
+    let b_base = b.http_base();
     let mut ana = a.ws().await;
     let room = ana.create("Ana", "piano").await.unwrap();
     let mut bo = a.wt().await;
@@ -169,6 +170,17 @@ async fn a_stopped_node_hands_its_room_over_and_the_players_follow() {
     bo.wait_for(T, |r| matches!(r.event(), ServerEvent::TempoChanged(_)))
         .await
         .unwrap();
+    let mut cy = a.ws().await;
+    let drums = cy.join(&room.room_code, "Cy", "drums").await.unwrap();
+    let stop_drums = tokio_util::sync::CancellationToken::new();
+    let drumming = tokio::spawn(drummer(
+        cy,
+        room.room_code.clone(),
+        drums.resume_token.clone(),
+        vec![b_base.clone()],
+        stop_drums.clone(),
+    ));
+    ana.wait_for(T, is_note).await.expect("Cy plays");
     // B must be in the directory before A stops.
     let deadline = Instant::now() + T;
     while !String::from_utf8(redis_get(&redis, "jam:node:b").await)
@@ -182,9 +194,15 @@ async fn a_stopped_node_hands_its_room_over_and_the_players_follow() {
     let stopped = Instant::now();
     let stop = tokio::spawn(a.server.shutdown());
     let mut moved_to = Vec::new();
+    let mut last_note = Instant::now();
     for c in [&mut ana, &mut bo] {
         let got = c
-            .wait_for(T, |r| matches!(r.event(), ServerEvent::Moved { .. }))
+            .wait_for(T, |r| {
+                if is_note(r) {
+                    last_note = Instant::now();
+                }
+                matches!(r.event(), ServerEvent::Moved { .. })
+            })
             .await
             .expect("session:moved");
         let ServerEvent::Moved { room_code, connect } = got.event().clone() else {
@@ -231,15 +249,73 @@ async fn a_stopped_node_hands_its_room_over_and_the_players_follow() {
     assert_eq!(rb.host_id, room.user_id);
     let tempo = rb.tempo.clone().unwrap();
     assert_eq!((tempo.bpm, tempo.beats_per_bar), (90.0, 3));
-    assert!(rb.participants.iter().all(|p| p.status == Status::Active));
+    assert!(rb
+        .participants
+        .iter()
+        .filter(|p| p.name != "Cy")
+        .all(|p| p.status == Status::Active));
+    // The gap Ana hears: her last note from the drummer on a, her first on b.
+    ana2.wait_for(T, is_note)
+        .await
+        .expect("the jam goes on at b");
+    let heard = last_note.elapsed();
     bo2.broadcast(&room.room_code, "note", &json!({"n": 1}))
         .await
         .unwrap();
-    ana2.wait_for(T, |r| matches!(r.event(), ServerEvent::Broadcast { .. }))
-        .await
-        .expect("the jam goes on at b");
+    ana2.wait_for(T, |r| {
+        matches!(r.event(), ServerEvent::Broadcast { sender_id, .. } if *sender_id == joined.user_id)
+    })
+    .await
+    .expect("Bo plays at b too");
+    stop_drums.cancel();
+    drumming.await.unwrap();
     stop.await.unwrap();
-    eprintln!("hand-over: stop to both players back in {gap:?}");
+    eprintln!(
+        "hand-over: stop to both players back in {gap:?}; note gap {} ms",
+        heard.as_millis()
+    );
+}
+
+/// A third player who plays a note every 5 ms until `stop`, follows its room when it is
+/// moved or its node dies (resuming through `bases`), and goes on playing: the source of
+/// the notes whose gap a listener hears.
+async fn drummer(
+    mut c: Client,
+    room: String,
+    mut token: String,
+    bases: Vec<String>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    let mut n = 0u64;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            got = c.recv() => match got {
+                Some(r) => {
+                    if let ServerEvent::Moved { connect, .. } = r.event() {
+                        let (c2, info) = Client::resume_at(connect, &room, &token, c.last_seq(), None)
+                            .await
+                            .expect("the drummer follows the move");
+                        (c, token) = (c2, info.resume_token);
+                    }
+                }
+                None => {
+                    let (c2, info) = resume_somewhere(&bases, &room, &token, c.last_seq(), None).await;
+                    (c, token) = (c2, info.resume_token);
+                }
+            },
+            _ = tick.tick() => {
+                n += 1;
+                let _ = c.broadcast(&room, "note", &json!({ "n": n })).await;
+            }
+        }
+    }
+}
+
+/// Whether `r` is a note.
+fn is_note(r: &jam_client::Received) -> bool {
+    matches!(r.event(), ServerEvent::Broadcast { .. })
 }
 
 /// `GET key` on `redis`, raw.
@@ -345,6 +421,18 @@ async fn a_killed_node_s_room_is_claimed_by_one_node_with_the_same_players_and_t
     bo.wait_for(T, |r| matches!(r.event(), ServerEvent::TempoChanged(_)))
         .await
         .unwrap();
+    let (cy, drums) = Client::join_via(&base_a, &room.room_code, "Cy", "drums", None)
+        .await
+        .unwrap();
+    let stop_drums = tokio_util::sync::CancellationToken::new();
+    let drumming = tokio::spawn(drummer(
+        cy,
+        room.room_code.clone(),
+        drums.resume_token.clone(),
+        vec![base_b.clone(), base_c.clone()],
+        stop_drums.clone(),
+    ));
+    ana.wait_for(T, is_note).await.expect("Cy plays");
     // The room's record is in Redis before the crash.
     let deadline = Instant::now() + T;
     while !String::from_utf8_lossy(
@@ -359,6 +447,15 @@ async fn a_killed_node_s_room_is_claimed_by_one_node_with_the_same_players_and_t
     let killed = Instant::now();
     a.start_kill().unwrap();
     a.wait().await.unwrap();
+    let mut last_note = killed;
+    let _ = ana
+        .wait_for(T, |r| {
+            if is_note(r) {
+                last_note = Instant::now();
+            }
+            false
+        })
+        .await;
     // Ana comes back through B, Bo through C, at the same time: two nodes race to claim.
     let bases_ana = [base_b.clone(), base_c.clone()];
     let bases_bo = [base_c.clone(), base_b.clone()];
@@ -388,18 +485,28 @@ async fn a_killed_node_s_room_is_claimed_by_one_node_with_the_same_players_and_t
     assert_eq!((tempo.bpm, tempo.beats_per_bar), (90.0, 3));
     // One room on one node: each sees the other.
     let seen_by_bo: Vec<_> = ib.participants.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(seen_by_bo, ["Ana", "Bo"]);
+    assert_eq!(seen_by_bo, ["Ana", "Bo", "Cy"]);
     let owner =
         String::from_utf8(redis_get(&redis, &format!("jam:owner:{}", room.room_code)).await)
             .unwrap();
     assert!(owner.contains('b') || owner.contains('c'), "{owner}");
+    ana2.wait_for(Duration::from_secs(15), is_note)
+        .await
+        .expect("the drummer plays on the node that won");
+    let heard = last_note.elapsed();
     bo2.broadcast(&room.room_code, "note", &json!({"n": 2}))
         .await
         .unwrap();
-    ana2.wait_for(T, |r| matches!(r.event(), ServerEvent::Broadcast { .. }))
-        .await
-        .expect("the jam goes on on the node that won");
-    let _ = ana.wait_closed(Duration::from_millis(10)).await;
+    ana2.wait_for(T, |r| {
+        matches!(r.event(), ServerEvent::Broadcast { sender_id, .. } if *sender_id == joined.user_id)
+    })
+    .await
+    .expect("the jam goes on on the node that won");
+    stop_drums.cancel();
+    drumming.await.unwrap();
     let _ = bo.wait_closed(Duration::from_millis(10)).await;
-    eprintln!("kill -9 of the owner: both players back in {gap:?}");
+    eprintln!(
+        "kill -9 of the owner: both players back in {gap:?}; note gap {} ms",
+        heard.as_millis()
+    );
 }

@@ -12,7 +12,7 @@
 //!   session as a reliable-path message. An acknowledgement id becomes the envelope's
 //!   `id`. socketioxide ends the session on an EVENT packet whose first element it cannot
 //!   read as a name (`42"x"`, `42{}`, `42[`), so such packets are rewritten before it
-//!   sees them ([`checked_packet`]: in a polling body by the admission middleware, over
+//!   sees them (`checked_packet`: in a polling body by the admission middleware, over
 //!   WebSocket by [`EventCheck`] below tungstenite) and answer `invalid_message`.
 //! - **Out.** The writer task drains the session's [`Outbox`] and emits each envelope as
 //!   `emit(event, data)`, or `emit(event, data, { seq })` when it carries a room sequence
@@ -489,7 +489,7 @@ fn checked_payload(payload: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// The bytes a client sends on a socket upgraded to Engine.IO over WebSocket, with each
-/// EVENT packet socketioxide could not read rewritten by [`checked_packet`], below
+/// EVENT packet socketioxide could not read rewritten by `checked_packet`, below
 /// tungstenite: socketioxide would end the session on one, and nothing above the socket
 /// sees a WebSocket message before socketioxide does. The server wraps every HTTP socket;
 /// until [`EventCheck::switch`] is set (an upgrade request to [`PATH`]) it passes bytes
