@@ -35,7 +35,11 @@ export class FakeServer {
     globalThis.fetch = async (url) => {
       server.fetches++;
       if (!server.up) throw new TypeError('fetch failed');
-      assert.equal(String(url), new URL('/connect', BASE).href);
+      // `/connect`, or `/connect?room=CODE` when the client looks its room up.
+      const asked = new URL(String(url));
+      assert.equal(asked.origin + asked.pathname, new URL('/connect', BASE).href);
+      assert.ok([...asked.searchParams.keys()].every((k) => k === 'room'), `query of ${asked}`);
+      server.lastConnectUrl = asked;
       return { ok: true, status: 200, json: async () => structuredClone(server.connectInfo) };
     };
     globalThis.WebSocket = class FakeWebSocket {

@@ -52,7 +52,7 @@ export class JamServer {
       '--http-addr', `127.0.0.1:${this.httpPort}`,
       '--wt-addr', `[::]:${this.wtPort}`,
       '--cert-dir', this.certDir,
-      '--data-dir', path.join(this.certDir, 'data'),
+      '--data-dir', this.dataDir,
       ...ONE_ADDRESS_ARGS,
       ...this.extraArgs,
     ];
@@ -69,6 +69,11 @@ export class JamServer {
   async dispose() {
     await this.stop();
     fs.rmSync(this.certDir, { recursive: true, force: true });
+  }
+
+  /** The folder of the room store (its database file). */
+  get dataDir() {
+    return path.join(this.certDir, 'data');
   }
 
   /** The file that keeps the key signing resume tokens (beside the certificate). */
@@ -256,7 +261,8 @@ export async function openPlayer(browser, server, { query = '/', initScript, vie
   const context = await browser.newContext({ viewport: viewport || { width: 1200, height: 820 } });
   context.setDefaultTimeout(TIMEOUT.ui);
   if (rewriteConnect) {
-    await context.route('**/connect', async (route) => {
+    // `/connect`, and `/connect?room=CODE` when the client looks its room up.
+    await context.route((url) => url.pathname === '/connect', async (route) => {
       const res = await route.fetch();
       await route.fulfill({ response: res, json: rewriteConnect(await res.json()) });
     });

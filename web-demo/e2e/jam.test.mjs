@@ -435,11 +435,13 @@ describe('JamSession in Chromium', { timeout: 240_000 }, () => {
   });
 
   test('when the seat really cannot come back, the page says the session ended and offers a new one', async () => {
-    // A restart that lost the key signing resume tokens: the server refuses
-    // every seat (resume_failed), and the fresh join finds no room.
+    // A restart that lost the key signing resume tokens and the room store (a
+    // new machine): the server refuses every seat (resume_failed), and the
+    // fresh join finds no room.
     await stage.server.stop();
     assert.ok(fs.existsSync(stage.server.resumeKeyFile), `the resume key is kept at ${stage.server.resumeKeyFile}`);
     fs.rmSync(stage.server.resumeKeyFile);
+    fs.rmSync(stage.server.dataDir, { recursive: true, force: true });
     await stage.server.start();
 
     for (const p of [ana, cleo]) {

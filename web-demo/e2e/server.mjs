@@ -100,3 +100,68 @@ export async function stopProcess(proc) {
   await gone;
   clearTimeout(timer);
 }
+
+/** Whether a redis-server answers PING on `port`. */
+function redisAnswers(port) {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1');
+    const done = (ok) => {
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.setTimeout(1000, () => done(false));
+    sock.once('error', () => done(false));
+    sock.once('connect', () => sock.write('PING\r\n'));
+    sock.once('data', (d) => done(d.toString().startsWith('+PONG')));
+  });
+}
+
+/**
+ * A real redis-server (the Debian package) on a free loopback port, nothing
+ * written to disk, for tests of several nodes: `{ url, stop() }`.
+ */
+export async function startRedis() {
+  const port = await freeTcpPort();
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: 'ignore',
+  });
+  const deadline = Date.now() + 5000;
+  while (!(await redisAnswers(port))) {
+    if (Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      throw new Error('redis-server did not answer within 5 s (is the Debian package redis-server installed?)');
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return { url: `redis://127.0.0.1:${port}/`, stop: () => proc.kill('SIGKILL') };
+}
+
+/**
+ * One address in front of several nodes, as a load balancer: every GET (the
+ * page, its modules, `/connect`) goes to the first node of `nodes` whose
+ * `alive` is not false and that answers. `{ url, close() }`.
+ */
+export async function frontDoor(nodes) {
+  const { createServer } = await import('node:http');
+  const server = createServer(async (req, res) => {
+    for (const node of nodes) {
+      if (node.alive === false) continue;
+      try {
+        const answer = await fetch(node.baseUrl + req.url, { signal: AbortSignal.timeout(1000) });
+        const body = Buffer.from(await answer.arrayBuffer());
+        const headers = { 'cache-control': 'no-store' };
+        const type = answer.headers.get('content-type');
+        if (type) headers['content-type'] = type;
+        res.writeHead(answer.status, headers);
+        res.end(body);
+        return;
+      } catch {
+        // that node is down: the next one
+      }
+    }
+    res.writeHead(503);
+    res.end();
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${server.address().port}`, close: () => server.close() };
+}

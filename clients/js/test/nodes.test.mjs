@@ -7,78 +7,14 @@
 // the first node that answers.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
 import { JamClient } from 'jam-client';
 import { JamServer, nextEvent } from './server.mjs';
-
-/** A free TCP port on loopback. */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** Whether a redis-server answers PING on `port`. */
-function pong(port) {
-  return new Promise((resolve) => {
-    const sock = net.connect(port, '127.0.0.1');
-    const done = (ok) => {
-      sock.destroy();
-      resolve(ok);
-    };
-    sock.setTimeout(1000, () => done(false));
-    sock.once('error', () => done(false));
-    sock.once('connect', () => sock.write('PING\r\n'));
-    sock.once('data', (d) => done(d.toString().startsWith('+PONG')));
-  });
-}
-
-/** A real redis-server on a free port, nothing written to disk. */
-async function startRedis() {
-  const port = await freePort();
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: 'ignore',
-  });
-  const deadline = Date.now() + 5000;
-  while (!(await pong(port))) {
-    if (Date.now() > deadline) throw new Error('redis-server did not answer within 5 s (is the Debian package redis-server installed?)');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return { url: `redis://127.0.0.1:${port}/`, proc };
-}
-
-/** One address in front of the nodes: `/connect` goes to the first node that answers. */
-async function frontDoor(nodes) {
-  const server = http.createServer(async (req, res) => {
-    for (const node of nodes) {
-      if (!node.alive) continue;
-      try {
-        const answer = await fetch(node.baseUrl + req.url, { signal: AbortSignal.timeout(1000) });
-        res.writeHead(answer.status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-        res.end(await answer.text());
-        return;
-      } catch {
-        // that node is down: the next one
-      }
-    }
-    res.writeHead(503);
-    res.end();
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${server.address().port}`, close: () => server.close() };
-}
+import { frontDoor, startRedis } from '../../../web-demo/e2e/server.mjs';
 
 describe('jam-client with several nodes on one Redis', { timeout: 90_000 }, () => {
   let redis;
@@ -116,7 +52,7 @@ describe('jam-client with several nodes on one Redis', { timeout: 90_000 }, () =
     for (const c of clients) c.close();
     for (const n of nodes) if (n.alive) await n.stop();
     if (door) door.close();
-    if (redis) redis.proc.kill('SIGKILL');
+    if (redis) redis.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

@@ -1,0 +1,98 @@
+// nodes.test.mjs: the JamSession page in Chromium on two jam-server nodes that share
+// one real redis-server, reached through one address in front of them (a small
+// proxy, as a load balancer would be). The node that holds the room is killed with
+// SIGKILL: both pages go on in the same room, with the same players and colours,
+// on the other node, and neither says the session ended.
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  JamServer,
+  TIMEOUT,
+  createSession,
+  identities,
+  joinSession,
+  launchBrowser,
+  openPlayer,
+  remoteNoteCount,
+  screenshot,
+  stats,
+  waitForNames,
+  waitForRemoteNotes,
+} from './harness.mjs';
+import { frontDoor, startRedis } from './server.mjs';
+
+describe('two nodes on one Redis, in Chromium', { timeout: 120_000 }, () => {
+  let redis;
+  let door;
+  let browser;
+  const nodes = [];
+  const players = [];
+  const keyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'jam-e2e-nodes-'));
+
+  before(async () => {
+    redis = await startRedis();
+    for (const id of ['a', 'b']) {
+      const node = await JamServer.create({
+        extraArgs: ['--redis-url', redis.url, '--node-id', id, '--resume-key-file', path.join(keyDir, 'resume.key')],
+        logName: `node-${id}.log`,
+      });
+      node.id = id;
+      await node.start();
+      nodes.push(node);
+    }
+    door = await frontDoor(nodes);
+    browser = await launchBrowser();
+  });
+
+  after(async () => {
+    for (const p of players) await p.context.close();
+    if (browser) await browser.close();
+    if (door) door.close();
+    for (const n of nodes) await n.dispose();
+    if (redis) redis.stop();
+    fs.rmSync(keyDir, { recursive: true, force: true });
+  });
+
+  test('killing the node that holds the room: both pages go on in the same room on the other node', async () => {
+    const site = { baseUrl: door.url };
+    const ana = await openPlayer(browser, site);
+    players.push(ana);
+    const roomCode = await createSession(ana.page, { name: 'Ana', instrument: 'piano' });
+    const ben = await openPlayer(browser, site, { query: `/?room=${roomCode}` });
+    players.push(ben);
+    await joinSession(ben.page, { name: 'Ben', instrument: 'drums' });
+    for (const p of [ana, ben]) await waitForNames(p.page, ['Ana', 'Ben']);
+    const seats = await identities(ana.page);
+    const holderId = await ana.page.evaluate(() => window.jam.client.connectInfo.node);
+    const holder = nodes.find((n) => n.id === holderId);
+    assert.ok(holder, `the room is on node ${holderId}`);
+    const resumes = [await stats(ana.page), await stats(ben.page)].map((s) => s.resumes);
+
+    holder.alive = false;
+    holder.proc.kill('SIGKILL');
+
+    for (const [i, p] of [ana, ben].entries()) {
+      await p.page.waitForFunction(
+        (n) => window.jam.client.stats.resumes > n && window.jam.client.state === 'connected',
+        resumes[i],
+        { timeout: TIMEOUT.reconnect },
+      );
+    }
+    for (const p of [ana, ben]) {
+      await waitForNames(p.page, ['Ana', 'Ben']);
+      assert.ok(await p.page.getByTestId('session-ended').isHidden(), 'no "session ended"');
+      assert.equal((await p.page.getByTestId('room-code').textContent()).trim(), roomCode);
+      assert.deepEqual(await identities(p.page), seats, 'same players, ids and colours');
+      assert.notEqual(await p.page.evaluate(() => window.jam.client.connectInfo.node), holderId);
+      assert.equal((await stats(p.page)).rejoins, 0, 'resumed, not joined afresh');
+    }
+    await screenshot(ana.page, 'nodes-after-failover.png');
+    const heard = await remoteNoteCount(ben.page);
+    await ana.page.keyboard.press('a');
+    await waitForRemoteNotes(ben.page, heard + 1);
+  });
+});
