@@ -212,6 +212,14 @@ impl Session {
         });
     }
 
+    /// The connection now holds a seat (`what` happened: created, joined, resumed).
+    fn seated(&mut self, m: Membership, what: &'static str) {
+        tracing::Span::current().record("room", m.room_code().as_str());
+        info!(user = %m.user(), "{what}");
+        self.membership = Some(m);
+        self.lobby_since = None;
+    }
+
     fn create(
         &mut self,
         code: Option<RoomCode>,
@@ -219,13 +227,11 @@ impl Session {
         instrument: String,
         id: Option<&RawValue>,
     ) -> Result<(), ProtocolError> {
+        let (outbox, peer) = (&self.outbox, self.peer);
         let m = self
             .hub
-            .create_as(code, name, instrument, &self.outbox, id, self.peer)?;
-        tracing::Span::current().record("room", m.room_code().as_str());
-        info!(user = %m.user(), "created room");
-        self.membership = Some(m);
-        self.lobby_since = None;
+            .create_as(code, name, instrument, outbox, id, peer)?;
+        self.seated(m, "created room");
         Ok(())
     }
 
@@ -236,13 +242,9 @@ impl Session {
         instrument: String,
         id: Option<&RawValue>,
     ) -> Result<(), ProtocolError> {
-        let m = self
-            .hub
-            .join(typed, name, instrument, &self.outbox, id, self.peer)?;
-        tracing::Span::current().record("room", m.room_code().as_str());
-        info!(user = %m.user(), "joined room");
-        self.membership = Some(m);
-        self.lobby_since = None;
+        let (outbox, peer) = (&self.outbox, self.peer);
+        let m = self.hub.join(typed, name, instrument, outbox, id, peer)?;
+        self.seated(m, "joined room");
         Ok(())
     }
 
@@ -253,13 +255,9 @@ impl Session {
         last_seq: Option<u64>,
         id: Option<&RawValue>,
     ) -> Result<(), ProtocolError> {
-        let m = self
-            .hub
-            .resume(typed, token, last_seq, &self.outbox, id, self.peer)?;
-        tracing::Span::current().record("room", m.room_code().as_str());
-        info!(user = %m.user(), "resumed seat");
-        self.membership = Some(m);
-        self.lobby_since = None;
+        let (outbox, peer) = (&self.outbox, self.peer);
+        let m = self.hub.resume(typed, token, last_seq, outbox, id, peer)?;
+        self.seated(m, "resumed seat");
         Ok(())
     }
 

@@ -146,19 +146,8 @@ impl Client {
         encoding: Option<Encoding>,
     ) -> Result<(Client, SessionInfo)> {
         let info = fetch_connect_for(http_base, room).await?;
-        let mut client = Client::connect_to(&info, encoding).await?;
-        match client.join(room, name, instrument).await {
-            Err(ClientError::Refused {
-                code: ErrorCode::RoomElsewhere,
-                connect: Some(owner),
-                ..
-            }) => {
-                let mut client = Client::connect_to(&owner, encoding).await?;
-                let info = client.join(room, name, instrument).await?;
-                Ok((client, info))
-            }
-            answer => answer.map(|info| (client, info)),
-        }
+        let data = json!({ "roomCode": room, "name": name, "instrument": instrument });
+        Client::seat_at(&info, encoding, event::JOIN, data).await
     }
 
     /// Takes a held seat back on whichever node holds its room (docs/protocol.md §12): as
@@ -184,18 +173,43 @@ impl Client {
         last_seq: Option<u64>,
         encoding: Option<Encoding>,
     ) -> Result<(Client, SessionInfo)> {
+        let data = json!({ "roomCode": room, "resumeToken": token, "lastSeq": last_seq });
+        Client::seat_at(info, encoding, event::RESUME, data).await
+    }
+
+    /// Connects to the node `info` names and asks for a seat there (`session:join` or
+    /// `session:resume` with `data`), following one `room_elsewhere` to the owner.
+    async fn seat_at(
+        info: &Value,
+        encoding: Option<Encoding>,
+        event_name: &'static str,
+        data: Value,
+    ) -> Result<(Client, SessionInfo)> {
         let mut client = Client::connect_to(info, encoding).await?;
-        match client.resume(room, token, last_seq).await {
+        match client.seat(event_name, data.clone()).await {
             Err(ClientError::Refused {
                 code: ErrorCode::RoomElsewhere,
                 connect: Some(owner),
                 ..
             }) => {
                 let mut client = Client::connect_to(&owner, encoding).await?;
-                let info = client.resume(room, token, last_seq).await?;
+                let info = client.seat(event_name, data).await?;
                 Ok((client, info))
             }
             answer => answer.map(|info| (client, info)),
+        }
+    }
+
+    /// Sends a seat request and reads its answer (`session:joined` / `resumed`).
+    async fn seat(&mut self, event_name: &'static str, data: Value) -> Result<SessionInfo> {
+        let answer = self.request(event_name, data).await?;
+        let expected = match event_name {
+            event::JOIN => event::JOINED,
+            _ => event::RESUMED,
+        };
+        match answer.event {
+            ServerEvent::Joined(info) | ServerEvent::Resumed(info) => Ok(info),
+            other => Err(unexpected(expected, other)),
         }
     }
 
