@@ -178,6 +178,7 @@ async fn a_stopped_node_hands_its_room_over_and_the_players_follow() {
         room.room_code.clone(),
         drums.resume_token.clone(),
         vec![b_base.clone()],
+        Duration::from_millis(5),
         stop_drums.clone(),
     ));
     ana.wait_for(T, is_note).await.expect("Cy plays");
@@ -276,7 +277,7 @@ async fn a_stopped_node_hands_its_room_over_and_the_players_follow() {
     );
 }
 
-/// A third player who plays a note every 5 ms until `stop`, follows its room when it is
+/// A third player who plays a note every `every` until `stop`, follows its room when it is
 /// moved or its node dies (resuming through `bases`), and goes on playing: the source of
 /// the notes whose gap a listener hears.
 async fn drummer(
@@ -284,9 +285,10 @@ async fn drummer(
     room: String,
     mut token: String,
     bases: Vec<String>,
+    every: Duration,
     stop: tokio_util::sync::CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    let mut tick = tokio::time::interval(every);
     let mut n = 0u64;
     loop {
         tokio::select! {
@@ -430,6 +432,8 @@ async fn a_killed_node_s_room_is_claimed_by_one_node_with_the_same_players_and_t
         room.room_code.clone(),
         drums.resume_token.clone(),
         vec![base_b.clone(), base_c.clone()],
+        // Slower: the players' queues fill while the test waits for both to be back.
+        Duration::from_millis(20),
         stop_drums.clone(),
     ));
     ana.wait_for(T, is_note).await.expect("Cy plays");

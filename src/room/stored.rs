@@ -36,6 +36,9 @@ impl Hub {
                 self.store.forget(&code);
                 continue;
             }
+            if RoomCode::normalize(&code).is_some_and(|c| rooms.contains_key(&c)) {
+                continue; // brought in already (two requests for it raced)
+            }
             if rooms.len() >= self.limits.max_rooms {
                 warn!(room = %code, "more stored rooms than --max-rooms; left in the store");
                 continue;
