@@ -271,6 +271,16 @@ impl Cluster {
     /// Refreshes this node's entry (`connect`: its `GET /connect` answer for clients sent
     /// here by other nodes) and the owner entries of its rooms, once.
     pub async fn refresh(&self, hub: &Hub, connect: Value) -> Result<()> {
+        let lost = self.refresh_entries(hub, connect).await?;
+        for code in lost {
+            self.yield_room(hub, &code).await?;
+        }
+        Ok(())
+    }
+
+    /// Refreshes the entries; returns the codes of rooms this node holds that another
+    /// node owns now.
+    async fn refresh_entries(&self, hub: &Hub, connect: Value) -> Result<Vec<RoomCode>> {
         let entry = NodeEntry {
             connect,
             seats: hub.seat_total(),
@@ -291,7 +301,7 @@ impl Cluster {
             .await?;
         let codes = hub.room_codes();
         if codes.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let refresh = redis::Script::new(REFRESH_OWNED);
         let mut script = refresh.prepare_invoke();
@@ -303,9 +313,25 @@ impl Cluster {
             .arg(LAPSE.as_millis() as u64)
             .invoke_async(&mut conn)
             .await?;
-        for key in lost {
-            warn!(owner_entry = %key, "another node owns a room this node holds");
-        }
+        Ok(lost
+            .iter()
+            .filter_map(|key| key.strip_prefix("jam:owner:"))
+            .filter_map(RoomCode::normalize)
+            .collect())
+    }
+
+    /// Another node claimed room `code` while this one still held it (this node was cut
+    /// off from Redis past the lapse time): the claim stands, and this node's players are
+    /// sent there (`session:moved`), as in a hand-over.
+    async fn yield_room(&self, hub: &Hub, code: &RoomCode) -> Result<()> {
+        let Some(owner) = self.owner(code.as_str()).await? else {
+            return Ok(());
+        };
+        let Some(entry) = self.node_entry(&owner).await? else {
+            return Ok(());
+        };
+        warn!(room = %code, owner = %owner, "another node claimed a room this node held; its players move there");
+        hub.hand_over(code, &jam_protocol::encode_moved(code, &entry.connect));
         Ok(())
     }
 

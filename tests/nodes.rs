@@ -514,3 +514,57 @@ async fn a_killed_node_s_room_is_claimed_by_one_node_with_the_same_players_and_t
         heard.as_millis()
     );
 }
+
+/// Sends one command to `redis` (RESP inline form) and returns its raw answer.
+async fn redis_command(redis: &Redis, command: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", redis.port))
+        .await
+        .unwrap();
+    tcp.write_all(format!("{command}\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(T, tcp.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_whose_room_was_claimed_elsewhere_sends_its_players_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start().await;
+    let a = node(&redis.url(), dir.path(), "a").await;
+    let _b = node(&redis.url(), dir.path(), "b").await;
+    let mut ana = a.ws().await;
+    let room = ana.create("Ana", "piano").await.unwrap();
+    // As if node a had been cut off from Redis past the lapse time and node b had
+    // claimed the room meanwhile.
+    let set = format!("SET jam:owner:{} b PX 6000", room.room_code);
+    assert!(redis_command(&redis, &set).await.starts_with("+OK"));
+    let got = ana
+        .wait_for(T, |r| matches!(r.event(), ServerEvent::Moved { .. }))
+        .await
+        .expect("a's next refresh sends its players to b");
+    let ServerEvent::Moved { connect, .. } = got.event().clone() else {
+        unreachable!()
+    };
+    assert_eq!(connect["node"], "b");
+    let (_ana2, back) = Client::resume_at(
+        &connect,
+        &room.room_code,
+        &room.resume_token,
+        ana.last_seq(),
+        None,
+    )
+    .await
+    .expect("the seat is taken back on b");
+    assert_eq!(back.user_id, room.user_id);
+    let metrics = String::from_utf8(a.get("/metrics").await.1).unwrap();
+    assert!(
+        metrics.contains("\njam_rooms 0\n"),
+        "a no longer holds it:\n{metrics}"
+    );
+}

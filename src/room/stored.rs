@@ -145,8 +145,9 @@ impl Hub {
             .collect()
     }
 
-    /// Hands room `code` (frozen) over: takes it out of this hub and sends every member
-    /// `moved` (a `session:moved`) before closing its connection ([`CloseReason::Moved`]).
+    /// Hands room `code` over (frozen, or claimed by another node): takes it out of this
+    /// hub and sends every member `moved` (a `session:moved`) before closing its
+    /// connection ([`CloseReason::Moved`]).
     pub fn hand_over(&self, code: &RoomCode, moved: &bytes::Bytes) {
         let Some(room) = self.rooms().remove(code) else {
             return;
