@@ -568,3 +568,76 @@ async fn a_node_whose_room_was_claimed_elsewhere_sends_its_players_there() {
         "a no longer holds it:\n{metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_stopped_mid_jam_three_nodes_keep_playing_refuse_new_rooms_and_recover() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut redis = Redis::start().await;
+    let nodes = [
+        node(&redis.url(), dir.path(), "a").await,
+        node(&redis.url(), dir.path(), "b").await,
+        node(&redis.url(), dir.path(), "c").await,
+    ];
+    let [a, b, c] = &nodes;
+    let mut ana = a.ws().await;
+    let room = ana.create("Ana", "piano").await.unwrap();
+    let mut bo = a.wt().await;
+    bo.join(&room.room_code, "Bo", "bass").await.unwrap();
+
+    redis.stop().await;
+    for s in &nodes {
+        wait_readyz(s, 503).await;
+    }
+    for n in 0..5 {
+        ana.broadcast(&room.room_code, "note", &json!({ "n": n }))
+            .await
+            .unwrap();
+        let got = bo
+            .wait_for(T, is_note)
+            .await
+            .expect("notes flow without Redis");
+        assert!(matches!(got.event(), ServerEvent::Broadcast { payload, .. } if payload["n"] == n));
+    }
+    let mut cy = b.ws().await;
+    let (code, _) = refusal(cy.create("Cy", "").await);
+    assert_eq!(code, ErrorCode::Unavailable);
+    let mut dee = c.ws().await;
+    let (code, _) = refusal(dee.join(&room.room_code, "Dee", "").await);
+    assert_eq!(code, ErrorCode::Unavailable, "c cannot look the room up");
+
+    redis.start_again().await;
+    for s in &nodes {
+        wait_readyz(s, 200).await;
+    }
+    cy.create("Cy", "").await.expect("rooms are created again");
+    // Redis came back empty: a wrote its room and its owner entry again, so c sends a
+    // joiner there.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = connect_json(c, &format!("/connect?room={}", room.room_code)).await;
+        if found["node"] == "a" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the room never reappeared in the directory"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (mut dee, joined) = Client::join_via(&c.http_base(), &room.room_code, "Dee", "", None)
+        .await
+        .expect("followed to a");
+    assert_eq!(joined.participants.len(), 3);
+    bo.broadcast_datagram(&room.room_code, "note", &json!({ "n": 99 }))
+        .unwrap();
+    dee.wait_for(T, is_note).await.expect("the jam goes on");
+}
+
+/// Waits (bounded) until `GET /readyz` of `s` answers `status`.
+async fn wait_readyz(s: &TestServer, status: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.get("/readyz").await.0 != status {
+        assert!(Instant::now() < deadline, "/readyz never answered {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
