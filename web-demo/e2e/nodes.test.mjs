@@ -31,6 +31,8 @@ describe('two nodes on one Redis, in Chromium', { timeout: 120_000 }, () => {
   let browser;
   const nodes = [];
   const players = [];
+  /** What the first test leaves to the second: its two pages, the room and its seats. */
+  const state = {};
   const keyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'jam-e2e-nodes-'));
 
   before(async () => {
@@ -94,5 +96,54 @@ describe('two nodes on one Redis, in Chromium', { timeout: 120_000 }, () => {
     const heard = await remoteNoteCount(ben.page);
     await ana.page.keyboard.press('a');
     await waitForRemoteNotes(ben.page, heard + 1);
+    state.pages = [ana, ben];
+    state.roomCode = roomCode;
+    state.seats = seats;
+  });
+
+  test('deploying the node that holds the room: the pages say they are moving, not that the connection was lost', async () => {
+    const [ana, ben] = state.pages;
+    const third = await JamServer.create({
+      extraArgs: ['--redis-url', redis.url, '--node-id', 'c', '--resume-key-file', path.join(keyDir, 'resume.key')],
+      logName: 'node-c.log',
+    });
+    third.id = 'c';
+    await third.start();
+    nodes.push(third);
+    const holderId = await ana.page.evaluate(() => window.jam.client.connectInfo.node);
+    const holder = nodes.find((n) => n.id === holderId);
+    // Every text the status line and the banner show from now on.
+    for (const p of [ana, ben]) {
+      await p.page.evaluate(() => {
+        window.__shown = [];
+        const watch = (id) => {
+          const el = document.querySelector(`[data-testid="${id}"]`);
+          new MutationObserver(() => window.__shown.push(el.textContent)).observe(el, { childList: true, characterData: true, subtree: true });
+        };
+        watch('status-text');
+        watch('session-banner');
+      });
+    }
+    const resumes = [await stats(ana.page), await stats(ben.page)].map((s) => s.resumes);
+    holder.alive = false;
+    await holder.stop(); // SIGTERM: the room is handed over to node c
+
+    for (const [i, p] of [ana, ben].entries()) {
+      await p.page.waitForFunction(
+        (n) => window.jam.client.stats.resumes > n && window.jam.client.state === 'connected',
+        resumes[i],
+        { timeout: TIMEOUT.reconnect },
+      );
+      assert.equal(await p.page.evaluate(() => window.jam.client.connectInfo.node), 'c');
+      const shown = await p.page.evaluate(() => window.__shown);
+      assert.ok(shown.some((t) => /moving to another server/i.test(t)), `"moving" was shown: ${JSON.stringify(shown)}`);
+      assert.ok(!shown.some((t) => /connection lost/i.test(t)), `no "connection lost": ${JSON.stringify(shown)}`);
+      assert.ok(await p.page.getByTestId('session-ended').isHidden(), 'no "session ended"');
+      assert.equal((await p.page.getByTestId('room-code').textContent()).trim(), state.roomCode);
+      assert.deepEqual(await identities(p.page), state.seats, 'same players, ids and colours');
+    }
+    const heard = await remoteNoteCount(ana.page);
+    await ben.page.keyboard.press('a');
+    await waitForRemoteNotes(ana.page, heard + 1);
   });
 });

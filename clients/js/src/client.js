@@ -1069,7 +1069,9 @@ export class JamClient {
           this._emit('disconnected', { reason: `gave up after ${attempt} attempts: ${reason}` });
           return;
         }
-        const delayMs = restoring && attempt === 0 ? 0 : this._backoff(restoring ? attempt - 1 : attempt);
+        // A page taking up its stored seat, or a room moving to another node, tries at once.
+        const atOnce = attempt === 0 && (restoring || this._movedTo !== null);
+        const delayMs = atOnce ? 0 : this._backoff(restoring ? attempt - 1 : attempt);
         if (attempt > 0) this._setState('reconnecting');
         attempt++;
         this._emit('reconnecting', { attempt, delayMs, reason, restoring });
