@@ -432,7 +432,8 @@ impl Session {
                     stats.datagrams_in.fetch_add(1, Ordering::Relaxed);
                 }
                 let at = Instant::now();
-                m.broadcast(&b.event_name, b.payload, self.hub.clock().at_us(at), path);
+                let time = self.hub.clock().at_us(at);
+                m.broadcast(&b.event_name, b.payload, time, path, b.ephemeral);
                 stats.fan_out.record(at.elapsed());
             }
             ClientMessage::Resume {

@@ -59,7 +59,8 @@ export function createVoices({ client, synth, state, playArea, players, playout,
     if (at !== null) payload.at = Math.round(at * 1000) / 1000;
     // A lost "off" would leave a note hanging on every other page: it goes reliably.
     const local = localNowMs();
-    const path = client.broadcast('note', payload, { reliable: type === 'off' });
+    // Notes are ephemeral: a player back after a blip hears no burst of stale ones.
+    const path = client.broadcast('note', payload, { reliable: type === 'off', ephemeral: true });
     if (path) push(trace.sent, { type, note, at: local, roomAt: payload.at, path });
     return path;
   }

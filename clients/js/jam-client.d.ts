@@ -445,10 +445,11 @@ export declare class JamClient {
   leave(): Promise<{ roomCode: string | null }>;
   /**
    * Sends an event to everyone else in the room: a datagram over WebTransport
-   * when it fits (unless `reliable`), else the reliable path. Returns the path,
-   * or null when not sent (not connected or not in a room).
+   * when it fits (unless `reliable`), else the reliable path. `ephemeral` (1.2):
+   * never numbered, kept or replayed by the server; send notes so, chat not.
+   * Returns the path, or null when not sent (not connected or not in a room).
    */
-  broadcast(eventName: string, payload?: unknown, options?: { reliable?: boolean }): BroadcastPath | null;
+  broadcast(eventName: string, payload?: unknown, options?: { reliable?: boolean; ephemeral?: boolean }): BroadcastPath | null;
   /** Sends any client message; resolves with the direct answer's data. */
   request<T = Record<string, unknown>>(event: string, data: object): Promise<T>;
   /** Sets the room's tempo (20 to 300 bpm, 1 to 16 beats a bar). */

@@ -18,14 +18,21 @@ use crate::outbox::{Delivered, Path, Relayed};
 
 impl Membership {
     /// Relays an event that the server received at `server_time_us` to every other seat
-    /// present: encoded once, outside the room's lock. One that came on a reliable path
-    /// gets the room's next `seq` (its last bytes are written under the lock, where the
-    /// number is drawn) and is kept for replay; a datagram-class one is neither.
-    pub fn broadcast(&self, event_name: &str, payload: &RawValue, server_time_us: u64, path: Path) {
-        let hint = match path {
-            Path::Reliable => Some(self.seq_hint.load(Ordering::Relaxed) + 1),
-            Path::Datagram => None,
-        };
+    /// present, on the path it came on: encoded once, outside the room's lock. One that
+    /// came on a reliable path and is not `ephemeral` gets the room's next `seq` (its last
+    /// bytes are written under the lock, where the number is drawn) and is kept for
+    /// replay; an ephemeral or datagram-class one is neither (docs/protocol.md §11).
+    pub fn broadcast(
+        &self,
+        event_name: &str,
+        payload: &RawValue,
+        server_time_us: u64,
+        path: Path,
+        ephemeral: bool,
+    ) {
+        // Numbered and kept: a reliable event that is not ephemeral (docs/protocol.md §11).
+        let numbered = path == Path::Reliable && !ephemeral;
+        let hint = numbered.then(|| self.seq_hint.load(Ordering::Relaxed) + 1);
         let draft = BroadcastDraft::new(event_name, payload, &self.user, server_time_us, hint);
         let (mut handed, mut datagrams, mut dropped) = (0, 0, 0);
         let mut deliver = |state: &RoomState, event: &Relayed| {
@@ -39,12 +46,12 @@ impl Membership {
                 }
             }
         };
-        match path {
-            Path::Datagram => {
+        match numbered {
+            false => {
                 let event = Relayed::new(draft.finish(None));
                 deliver(&self.room.lock(), &event);
             }
-            Path::Reliable => {
+            true => {
                 let mut state = self.room.lock();
                 state.seq += 1;
                 let seq = state.seq;
@@ -144,7 +151,7 @@ mod tests {
 
         // Datagram-class events only fill half of B's queue and are then dropped.
         for _ in 0..10 {
-            ma.broadcast("n", &payload, 0, Path::Datagram);
+            ma.broadcast("n", &payload, 0, Path::Datagram, false);
         }
         assert!(
             a.rx.try_recv().is_err(),
@@ -154,7 +161,7 @@ mod tests {
         assert_eq!(hub.stats().dropped.load(Ordering::Relaxed), 6);
         // Reliable events fill the rest; one more overflows and B is disconnected.
         for _ in 0..5 {
-            ma.broadcast("n", &payload, 0, Path::Reliable);
+            ma.broadcast("n", &payload, 0, Path::Reliable, false);
         }
         assert!(b.token.is_cancelled());
         assert_eq!(b.outbox.close_reason(), Some(CloseReason::SlowConsumer));

@@ -428,8 +428,8 @@ mod tests {
             Err(ErrorCode::NameTaken)
         );
         let payload: Box<RawValue> = serde_json::from_str(r#"{"n":60}"#).unwrap();
-        ma.broadcast("note", &payload, 0, Path::Reliable);
-        ma.broadcast("note", &payload, 0, Path::Datagram);
+        ma.broadcast("note", &payload, 0, Path::Reliable, false);
+        ma.broadcast("note", &payload, 0, Path::Datagram, false);
         let mc = hub
             .join(&ia.room_code, name("Cy"), "".into(), &c.outbox, None, None)
             .unwrap();
@@ -505,7 +505,7 @@ mod tests {
         drop(mb);
         let payload: Box<RawValue> = serde_json::from_str("1").unwrap();
         for _ in 0..3 {
-            ma.broadcast("n", &payload, 0, Path::Reliable);
+            ma.broadcast("n", &payload, 0, Path::Reliable, false);
         }
         for last in [Some(1), Some(99), None] {
             let mut b2 = member(&hub, 64);

@@ -77,7 +77,7 @@ mod tests {
                 .create(name(&format!("A{i}")), "".into(), &a.outbox, None, None)
                 .unwrap();
             assert!(matches!(next(&mut a), ServerEvent::Created(_)));
-            m.broadcast("n", &payload, 0, Path::Reliable);
+            m.broadcast("n", &payload, 0, Path::Reliable, false);
             rooms.push((a, m));
         }
         assert!(hub.history_bytes() > hub.history_budget.cap());
@@ -92,9 +92,15 @@ mod tests {
         assert_eq!(kept(1), 0);
         assert!(kept(2) > 0 && kept(3) > 0, "the newest are kept");
         // Writing to the oldest makes it the newest.
-        rooms[0].1.broadcast("n", &payload, 0, Path::Reliable);
-        rooms[1].1.broadcast("n", &payload, 0, Path::Reliable);
-        rooms[1].1.broadcast("n", &payload, 0, Path::Reliable);
+        rooms[0]
+            .1
+            .broadcast("n", &payload, 0, Path::Reliable, false);
+        rooms[1]
+            .1
+            .broadcast("n", &payload, 0, Path::Reliable, false);
+        rooms[1]
+            .1
+            .broadcast("n", &payload, 0, Path::Reliable, false);
         hub.trim_histories();
         assert_eq!((kept(2), kept(3), kept(0)), (0, 0, 0));
         assert!(kept(1) > 0, "the most recently written is kept");

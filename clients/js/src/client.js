@@ -484,18 +484,19 @@ export class JamClient {
    * Sends `event:broadcast` to everyone else in the room. Over WebTransport it
    * goes as a datagram when the encoded envelope fits the session's datagram
    * limit, else on the control stream; `{ reliable: true }` picks the stream on
-   * purpose. Returns the path taken: 'datagram', 'stream', 'websocket', or null
+   * purpose, and `{ ephemeral: true }` asks the server never to number, keep or
+   * replay it (notes: a player back after a blip hears no burst of stale ones). Returns the path taken: 'datagram', 'stream', 'websocket', or null
    * when it was not sent: not connected, not in a room, or the seat not yet
    * taken back after a reconnect (the event is dropped, as a real-time event
    * should be, and not counted as sent).
    */
-  broadcast(eventName, payload, { reliable = false } = {}) {
+  broadcast(eventName, payload, { reliable = false, ephemeral = false } = {}) {
     const conn = this._conn;
     if (!conn || !this.room || this._seatedConn !== conn) return null;
-    const text = JSON.stringify({
-      event: 'event:broadcast',
-      data: { roomCode: this.room.roomCode, eventName, payload: payload === undefined ? null : payload },
-    });
+    const data = { roomCode: this.room.roomCode, eventName, payload: payload === undefined ? null : payload };
+    // 1.2: an ephemeral event is relayed but never numbered, kept or replayed.
+    if (ephemeral) data.ephemeral = true;
+    const text = JSON.stringify({ event: 'event:broadcast', data });
     this.stats.broadcastsSent++;
     if (conn.hasDatagrams && !reliable) {
       const bytes = encoder.encode(text);

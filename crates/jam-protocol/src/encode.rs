@@ -253,8 +253,9 @@ const SEQ_KEY: &[u8] = br#","seq":"#;
 impl BroadcastDraft {
     /// Writes everything but the envelope's closing brace: `{eventName, payload,
     /// senderId, serverTime}`, `server_time_us` being when the server received the event.
-    /// `seq` is the room sequence number [`BroadcastDraft::finish`] will most likely get
-    /// (`None` for a datagram-class event), for the buffer's size.
+    /// `seq` is the room sequence number [`BroadcastDraft::finish`] will most likely get,
+    /// for the buffer's size; `None` for an ephemeral event (datagram-class, or sent with
+    /// `"ephemeral": true`), which never gets one and carries `"ephemeral": true`.
     pub fn new(
         event_name: &str,
         payload: &RawValue,
@@ -266,6 +267,8 @@ impl BroadcastDraft {
         const PAYLOAD: &[u8] = br#","payload":"#;
         const SENDER: &[u8] = br#","senderId":"#;
         const TIME: &[u8] = br#","serverTime":"#;
+        // 1.2, §11: an event without a `seq` is ephemeral, and says so.
+        const EPHEMERAL: &[u8] = br#","ephemeral":true"#;
         const TAIL: &[u8] = b"}}";
         let payload = payload.get().as_bytes();
         let sender = sender.as_str();
@@ -280,7 +283,7 @@ impl BroadcastDraft {
             + payload.len()
             + sender.len()
             + ms_len(server_time_us)
-            + seq.map_or(0, |s| SEQ_KEY.len() + digits(s));
+            + seq.map_or(EPHEMERAL.len(), |s| SEQ_KEY.len() + digits(s));
         let mut buf = Vec::with_capacity(len);
         buf.extend_from_slice(HEAD);
         write_json_str(&mut buf, event_name);
@@ -290,6 +293,9 @@ impl BroadcastDraft {
         write_json_str(&mut buf, sender);
         buf.extend_from_slice(TIME);
         write_ms(&mut buf, server_time_us);
+        if seq.is_none() {
+            buf.extend_from_slice(EPHEMERAL);
+        }
         buf.push(b'}');
         BroadcastDraft(buf)
     }
@@ -370,6 +376,7 @@ mod tests {
             payload: &'a RawValue,
             sender_id: &'a UserId,
             server_time: &'a RawValue,
+            ephemeral: bool,
         }
         let sender = UserId::generate();
         let payload: &RawValue = serde_json::from_str(r#"{ "a" : [1, "\u00e9\n"] }"#).unwrap();
@@ -382,6 +389,7 @@ mod tests {
                     payload,
                     sender_id: &sender,
                     server_time: time,
+                    ephemeral: true,
                 },
                 None,
             );
@@ -440,9 +448,24 @@ mod tests {
             server_time: 5,
         };
         assert_eq!(with, encode_room(event::BROADCAST, d(), u64::MAX, None));
+        // Without a `seq`, the event is ephemeral and says so (docs/protocol.md §11).
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct E<'a> {
+            #[serde(flatten)]
+            d: D<'a>,
+            ephemeral: bool,
+        }
         assert_eq!(
             BroadcastDraft::new("note", payload, &sender, 5_000, None).finish(None),
-            encode(event::BROADCAST, d(), None)
+            encode(
+                event::BROADCAST,
+                E {
+                    d: d(),
+                    ephemeral: true
+                },
+                None
+            )
         );
         let msg = ServerMessage::from_json(&with).unwrap();
         assert_eq!(msg.seq, Some(u64::MAX));

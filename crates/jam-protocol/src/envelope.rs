@@ -78,6 +78,8 @@ pub struct Broadcast<'a> {
     pub event_name: Cow<'a, str>,
     /// The sender's JSON, relayed as written.
     pub payload: &'a RawValue,
+    /// `"ephemeral": true` (1.2, §11): relayed but never numbered, kept or replayed.
+    pub ephemeral: bool,
 }
 
 /// The envelope's first parse: shape, event name and id, and for an `event:broadcast`
@@ -111,6 +113,8 @@ struct BroadcastData<'a> {
     event_name: Cow<'a, str>,
     #[serde(borrow)]
     payload: &'a RawValue,
+    #[serde(default)]
+    ephemeral: bool,
 }
 
 /// The envelope's fields before their rules are checked; `event` is `None` when it is
@@ -250,6 +254,7 @@ impl<'de> Visitor<'de> for BroadcastSeed {
             RoomCode,
             EventName,
             Payload,
+            Ephemeral,
             #[serde(other)]
             Other,
         }
@@ -257,6 +262,7 @@ impl<'de> Visitor<'de> for BroadcastSeed {
         let mut room_code = None;
         let mut event_name = None;
         let mut payload = None;
+        let mut ephemeral = None;
         while let Some(key) = map.next_key()? {
             match key {
                 Key::RoomCode => set(&mut room_code, "roomCode", map.next_value::<Text>()?.0)?,
@@ -264,6 +270,8 @@ impl<'de> Visitor<'de> for BroadcastSeed {
                     set(&mut event_name, "eventName", map.next_value::<Text>()?.0)?;
                 }
                 Key::Payload => set(&mut payload, "payload", map.next_value()?)?,
+                // `true` or `false`; `null` or any other value is refused.
+                Key::Ephemeral => set(&mut ephemeral, "ephemeral", map.next_value::<bool>()?)?,
                 Key::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -273,6 +281,7 @@ impl<'de> Visitor<'de> for BroadcastSeed {
             room_code: room_code.ok_or_else(|| de::Error::missing_field("roomCode"))?,
             event_name: event_name.ok_or_else(|| de::Error::missing_field("eventName"))?,
             payload: payload.ok_or_else(|| de::Error::missing_field("payload"))?,
+            ephemeral: ephemeral.unwrap_or(false),
         })
     }
 }
@@ -434,6 +443,7 @@ impl<'a> Envelope<'a> {
                 room_code: d.room_code,
                 event_name: d.event_name,
                 payload: d.payload,
+                ephemeral: d.ephemeral,
             }))
         }
 
@@ -718,6 +728,40 @@ mod tests {
     }
 
     #[test]
+    fn ephemeral_is_true_false_or_absent() {
+        let with = |v: &str| {
+            format!(
+                r#"{{"event":"event:broadcast","data":{{"roomCode":"A","eventName":"n","payload":1{v}}}}}"#
+            )
+        };
+        let ephemeral = |text: &str| match Envelope::parse(text).and_then(|e| {
+            e.message()
+                .map(|m| match m {
+                    ClientMessage::Broadcast(b) => b.ephemeral,
+                    _ => panic!("not a broadcast"),
+                })
+                .map_err(|error| Rejection { id: None, error })
+        }) {
+            Ok(b) => Ok(b),
+            Err(r) => Err(r.error.code),
+        };
+        assert_eq!(ephemeral(&with("")), Ok(false));
+        assert_eq!(ephemeral(&with(r#","ephemeral":false"#)), Ok(false));
+        assert_eq!(ephemeral(&with(r#","ephemeral":true"#)), Ok(true));
+        for bad in [
+            r#","ephemeral":null"#,
+            r#","ephemeral":"yes""#,
+            r#","ephemeral":1"#,
+        ] {
+            assert_eq!(
+                ephemeral(&with(bad)),
+                Err(ErrorCode::InvalidMessage),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn payload_is_kept_byte_for_byte() {
         let text = r#"{"event":"event:broadcast","data":{"roomCode":"A","eventName":"note","payload":{ "n" : 60,"v":1.50 }}}"#;
         let env = Envelope::parse(text).unwrap();
@@ -728,7 +772,7 @@ mod tests {
         let out = encode_broadcast(&b.event_name, b.payload, &UserId::from_text("u1"), 7_001);
         assert_eq!(
             &out[..],
-            br#"{"event":"event:broadcast","data":{"eventName":"note","payload":{ "n" : 60,"v":1.50 },"senderId":"u1","serverTime":7.001}}"#
+            br#"{"event":"event:broadcast","data":{"eventName":"note","payload":{ "n" : 60,"v":1.50 },"senderId":"u1","serverTime":7.001,"ephemeral":true}}"#
         );
         let null =
             r#"{"event":"event:broadcast","data":{"roomCode":"A","eventName":"n","payload":null}}"#;
