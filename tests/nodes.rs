@@ -184,8 +184,8 @@ async fn a_stopped_node_hands_its_room_over_and_the_players_follow() {
     ana.wait_for(T, is_note).await.expect("Cy plays");
     // B must be in the directory before A stops.
     let deadline = Instant::now() + T;
-    while !String::from_utf8(redis_get(&redis, "jam:node:b").await)
-        .unwrap()
+    while !redis_command(&redis, "GET jam:node:b")
+        .await
         .contains("connect")
     {
         assert!(Instant::now() < deadline, "node b never registered");
@@ -320,24 +320,6 @@ fn is_note(r: &jam_client::Received) -> bool {
     matches!(r.event(), ServerEvent::Broadcast { .. })
 }
 
-/// `GET key` on `redis`, raw.
-async fn redis_get(redis: &Redis, key: &str) -> Vec<u8> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", redis.port))
-        .await
-        .unwrap();
-    tcp.write_all(format!("GET {key}\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut buf = vec![0u8; 8192];
-    let n = tokio::time::timeout(T, tcp.read(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    buf.truncate(n);
-    buf
-}
-
 /// A node as its own process, to be killed: (child, http base).
 async fn spawn_node(redis: &Redis, dir: &Path, id: &str) -> (tokio::process::Child, String) {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_jam-server"))
@@ -439,10 +421,9 @@ async fn a_killed_node_s_room_is_claimed_by_one_node_with_the_same_players_and_t
     ana.wait_for(T, is_note).await.expect("Cy plays");
     // The room's record is in Redis before the crash.
     let deadline = Instant::now() + T;
-    while !String::from_utf8_lossy(
-        &redis_get(&redis, &format!("jam:room:{}", room.room_code)).await,
-    )
-    .contains("\"bpm\":90")
+    while !redis_command(&redis, &format!("GET jam:room:{}", room.room_code))
+        .await
+        .contains("\"bpm\":90")
     {
         assert!(Instant::now() < deadline, "the tempo never reached Redis");
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -490,9 +471,7 @@ async fn a_killed_node_s_room_is_claimed_by_one_node_with_the_same_players_and_t
     // One room on one node: each sees the other.
     let seen_by_bo: Vec<_> = ib.participants.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(seen_by_bo, ["Ana", "Bo", "Cy"]);
-    let owner =
-        String::from_utf8(redis_get(&redis, &format!("jam:owner:{}", room.room_code)).await)
-            .unwrap();
+    let owner = redis_command(&redis, &format!("GET jam:owner:{}", room.room_code)).await;
     assert!(owner.contains('b') || owner.contains('c'), "{owner}");
     ana2.wait_for(Duration::from_secs(15), is_note)
         .await
@@ -524,7 +503,7 @@ async fn redis_command(redis: &Redis, command: &str) -> String {
     tcp.write_all(format!("{command}\r\n").as_bytes())
         .await
         .unwrap();
-    let mut buf = vec![0u8; 1024];
+    let mut buf = vec![0u8; 8192];
     let n = tokio::time::timeout(T, tcp.read(&mut buf))
         .await
         .unwrap()
