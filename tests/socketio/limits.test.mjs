@@ -21,6 +21,20 @@ async function withServer(args, body) {
   }
 }
 
+/**
+ * Long-polls `url` until a response matches `pattern` (at most five polls): an
+ * Engine.IO ping ("2") may be queued ahead of the packet awaited.
+ */
+async function pollUntil(url, pattern) {
+  const seen = [];
+  for (let i = 0; i < 5; i++) {
+    const body = await (await fetch(url)).text();
+    if (pattern.test(body)) return body;
+    seen.push(body);
+  }
+  assert.fail(`no poll matched ${pattern}: ${JSON.stringify(seen)}`);
+}
+
 /** Whether a fresh client can still create a room (the server serves others). */
 async function stillServes(srv, s) {
   const c = s.connect(srv.url, { transports: ['websocket'] });
@@ -231,7 +245,7 @@ test('slow consumer: a member that stops polling is cut off and turns away; the 
     const sid = JSON.parse((await (await fetch(base)).text()).slice(1)).sid;
     const url = `${base}&sid=${sid}`;
     await fetch(url, { method: 'POST', body: '40' });
-    assert.match(await (await fetch(url)).text(), /40\{"sid"/);
+    await pollUntil(url, /40\{"sid"/);
     await fetch(url, { method: 'POST', body: `42${JSON.stringify(['session:join', { roomCode, name: 'Slow' }])}` });
     assert.match(await (await fetch(url)).text(), /session:joined/);
 
@@ -258,7 +272,7 @@ test('keep-alive: a member that goes silent (no polls, no pongs) is dropped with
     const sid = JSON.parse((await (await fetch(base)).text()).slice(1)).sid;
     const url = `${base}&sid=${sid}`;
     await fetch(url, { method: 'POST', body: '40' });
-    assert.match(await (await fetch(url)).text(), /40\{"sid"/);
+    await pollUntil(url, /40\{"sid"/);
     const joined = nextData(a, 'session:user-joined');
     await fetch(url, { method: 'POST', body: `42${JSON.stringify(['session:join', { roomCode, name: 'Quiet' }])}` });
     const { user } = await joined;
