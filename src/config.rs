@@ -226,6 +226,11 @@ pub struct Config {
     #[arg(long, env = "JAM_JOIN_DEADLINE", default_value = "5m", value_parser = humantime::parse_duration)]
     pub join_deadline: Duration,
 
+    /// A heartbeating connection (3 `clock:ping`s within 10 s) that sends nothing for this
+    /// long turns its seat away while it stays open (`0s`: never; at least `100ms`).
+    #[arg(long, env = "JAM_SILENCE_LIMIT", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub silence_limit: Duration,
+
     /// Sustained room requests (create, join, leave, resume) per connection, per second.
     #[arg(long, env = "JAM_CONTROL_RATE", default_value_t = 5)]
     pub control_rate: u32,
@@ -452,6 +457,14 @@ impl Config {
             DAY,
         )?;
         duration("--resume-window", self.resume_window, Duration::ZERO, DAY)?;
+        if !self.silence_limit.is_zero() {
+            duration(
+                "--silence-limit",
+                self.silence_limit,
+                Duration::from_millis(100),
+                Duration::from_secs(3600),
+            )?;
+        }
         duration(
             "--header-timeout",
             self.header_timeout,
@@ -539,6 +552,7 @@ impl Config {
             control_rate: self.control_rate,
             control_burst: self.control_burst,
             join_deadline: self.join_deadline,
+            silence_limit: self.silence_limit,
         }
     }
 }
@@ -578,6 +592,7 @@ mod tests {
         assert_eq!(c.ping_interval, Duration::from_secs(5));
         assert_eq!(c.peer_timeout, Duration::from_secs(15));
         assert_eq!(c.resume_window, Duration::from_secs(30));
+        assert_eq!(c.silence_limit, Duration::from_secs(3));
         assert_eq!((c.history_messages, c.history_bytes), (1024, 1024 * 1024));
         assert_eq!(c.resume_key_file, None);
         assert_eq!(c.header_timeout, Duration::from_secs(10));
@@ -669,6 +684,8 @@ mod tests {
             ("--max-away-seats-per-address", "1000001"),
             ("--max-handshakes-per-address", "0"),
             ("--max-handshakes", "0"),
+            ("--silence-limit", "10ms"),
+            ("--silence-limit", "2h"),
         ] {
             match refusal(&[flag, value]) {
                 ConfigError::OutOfRange { flag: f, .. } => assert_eq!(f, flag),

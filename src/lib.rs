@@ -20,6 +20,7 @@
 //!   stall                  a socket whose writes make no progress fails after a deadline
 //!   private_file           writing a secret readable by the server's user only (0600)
 //!   rate                   token buckets and one-second windows (the arithmetic only)
+//!   silence                when a heartbeating connection counts as silent (§11)
 //!   credentials, history   the resume key and its signed tokens; a room's replayable
 //!                          recent messages
 //!   origins                which web origins may connect (--allowed-origins)
@@ -30,7 +31,7 @@
 //!   room/                  Hub / Room / Membership: rooms, presence, host hand-over, fan-out,
 //!     ▲                    held seats and resume, latency reports, the failed-join budget;
 //!     │                    one concern a file, bottom up: state, join_limit; hub; resume;
-//!     │                    stored; membership; latency
+//!     │                    stored; membership; silence; latency
 //!   cluster, followup      several nodes on one Redis: the owner directory, claims and
 //!                          hand-over; room requests that wait for it
 //!   session                one connection's protocol state: check order, rate limit, errors
@@ -85,6 +86,7 @@ pub mod rate;
 pub mod room;
 pub mod server;
 pub mod session;
+pub mod silence;
 pub mod stall;
 pub mod stats;
 pub mod store;

@@ -23,6 +23,7 @@ use crate::followup::{Followup, Outcome, Request, Settled};
 use crate::outbox::{Outbox, Path};
 use crate::rate::{TokenBucket, Window};
 use crate::room::{Hub, Membership};
+use crate::silence::Silence;
 
 /// Per-connection limits.
 #[derive(Debug, Clone)]
@@ -39,6 +40,9 @@ pub struct SessionLimits {
     pub control_burst: u32,
     /// How long a connection may stay in no room; zero: for ever.
     pub join_deadline: Duration,
+    /// How long a heartbeating connection may send nothing before its seat turns away
+    /// (docs/protocol.md §11); zero turns the rule off.
+    pub silence_limit: Duration,
 }
 
 impl Default for SessionLimits {
@@ -50,6 +54,7 @@ impl Default for SessionLimits {
             control_rate: 5,
             control_burst: 20,
             join_deadline: Duration::from_secs(300),
+            silence_limit: Duration::from_secs(3),
         }
     }
 }
@@ -99,6 +104,8 @@ pub struct Session {
     cluster: Option<Arc<Cluster>>,
     /// A room request waiting for the directory ([`Session::settle`]).
     followup: Option<Followup>,
+    /// When the connection was last heard, and whether it is silent (§11).
+    silence: Silence,
 }
 
 impl Session {
@@ -107,6 +114,7 @@ impl Session {
         let now = Instant::now();
         let bucket = TokenBucket::new(limits.rate_limit, limits.rate_burst, now);
         let control = TokenBucket::new(limits.control_rate, limits.control_burst, now);
+        let silence = Silence::new(limits.silence_limit, now);
         Session {
             hub,
             outbox,
@@ -120,6 +128,7 @@ impl Session {
             lobby_since: Some(now),
             cluster: None,
             followup: None,
+            silence,
         }
     }
 
@@ -279,6 +288,46 @@ impl Session {
         self.lobby_since.map(|since| since + deadline)
     }
 
+    /// Something arrived that reaches no `handle_*` call (a WebSocket ping or pong, part
+    /// of a message): it counts against silence (docs/protocol.md §11).
+    pub fn heard(&mut self) {
+        self.heard_at(Instant::now());
+    }
+
+    #[inline]
+    fn heard_at(&mut self, now: Instant) {
+        if self.silence.heard(now) {
+            if let Some(m) = &self.membership {
+                if m.heard_again() {
+                    info!("heard again");
+                }
+            }
+        }
+    }
+
+    /// When anything last arrived.
+    pub fn last_heard(&self) -> Instant {
+        self.silence.last_heard()
+    }
+
+    /// When the seat turns away for silence if nothing arrives before (docs/protocol.md
+    /// §11): `None` in no room, when not heartbeating, already silent, or with the rule
+    /// off. Transports wait for it beside their reads and then call
+    /// [`Session::check_silence`].
+    pub fn silence_deadline(&self) -> Option<Instant> {
+        self.membership.as_ref()?;
+        self.silence.deadline()
+    }
+
+    /// Turns the seat away for silence if its deadline has passed (a deadline computed
+    /// before a later arrival has not).
+    pub fn check_silence(&mut self) {
+        let Some(m) = &self.membership else { return };
+        if self.silence.fall_silent(Instant::now()) && m.fall_silent() {
+            info!("silent");
+        }
+    }
+
     /// The largest message this session accepts.
     pub fn max_message_bytes(&self) -> usize {
         self.limits.max_message_bytes
@@ -286,6 +335,13 @@ impl Session {
 
     /// Handles one JSON message that arrived on `path`.
     pub fn handle_text(&mut self, text: &str, path: Path) {
+        self.handle_text_at(text, path, Instant::now());
+    }
+
+    /// Handles one JSON message that arrived on `path` at `now`: the one clock reading of
+    /// a message, for the silence rule, the budgets and the relayed `serverTime`.
+    fn handle_text_at(&mut self, text: &str, path: Path, now: Instant) {
+        self.heard_at(now);
         if text.len() > self.limits.max_message_bytes {
             self.too_large();
             return;
@@ -298,7 +354,7 @@ impl Session {
             }
         };
         // `tempo:set` shares the broadcast budget (docs/protocol.md §9).
-        if (env.is_broadcast() || env.is_tempo_set()) && !self.bucket.take(Instant::now()) {
+        if (env.is_broadcast() || env.is_tempo_set()) && !self.bucket.take(now) {
             self.rate_limited(env.id);
             return;
         }
@@ -313,7 +369,7 @@ impl Session {
         }
         match env.message() {
             Ok(msg) => {
-                if let Err(e) = self.handle_message(msg, env.id, path) {
+                if let Err(e) = self.handle_message(msg, env.id, path, now) {
                     self.send_error(&e, env.id);
                 }
             }
@@ -323,15 +379,17 @@ impl Session {
 
     /// Handles one incoming datagram, in whichever [`Encoding`] it sniffs as.
     pub fn handle_datagram(&mut self, bytes: &[u8]) {
+        let now = Instant::now();
+        self.heard_at(now);
         match Encoding::sniff(bytes) {
             Encoding::Json => match std::str::from_utf8(bytes) {
-                Ok(text) => self.handle_text(text, Path::Datagram),
+                Ok(text) => self.handle_text_at(text, Path::Datagram, now),
                 Err(_) => {
                     self.send_error(&ProtocolError::invalid("datagram is not valid UTF-8"), None);
                 }
             },
             Encoding::MsgPack => match protocol::msgpack_to_json(bytes) {
-                Ok(text) => self.handle_text(&text, Path::Datagram),
+                Ok(text) => self.handle_text_at(&text, Path::Datagram, now),
                 Err(e) => {
                     self.send_error(&e, None);
                 }
@@ -341,6 +399,7 @@ impl Session {
 
     /// Answers a message that was too large to read.
     pub fn too_large(&mut self) {
+        self.heard();
         let e = ProtocolError::new(
             ErrorCode::PayloadTooLarge,
             format!(
@@ -353,6 +412,7 @@ impl Session {
 
     /// Answers a message the transport could not take as text (a WebSocket binary frame).
     pub fn invalid(&mut self, why: &'static str) {
+        self.heard();
         self.send_error(&ProtocolError::invalid(why), None);
     }
 
@@ -361,6 +421,7 @@ impl Session {
         msg: ClientMessage<'_>,
         id: Option<&RawValue>,
         path: Path,
+        now: Instant,
     ) -> Result<(), ProtocolError> {
         let already = already_in_session;
         let room_request = matches!(
@@ -370,7 +431,7 @@ impl Session {
                 | ClientMessage::Leave { .. }
                 | ClientMessage::Resume { .. }
         );
-        if room_request && !self.control.take(Instant::now()) {
+        if room_request && !self.control.take(now) {
             let stats = self.hub.stats();
             stats
                 .rate_limited_room_requests
@@ -431,10 +492,9 @@ impl Session {
                 if path == Path::Datagram {
                     stats.datagrams_in.fetch_add(1, Ordering::Relaxed);
                 }
-                let at = Instant::now();
-                let time = self.hub.clock().at_us(at);
+                let time = self.hub.clock().at_us(now);
                 m.broadcast(&b.event_name, b.payload, time, path, b.ephemeral);
-                stats.fan_out.record(at.elapsed());
+                stats.fan_out.record(now.elapsed());
             }
             ClientMessage::Resume {
                 room_code,
@@ -465,8 +525,10 @@ impl Session {
                 m.set_tempo(bpm, beats_per_bar, id);
             }
             ClientMessage::ClockPing { t0 } => {
+                // Heartbeats count whether answered or not (docs/protocol.md §11).
+                self.silence.ping(now);
                 // Over budget: dropped without an error (docs/protocol.md §7).
-                if self.pings.allow(Instant::now()) {
+                if self.pings.allow(now) {
                     let pong = protocol::encode_pong(t0, self.hub.clock().now_ms(), id);
                     match path {
                         Path::Datagram => self.outbox.answer_by_datagram(pong),

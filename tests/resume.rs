@@ -19,7 +19,7 @@ const MOVES: [(&str, &str); 4] = [("ws", "ws"), ("wt", "wt"), ("ws", "wt"), ("wt
 async fn wait_away(c: &mut Client, who: &str, ctx: &str) -> Received {
     c.wait_for(
         T,
-        |r| matches!(r.event(), ServerEvent::UserAway { user_id } if user_id == who),
+        |r| matches!(r.event(), ServerEvent::UserAway { user_id, .. } if user_id == who),
     )
     .await
     .unwrap_or_else(|e| panic!("{ctx}: no user-away: {e}"))
@@ -376,7 +376,8 @@ async fn a_room_whose_seats_are_all_away_lives_until_the_last_window_ends() {
         assert_eq!(
             second.message.event,
             ServerEvent::UserAway {
-                user_id: b.user_id.clone()
+                user_id: b.user_id.clone(),
+                reason: Some(jam_protocol::AwayReason::Disconnected),
             }
         );
         barrier(&mut ana2, kind).await;
@@ -427,7 +428,8 @@ async fn finishing_the_control_stream_is_a_leave_and_a_websocket_close_is_not() 
     assert_eq!(
         r.message.event,
         ServerEvent::UserAway {
-            user_id: b.user_id.clone()
+            user_id: b.user_id.clone(),
+            reason: Some(jam_protocol::AwayReason::Disconnected),
         }
     );
 }

@@ -73,7 +73,8 @@ async fn create_join_presence_and_broadcast_on_each_transport() {
             assert_eq!(
                 next_event(rx).await,
                 ServerEvent::UserAway {
-                    user_id: cj.user_id.clone()
+                    user_id: cj.user_id.clone(),
+                    reason: Some(jam_protocol::AwayReason::Disconnected),
                 },
                 "{kind}"
             );

@@ -72,7 +72,8 @@ async fn a_webtransport_receiver_that_stops_reading_its_control_stream_is_cut_of
     assert_eq!(
         away.message.event,
         ServerEvent::UserAway {
-            user_id: stalled.id
+            user_id: stalled.id,
+            reason: Some(jam_protocol::AwayReason::Disconnected),
         }
     );
     let closed = tokio::time::timeout(T, session.closed())

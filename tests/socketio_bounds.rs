@@ -474,7 +474,8 @@ async fn a_websocket_receiver_that_stops_reading_but_sends_pongs_is_cut_off_and_
     assert_eq!(
         away.message.event,
         jam_protocol::ServerEvent::UserAway {
-            user_id: stalled.id
+            user_id: stalled.id,
+            reason: Some(jam_protocol::AwayReason::Disconnected),
         }
     );
     let away_after = burst_sent.elapsed();
@@ -652,7 +653,7 @@ async fn many_long_polling_receivers_that_stop_polling_are_cut_off_within_bounde
                 })
                 .await
                 .unwrap_or_else(|_| panic!("{} of {N} cut off", away.len()));
-            if let jam_protocol::ServerEvent::UserAway { user_id } = r.event() {
+            if let jam_protocol::ServerEvent::UserAway { user_id, .. } = r.event() {
                 assert!(ids.contains(user_id), "only polling members go away");
                 away.insert(user_id.clone());
             }

@@ -446,7 +446,7 @@ async fn a_member_that_stops_reading_is_cut_off_and_the_room_carries_on() {
                         assert_eq!(payload["i"], json!(received), "in order, none lost");
                         received += 1;
                     }
-                    ServerEvent::UserAway { user_id } if *user_id == stalled_user.id => {
+                    ServerEvent::UserAway { user_id, .. } if *user_id == stalled_user.id => {
                         cut_off = true
                     }
                     other => panic!("unexpected {other:?}"),
@@ -461,7 +461,8 @@ async fn a_member_that_stops_reading_is_cut_off_and_the_room_carries_on() {
             assert_eq!(
                 left.message.event,
                 ServerEvent::UserAway {
-                    user_id: stalled_user.id.clone()
+                    user_id: stalled_user.id.clone(),
+                    reason: Some(jam_protocol::AwayReason::Disconnected),
                 }
             );
         }
@@ -492,7 +493,10 @@ async fn silent_and_vanished_peers_are_dropped() {
         .expect("the silent peer is dropped");
     assert_eq!(
         left.message.event,
-        ServerEvent::UserAway { user_id: quiet.id }
+        ServerEvent::UserAway {
+            user_id: quiet.id,
+            reason: Some(jam_protocol::AwayReason::Disconnected)
+        }
     );
 
     // A WebSocket peer whose TCP connection vanishes without a close frame.
@@ -503,7 +507,8 @@ async fn silent_and_vanished_peers_are_dropped() {
     assert_eq!(
         next_event(&mut host).await,
         ServerEvent::UserAway {
-            user_id: gj.user_id
+            user_id: gj.user_id,
+            reason: Some(jam_protocol::AwayReason::Disconnected),
         }
     );
 
@@ -673,7 +678,8 @@ async fn a_vanished_webtransport_peer_is_dropped_after_the_timeout() {
     assert_eq!(
         left.message.event,
         ServerEvent::UserAway {
-            user_id: gj.user_id
+            user_id: gj.user_id,
+            reason: Some(jam_protocol::AwayReason::Disconnected),
         }
     );
     assert!(

@@ -30,14 +30,27 @@ export type Channel = 'stream' | 'datagram' | 'websocket';
 /** The path a broadcast took. */
 export type BroadcastPath = 'datagram' | 'stream' | 'websocket';
 
+/** Why a seat is away (`session:user-away`'s `reason`). */
+export type AwayReason = 'silent' | 'disconnected';
+
 /** One person in a room. */
 export interface Participant {
   id: string;
   name: string;
   /** Free text; `''` when none was given. */
   instrument: string;
-  /** `'away'` while their connection is down and the server holds their seat. */
+  /**
+   * `'away'` while their connection is down and the server holds their seat,
+   * or while their connection is open but nothing has come from it for the
+   * server's silence limit (3 s by default).
+   */
   status: 'active' | 'away';
+  /**
+   * Why they are away: `'silent'` (connection open, no signal) or
+   * `'disconnected'`; null while active, or when the room snapshot that showed
+   * them away did not say why.
+   */
+  awayReason: AwayReason | null;
   /** The server's measurement of their round trip, whole ms; null until measured. */
   rttMs: number | null;
 }
@@ -328,7 +341,7 @@ export interface JamEvents {
   'session:left': ServerEvent<{ roomCode: string }>;
   'session:user-joined': ServerEvent<{ user: Participant }>;
   'session:user-left': ServerEvent<{ userId: string }>;
-  'session:user-away': ServerEvent<{ userId: string }>;
+  'session:user-away': ServerEvent<{ userId: string; reason?: AwayReason }>;
   'session:user-back': ServerEvent<{ userId: string }>;
   'session:host-changed': ServerEvent<{ hostId: string }>;
   'session:latency': ServerEvent<{ rttMs: Record<string, number | null> }>;
@@ -350,8 +363,11 @@ export interface JamEvents {
   clock: [{ offsetMs: number; rttMs: number; errorMs: number; sample: ClockSample }];
   /** The room's tempo, or an announced change. */
   tempo: [{ tempo: Tempo | null; pending: Tempo | null }];
-  /** Another participant's connection dropped; the server holds their seat. */
-  'user-away': [{ userId: string; user: Participant | null }];
+  /**
+   * Another participant is away: their connection dropped and the server holds
+   * their seat (`'disconnected'`), or it is open but silent (`'silent'`).
+   */
+  'user-away': [{ userId: string; user: Participant | null; reason: AwayReason }];
   /** They took their seat back. */
   'user-back': [{ userId: string; user: Participant | null }];
   /** This client got its seat back. */

@@ -122,13 +122,17 @@ impl Hub {
         self.rooms().len()
     }
 
-    /// Seats in every room: (active, away). Locks each room in turn, briefly, outside the
-    /// hub's lock: for the metrics, not for the event path.
+    /// Seats in every room: (active, away; a silent seat is away). Locks each room in
+    /// turn, briefly, outside the hub's lock: for the metrics, not for the event path.
     pub fn seat_counts(&self) -> (usize, usize) {
         let rooms: Vec<Arc<Room>> = self.rooms().values().cloned().collect();
         rooms.iter().fold((0, 0), |(active, away), room| {
             let state = room.lock();
-            let gone = state.seats.iter().filter(|s| s.is_away()).count();
+            let gone = state
+                .seats
+                .iter()
+                .filter(|s| s.participant.status == Status::Away)
+                .count();
             (active + state.seats.len() - gone, away + gone)
         })
     }

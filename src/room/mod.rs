@@ -25,6 +25,7 @@
 //!   stored.rs       rooms brought back from the room store at start; the exact save at a
 //!                   clean stop
 //!   membership.rs   a connection's hold on a seat: broadcast (the hot path), tempo, leave
+//!   silence.rs      seats that fall silent while their connection stays open (§11)
 //!   latency.rs      the `session:latency` reporter (docs/protocol.md §8)
 //! ```
 //!
@@ -47,6 +48,7 @@ mod join_limit;
 mod latency;
 mod membership;
 mod resume;
+mod silence;
 mod state;
 mod stored;
 #[cfg(test)]

@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use jam_protocol::{self as protocol, ErrorCode, Name, ProtocolError, RoomCode, Status, UserId};
+use jam_protocol::{
+    self as protocol, AwayReason, ErrorCode, Name, ProtocolError, RoomCode, Status, UserId,
+};
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
@@ -246,11 +248,17 @@ impl Hub {
             return;
         };
         seat.outbox = None;
+        // A seat away for silence is away already: its hold starts now, unannounced (§11).
+        let silent = seat.participant.status == Status::Away;
         seat.participant.status = Status::Away;
         seat.away += 1;
         let away = seat.away;
         let order = seat.order;
-        state.publish(Some(order), |seq| protocol::encode_user_away(user, seq));
+        if !silent {
+            state.publish(Some(order), |seq| {
+                protocol::encode_user_away(user, AwayReason::Disconnected, seq)
+            });
+        }
         self.save(&room.code, &mut state);
         drop(state);
         let expiry = Expiry {
@@ -411,7 +419,8 @@ mod tests {
         assert_eq!(
             away.event,
             ServerEvent::UserAway {
-                user_id: ib.user_id.clone()
+                user_id: ib.user_id.clone(),
+                reason: Some(AwayReason::Disconnected),
             }
         );
         assert_eq!(away.seq, Some(2));
@@ -557,7 +566,8 @@ mod tests {
         assert_eq!(
             next(&mut b),
             ServerEvent::UserAway {
-                user_id: ia.user_id.clone()
+                user_id: ia.user_id.clone(),
+                reason: Some(AwayReason::Disconnected),
             }
         );
         let now = Instant::now();

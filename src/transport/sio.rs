@@ -310,6 +310,20 @@ impl Conn {
             .and_then(Session::lobby_deadline)
     }
 
+    /// When the seat turns away for silence (docs/protocol.md §11). Only events are heard
+    /// here: Engine.IO's pings and pongs stay inside socketioxide.
+    fn silence_deadline(&self) -> Option<std::time::Instant> {
+        self.lock_session()
+            .as_ref()
+            .and_then(Session::silence_deadline)
+    }
+
+    fn check_silence(&self) {
+        if let Some(session) = self.lock_session().as_mut() {
+            session.check_silence();
+        }
+    }
+
     fn lock_session(&self) -> std::sync::MutexGuard<'_, Option<Session>> {
         self.session.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -892,6 +906,9 @@ async fn run(socket: SocketRef, conn: Arc<Conn>, mut rx: Inbox<Queued>, admissio
     let token = admission.token().clone();
     loop {
         let lobby = conn.lobby_deadline();
+        // Events arrive on socketioxide's tasks: a deadline passed by a later event is
+        // checked again and waited for anew.
+        let silent_by = conn.silence_deadline();
         tokio::select! {
             biased;
             _ = token.cancelled() => break,
@@ -899,6 +916,7 @@ async fn run(socket: SocketRef, conn: Arc<Conn>, mut rx: Inbox<Queued>, admissio
                 conn.outbox.close(CloseReason::NoRoom);
                 break;
             }
+            _ = until(silent_by) => conn.check_silence(),
             m = rx.recv() => {
                 let Some(first) = m else { break };
                 let mut open = emit(&socket, &conn, first);

@@ -237,25 +237,36 @@ async fn run(socket: Socket, unfinished: Arc<Unfinished>, mut admission: Admissi
         if unfinished_by.is_some_and(|by| by <= Instant::now()) {
             break CloseReason::UnfinishedMessage;
         }
+        // Every frame is heard (the session stamps it): the peer timeout and the silence
+        // limit both count from the last one (docs/protocol.md §11).
+        let peer_by = session.last_heard() + ctx.peer_timeout;
+        let silent_by = session.silence_deadline();
         let next = tokio::select! {
             biased;
             _ = token.cancelled() => break outbox.close_reason().unwrap_or(CloseReason::Shutdown),
             _ = until(lobby) => break CloseReason::NoRoom,
             _ = until(unfinished_by) => break CloseReason::UnfinishedMessage,
-            next = tokio::time::timeout(ctx.peer_timeout, stream.next()) => next,
+            _ = tokio::time::sleep_until(peer_by.into()) => break CloseReason::PeerTimeout,
+            _ = until(silent_by) => {
+                session.check_silence();
+                continue;
+            }
+            next = stream.next() => next,
         };
+        if !matches!(next, Some(Ok(Message::Text(_) | Message::Binary(_)))) {
+            session.heard();
+        }
         match next {
-            Err(_) => break CloseReason::PeerTimeout,
-            Ok(None) | Ok(Some(Ok(Message::Close(_)))) => break CloseReason::PeerClosed,
-            Ok(Some(Ok(Message::Text(text)))) => {
+            None | Some(Ok(Message::Close(_))) => break CloseReason::PeerClosed,
+            Some(Ok(Message::Text(text))) => {
                 session.handle_text(text.as_str(), Path::Reliable);
                 // A room request for a room on another node waits for the directory.
                 session.settle().await;
             }
-            Ok(Some(Ok(Message::Binary(_)))) => {
+            Some(Ok(Message::Binary(_))) => {
                 session.invalid("binary frames are not accepted; send JSON text frames")
             }
-            Ok(Some(Ok(Message::Pong(sent)))) => {
+            Some(Ok(Message::Pong(sent))) => {
                 // Our pings carry their send time: the round trip, for §8. A pong that is
                 // not the answer to the last ping (unsolicited, late, or made up) times
                 // nothing, and no round trip is longer than the peer timeout.
@@ -267,8 +278,8 @@ async fn run(socket: Socket, unfinished: Arc<Unfinished>, mut admission: Admissi
                     }
                 }
             }
-            Ok(Some(Ok(Message::Ping(_)))) | Ok(Some(Ok(Message::Frame(_)))) => {}
-            Ok(Some(Err(e))) => break read_error_reason(e),
+            Some(Ok(Message::Ping(_))) | Some(Ok(Message::Frame(_))) => {}
+            Some(Err(e)) => break read_error_reason(e),
         }
     };
     // However the socket ended, it was no `session:leave`: the seat is held (§6).

@@ -356,13 +356,23 @@ async fn serve(connection: Connection, encoding: Encoding, admission: &Admission
     let mut rtt = tokio::time::interval(ctx.ping_interval);
     let reason = loop {
         let lobby = session.lobby_deadline();
+        // The silence limit counts from the last line, part of a line or datagram (§11).
+        let silent_by = session.silence_deadline();
         tokio::select! {
             biased;
             _ = token.cancelled() => break outbox.close_reason().unwrap_or(CloseReason::Shutdown),
             _ = until(lobby) => break CloseReason::NoRoom,
+            _ = until(silent_by) => session.check_silence(),
             r = recv.read_chunk(usize::MAX, true) => match r {
                 Ok(Some(chunk)) => {
-                    framer.push(&chunk.bytes, |line| handle_line(&mut session, line));
+                    let mut lines = 0;
+                    framer.push(&chunk.bytes, |line| {
+                        lines += 1;
+                        handle_line(&mut session, line);
+                    });
+                    if lines == 0 {
+                        session.heard();
+                    }
                     // A room request for a room on another node waits for the directory.
                     session.settle().await;
                 }
@@ -411,7 +421,7 @@ pub fn handle_line(session: &mut Session, line: Line<'_>) {
     match line {
         Line::TooLong => session.too_large(),
         Line::Text(bytes) => match std::str::from_utf8(bytes) {
-            Ok(text) if text.trim().is_empty() => {}
+            Ok(text) if text.trim().is_empty() => session.heard(),
             Ok(text) => session.handle_text(text, Path::Reliable),
             Err(_) => session.invalid("the line is not valid UTF-8"),
         },

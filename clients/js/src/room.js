@@ -1,7 +1,8 @@
 // room.js: the room as the client sees it, kept by a pure reducer.
 //
 // Owns: the room state (`{ roomCode, userId, hostId, participants }`, each
-// participant `{ id, name, instrument, status, rttMs }` in join order) and how
+// participant `{ id, name, instrument, status, awayReason, rttMs }` in join
+// order) and how
 // each server message changes it, with the events that change means for the
 // page ('room', 'user-away', 'user-back', 'latency', 'resumed'). A function of
 // (room, message) to (new room, events): no sockets, timers or storage, so it
@@ -11,12 +12,20 @@
 
 import { rttOrNull } from './latency.js';
 
+/** Why a seat is away: 'silent' (its connection is open, nothing came for 3 s) or 'disconnected'. */
+export function awayReasonOf(reason) {
+  return reason === 'silent' ? 'silent' : 'disconnected';
+}
+
 /**
  * A participant as the page sees it: `status` is always 'active' or 'away',
- * `rttMs` a number or null.
+ * `awayReason` 'silent', 'disconnected', or null (active, or away for a reason
+ * the snapshot does not say), `rttMs` a number or null.
  */
 export function normalizeParticipant(p) {
-  return { ...p, status: p && p.status === 'away' ? 'away' : 'active', rttMs: rttOrNull(p && p.rttMs) };
+  const status = p && p.status === 'away' ? 'away' : 'active';
+  const awayReason = status === 'away' && p.awayReason ? awayReasonOf(p.awayReason) : null;
+  return { ...p, status, awayReason, rttMs: rttOrNull(p && p.rttMs) };
 }
 
 /** Answers that seat this client in a room (`session:created`, `joined`, `resumed`). */
@@ -68,9 +77,13 @@ export function reduceRoom(room, event, data) {
     case 'session:user-back': {
       const away = event === 'session:user-away';
       const status = away ? 'away' : 'active';
-      const after = room ? next(room.participants.map((p) => (p.id === data.userId ? { ...p, status } : p))) : null;
+      // A 1.1 server says no reason: its seats are away only when disconnected.
+      const awayReason = away ? awayReasonOf(data.reason) : null;
+      const after = room ? next(room.participants.map((p) => (p.id === data.userId ? { ...p, status, awayReason } : p))) : null;
       const user = after && after.participants.find((p) => p.id === data.userId);
-      const said = [away ? 'user-away' : 'user-back', { userId: data.userId, user: user || null }];
+      const said = away
+        ? ['user-away', { userId: data.userId, user: user || null, reason: awayReason }]
+        : ['user-back', { userId: data.userId, user: user || null }];
       return { room: after, changed: after !== null, events: [said] };
     }
     case 'session:host-changed':

@@ -24,8 +24,8 @@ describe('reduceRoom', () => {
       userId: 'u1',
       hostId: 'u2',
       participants: [
-        { ...ana, status: 'active', rttMs: null },
-        { ...ben, status: 'away', rttMs: 40 },
+        { ...ana, status: 'active', awayReason: null, rttMs: null },
+        { ...ben, status: 'away', awayReason: null, rttMs: 40 },
       ],
     });
   });
@@ -59,9 +59,15 @@ describe('reduceRoom', () => {
     const room = seated();
     const away = reduceRoom(room, 'session:user-away', { userId: 'u1' });
     assert.equal(away.room.participants[0].status, 'away');
-    assert.deepEqual(away.events, [['user-away', { userId: 'u1', user: away.room.participants[0] }]]);
-    const back = reduceRoom(away.room, 'session:user-back', { userId: 'u1' });
+    // A server that says no reason (1.1) is away only when disconnected.
+    assert.equal(away.room.participants[0].awayReason, 'disconnected');
+    assert.deepEqual(away.events, [['user-away', { userId: 'u1', user: away.room.participants[0], reason: 'disconnected' }]]);
+    const silent = reduceRoom(room, 'session:user-away', { userId: 'u1', reason: 'silent' });
+    assert.equal(silent.room.participants[0].awayReason, 'silent');
+    assert.equal(silent.events[0][1].reason, 'silent');
+    const back = reduceRoom(silent.room, 'session:user-back', { userId: 'u1' });
     assert.equal(back.room.participants[0].status, 'active');
+    assert.equal(back.room.participants[0].awayReason, null);
     assert.equal(back.events[0][0], 'user-back');
     // Outside a room the page still hears of it, with no user.
     assert.deepEqual(reduceRoom(null, 'session:user-back', { userId: 'u9' }), {
@@ -113,6 +119,6 @@ describe('reduceRoom', () => {
   });
 
   test('normalizeParticipant fills status and round trip', () => {
-    assert.deepEqual(normalizeParticipant({ id: 'a', status: 'weird', rttMs: Infinity }), { id: 'a', status: 'active', rttMs: null });
+    assert.deepEqual(normalizeParticipant({ id: 'a', status: 'weird', rttMs: Infinity }), { id: 'a', status: 'active', awayReason: null, rttMs: null });
   });
 });

@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 use crate::error::{ErrorCode, ProtocolError};
 use crate::event;
 use crate::ids::{RoomCode, UserId};
-use crate::participant::Participant;
+use crate::participant::{AwayReason, Participant};
 use crate::tempo::Tempo;
 
 #[derive(Serialize)]
@@ -164,9 +164,19 @@ pub fn encode_user_left(user: &UserId, seq: u64) -> Bytes {
     encode_room(event::USER_LEFT, About { user_id: user }, seq, None)
 }
 
-/// Encodes `session:user-away`, room message `seq` (1.1).
-pub fn encode_user_away(user: &UserId, seq: u64) -> Bytes {
-    encode_room(event::USER_AWAY, About { user_id: user }, seq, None)
+/// Encodes `session:user-away`, room message `seq` (1.1), with why (1.2, §11).
+pub fn encode_user_away(user: &UserId, reason: AwayReason, seq: u64) -> Bytes {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct D<'a> {
+        user_id: &'a UserId,
+        reason: AwayReason,
+    }
+    let data = D {
+        user_id: user,
+        reason,
+    };
+    encode_room(event::USER_AWAY, data, seq, None)
 }
 
 /// Encodes `session:user-back`, room message `seq` (1.1).

@@ -49,7 +49,7 @@ pub use envelope::{Broadcast, ClientMessage, Envelope, Rejection};
 pub use error::{ErrorCode, ProtocolError};
 pub use ids::{RoomCode, UserId, ROOM_CODE_ALPHABET, ROOM_CODE_LEN};
 pub use msgpack::{json_to_msgpack, msgpack_to_json};
-pub use participant::{Participant, Status};
+pub use participant::{AwayReason, Participant, Status};
 pub use server_message::{DecodeError, ServerEvent, ServerMessage, SessionInfo};
 pub use tempo::Tempo;
 pub use validate::{

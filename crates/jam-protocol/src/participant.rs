@@ -30,6 +30,17 @@ pub enum Status {
     /// Connected.
     #[default]
     Active,
-    /// Its connection ended without a leave; the seat is held for the resume window.
+    /// Its connection ended without a leave (the seat is held for the resume window), or
+    /// it fell silent while its connection stays open (1.2, §11).
     Away,
+}
+
+/// Why a seat turned away: the `reason` of `session:user-away` (1.2, §11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AwayReason {
+    /// Its connection ended without a leave.
+    Disconnected,
+    /// Its connection stays open, but nothing has arrived from it for the silence limit.
+    Silent,
 }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::error::ErrorCode;
 use crate::event;
-use crate::participant::Participant;
+use crate::participant::{AwayReason, Participant};
 use crate::tempo::Tempo;
 
 /// `session:created` / `session:joined` / `session:resumed` as a client reads it. The 1.1
@@ -68,8 +68,10 @@ pub enum ServerEvent {
     },
     /// `session:user-away` (1.1).
     UserAway {
-        /// Whose connection ended.
+        /// Whose seat turned away.
         user_id: String,
+        /// Why (1.2, §11); `None` from a 1.1 server.
+        reason: Option<AwayReason>,
     },
     /// `session:user-back` (1.1).
     UserBack {
@@ -179,6 +181,13 @@ impl ServerMessage {
         }
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
+        struct Away {
+            user_id: String,
+            #[serde(default)]
+            reason: Option<AwayReason>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
         struct Pong {
             t0: serde_json::Value,
             server_time: f64,
@@ -231,9 +240,13 @@ impl ServerMessage {
             event::USER_LEFT => ServerEvent::UserLeft {
                 user_id: v::<About>(env.data)?.user_id,
             },
-            event::USER_AWAY => ServerEvent::UserAway {
-                user_id: v::<About>(env.data)?.user_id,
-            },
+            event::USER_AWAY => {
+                let away: Away = v(env.data)?;
+                ServerEvent::UserAway {
+                    user_id: away.user_id,
+                    reason: away.reason,
+                }
+            }
             event::USER_BACK => ServerEvent::UserBack {
                 user_id: v::<About>(env.data)?.user_id,
             },
