@@ -30,6 +30,10 @@ e2e:
 js:
     bash clients/run-tests.sh
 
+# A new Vite + React app outside the repository installs jam-client as its README says and works in Chromium.
+fresh-app:
+    bash clients/fresh-app.sh
+
 # Make a fresh development certificate in certs/ and print its SHA-256.
 certs:
     cargo run --release -- --make-cert --cert-dir certs

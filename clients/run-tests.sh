@@ -3,10 +3,14 @@
 #   clients/js        (npm package jam-client): tsc over the typed usage files, the
 #                     must-fail check, node:test (the room reducer on its own, then the
 #                     package against target/debug/jam-server)
-#   examples/react    (JamSession.tsx on useJamSession): tsc, vite build, Vitest against
-#                     the real server
+#   examples/react    (JamSession.tsx on useJamSession, jam-client installed from
+#                     ../../clients/js with install-links): tsc, vite build with one React
+#                     in the bundle, Vitest against the real server
+#   fresh-app.sh      a new Vite + React app outside the repository installs jam-client as
+#                     clients/js/README.md says, builds, and works in headless Chromium
 # The tests start target/debug/jam-server ($CARGO_TARGET_DIR/debug when set), or
-# $JAM_SERVER_BIN when set (the build still runs). Node 20.19 or newer; nothing downloads a browser.
+# $JAM_SERVER_BIN when set (the build still runs). Node 20.19 or newer; fresh-app.sh needs
+# Debian's Chromium (/usr/bin/chromium); nothing downloads a browser.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -24,9 +28,13 @@ node types-check/must-fail.mjs
 echo "== clients/js: node tests against the real server"
 node --test --test-concurrency=1 --test-reporter=spec test/room.test.mjs test/real-server.test.mjs test/readme.test.mjs test/nodes.test.mjs
 
-echo "== examples/react: npm ci, tsc --noEmit, vite build, vitest against the real server"
+echo "== examples/react: npm ci, tsc --noEmit, vite build (one React), vitest against the real server"
 cd "$repo/examples/react"
 npm_ci
 npx tsc --noEmit
-npx vite build --logLevel warn
+npx vite build --logLevel warn --sourcemap
+node "$here/react-copies.mjs" dist
 npx vitest run
+
+echo "== a fresh React app with jam-client installed as its README says"
+bash "$here/fresh-app.sh"

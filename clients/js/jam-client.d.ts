@@ -12,7 +12,7 @@ export declare const PROTOCOL_VERSION: 1;
 /** The protocol 1.1 features this client uses when `GET /connect` lists them. */
 export declare const PROTOCOL_FEATURES: readonly ['resume', 'clock', 'latency', 'tempo', 'origins'];
 
-/** This package's version; its major and minor are the protocol's (1.1). */
+/** This package's version; its major and minor are the protocol's (1.2). */
 export declare const VERSION: string;
 
 // ---------------------------------------------------------------------------
@@ -32,6 +32,14 @@ export type BroadcastPath = 'datagram' | 'stream' | 'websocket';
 
 /** Why a seat is away (`session:user-away`'s `reason`). */
 export type AwayReason = 'silent' | 'disconnected';
+
+/** How `broadcast` sends an event. */
+export interface BroadcastOptions {
+  /** The reliable path even where a datagram would do (chat, other state, note-offs). */
+  reliable?: boolean;
+  /** 1.2: never numbered, kept or replayed by the server; for notes, not for chat or state. */
+  ephemeral?: boolean;
+}
 
 /** One person in a room. */
 export interface Participant {
@@ -146,6 +154,8 @@ export interface BroadcastEvent<P = unknown> {
   senderId: string;
   /** 1.1: when the server received it, server time in ms. */
   serverTime?: number;
+  /** 1.2: true when it was relayed as ephemeral (it is never replayed); absent otherwise. */
+  ephemeral?: boolean;
   /** The expected one-way delay from the sender, ms (client-side); null when unknown. */
   delayMs: number | null;
 }
@@ -465,7 +475,7 @@ export declare class JamClient {
    * never numbered, kept or replayed by the server; send notes so, chat not.
    * Returns the path, or null when not sent (not connected or not in a room).
    */
-  broadcast(eventName: string, payload?: unknown, options?: { reliable?: boolean; ephemeral?: boolean }): BroadcastPath | null;
+  broadcast(eventName: string, payload?: unknown, options?: BroadcastOptions): BroadcastPath | null;
   /** Sends any client message; resolves with the direct answer's data. */
   request<T = Record<string, unknown>>(event: string, data: object): Promise<T>;
   /** Sets the room's tempo (20 to 300 bpm, 1 to 16 beats a bar). */

@@ -1,6 +1,7 @@
 // react.d.ts: the types of `jam-client/react` (react.js).
 
 import type {
+  BroadcastOptions,
   BroadcastPath,
   ClientState,
   JamClient,
@@ -43,8 +44,8 @@ export interface JamSession {
   join(args: { roomCode: string; name: string; instrument?: string | null }): Promise<SeatAnswer | undefined>;
   /** Leaves the room for good. */
   leave(): Promise<void>;
-  /** `client.broadcast`; null when not sent. */
-  broadcast(eventName: string, payload?: unknown, options?: { reliable?: boolean }): BroadcastPath | null;
+  /** `client.broadcast` (send notes with `{ ephemeral: true }`); null when not sent. */
+  broadcast(eventName: string, payload?: unknown, options?: BroadcastOptions): BroadcastPath | null;
   /** Forgets `error`. */
   clearError(): void;
 }

@@ -4,9 +4,6 @@ import { defineConfig } from 'vite';
 
 export default defineConfig({
   plugins: [react()],
-  // jam-client is linked from ../../clients/js, which has a React of its own for
-  // its type checks: the app and the hook must share one.
-  resolve: { dedupe: ['react', 'react-dom'] },
   test: {
     environment: 'jsdom',
     globalSetup: ['./test/jam-server.ts'],

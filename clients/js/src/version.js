@@ -10,5 +10,5 @@ export const PROTOCOL_VERSION = 1;
 /** The protocol 1.1 features this client uses when `GET /connect` lists them. */
 export const PROTOCOL_FEATURES = Object.freeze(['resume', 'clock', 'latency', 'tempo', 'origins']);
 
-/** This package's version (package.json's): major and minor are the protocol's, 1.1. */
-export const VERSION = '1.1.0';
+/** This package's version (package.json's): major and minor are the protocol's, 1.2. */
+export const VERSION = '1.2.0';

@@ -23,10 +23,10 @@ function socketCounter() {
   return counter;
 }
 
-test('the package\'s version states the protocol it speaks (1.1.x: protocol 1 with the 1.1 features)', () => {
+test('the package\'s version states the protocol it speaks (1.2.x: protocol 1 with the 1.1 features and the 1.2 additions)', () => {
   const pkg = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
   assert.equal(VERSION, pkg.version);
-  assert.match(pkg.version, new RegExp(`^${PROTOCOL_VERSION}\\.1\\.\\d+$`));
+  assert.match(pkg.version, new RegExp(`^${PROTOCOL_VERSION}\\.2\\.\\d+$`));
   assert.deepEqual([...PROTOCOL_FEATURES], ['resume', 'clock', 'latency', 'tempo', 'origins']);
 });
 
@@ -193,7 +193,7 @@ describe('jam-client against the real jam-server', { timeout: 60_000 }, () => {
       assert.ok(err instanceof JamError);
       assert.equal(err.code, 'protocol_mismatch');
       assert.equal(err.serverProtocol, 2);
-      assert.match(err.message, /speaks protocol 2; this client \(jam-client 1\.1\.\d+\) speaks protocol 1/);
+      assert.match(err.message, /speaks protocol 2; this client \(jam-client 1\.2\.\d+\) speaks protocol 1/);
       return true;
     });
     assert.equal(c.state, 'disconnected');

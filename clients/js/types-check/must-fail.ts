@@ -3,9 +3,9 @@
 // and must-fail.mjs checks that each one fails on its own line.
 
 import { JamClient, describeError } from 'jam-client';
-import { useJamEvent } from 'jam-client/react';
+import { useJamEvent, type JamSession } from 'jam-client/react';
 
-export function mistakes(client: JamClient): void {
+export function mistakes(client: JamClient, jam: JamSession): void {
   // @ts-expect-error an event name that does not exist
   client.on('session:user-joind', () => {});
   // @ts-expect-error a field that session:user-joined does not have
@@ -30,4 +30,6 @@ export function mistakes(client: JamClient): void {
   void describeError('room_full', { room_full: 404 });
   // @ts-expect-error the hook checks event names too
   useJamEvent(client, 'user-joined', () => {});
+  // @ts-expect-error the hook's broadcast takes the client's options, no others
+  jam.broadcast('note', { note: 60 }, { ephemral: true });
 }

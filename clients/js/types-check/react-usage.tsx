@@ -28,7 +28,7 @@ export function Jam({ name }: { name: string }) {
           </li>
         ))}
       </ul>
-      <button onClick={() => jam.broadcast('note', { type: 'on', note: 60, velocity: 100 })}>C</button>
+      <button onClick={() => jam.broadcast('note', { type: 'on', note: 60, velocity: 100 }, { ephemeral: true })}>C</button>
       <button onClick={() => jam.leave()}>Leave</button>
     </>
   );
@@ -36,7 +36,9 @@ export function Jam({ name }: { name: string }) {
 // README: end
 
 export function Presence() {
-  const { client, room, me, isHost, transport, error, join } = useJamSession({ autoConnect: false, reconnect: false });
+  const { client, room, me, isHost, transport, error, join, broadcast } = useJamSession({ autoConnect: false, reconnect: false });
+  const said: 'datagram' | 'stream' | 'websocket' | null = broadcast('chat', { text: 'hi' }, { reliable: true, ephemeral: false });
+  void said;
   useJamEvent(client, 'session:user-left', ({ userId }) => console.log(userId));
   useJamEvent(client, 'user-away', ({ user }) => console.log(user?.name, 'is reconnecting'));
   return (

@@ -3,7 +3,7 @@
 // test/readme.test.mjs checks that they stay the same and runs that block
 // against the real server.
 
-import type { JamEvents, Participant, Room, SeatAnswer, Tempo, Transport } from 'jam-client';
+import type { BroadcastOptions, JamEvents, Participant, Room, SeatAnswer, Tempo, Transport } from 'jam-client';
 import { ERROR_CODES, PROTOCOL_VERSION, VERSION, gradeLatency, tempoMath } from 'jam-client';
 
 // README: npm
@@ -19,7 +19,7 @@ client.on('state', ({ state, transport }) => console.log(state, transport));
 const transport = await client.connect(); // 'webtransport' or 'websocket'
 const { roomCode, participants } = await client.create({ name: 'Ana', instrument: 'piano' });
 console.log(`room ${roomCode} over ${transport}, ${participants.length} in it`);
-client.broadcast('note', { type: 'on', note: 60, velocity: 100 }); // datagram over WebTransport
+client.broadcast('note', { type: 'on', note: 60, velocity: 100 }, { ephemeral: true }); // a datagram over WebTransport
 
 await client.leave();
 try {
@@ -51,6 +51,9 @@ export function typed(client: import('jam-client').JamClient): void {
   const bar = client.barAt();
   const beatInBar: number | undefined = bar?.beatInBar;
   const path: 'datagram' | 'stream' | 'websocket' | null = client.broadcast('note', { note: 60 }, { reliable: true });
+  const noteOff: BroadcastOptions = { reliable: true, ephemeral: true };
+  client.broadcast('note', { type: 'off', note: 60 }, noteOff);
+  client.on('event:broadcast', ({ ephemeral }) => console.log(ephemeral === true ? 'never replayed' : 'kept'));
   const off: () => void = client.on('room', (r) => console.log(r?.hostId));
   off();
   client.once('session-ended', ({ roomCode, code, message }) => console.log(roomCode, code, message));

@@ -73,13 +73,15 @@ export default function JamSession({ serverUrl = import.meta.env.VITE_JAM_SERVER
     setHeard({ from: sender?.name ?? 'someone', note: payload.note });
   });
 
+  // Notes are ephemeral (never kept or replayed): a player back after a blip hears no
+  // burst of stale ones. A lost note-off would leave the note hanging: it goes reliably.
   function play(note: number) {
     playNote(note, instrument);
-    jam.broadcast('note', { type: 'on', note, velocity: 100, instrument });
+    jam.broadcast('note', { type: 'on', note, velocity: 100, instrument }, { ephemeral: true });
   }
 
   function release(note: number) {
-    jam.broadcast('note', { type: 'off', note, velocity: 0, instrument });
+    jam.broadcast('note', { type: 'off', note, velocity: 0, instrument }, { reliable: true, ephemeral: true });
   }
 
   function join(e: FormEvent) {

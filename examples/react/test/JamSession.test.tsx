@@ -53,11 +53,16 @@ describe('useJamSession', () => {
     );
     expect(ben.result.current.jam.room?.hostId).toBe(created!.userId);
 
+    // The hook's broadcast takes the client's options: a note goes ephemeral, chat does not.
     act(() => {
-      expect(ben.result.current.jam.broadcast('note', { type: 'on', note: 64, velocity: 100 })).toBe('websocket');
+      expect(ben.result.current.jam.broadcast('note', { type: 'on', note: 64, velocity: 100 }, { ephemeral: true })).toBe('websocket');
+      expect(ben.result.current.jam.broadcast('chat', { text: 'hi' })).toBe('websocket');
     });
-    await waitFor(() => expect(ana.result.current.notes).toHaveLength(1), WAIT);
-    expect(ana.result.current.notes[0]).toMatchObject({ eventName: 'note', payload: { note: 64 }, senderId: joined!.userId });
+    await waitFor(() => expect(ana.result.current.notes).toHaveLength(2), WAIT);
+    const [note, chat] = ana.result.current.notes;
+    expect(note).toMatchObject({ eventName: 'note', payload: { note: 64 }, senderId: joined!.userId, ephemeral: true });
+    expect(chat).toMatchObject({ eventName: 'chat', payload: { text: 'hi' }, senderId: joined!.userId });
+    expect(chat.ephemeral).toBeUndefined();
     expect(ben.result.current.notes).toHaveLength(0);
 
     await act(() => ben.result.current.jam.leave());
@@ -149,5 +154,30 @@ describe('JamSession.tsx', () => {
     await ben.findByRole('button', { name: 'Create session' }, WAIT);
     await waitFor(() => expect(within(players).getAllByRole('listitem').map((li) => li.textContent)).toEqual(['Ana (piano) · host · you']), WAIT);
     expect(screen.getAllByLabelText('transport').map((t) => t.textContent)).toEqual(['WebSocket', 'WebSocket']);
+  });
+
+  test('a key sends its note-on and note-off as ephemeral events', async () => {
+    const view = within(render(<JamSession serverUrl={baseUrl} options={options} />).container);
+    await waitFor(() => expect(view.getByLabelText('connection').textContent).toBe('connected'), WAIT);
+    fireEvent.change(view.getByLabelText('Your name'), { target: { value: 'Ana' } });
+    fireEvent.change(view.getByLabelText('Instrument'), { target: { value: 'bass' } });
+    fireEvent.click(view.getByRole('button', { name: 'Create session' }));
+    const code = (await view.findByLabelText('session code', {}, WAIT)).textContent!;
+
+    // A listener in the room hears what the view sends, flags and all.
+    const ben = renderHook(useJamWithNotes);
+    await waitFor(() => expect(ben.result.current.jam.state).toBe('connected'), WAIT);
+    await act(() => ben.result.current.jam.join({ roomCode: code, name: 'Ben' }));
+    const players = view.getByRole('list', { name: 'players' });
+    await waitFor(() => expect(within(players).getAllByRole('listitem')).toHaveLength(2), WAIT);
+
+    fireEvent.pointerDown(view.getByRole('button', { name: 'note 60' }));
+    fireEvent.pointerUp(view.getByRole('button', { name: 'note 60' }));
+    await waitFor(() => expect(ben.result.current.notes).toHaveLength(2), WAIT);
+    expect(ben.result.current.notes.map(({ eventName, payload, ephemeral }) => [eventName, payload, ephemeral])).toEqual([
+      ['note', { type: 'on', note: 60, velocity: 100, instrument: 'bass' }, true],
+      ['note', { type: 'off', note: 60, velocity: 0, instrument: 'bass' }, true],
+    ]);
+    ben.unmount();
   });
 });
