@@ -234,6 +234,16 @@ pub fn encode_pong(t0: &RawValue, server_time: f64, id: Option<&RawValue>) -> By
     encode(event::CLOCK_PONG, D { t0, server_time }, id)
 }
 
+/// Encodes `auth:refreshed {exp}`: the seat's new token expires at `exp`, seconds since
+/// the Unix epoch (1.2, §13).
+pub fn encode_auth_refreshed(exp: u64, id: Option<&RawValue>) -> Bytes {
+    #[derive(Serialize)]
+    struct D {
+        exp: u64,
+    }
+    encode(event::AUTH_REFRESHED, D { exp }, id)
+}
+
 /// Encodes the relayed `event:broadcast` once for every receiver, without `seq` (a
 /// datagram-class event); `server_time_us` is when the server received it, in whole
 /// microseconds of server time.

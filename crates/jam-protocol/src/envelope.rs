@@ -27,6 +27,8 @@ pub enum ClientMessage<'a> {
         name: Name,
         /// Validated instrument.
         instrument: String,
+        /// The sign-in token (1.2, §13), unchecked.
+        token: Option<Cow<'a, str>>,
     },
     /// `session:join`; the room code is normalised by the room core.
     Join {
@@ -36,6 +38,8 @@ pub enum ClientMessage<'a> {
         name: Name,
         /// Validated instrument.
         instrument: String,
+        /// The sign-in token (1.2, §13), unchecked.
+        token: Option<Cow<'a, str>>,
     },
     /// `session:leave`.
     Leave {
@@ -57,6 +61,11 @@ pub enum ClientMessage<'a> {
     ClockPing {
         /// The client's number, echoed as written.
         t0: &'a RawValue,
+    },
+    /// `auth:refresh` (1.2, §13).
+    AuthRefresh {
+        /// The new sign-in token, unchecked.
+        token: Cow<'a, str>,
     },
     /// `tempo:set` (1.1, §9).
     TempoSet {
@@ -396,6 +405,8 @@ impl<'a> Envelope<'a> {
             name: Cow<'a, str>,
             #[serde(borrow, default)]
             instrument: Option<Cow<'a, str>>,
+            #[serde(borrow, default)]
+            token: Option<Cow<'a, str>>,
         }
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -406,6 +417,13 @@ impl<'a> Envelope<'a> {
             name: Cow<'a, str>,
             #[serde(borrow, default)]
             instrument: Option<Cow<'a, str>>,
+            #[serde(borrow, default)]
+            token: Option<Cow<'a, str>>,
+        }
+        #[derive(Deserialize)]
+        struct RefreshData<'a> {
+            #[serde(borrow)]
+            token: Cow<'a, str>,
         }
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -457,6 +475,7 @@ impl<'a> Envelope<'a> {
                 Ok(ClientMessage::Create {
                     name: validate_name(&d.name)?,
                     instrument: validate_instrument(d.instrument.as_deref())?,
+                    token: d.token,
                 })
             }
             event::JOIN => {
@@ -465,6 +484,7 @@ impl<'a> Envelope<'a> {
                     name: validate_name(&d.name)?,
                     instrument: validate_instrument(d.instrument.as_deref())?,
                     room_code: d.room_code,
+                    token: d.token,
                 })
             }
             event::LEAVE => {
@@ -512,6 +532,10 @@ impl<'a> Envelope<'a> {
                     bpm: d.bpm,
                     beats_per_bar,
                 })
+            }
+            event::AUTH_REFRESH => {
+                let d: RefreshData = fields(data)?;
+                Ok(ClientMessage::AuthRefresh { token: d.token })
             }
             event::CLOCK_PING => {
                 let d: PingData = fields(data)?;

@@ -37,11 +37,18 @@ pub enum ErrorCode {
     Unavailable,
     /// Another node owns the room; the error's `connect` says where it is (1.2).
     RoomElsewhere,
+    /// Sign-in is on and the request carries no valid token (1.2, §13).
+    Unauthorized,
+    /// The token is valid but does not allow this: a room outside its `rooms`, a create
+    /// with `create: false`, a refresh for another `sub` (1.2, §13).
+    Forbidden,
+    /// The seat's token expired without a refresh; the connection closes (1.2, §13).
+    TokenExpired,
 }
 
 impl ErrorCode {
     /// Every code, for lookups by spelling.
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::InvalidMessage,
         ErrorCode::NameTaken,
         ErrorCode::RoomFull,
@@ -53,6 +60,9 @@ impl ErrorCode {
         ErrorCode::ResumeFailed,
         ErrorCode::Unavailable,
         ErrorCode::RoomElsewhere,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::TokenExpired,
     ];
 
     /// The wire spelling of the code: the only place it is written.
@@ -69,6 +79,9 @@ impl ErrorCode {
             ErrorCode::ResumeFailed => "resume_failed",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::RoomElsewhere => "room_elsewhere",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::TokenExpired => "token_expired",
         }
     }
 }

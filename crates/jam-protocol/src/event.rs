@@ -40,5 +40,9 @@ pub const TEMPO_SET: &str = "tempo:set";
 pub const TEMPO_CHANGED: &str = "tempo:changed";
 /// Server: the round-trip times of the room's seats (1.1, §8).
 pub const LATENCY: &str = "session:latency";
+/// Client: replace the seat's sign-in token (1.2, §13).
+pub const AUTH_REFRESH: &str = "auth:refresh";
+/// Server: the seat's sign-in token was replaced (1.2, §13).
+pub const AUTH_REFRESHED: &str = "auth:refreshed";
 /// Server: the room moved to another node; resume there (1.2, §12).
 pub const MOVED: &str = "session:moved";

@@ -78,6 +78,11 @@ pub enum ServerEvent {
         /// Who resumed.
         user_id: String,
     },
+    /// `auth:refreshed` (1.2, §13).
+    AuthRefreshed {
+        /// When the new token expires, seconds since the Unix epoch.
+        exp: u64,
+    },
     /// `clock:pong` (1.1).
     Pong {
         /// The ping's `t0`.
@@ -180,6 +185,10 @@ impl ServerMessage {
             user_id: String,
         }
         #[derive(Deserialize)]
+        struct Refreshed {
+            exp: u64,
+        }
+        #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Away {
             user_id: String,
@@ -249,6 +258,9 @@ impl ServerMessage {
             }
             event::USER_BACK => ServerEvent::UserBack {
                 user_id: v::<About>(env.data)?.user_id,
+            },
+            event::AUTH_REFRESHED => ServerEvent::AuthRefreshed {
+                exp: v::<Refreshed>(env.data)?.exp,
             },
             event::CLOCK_PONG => {
                 let p: Pong = v(env.data)?;
