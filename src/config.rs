@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::auth::{Auth, AuthFlags, KeyError};
 use crate::handshakes::{self, RetryPolicy};
 use crate::history::HistoryLimits;
 use crate::origins::{BadOrigin, OriginPolicy};
@@ -62,6 +63,9 @@ pub enum ConfigError {
     /// `--data-dir` is empty.
     #[error("--data-dir must name a directory")]
     DataDir,
+    /// A sign-in key flag that cannot be used.
+    #[error(transparent)]
+    Jwt(#[from] KeyError),
     /// `--node-id` is not 1 to 64 letters, digits, `.`, `_` or `-`.
     #[error("--node-id must be 1 to 64 letters, digits, '.', '_' or '-'")]
     NodeId,
@@ -307,6 +311,30 @@ pub struct Config {
     /// only what the signed tokens carry.
     #[arg(skip)]
     pub memory_store: bool,
+
+    /// Sign-in with the app's JWTs (docs/protocol.md §13): a file holding the HS256
+    /// shared secret (a trailing newline is not part of it). Off when neither this nor
+    /// `--jwt-public-key-file` is set.
+    #[arg(long, env = "JAM_JWT_SECRET_FILE")]
+    pub jwt_secret_file: Option<PathBuf>,
+
+    /// Sign-in with the app's JWTs: a PEM file holding the public key that verifies them
+    /// (RSA: RS256, EC P-256: ES256, Ed25519: EdDSA; the key decides the one algorithm
+    /// accepted).
+    #[arg(long, env = "JAM_JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<PathBuf>,
+
+    /// The issuer (`iss`) every token must name, when set.
+    #[arg(long, env = "JAM_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// The audience (`aud`) every token must name, when set.
+    #[arg(long, env = "JAM_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// The leeway on a token's `exp` and `nbf` (30 s; tests of expiry shorten it).
+    #[arg(skip = crate::auth::LEEWAY)]
+    pub jwt_leeway: Duration,
 }
 
 impl Config {
@@ -472,6 +500,7 @@ impl Config {
             Duration::from_secs(3600),
         )?;
         self.origin_policy().map_err(ConfigError::Origins)?;
+        self.auth()?;
         if let Some(url) = &self.redis_url {
             redis::Client::open(url.as_str()).map_err(|e| ConfigError::RedisUrl(e.to_string()))?;
         }
@@ -541,6 +570,17 @@ impl Config {
             room_creates_per_minute: self.room_creates_per_minute,
             max_away_seats_per_address: self.max_away_seats_per_address,
         }
+    }
+
+    /// Sign-in as the `--jwt-*` flags configure it: `None` when off.
+    pub fn auth(&self) -> Result<Option<Auth>, KeyError> {
+        Auth::from_flags(AuthFlags {
+            secret_file: self.jwt_secret_file.as_deref(),
+            public_key_file: self.jwt_public_key_file.as_deref(),
+            issuer: self.jwt_issuer.as_deref(),
+            audience: self.jwt_audience.as_deref(),
+            leeway: self.jwt_leeway,
+        })
     }
 
     /// Per-connection limits.

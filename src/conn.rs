@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, info_span, Span};
 
 use crate::addresses::{AddressCounts, AddressKey};
+use crate::auth::Auth;
 use crate::cluster::Cluster;
 use crate::handshakes::{self, HandshakeGate, RetryPolicy};
 use crate::origins::{OriginPolicy, RefusedOrigins};
@@ -67,6 +68,8 @@ pub struct Context {
     pub refused_origins: RefusedOrigins,
     /// The node directory, with several nodes on one Redis (docs/protocol.md §12).
     pub cluster: Option<Arc<Cluster>>,
+    /// Sign-in with the app's JWTs, when on (docs/protocol.md §13).
+    pub auth: Option<Arc<Auth>>,
     next_conn: AtomicU64,
 }
 
@@ -167,6 +170,12 @@ impl Context {
         self
     }
 
+    /// Turns sign-in on for every session (docs/protocol.md §13).
+    pub fn with_auth(mut self, auth: Option<Arc<Auth>>) -> Self {
+        self.auth = auth;
+        self
+    }
+
     /// Sets the node directory the sessions ask about rooms this node does not hold.
     pub fn with_cluster(mut self, cluster: Option<Arc<Cluster>>) -> Self {
         self.cluster = cluster;
@@ -213,6 +222,7 @@ impl Context {
             origins,
             refused_origins: RefusedOrigins::default(),
             cluster: None,
+            auth: None,
             next_conn: AtomicU64::new(0),
         }
     }
@@ -521,6 +531,7 @@ impl Admission {
         Session::new(ctx.hub.clone(), outbox.clone(), ctx.session_limits.clone())
             .with_peer(self.conn.peer.ip())
             .with_cluster(ctx.cluster.clone())
+            .with_auth(ctx.auth.clone())
     }
 
     /// Ends the connection: logs why (once, for a connection that was connected) and

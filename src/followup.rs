@@ -9,12 +9,12 @@
 
 use std::sync::Arc;
 
-use jam_protocol::{ErrorCode, Name, ProtocolError, RoomCode};
+use jam_protocol::{ErrorCode, ProtocolError, RoomCode};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::cluster::{Cluster, Whereabouts};
-use crate::room::Hub;
+use crate::room::{Asked, Hub};
 
 /// A room request parked until the directory answers.
 #[derive(Debug)]
@@ -30,10 +30,8 @@ pub struct Followup {
 pub enum Request {
     /// `session:create`.
     Create {
-        /// Validated name.
-        name: Name,
-        /// Validated instrument.
-        instrument: String,
+        /// The seat asked for (and its sign-in, checked already).
+        asked: Asked,
     },
     /// `session:join` of a room this node does not hold.
     Join {
@@ -41,10 +39,8 @@ pub enum Request {
         code: RoomCode,
         /// As the client wrote it.
         typed: String,
-        /// Validated name.
-        name: Name,
-        /// Validated instrument.
-        instrument: String,
+        /// The seat asked for (and its sign-in, checked already).
+        asked: Asked,
     },
     /// `session:resume` of a room this node does not hold.
     Resume {

@@ -38,6 +38,8 @@ pub struct Published {
     pub public_wt_url: Option<String>,
     /// What `features` lists.
     pub features: Vec<&'static str>,
+    /// Sign-in is on: `/connect` says `"auth": "required"` (docs/protocol.md §13).
+    pub auth_required: bool,
 }
 
 impl Published {
@@ -71,7 +73,7 @@ impl Published {
                 )
             }
         };
-        json!({
+        let mut answer = json!({
             "webtransport": {
                 "url": wt,
                 "certificateHashes": [{ "algorithm": "sha-256", "value": self.cert_hash() }],
@@ -80,7 +82,16 @@ impl Published {
             "protocol": PROTOCOL_VERSION,
             "features": self.features,
             "node": self.node,
-        })
+        });
+        self.mark_auth(&mut answer);
+        answer
+    }
+
+    /// Adds `"auth": "required"` to a `/connect` answer when sign-in is on.
+    fn mark_auth(&self, answer: &mut serde_json::Value) {
+        if self.auth_required {
+            answer["auth"] = json!("required");
+        }
     }
 
     /// The current certificate hash.
@@ -285,7 +296,7 @@ fn own_answer(state: &HttpState, headers: &HeaderMap) -> serde_json::Value {
         Some(b"https") => "wss",
         _ => "ws",
     };
-    json!({
+    let mut answer = json!({
         "webtransport": {
             "url": format!("https://{host}:{}{}", p.wt_addr.port(), transport::wt::PATH),
             "certificateHashes": [{ "algorithm": "sha-256", "value": p.cert_hash() }],
@@ -294,7 +305,9 @@ fn own_answer(state: &HttpState, headers: &HeaderMap) -> serde_json::Value {
         "protocol": PROTOCOL_VERSION,
         "features": p.features,
         "node": p.node,
-    })
+    });
+    p.mark_auth(&mut answer);
+    answer
 }
 
 /// `url` parsed, when it is absolute, with one of `schemes` and a host, and without a

@@ -23,6 +23,8 @@
 //!   silence                when a heartbeating connection counts as silent (§11)
 //!   credentials, history   the resume key and its signed tokens; a room's replayable
 //!                          recent messages
+//!   auth                   signing in with the app's JWTs: the key, its one algorithm,
+//!                          the claims a seat takes (§13)
 //!   origins                which web origins may connect (--allowed-origins)
 //!   store/                 the room store: each room's state beyond the process (memory,
 //!                          an embedded database file, Redis), written off the event path
@@ -68,6 +70,7 @@
 #![warn(missing_docs)]
 
 pub mod addresses;
+pub mod auth;
 pub mod clock;
 pub mod cluster;
 pub mod config;

@@ -22,6 +22,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::auth::Refusal;
 use crate::conn::Context;
 use crate::stats::{Stats, Transport, FAN_OUT_BOUNDS_NS};
 
@@ -230,6 +231,18 @@ impl Collector for ServerCollector {
             MetricType::Counter,
             "code",
             &errors,
+        )?;
+        let refused: Vec<(&'static str, u64)> = Refusal::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.as_str(), get(&stats.auth_refused[i])))
+            .collect();
+        out.family(
+            "jam_auth_refused",
+            "Sign-ins refused (docs/protocol.md §13), by reason: never the token itself.",
+            MetricType::Counter,
+            "reason",
+            &refused,
         )?;
         let store = self.ctx.hub.store();
         let ops = store.ops();

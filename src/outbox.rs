@@ -54,6 +54,8 @@ pub enum CloseReason {
     UnfinishedMessage,
     /// The room was handed over to another node (1.2, §12 hand-over).
     Moved,
+    /// The seat's sign-in token expired without a refresh (1.2, §13).
+    TokenExpired,
 }
 
 impl CloseReason {
@@ -71,6 +73,7 @@ impl CloseReason {
             CloseReason::NoRoom => "no room joined in time",
             CloseReason::UnfinishedMessage => "message not finished in time",
             CloseReason::Moved => "moved",
+            CloseReason::TokenExpired => "token expired",
         }
     }
 }

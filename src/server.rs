@@ -102,6 +102,10 @@ impl RunningServer {
                 }
             }
         }
+        let auth = config.auth()?.map(Arc::new);
+        if let Some(auth) = &auth {
+            info!(algorithm = ?auth.algorithm(), "sign-in with the app's JWTs is on");
+        }
         let max_connections = connection_cap(config.max_connections);
         let ctx = Arc::new(
             Context::new(
@@ -116,6 +120,7 @@ impl RunningServer {
             .with_connection_caps(max_connections, config.max_http_connections_per_address)
             .with_outbox_bytes(config.outbox_bytes)
             .with_cluster(cluster.clone())
+            .with_auth(auth.clone())
             .with_handshakes(
                 config.quic_retry,
                 config.max_handshakes_per_address,
@@ -147,6 +152,9 @@ impl RunningServer {
         if cluster.is_some() {
             features.push("nodes");
         }
+        if auth.is_some() {
+            features.push("auth");
+        }
         let published = Arc::new(Published {
             http_addr,
             wt_addr,
@@ -155,6 +163,7 @@ impl RunningServer {
             public_url: config.public_url.clone(),
             public_wt_url: config.public_wt_url.clone(),
             features,
+            auth_required: auth.is_some(),
         });
         if let Some(cluster) = &cluster {
             if config.public_url.is_none() {

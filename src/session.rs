@@ -18,11 +18,12 @@ use jam_protocol::{
     self as protocol, ClientMessage, Encoding, Envelope, ErrorCode, ProtocolError, RoomCode,
 };
 
+use crate::auth::{Auth, Refusal, SeatSignIn};
 use crate::cluster::Cluster;
 use crate::followup::{Followup, Outcome, Request, Settled};
-use crate::outbox::{Outbox, Path};
+use crate::outbox::{CloseReason, Outbox, Path};
 use crate::rate::{TokenBucket, Window};
-use crate::room::{Hub, Membership};
+use crate::room::{Asked, Hub, Membership};
 use crate::silence::Silence;
 
 /// Per-connection limits.
@@ -106,6 +107,10 @@ pub struct Session {
     followup: Option<Followup>,
     /// When the connection was last heard, and whether it is silent (§11).
     silence: Silence,
+    /// Sign-in with the app's JWTs, when on (docs/protocol.md §13).
+    auth: Option<Arc<Auth>>,
+    /// When the seat's sign-in token runs out, with sign-in on.
+    expires: Option<Instant>,
 }
 
 impl Session {
@@ -129,7 +134,111 @@ impl Session {
             cluster: None,
             followup: None,
             silence,
+            auth: None,
+            expires: None,
         }
+    }
+
+    /// Turns sign-in on: creates and joins need a valid token (docs/protocol.md §13).
+    pub fn with_auth(mut self, auth: Option<Arc<Auth>>) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// The seat a create (no `room`) or a join of `room` asks for, with its sign-in
+    /// checked: `unauthorized` without a valid token, `forbidden` for a room outside its
+    /// `rooms` or a create with `create: false` (docs/protocol.md §13). The token's `name`
+    /// replaces the one asked for.
+    fn sign_in(
+        &self,
+        name: protocol::Name,
+        instrument: String,
+        token: Option<&str>,
+        room: Option<&str>,
+    ) -> Result<Asked, ProtocolError> {
+        let Some(auth) = &self.auth else {
+            let sign_in = None;
+            return Ok(Asked {
+                name,
+                instrument,
+                sign_in,
+            });
+        };
+        let signed = auth.verify(token).and_then(|signed| match room {
+            None if !signed.create => Err(Refusal::Create),
+            Some(room) if !signed.allows_room(room) => Err(Refusal::Room),
+            _ => Ok(signed),
+        });
+        let signed = signed.map_err(|refusal| self.refused(refusal))?;
+        Ok(Asked {
+            name: signed.name.unwrap_or(name),
+            instrument,
+            sign_in: Some(SeatSignIn {
+                sub: signed.sub,
+                exp: signed.exp,
+            }),
+        })
+    }
+
+    /// Counts a refused sign-in and gives its error answer.
+    fn refused(&self, refusal: Refusal) -> ProtocolError {
+        self.hub.stats().auth_refused(refusal.index());
+        refusal.error()
+    }
+
+    /// `auth:refresh`: the seat's new token, for the same `sub`, moves its expiry
+    /// (docs/protocol.md §13).
+    fn refresh(
+        &mut self,
+        token: &str,
+        id: Option<&RawValue>,
+        now: Instant,
+    ) -> Result<(), ProtocolError> {
+        let Some(auth) = self.auth.clone() else {
+            return Err(ProtocolError::invalid(
+                "sign-in is off on this server: there is no token to refresh",
+            ));
+        };
+        let Some(m) = &self.membership else {
+            return Err(not_in_session());
+        };
+        let signed = auth
+            .verify(Some(token))
+            .map_err(|refusal| self.refused(refusal))?;
+        let exp = m
+            .refresh_sign_in(&signed)
+            .map_err(|refusal| self.refused(refusal))?;
+        self.expires = Some(now + auth.until_expiry(exp));
+        self.outbox
+            .push_reliable(protocol::encode_auth_refreshed(exp, id));
+        Ok(())
+    }
+
+    /// When the seat's sign-in token runs out, if it does (transports wait for it beside
+    /// their reads and then call [`Session::expire`]).
+    pub fn expiry_deadline(&self) -> Option<Instant> {
+        self.membership.as_ref()?;
+        self.expires
+    }
+
+    /// Ends a seat whose sign-in token ran out without a refresh: `token_expired`, the
+    /// seat leaves at once (no resume window), and the connection closes (WebSocket 4003,
+    /// WebTransport 7; docs/protocol.md §13). Nothing happens before the deadline.
+    pub fn expire(&mut self) {
+        if self.expiry_deadline().is_none_or(|at| at > Instant::now()) {
+            return;
+        }
+        let refusal = Refusal::SeatExpired;
+        self.hub.stats().auth_refused(refusal.index());
+        self.hub.stats().error(ErrorCode::TokenExpired);
+        self.outbox
+            .push_reliable(protocol::encode_error(&refusal.error(), None));
+        if let Some(m) = self.membership.take() {
+            info!(room = %m.room_code(), "sign-in expired");
+            m.leave();
+        }
+        self.expires = None;
+        self.outbox.close(CloseReason::TokenExpired);
     }
 
     /// Sets the node directory: room requests for rooms this node does not hold wait
@@ -176,22 +285,14 @@ impl Session {
                 }
                 Ok(())
             }
-            (outcome, Request::Create { name, instrument }) => {
+            (outcome, Request::Create { asked }) => {
                 let code = match outcome {
                     Outcome::Code(code) => Some(code),
                     _ => None,
                 };
-                self.create(code, name, instrument, id)
+                self.create(code, asked, id)
             }
-            (
-                _,
-                Request::Join {
-                    typed,
-                    name,
-                    instrument,
-                    ..
-                },
-            ) => self.join(&typed, name, instrument, id),
+            (_, Request::Join { typed, asked, .. }) => self.join(&typed, asked, id),
             (
                 _,
                 Request::Resume {
@@ -225,6 +326,11 @@ impl Session {
     fn seated(&mut self, m: Membership, what: &'static str) {
         tracing::Span::current().record("room", m.room_code().as_str());
         info!(user = %m.user(), "{what}");
+        // The seat keeps the expiry of the token it was created or joined with (§13).
+        self.expires = match (&self.auth, m.sign_in_exp()) {
+            (Some(auth), Some(exp)) => Some(Instant::now() + auth.until_expiry(exp)),
+            _ => None,
+        };
         self.membership = Some(m);
         self.lobby_since = None;
     }
@@ -232,14 +338,11 @@ impl Session {
     fn create(
         &mut self,
         code: Option<RoomCode>,
-        name: protocol::Name,
-        instrument: String,
+        asked: Asked,
         id: Option<&RawValue>,
     ) -> Result<(), ProtocolError> {
         let (outbox, peer) = (&self.outbox, self.peer);
-        let m = self
-            .hub
-            .create_as(code, name, instrument, outbox, id, peer)?;
+        let m = self.hub.create_as(code, asked, outbox, id, peer)?;
         self.seated(m, "created room");
         Ok(())
     }
@@ -247,12 +350,11 @@ impl Session {
     fn join(
         &mut self,
         typed: &str,
-        name: protocol::Name,
-        instrument: String,
+        asked: Asked,
         id: Option<&RawValue>,
     ) -> Result<(), ProtocolError> {
         let (outbox, peer) = (&self.outbox, self.peer);
-        let m = self.hub.join(typed, name, instrument, outbox, id, peer)?;
+        let m = self.hub.join_as(typed, asked, outbox, id, peer)?;
         self.seated(m, "joined room");
         Ok(())
     }
@@ -445,38 +547,41 @@ impl Session {
             ));
         }
         match msg {
-            ClientMessage::Create { name, instrument } => {
+            ClientMessage::Create {
+                name,
+                instrument,
+                token,
+            } => {
+                let asked = self.sign_in(name, instrument, token.as_deref(), None)?;
                 if self.membership.is_some() {
                     return Err(already());
                 }
                 if self.cluster.is_some() && self.hub.store().is_ready() {
                     // A code no node uses (docs/protocol.md §12).
-                    self.park(Request::Create { name, instrument }, id);
+                    self.park(Request::Create { asked }, id);
                     return Ok(());
                 }
-                self.create(None, name, instrument, id)?;
+                self.create(None, asked, id)?;
             }
             ClientMessage::Join {
                 room_code,
                 name,
                 instrument,
+                token,
             } => {
+                let asked = self.sign_in(name, instrument, token.as_deref(), Some(&room_code))?;
                 if self.membership.is_some() {
                     return Err(already());
                 }
                 if let Some(code) = self.not_here(&room_code) {
                     let typed = room_code.into_owned();
-                    let request = Request::Join {
-                        code,
-                        typed,
-                        name,
-                        instrument,
-                    };
+                    let request = Request::Join { code, typed, asked };
                     self.park(request, id);
                     return Ok(());
                 }
-                self.join(&room_code, name, instrument, id)?;
+                self.join(&room_code, asked, id)?;
             }
+            ClientMessage::AuthRefresh { token } => self.refresh(&token, id, now)?,
             ClientMessage::Leave { room_code } => {
                 let m = self.take_membership_of(&room_code)?;
                 let code = m.room_code().clone();

@@ -9,6 +9,9 @@ use std::time::Duration;
 use jam_protocol::ErrorCode;
 use serde::Serialize;
 
+/// How many reasons a sign-in can be refused for (`auth::Refusal::ALL`).
+pub const AUTH_REFUSAL_REASONS: usize = 12;
+
 /// Counters for the whole server, read by `GET /stats`, tests and the benchmark.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -42,6 +45,8 @@ pub struct Stats {
     /// Error answers by code, indexed by `ErrorCode as usize`; those the per-connection
     /// error throttle then withholds are counted too.
     pub errors: [AtomicU64; ErrorCode::ALL.len()],
+    /// Sign-ins refused, by reason (docs/protocol.md §13), indexed as `auth::Refusal::ALL`.
+    pub auth_refused: [AtomicU64; AUTH_REFUSAL_REASONS],
     /// Open connections by [`Transport`].
     connections: [AtomicU64; 3],
     /// Time to relay one event to its room (encode and hand to every receiver).
@@ -127,6 +132,13 @@ impl Stats {
             .iter()
             .map(|c| c.load(Ordering::Relaxed))
             .sum()
+    }
+
+    /// Counts a refused sign-in, by the index of its reason in `auth::Refusal::ALL`.
+    pub fn auth_refused(&self, reason: usize) {
+        if let Some(c) = self.auth_refused.get(reason) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Counts an error answer (or one the throttle withheld) of `code`.

@@ -91,7 +91,9 @@ fn check_message(msg: &ClientMessage<'_>) {
             && !display.chars().any(char::is_control)
     };
     match msg {
-        ClientMessage::Create { name, instrument }
+        ClientMessage::Create {
+            name, instrument, ..
+        }
         | ClientMessage::Join {
             name, instrument, ..
         } => {
@@ -127,7 +129,9 @@ fn check_message(msg: &ClientMessage<'_>) {
             let first = t0.as_bytes()[0];
             assert!(first == b'-' || first.is_ascii_digit(), "t0 {t0} passed");
         }
-        ClientMessage::Leave { .. } | ClientMessage::Resume { .. } => {}
+        ClientMessage::Leave { .. }
+        | ClientMessage::Resume { .. }
+        | ClientMessage::AuthRefresh { .. } => {}
     }
 }
 
@@ -526,6 +530,7 @@ fn kind(event: &ServerEvent) -> &'static str {
         ServerEvent::TempoChanged(_) => "tempo:changed",
         ServerEvent::Latency(_) => "session:latency",
         ServerEvent::Moved { .. } => "session:moved",
+        ServerEvent::AuthRefreshed { .. } => "auth:refreshed",
         ServerEvent::Error { code, .. } => code.as_str(),
     }
 }
@@ -590,6 +595,7 @@ fn receive(slots: &mut [Slot], held: &mut BTreeSet<Seat>, who: usize, msg: Serve
         }
         ServerEvent::Pong { t0, .. } => assert!(t0.is_number(), "pong t0 {t0}"),
         ServerEvent::Moved { .. } => panic!("session:moved from a server with one node"),
+        ServerEvent::AuthRefreshed { .. } => panic!("auth:refreshed from a server without sign-in"),
         ServerEvent::Broadcast { sender_id, .. } => {
             let seat = slots[who].seat.as_ref();
             assert!(in_room, "a broadcast to connection {who} in no room");

@@ -27,6 +27,7 @@ use super::join_limit::AddressBudget;
 use super::state::{Expiry, Room, RoomState, Seat};
 use super::Limits;
 use crate::addresses::{AddressCounts, AddressKey};
+use crate::auth::SeatSignIn;
 use crate::clock::ServerClock;
 use crate::credentials::{self, Claims, ResumeKey};
 use crate::history::HistoryBudget;
@@ -190,6 +191,7 @@ impl Hub {
             away: 0,
             address: peer.map(AddressKey::of),
             hold: Hold::attached(Instant::now()),
+            sign_in: None,
         }
     }
 
@@ -263,7 +265,12 @@ impl Hub {
         id: Option<&RawValue>,
         peer: Option<IpAddr>,
     ) -> Result<Membership, ProtocolError> {
-        self.create_as(None, name, instrument, outbox, id, peer)
+        let asked = Asked {
+            name,
+            instrument,
+            sign_in: None,
+        };
+        self.create_as(None, asked, outbox, id, peer)
     }
 
     /// [`Hub::create`] under `code` when given (one reserved across nodes), else under a
@@ -271,8 +278,7 @@ impl Hub {
     pub fn create_as(
         self: &Arc<Self>,
         code: Option<RoomCode>,
-        name: Name,
-        instrument: String,
+        asked: Asked,
         outbox: &Outbox,
         id: Option<&RawValue>,
         peer: Option<IpAddr>,
@@ -293,7 +299,13 @@ impl Hub {
                 "too many rooms created from your address; wait a minute",
             ));
         }
-        let seat = self.new_seat(UserId::generate(), name, instrument, 1, outbox, peer);
+        let Asked {
+            name,
+            instrument,
+            sign_in,
+        } = asked;
+        let mut seat = self.new_seat(UserId::generate(), name, instrument, 1, outbox, peer);
+        seat.sign_in = sign_in;
         let code = match code.filter(|c| !rooms.contains_key(c)) {
             Some(code) => code,
             None => loop {
@@ -370,6 +382,29 @@ impl Hub {
         id: Option<&RawValue>,
         peer: Option<IpAddr>,
     ) -> Result<Membership, ProtocolError> {
+        let asked = Asked {
+            name,
+            instrument,
+            sign_in: None,
+        };
+        self.join_as(code_input, asked, outbox, id, peer)
+    }
+
+    /// [`Hub::join`] of the seat `asked` for, with its sign-in: a `sub` that holds a seat
+    /// in the room already (active or away) answers `name_taken` (docs/protocol.md §13).
+    pub fn join_as(
+        self: &Arc<Self>,
+        code_input: &str,
+        asked: Asked,
+        outbox: &Outbox,
+        id: Option<&RawValue>,
+        peer: Option<IpAddr>,
+    ) -> Result<Membership, ProtocolError> {
+        let Asked {
+            name,
+            instrument,
+            sign_in,
+        } = asked;
         let now = Instant::now();
         if peer.is_some_and(|ip| !self.join_failures.allowed(ip, now)) {
             let limited = &self.stats.rate_limited_joins;
@@ -390,10 +425,24 @@ impl Hub {
         let room = rooms.get(&code).cloned().ok_or_else(not_found)?;
         let mut state = room.lock();
         self.check_room_for(&state, &name.key)?;
+        if let Some(sign_in) = &sign_in {
+            let sub = Some(sign_in.sub.as_str());
+            if state
+                .seats
+                .iter()
+                .any(|s| s.sign_in.as_ref().map(|x| x.sub.as_str()) == sub)
+            {
+                return Err(ProtocolError::new(
+                    ErrorCode::NameTaken,
+                    "you already have a seat in this room (one per signed-in user)",
+                ));
+            }
+        }
         let user = UserId::generate();
         let order = state.next_order;
         state.next_order += 1;
-        let seat = self.new_seat(user.clone(), name, instrument, order, outbox, peer);
+        let mut seat = self.new_seat(user.clone(), name, instrument, order, outbox, peer);
+        seat.sign_in = sign_in;
         let membership = self.membership(&room, &seat);
         let joined = seat.participant.clone();
         state.publish(Some(order), |seq| {
@@ -467,6 +516,18 @@ impl Hub {
             self.save(&room.code, &mut state);
         }
     }
+}
+
+/// What a create or join asks for: the seat's name and instrument, and with sign-in on,
+/// whose seat it is and until when.
+#[derive(Debug)]
+pub struct Asked {
+    /// The seat's name (the token's `name` claim when it has one).
+    pub name: Name,
+    /// The seat's instrument.
+    pub instrument: String,
+    /// The sign-in, when sign-in is on.
+    pub sign_in: Option<SeatSignIn>,
 }
 
 /// A connection's hold on a seat. Dropping it ends the hold as a lost connection does

@@ -26,6 +26,7 @@
 //!                   clean stop
 //!   membership.rs   a connection's hold on a seat: broadcast (the hot path), tempo, leave
 //!   silence.rs      seats that fall silent while their connection stays open (§11)
+//!   sign_in.rs      a seat's sign-in: whose it is, until when, the refresh (§13)
 //!   latency.rs      the `session:latency` reporter (docs/protocol.md §8)
 //! ```
 //!
@@ -48,6 +49,7 @@ mod join_limit;
 mod latency;
 mod membership;
 mod resume;
+mod sign_in;
 mod silence;
 mod state;
 mod stored;
@@ -55,8 +57,8 @@ mod stored;
 mod testing;
 mod trim;
 
-pub use hub::Hub;
 pub use hub::Membership;
+pub use hub::{Asked, Hub};
 pub use state::Room;
 
 /// Limits that the room core enforces.

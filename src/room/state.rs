@@ -15,6 +15,7 @@ use jam_protocol::{self as protocol, Participant, RoomCode, Tempo, UserId};
 
 use super::budget::Hold;
 use crate::addresses::AddressKey;
+use crate::auth::SeatSignIn;
 use crate::history::{History, HistoryBudget, HistoryLimits};
 use crate::outbox::Outbox;
 use crate::store::{RoomRecord, SeatRecord, SEQ_RESERVE};
@@ -41,6 +42,9 @@ pub(super) struct Seat {
     pub(super) address: Option<AddressKey>,
     /// How long it is held when its connection goes (`budget.rs`).
     pub(super) hold: Hold,
+    /// With sign-in on, whose seat it is and until when (docs/protocol.md §13): never
+    /// sent to anyone.
+    pub(super) sign_in: Option<SeatSignIn>,
 }
 
 impl Seat {
@@ -147,6 +151,8 @@ impl RoomState {
                     instrument: s.participant.instrument.clone(),
                     order: s.order,
                     nonce: s.nonce.clone(),
+                    sub: s.sign_in.as_ref().map(|x| x.sub.clone()),
+                    exp: s.sign_in.as_ref().map(|x| x.exp),
                 })
                 .collect(),
         }

@@ -18,6 +18,7 @@ use tracing::{info, warn};
 use super::budget::Hold;
 use super::hub::Hub;
 use super::state::{Expiry, Room, RoomState, Seat};
+use crate::auth::SeatSignIn;
 use crate::outbox::CloseReason;
 use crate::store::RoomRecord;
 
@@ -104,6 +105,7 @@ impl Hub {
                         until: Some(until),
                         returns: 0,
                     },
+                    sign_in: s.sub.zip(s.exp).map(|(sub, exp)| SeatSignIn { sub, exp }),
                 })
             })
             .collect();

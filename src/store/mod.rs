@@ -83,6 +83,12 @@ pub struct SeatRecord {
     pub order: u64,
     /// The nonce of the seat's current resume token: only that token brings it back.
     pub nonce: String,
+    /// With sign-in on, the app's user id of the seat (docs/protocol.md §13).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// With sign-in on, when the seat's token expires (seconds since the Unix epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<u64>,
 }
 
 impl RoomRecord {
@@ -393,6 +399,8 @@ mod tests {
                 instrument: "piano".into(),
                 order: 1,
                 nonce: "n".into(),
+                sub: None,
+                exp: None,
             }],
         }
     }

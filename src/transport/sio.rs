@@ -318,6 +318,19 @@ impl Conn {
             .and_then(Session::silence_deadline)
     }
 
+    /// When the seat's sign-in token runs out (docs/protocol.md §13).
+    fn expiry_deadline(&self) -> Option<std::time::Instant> {
+        self.lock_session()
+            .as_ref()
+            .and_then(Session::expiry_deadline)
+    }
+
+    fn expire(&self) {
+        if let Some(session) = self.lock_session().as_mut() {
+            session.expire();
+        }
+    }
+
     fn check_silence(&self) {
         if let Some(session) = self.lock_session().as_mut() {
             session.check_silence();
@@ -909,6 +922,7 @@ async fn run(socket: SocketRef, conn: Arc<Conn>, mut rx: Inbox<Queued>, admissio
         // Events arrive on socketioxide's tasks: a deadline passed by a later event is
         // checked again and waited for anew.
         let silent_by = conn.silence_deadline();
+        let expires = conn.expiry_deadline();
         tokio::select! {
             biased;
             _ = token.cancelled() => break,
@@ -917,6 +931,7 @@ async fn run(socket: SocketRef, conn: Arc<Conn>, mut rx: Inbox<Queued>, admissio
                 break;
             }
             _ = until(silent_by) => conn.check_silence(),
+            _ = until(expires) => conn.expire(),
             m = rx.recv() => {
                 let Some(first) = m else { break };
                 let mut open = emit(&socket, &conn, first);

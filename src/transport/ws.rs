@@ -52,6 +52,8 @@ fn close_code_for(reason: CloseReason) -> u16 {
         CloseReason::ResumedElsewhere => 4000,
         // docs/protocol.md §12: the room went to another node.
         CloseReason::Moved => 4001,
+        // docs/protocol.md §13: the seat's sign-in ran out.
+        CloseReason::TokenExpired => 4003,
         CloseReason::NoRoom | CloseReason::UnfinishedMessage => 1008,
     }
 }
@@ -241,6 +243,7 @@ async fn run(socket: Socket, unfinished: Arc<Unfinished>, mut admission: Admissi
         // limit both count from the last one (docs/protocol.md §11).
         let peer_by = session.last_heard() + ctx.peer_timeout;
         let silent_by = session.silence_deadline();
+        let expires = session.expiry_deadline();
         let next = tokio::select! {
             biased;
             _ = token.cancelled() => break outbox.close_reason().unwrap_or(CloseReason::Shutdown),
@@ -249,6 +252,10 @@ async fn run(socket: Socket, unfinished: Arc<Unfinished>, mut admission: Admissi
             _ = tokio::time::sleep_until(peer_by.into()) => break CloseReason::PeerTimeout,
             _ = until(silent_by) => {
                 session.check_silence();
+                continue;
+            }
+            _ = until(expires) => {
+                session.expire();
                 continue;
             }
             next = stream.next() => next,

@@ -69,6 +69,8 @@ pub mod close_code {
     pub const RESUMED_ELSEWHERE: u32 = 5;
     /// The room was handed over to another node (docs/protocol.md §12).
     pub const MOVED: u32 = 6;
+    /// The seat's sign-in token expired without a refresh (docs/protocol.md §13).
+    pub const TOKEN_EXPIRED: u32 = 7;
 }
 
 fn close_code_for(reason: CloseReason) -> u32 {
@@ -83,6 +85,7 @@ fn close_code_for(reason: CloseReason) -> u32 {
         CloseReason::PeerClosed => close_code::NORMAL,
         CloseReason::ResumedElsewhere => close_code::RESUMED_ELSEWHERE,
         CloseReason::Moved => close_code::MOVED,
+        CloseReason::TokenExpired => close_code::TOKEN_EXPIRED,
         CloseReason::NoRoom => close_code::TIMEOUT,
     }
 }
@@ -358,11 +361,13 @@ async fn serve(connection: Connection, encoding: Encoding, admission: &Admission
         let lobby = session.lobby_deadline();
         // The silence limit counts from the last line, part of a line or datagram (§11).
         let silent_by = session.silence_deadline();
+        let expires = session.expiry_deadline();
         tokio::select! {
             biased;
             _ = token.cancelled() => break outbox.close_reason().unwrap_or(CloseReason::Shutdown),
             _ = until(lobby) => break CloseReason::NoRoom,
             _ = until(silent_by) => session.check_silence(),
+            _ = until(expires) => session.expire(),
             r = recv.read_chunk(usize::MAX, true) => match r {
                 Ok(Some(chunk)) => {
                     let mut lines = 0;
@@ -519,8 +524,11 @@ async fn write_control(
         }
     }
     let _ = tokio::time::timeout(Duration::from_millis(200), send.finish()).await;
-    if outbox.close_reason() == Some(CloseReason::Moved) {
-        // `session:moved` must reach the client before the connection's close, which
+    if matches!(
+        outbox.close_reason(),
+        Some(CloseReason::Moved | CloseReason::TokenExpired)
+    ) {
+        // `session:moved` (or the `token_expired` error) must reach the client before the connection's close, which
         // would discard stream data still in flight: wait (briefly) until it is read.
         let stopped = send.quic_stream_mut().stopped();
         let _ = tokio::time::timeout(Duration::from_millis(500), stopped).await;

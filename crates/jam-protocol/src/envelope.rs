@@ -632,10 +632,12 @@ mod tests {
                 room_code,
                 name,
                 instrument,
+                token,
             } => {
                 assert_eq!(room_code, "abc");
                 assert_eq!(name.display, "Bo");
                 assert_eq!(instrument, "");
+                assert_eq!(token, None);
             }
             other => panic!("unexpected {other:?}"),
         }

@@ -41,9 +41,10 @@ pub mod validate;
 
 pub use datagram::Encoding;
 pub use encode::{
-    encode, encode_auth_refreshed, encode_broadcast, encode_elsewhere, encode_error, encode_host_changed, encode_latency,
-    encode_left, encode_moved, encode_pong, encode_room, encode_tempo_changed, encode_user_away,
-    encode_user_back, encode_user_joined, encode_user_left, write_ms, BroadcastDraft, SessionData,
+    encode, encode_auth_refreshed, encode_broadcast, encode_elsewhere, encode_error,
+    encode_host_changed, encode_latency, encode_left, encode_moved, encode_pong, encode_room,
+    encode_tempo_changed, encode_user_away, encode_user_back, encode_user_joined, encode_user_left,
+    write_ms, BroadcastDraft, SessionData,
 };
 pub use envelope::{Broadcast, ClientMessage, Envelope, Rejection};
 pub use error::{ErrorCode, ProtocolError};
