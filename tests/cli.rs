@@ -66,3 +66,45 @@ fn quic_retry_and_handshake_caps_out_of_range_are_refused_with_the_flag_named() 
     let err = refused(&["--max-handshakes", "0"]);
     assert!(err.contains("--max-handshakes is 0"), "{err}");
 }
+
+#[test]
+fn sign_in_keys_that_cannot_be_used_are_refused_with_the_flag_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let secret = path("secret", "a secret\n");
+    let empty = path("empty", "\n");
+    let junk = path(
+        "junk.pem",
+        "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+    );
+    let missing = dir.path().join("missing").to_str().unwrap().to_string();
+
+    let err = refused(&["--jwt-secret-file", &secret, "--jwt-public-key-file", &junk]);
+    assert!(
+        err.contains("--jwt-secret-file and --jwt-public-key-file"),
+        "{err}"
+    );
+    let err = refused(&["--jwt-secret-file", &empty]);
+    assert!(
+        err.contains("--jwt-secret-file") && err.contains("empty"),
+        "{err}"
+    );
+    let err = refused(&["--jwt-secret-file", &missing]);
+    assert!(err.contains("--jwt-secret-file: cannot read"), "{err}");
+    let err = refused(&["--jwt-public-key-file", &junk]);
+    assert!(
+        err.contains("--jwt-public-key-file") && err.contains("no RSA"),
+        "{err}"
+    );
+    let err = refused(&["--jwt-issuer", "https://app.example"]);
+    assert!(err.contains("--jwt-issuer needs a key"), "{err}");
+    let err = refused(&["--jwt-secret-file", &secret, "--jwt-audience", ""]);
+    assert!(err.contains("--jwt-audience cannot be empty"), "{err}");
+    // The secret itself is never printed.
+    let err = refused(&["--jwt-secret-file", &secret, "--jwt-audience", ""]);
+    assert!(!err.contains("a secret"), "{err}");
+}

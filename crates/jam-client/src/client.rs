@@ -33,7 +33,13 @@ pub struct Client {
     next_id: u64,
     last_seq: Option<u64>,
     reader: tokio::task::JoinHandle<()>,
+    /// Where creates, joins and refreshes get the app's sign-in token (§13).
+    tokens: Option<TokenProvider>,
 }
+
+/// Gives the app's sign-in token (a JWT) when the client needs one: for a create, a join
+/// or [`Client::refresh_token`] (docs/protocol.md §13). `None` sends none.
+pub type TokenProvider = std::sync::Arc<dyn Fn() -> Option<String> + Send + Sync>;
 
 impl From<Link> for Client {
     fn from(link: Link) -> Self {
@@ -45,6 +51,7 @@ impl From<Link> for Client {
             next_id: 0,
             last_seq: None,
             reader: link.reader,
+            tokens: None,
         }
     }
 }
@@ -300,14 +307,35 @@ impl Client {
         Ok(got.message)
     }
 
+    /// Sets where creates, joins and [`Client::refresh_token`] get the app's sign-in token,
+    /// for a server with sign-in on (docs/protocol.md §13).
+    pub fn set_token_provider(&mut self, tokens: TokenProvider) {
+        self.tokens = Some(tokens);
+    }
+
+    /// `data` with the provider's token as `token`, when there is one.
+    fn signed(&self, mut data: Value) -> Value {
+        if let Some(token) = self.tokens.as_ref().and_then(|t| t()) {
+            data["token"] = Value::String(token);
+        }
+        data
+    }
+
+    /// Replaces the seat's sign-in token with a fresh one from the provider
+    /// (`auth:refresh`): when the new token expires, seconds since the Unix epoch.
+    pub async fn refresh_token(&mut self) -> Result<u64> {
+        let data = self.signed(json!({}));
+        let answer = self.request(event::AUTH_REFRESH, data).await?;
+        match answer.event {
+            ServerEvent::AuthRefreshed { exp } => Ok(exp),
+            other => Err(unexpected(event::AUTH_REFRESHED, other)),
+        }
+    }
+
     /// Creates a room; an `error` answer is [`ClientError::Refused`].
     pub async fn create(&mut self, name: &str, instrument: &str) -> Result<SessionInfo> {
-        let answer = self
-            .request(
-                event::CREATE,
-                json!({ "name": name, "instrument": instrument }),
-            )
-            .await?;
+        let data = self.signed(json!({ "name": name, "instrument": instrument }));
+        let answer = self.request(event::CREATE, data).await?;
         match answer.event {
             ServerEvent::Created(info) => Ok(info),
             other => Err(unexpected(event::CREATED, other)),
@@ -316,12 +344,8 @@ impl Client {
 
     /// Joins a room; an `error` answer is [`ClientError::Refused`].
     pub async fn join(&mut self, room: &str, name: &str, instrument: &str) -> Result<SessionInfo> {
-        let answer = self
-            .request(
-                event::JOIN,
-                json!({ "roomCode": room, "name": name, "instrument": instrument }),
-            )
-            .await?;
+        let data = self.signed(json!({ "roomCode": room, "name": name, "instrument": instrument }));
+        let answer = self.request(event::JOIN, data).await?;
         match answer.event {
             ServerEvent::Joined(info) => Ok(info),
             other => Err(unexpected(event::JOINED, other)),

@@ -50,7 +50,7 @@ mod received;
 mod ws;
 mod wt;
 
-pub use client::{Client, DEFAULT_TIMEOUT};
+pub use client::{Client, TokenProvider, DEFAULT_TIMEOUT};
 pub use clock::ClockEstimator;
 pub use error::{ClientError, Result};
 pub use http::{fetch_connect, fetch_connect_for, http_get, http_get_with_host};
