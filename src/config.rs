@@ -85,9 +85,16 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Parser)]
 #[command(name = "jam-server", version, about)]
 pub struct Config {
-    /// TCP address for HTTP, the web demo and WebSocket (`[::]` is dual-stack).
+    /// TCP address for HTTP, the web demo and WebSocket (`[::]` is dual-stack). When
+    /// neither this nor `JAM_HTTP_ADDR` is given, a platform's `PORT` sets the port
+    /// (`[::]:$PORT`).
     #[arg(long, env = "JAM_HTTP_ADDR", default_value = "[::]:3001")]
     pub http_addr: SocketAddr,
+
+    /// How log lines are written: `text` (for people) or `json` (one JSON object a line,
+    /// for a platform's log collector).
+    #[arg(long, env = "JAM_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
 
     /// UDP address for WebTransport (HTTP/3); `[::]` is dual-stack.
     #[arg(long, env = "JAM_WT_ADDR", default_value = "[::]:4433")]
@@ -337,7 +344,39 @@ pub struct Config {
     pub jwt_leeway: Duration,
 }
 
+/// How log lines are written (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Plain lines for people.
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
 impl Config {
+    /// The configuration of the command line and the environment, as the binary reads it:
+    /// a platform's `PORT` gives the HTTP port when no HTTP address was given (Fly.io,
+    /// Railway, Heroku-style platforms). A `PORT` that is not a port stops the start.
+    pub fn from_command_line() -> Self {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Config::command().get_matches();
+        let mut config = Config::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        let defaulted =
+            matches.value_source("http_addr") == Some(clap::parser::ValueSource::DefaultValue);
+        if let (true, Ok(port)) = (defaulted, std::env::var("PORT")) {
+            match port.trim().parse::<u16>() {
+                Ok(port) => config.http_addr.set_port(port),
+                Err(_) => Config::command()
+                    .error(
+                        clap::error::ErrorKind::ValueValidation,
+                        format!("PORT is {port:?}; it must be a port number (0 to 65535)"),
+                    )
+                    .exit(),
+            }
+        }
+        config
+    }
+
     /// Defaults for tests and tools: loopback, ephemeral ports, in-memory certificate, and
     /// no per-address room budgets (every client of a test comes from 127.0.0.1; a test of
     /// those budgets sets them).

@@ -2,12 +2,13 @@
 //! SIGTERM, then shut down cleanly.
 
 use anyhow::Result;
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
+use jam_server::config::LogFormat;
 use jam_server::{Config, RunningServer};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> Result<()> {
-    let config = Config::parse();
+    let config = Config::from_command_line();
     if let Err(e) = config.validate() {
         Config::command()
             .error(clap::error::ErrorKind::ValueValidation, e)
@@ -29,12 +30,16 @@ fn main() -> Result<()> {
 }
 
 async fn run(config: Config) -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,quinn=warn")),
-        )
-        .init();
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,quinn=warn"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.log_format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .init(),
+        // One JSON object a line, the span's fields (connection, room) flattened in.
+        LogFormat::Json => logs.json().flatten_event(true).with_ansi(false).init(),
+    }
     // Every connection is a descriptor: start with as many as the system allows.
     match jam_server::descriptors::raise() {
         Ok(limits) => tracing::info!(

@@ -479,3 +479,80 @@ async fn the_descriptor_limit_is_raised_and_the_connection_cap_kept_below_it() {
     );
     child.kill().await.unwrap();
 }
+
+/// A platform's `PORT` gives the HTTP port when no HTTP address is given, and
+/// `--log-format json` writes one JSON object a line, every line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_from_the_platform_and_json_log_lines() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jam-server"))
+        .args([
+            "--wt-addr",
+            "127.0.0.1:0",
+            "--ephemeral-cert",
+            "--log-format",
+            "json",
+        ])
+        .env("PORT", port.to_string())
+        .env_remove("JAM_HTTP_ADDR")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut listening = None;
+    let mut lines = Vec::new();
+    while listening.is_none() {
+        let line = rx.recv_timeout(T).expect("log lines until listening");
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(
+            v["timestamp"].is_string() && v["level"].is_string(),
+            "{line}"
+        );
+        if v["message"] == "listening" {
+            listening = Some(v);
+        }
+        lines.push(line);
+    }
+    let http = listening.unwrap()["http"].as_str().unwrap().to_string();
+    assert!(
+        http.ends_with(&format!(":{port}")),
+        "bound {http}, PORT {port}"
+    );
+    let (status, body) = jam_client::http_get(&format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!((status, body.as_slice()), (200, b"ok".as_slice()));
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + T;
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "stops on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for line in rx.try_iter() {
+        serde_json::from_str::<serde_json::Value>(&line)
+            .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+    }
+
+    // A PORT that is no port stops the start, naming it.
+    let out = Command::new(env!("CARGO_BIN_EXE_jam-server"))
+        .args(["--wt-addr", "127.0.0.1:0", "--ephemeral-cert"])
+        .env("PORT", "http")
+        .env_remove("JAM_HTTP_ADDR")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PORT is \"http\""));
+}
