@@ -91,6 +91,12 @@ pub struct Config {
     #[arg(long, env = "JAM_HTTP_ADDR", default_value = "[::]:3001")]
     pub http_addr: SocketAddr,
 
+    /// When set, `/metrics` and `/stats` are served only on this TCP address (a private
+    /// network or loopback), not on the public HTTP port; `/healthz` and `/readyz` are
+    /// served on both.
+    #[arg(long, env = "JAM_ADMIN_ADDR")]
+    pub admin_addr: Option<SocketAddr>,
+
     /// How log lines are written: `text` (for people) or `json` (one JSON object a line,
     /// for a platform's log collector).
     #[arg(long, env = "JAM_LOG_FORMAT", default_value = "text")]

@@ -147,28 +147,49 @@ struct HttpState {
 /// whether to resume or ping.
 pub const FEATURES: [&str; 5] = ["resume", "clock", "latency", "tempo", "origins"];
 
-/// All routes. `web_dir`, when given, must be canonical (the server resolves it at start).
-pub fn router(ctx: Arc<Context>, published: Arc<Published>, web_dir: Option<PathBuf>) -> Router {
+/// The operator's routes: `/metrics`, `/stats`, `/healthz` and `/readyz`, for
+/// `--admin-addr` (then the public router leaves out the first two).
+pub fn admin_router(ctx: Arc<Context>) -> Router {
+    Router::new()
+        .route("/stats", get(stats))
+        .route("/readyz", get(readyz))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(ctx.clone())
+        .merge(crate::metrics::router(ctx))
+}
+
+/// All public routes; with `admin` (an `--admin-addr` serves [`admin_router`]), without
+/// `/metrics` and `/stats`. `web_dir`, when given, must be canonical (the server resolves
+/// it at start).
+pub fn router(
+    ctx: Arc<Context>,
+    published: Arc<Published>,
+    web_dir: Option<PathBuf>,
+    admin: bool,
+) -> Router {
     let state = HttpState {
         published,
         ctx: ctx.clone(),
         web_dir: web_dir.map(Arc::new),
     };
-    let metrics = crate::metrics::router(ctx.clone());
     let ws = Router::new()
         .route("/ws", get(transport::ws::upgrade))
-        .route("/stats", get(stats))
         .route("/readyz", get(readyz))
         .with_state(ctx.clone());
-    Router::new()
+    let public = Router::new()
         .route("/connect", get(connect).options(connect_preflight))
         .route("/healthz", get(|| async { "ok" }))
         .route("/", get(index))
         .route("/{*path}", get(static_file))
         .with_state(state)
         .merge(ws)
-        .merge(metrics)
-        .merge(transport::sio::router(ctx))
+        .merge(transport::sio::router(ctx.clone()));
+    match admin {
+        true => public,
+        false => public
+            .merge(crate::metrics::router(ctx.clone()))
+            .merge(Router::new().route("/stats", get(stats)).with_state(ctx)),
+    }
 }
 
 /// The host name the request used, without its port (IPv6 stays in brackets).

@@ -39,6 +39,7 @@ pub struct RunningServer {
     wt: Arc<WtServer>,
     cert_source: CertSource,
     tasks: Vec<JoinHandle<()>>,
+    admin_addr: Option<SocketAddr>,
 }
 
 impl RunningServer {
@@ -183,7 +184,32 @@ impl RunningServer {
             )));
         }
 
-        let app = http::router(ctx.clone(), published.clone(), web_dir);
+        let app = http::router(
+            ctx.clone(),
+            published.clone(),
+            web_dir,
+            config.admin_addr.is_some(),
+        );
+        let admin_addr = match config.admin_addr {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("--admin-addr {addr}: cannot listen there"))?;
+                let bound = listener.local_addr()?;
+                let admin = http::admin_router(ctx.clone());
+                let stop = ctx.shutdown.clone();
+                tasks.push(tokio::spawn(async move {
+                    let serving = axum::serve(listener, admin)
+                        .with_graceful_shutdown(async move { stop.cancelled().await });
+                    if let Err(e) = serving.await {
+                        warn!(error = %e, "the admin listener failed");
+                    }
+                }));
+                info!(admin = %bound, "/metrics and /stats only on the admin address");
+                Some(bound)
+            }
+            None => None,
+        };
         info!(allowed_origins = %ctx.origins, "origins");
         let mut http1 = hyper::server::conn::http1::Builder::new();
         http1
@@ -230,7 +256,13 @@ impl RunningServer {
             wt,
             cert_source,
             tasks,
+            admin_addr,
         })
+    }
+
+    /// The bound `--admin-addr`, when set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// The bound HTTP/WebSocket address.

@@ -202,3 +202,30 @@ async fn requests_to_ws_that_are_no_handshake_are_refused_with_the_rfc_answer() 
     );
     assert!(head.contains("sec-websocket-protocol: jam.v1"), "{head}");
 }
+
+#[tokio::test]
+async fn with_an_admin_address_metrics_and_stats_are_served_only_there() {
+    let s = common::TestServer::start_with(|c| c.admin_addr = Some("127.0.0.1:0".parse().unwrap()))
+        .await;
+    let admin = s.server.admin_addr().expect("the admin address is bound");
+    for path in ["/metrics", "/stats"] {
+        let (status, _) = s.get(path).await;
+        assert_eq!(status, 404, "{path} is not on the public port");
+        let (status, body) = jam_client::http_get(&format!("http://{admin}{path}"))
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{path} on the admin address");
+        assert!(!body.is_empty());
+    }
+    for path in ["/healthz", "/readyz"] {
+        assert_eq!(s.get(path).await.0, 200, "{path} public");
+        let (status, _) = jam_client::http_get(&format!("http://{admin}{path}"))
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{path} on the admin address");
+    }
+    // Without one, both are public as before.
+    let plain = common::TestServer::start().await;
+    assert_eq!(plain.get("/metrics").await.0, 200);
+    assert_eq!(plain.get("/stats").await.0, 200);
+}
