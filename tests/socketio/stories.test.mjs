@@ -162,6 +162,36 @@ test('resume over Socket.IO: a lost transport leaves the seat away, session:resu
   assert.equal(missed[1].payload, 'while away');
 }));
 
+test('ephemeral events over Socket.IO: relayed marked and without seq, never replayed after a resume', () => withSockets(async (s) => {
+  const { a, b, room, joined } = await roomOfTwo(s, srv.url);
+  let lastSeq = joined.seq;
+  b.onAny((name, data, meta) => { if (meta?.seq) lastSeq = meta.seq; });
+  const heard = next(b, 'event:broadcast');
+  a.emit('event:broadcast', { roomCode: room.roomCode, eventName: 'note', payload: { n: 1 }, ephemeral: true });
+  const [note, meta] = await heard;
+  assert.equal(note.ephemeral, true);
+  assert.equal(meta, undefined, 'no seq for an ephemeral event');
+
+  const away = nextData(a, 'session:user-away');
+  const reconnected = next(b, 'connect', 10_000);
+  b.io.engine.close();
+  await away;
+  a.emit('event:broadcast', { roomCode: room.roomCode, eventName: 'note', payload: { n: 2 }, ephemeral: true });
+  a.emit('event:broadcast', { roomCode: room.roomCode, eventName: 'chat', payload: { text: 'kept' } });
+  await reconnected;
+  const replay = record(b);
+  const resumed = await b.timeout(5_000).emitWithAck('session:resume', {
+    roomCode: room.roomCode, resumeToken: joined.resumeToken, lastSeq,
+  });
+  assert.equal(resumed.data.replayed, true);
+  await until(b, () => replay.some(([n]) => n === 'event:broadcast'));
+  // A marker after the replay: everything replayed came before it.
+  a.emit('event:broadcast', { roomCode: room.roomCode, eventName: 'marker', payload: {} });
+  await until(b, () => replay.some(([n, d]) => n === 'event:broadcast' && d.eventName === 'marker'));
+  const names = replay.filter(([n]) => n === 'event:broadcast').map(([, d]) => d.eventName);
+  assert.deepEqual(names, ['chat', 'marker'], 'the ephemeral note was not replayed');
+}));
+
 test('long-polling first, then the upgrade to WebSocket; either transport alone works too', () => withSockets(async (s) => {
   // Default options: socket.io-client opens with long-polling and upgrades.
   const a = s.connect(srv.url);
