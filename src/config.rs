@@ -102,9 +102,11 @@ pub struct Config {
     #[arg(long, env = "JAM_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
 
-    /// UDP address for WebTransport (HTTP/3); `[::]` is dual-stack.
+    /// UDP address for WebTransport (HTTP/3): an address (`[::]:4433`; `[::]` is
+    /// dual-stack), a host name and port resolved at start (`fly-global-services:4433`),
+    /// or `off` (no UDP: `/connect` offers no WebTransport and clients use WebSocket).
     #[arg(long, env = "JAM_WT_ADDR", default_value = "[::]:4433")]
-    pub wt_addr: SocketAddr,
+    pub wt_addr: WtAddr,
 
     /// PEM certificate chain for WebTransport; without it a development certificate is
     /// made and renewed automatically.
@@ -350,6 +352,49 @@ pub struct Config {
     pub jwt_leeway: Duration,
 }
 
+/// Where WebTransport listens (`--wt-addr`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WtAddr {
+    /// No WebTransport (platforms without UDP).
+    Off,
+    /// `host:port`, a literal socket address or a host name resolved at start.
+    At(String),
+}
+
+impl std::str::FromStr for WtAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(WtAddr::Off);
+        }
+        if s.parse::<SocketAddr>().is_ok() {
+            return Ok(WtAddr::At(s.to_string()));
+        }
+        match s.rsplit_once(':') {
+            Some((host, port))
+                if !host.is_empty()
+                    && !host.contains(['[', ']', ':', '/'])
+                    && port.parse::<u16>().is_ok() =>
+            {
+                Ok(WtAddr::At(s.to_string()))
+            }
+            _ => Err(format!(
+                "{s:?} is not `off`, an address like [::]:4433 or a host and port like fly-global-services:4433"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for WtAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WtAddr::Off => f.write_str("off"),
+            WtAddr::At(at) => f.write_str(at),
+        }
+    }
+}
+
 /// How log lines are written (`--log-format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -392,7 +437,7 @@ impl Config {
         c.room_creates_per_minute = 1_000_000;
         c.max_away_seats_per_address = 1_000_000;
         c.http_addr = "127.0.0.1:0".parse().expect("literal address");
-        c.wt_addr = "127.0.0.1:0".parse().expect("literal address");
+        c.wt_addr = WtAddr::At("127.0.0.1:0".into());
         c.ephemeral_cert = true;
         c.memory_store = true;
         c
@@ -670,7 +715,7 @@ mod tests {
     fn defaults_match_the_documented_table() {
         let c = Config::parse_from(["jam-server"]);
         assert_eq!(c.http_addr, "[::]:3001".parse().unwrap());
-        assert_eq!(c.wt_addr, "[::]:4433".parse().unwrap());
+        assert_eq!(c.wt_addr, WtAddr::At("[::]:4433".into()));
         assert_eq!(c.max_room_size, 16);
         assert_eq!(c.max_message_bytes, 16384);
         assert_eq!((c.rate_limit, c.rate_burst), (1000, 2000));

@@ -27,7 +27,8 @@ pub struct Published {
     /// The bound HTTP address.
     pub http_addr: SocketAddr,
     /// The bound WebTransport address.
-    pub wt_addr: SocketAddr,
+    /// `None` with `--wt-addr off`: `/connect` offers no WebTransport.
+    pub wt_addr: Option<SocketAddr>,
     /// SHA-256 of the current WebTransport certificate.
     pub cert_hash: RwLock<String>,
     /// This node's id (docs/protocol.md §12).
@@ -56,28 +57,21 @@ impl Published {
             Some((_, rest)) => format!("ws://{rest}/ws"),
             None => format!("ws://{base}/ws"),
         };
-        let wt = match &self.public_wt_url {
+        let wt = self.wt_addr.map(|wt_addr| match &self.public_wt_url {
             Some(url) => url.clone(),
             None => {
                 let host = public_url(&base, &["http", "https"])
                     .and_then(|u| u.host().map(str::to_string))
-                    .unwrap_or_else(|| loopback(self.wt_addr).ip().to_string());
+                    .unwrap_or_else(|| loopback(wt_addr).ip().to_string());
                 let host = match host.contains(':') && !host.starts_with('[') {
                     true => format!("[{host}]"),
                     false => host,
                 };
-                format!(
-                    "https://{host}:{}{}",
-                    self.wt_addr.port(),
-                    transport::wt::PATH
-                )
+                format!("https://{host}:{}{}", wt_addr.port(), transport::wt::PATH)
             }
-        };
+        });
         let mut answer = json!({
-            "webtransport": {
-                "url": wt,
-                "certificateHashes": [{ "algorithm": "sha-256", "value": self.cert_hash() }],
-            },
+            "webtransport": wt.map(|url| self.webtransport(url)),
             "websocket": { "url": ws },
             "protocol": PROTOCOL_VERSION,
             "features": self.features,
@@ -85,6 +79,14 @@ impl Published {
         });
         self.mark_auth(&mut answer);
         answer
+    }
+
+    /// The `webtransport` entry of a `/connect` answer for `url`.
+    fn webtransport(&self, url: String) -> serde_json::Value {
+        json!({
+            "url": url,
+            "certificateHashes": [{ "algorithm": "sha-256", "value": self.cert_hash() }],
+        })
     }
 
     /// Adds `"auth": "required"` to a `/connect` answer when sign-in is on.
@@ -317,11 +319,12 @@ fn own_answer(state: &HttpState, headers: &HeaderMap) -> serde_json::Value {
         Some(b"https") => "wss",
         _ => "ws",
     };
+    // `null` with `--wt-addr off`: clients go straight to the WebSocket.
+    let wt = p
+        .wt_addr
+        .map(|a| format!("https://{host}:{}{}", a.port(), transport::wt::PATH));
     let mut answer = json!({
-        "webtransport": {
-            "url": format!("https://{host}:{}{}", p.wt_addr.port(), transport::wt::PATH),
-            "certificateHashes": [{ "algorithm": "sha-256", "value": p.cert_hash() }],
-        },
+        "webtransport": wt.map(|url| p.webtransport(url)),
         "websocket": { "url": format!("{ws_scheme}://{host}:{}/ws", p.http_addr.port()) },
         "protocol": PROTOCOL_VERSION,
         "features": p.features,

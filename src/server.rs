@@ -21,6 +21,7 @@ use tracing::{info, warn};
 
 use crate::cluster::Cluster;
 use crate::config::Config;
+use crate::config::WtAddr;
 use crate::conn::{Context, Refused};
 use crate::credentials::{self, ResumeKey};
 use crate::descriptors;
@@ -36,7 +37,8 @@ use crate::transport::wt::{self, WtConfig, WtServer};
 pub struct RunningServer {
     ctx: Arc<Context>,
     published: Arc<Published>,
-    wt: Arc<WtServer>,
+    /// `None` with `--wt-addr off`.
+    wt: Option<Arc<WtServer>>,
     cert_source: CertSource,
     tasks: Vec<JoinHandle<()>>,
     admin_addr: Option<SocketAddr>,
@@ -133,18 +135,28 @@ impl RunningServer {
             .await
             .with_context(|| format!("--http-addr {}: cannot listen there", config.http_addr))?;
         let http_addr = listener.local_addr()?;
-        let wt = Arc::new(
-            WtServer::bind(
-                WtConfig {
-                    addr: config.wt_addr,
-                    ping_interval: config.ping_interval,
-                    peer_timeout: config.peer_timeout,
-                },
-                &identity,
-            )
-            .with_context(|| format!("--wt-addr {}: cannot listen there", config.wt_addr))?,
-        );
-        let wt_addr = wt.local_addr()?;
+        let wt = match &config.wt_addr {
+            WtAddr::Off => None,
+            WtAddr::At(at) => {
+                // A host name (Fly.io's `fly-global-services`) is resolved once, here.
+                let addr = tokio::net::lookup_host(at.as_str())
+                    .await
+                    .ok()
+                    .and_then(|mut addrs| addrs.next())
+                    .with_context(|| format!("--wt-addr {at}: cannot resolve it"))?;
+                let wt = WtServer::bind(
+                    WtConfig {
+                        addr,
+                        ping_interval: config.ping_interval,
+                        peer_timeout: config.peer_timeout,
+                    },
+                    &identity,
+                )
+                .with_context(|| format!("--wt-addr {at} ({addr}): cannot listen there"))?;
+                Some(Arc::new(wt))
+            }
+        };
+        let wt_addr = wt.as_ref().map(|wt| wt.local_addr()).transpose()?;
         let mut tasks = Vec::new();
         let mut features = http::FEATURES.to_vec();
         if store.durable() {
@@ -217,7 +229,9 @@ impl RunningServer {
             .header_read_timeout(config.header_timeout)
             .max_buf_size(config.http_buffer_bytes);
         tasks.push(tokio::spawn(serve_http(listener, app, http1, ctx.clone())));
-        tasks.push(tokio::spawn(wt::run(wt.clone(), ctx.clone())));
+        if let Some(wt) = &wt {
+            tasks.push(tokio::spawn(wt::run(wt.clone(), ctx.clone())));
+        }
         tasks.push(tokio::spawn(hub.clone().run_expiry(ctx.shutdown.clone())));
         tasks.push(tokio::spawn(hub.clone().run_latency(ctx.shutdown.clone())));
         let resave = {
@@ -246,7 +260,7 @@ impl RunningServer {
         info!(store = store.kind(), node = %node, "room store");
         info!(
             http = %http_addr,
-            webtransport = %wt_addr,
+            webtransport = %wt_addr.map_or("off".to_string(), |a| a.to_string()),
             cert_sha256 = %identity.hash_hex,
             "listening"
         );
@@ -271,7 +285,17 @@ impl RunningServer {
     }
 
     /// The bound WebTransport address.
+    ///
+    /// # Panics
+    ///
+    /// With `--wt-addr off` (see [`RunningServer::wt_bound`]).
     pub fn wt_addr(&self) -> SocketAddr {
+        self.wt_bound()
+            .expect("WebTransport is off (--wt-addr off)")
+    }
+
+    /// The bound WebTransport address; `None` with `--wt-addr off`.
+    pub fn wt_bound(&self) -> Option<SocketAddr> {
         self.published.wt_addr
     }
 
@@ -308,7 +332,8 @@ impl RunningServer {
     /// Makes and installs a fresh development certificate now (what the renewal task does
     /// before expiry). Returns the new hash, or `None` for real certificates.
     pub fn renew_certificate(&self) -> Result<Option<String>> {
-        renew_once(&self.cert_source, &self.wt, &self.published).map(|r| r.map(|(h, _)| h))
+        renew_once(&self.cert_source, self.wt.as_deref(), &self.published)
+            .map(|r| r.map(|(h, _)| h))
     }
 
     /// Closes every connection (WebSocket close 1001, WebTransport close with a code and
@@ -326,8 +351,10 @@ impl RunningServer {
         {
             warn!("some connections did not close within 3 s");
         }
-        self.wt.close();
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.wt.wait_idle()).await;
+        if let Some(wt) = &self.wt {
+            wt.close();
+            let _ = tokio::time::timeout(Duration::from_secs(1), wt.wait_idle()).await;
+        }
         // Every seat is away now; the rooms go to the store with their exact `seq`.
         let hub = &self.ctx.hub;
         hub.save_all_exact();
@@ -561,13 +588,15 @@ fn is_health_path(path: &str) -> bool {
 
 fn renew_once(
     source: &CertSource,
-    wt: &WtServer,
+    wt: Option<&WtServer>,
     published: &Published,
 ) -> Result<Option<(String, std::time::SystemTime)>> {
     let Some(identity) = source.renew()? else {
         return Ok(None);
     };
-    wt.reload_identity(&identity)?;
+    if let Some(wt) = wt {
+        wt.reload_identity(&identity)?;
+    }
     *published
         .cert_hash
         .write()
@@ -580,11 +609,11 @@ fn renew_once(
 async fn renew_certificates(
     source: CertSource,
     mut not_after: std::time::SystemTime,
-    wt: Arc<WtServer>,
+    wt: Option<Arc<WtServer>>,
     published: Arc<Published>,
     shutdown: CancellationToken,
 ) {
-    if matches!(source, CertSource::Files { .. }) {
+    if matches!(source, CertSource::Files { .. }) || wt.is_none() {
         return;
     }
     loop {
@@ -598,7 +627,7 @@ async fn renew_certificates(
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
         }
-        match renew_once(&source, &wt, &published) {
+        match renew_once(&source, wt.as_deref(), &published) {
             Ok(Some((_, next))) => not_after = next,
             Ok(None) => return,
             Err(e) => warn!(error = %e, "certificate renewal failed; retrying in a minute"),

@@ -229,3 +229,35 @@ async fn with_an_admin_address_metrics_and_stats_are_served_only_there() {
     assert_eq!(plain.get("/metrics").await.0, 200);
     assert_eq!(plain.get("/stats").await.0, 200);
 }
+
+#[tokio::test]
+async fn webtransport_off_is_announced_and_a_host_name_is_resolved_at_start() {
+    use jam_server::config::WtAddr;
+    // Off: no UDP, `/connect` says so, and WebSocket plays.
+    let off = TestServer::start_with(|c| c.wt_addr = WtAddr::Off).await;
+    assert_eq!(off.server.wt_bound(), None);
+    let (status, body) = off.get("/connect").await;
+    assert_eq!(status, 200);
+    let connect: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(connect["webtransport"], serde_json::Value::Null);
+    assert!(connect["websocket"]["url"].is_string());
+    let mut ws = off.ws().await;
+    ws.create("Ana", "")
+        .await
+        .expect("WebSocket plays without WebTransport");
+
+    // A host name and port, as on Fly.io (`fly-global-services:443`), resolved at start.
+    let named = TestServer::start_with(|c| c.wt_addr = WtAddr::At("localhost:0".into())).await;
+    let bound = named.server.wt_bound().expect("bound");
+    assert!(bound.ip().is_loopback(), "{bound}");
+    let mut wt = named.wt().await;
+    wt.create("Ben", "")
+        .await
+        .expect("WebTransport on the resolved address");
+
+    // Anything else is refused at start, naming the flag.
+    for bad in ["nowhere", "host:notaport", "[::1]:", "a/b:80"] {
+        let err = bad.parse::<WtAddr>().unwrap_err();
+        assert!(err.contains("not `off`"), "{bad}: {err}");
+    }
+}
