@@ -18,7 +18,7 @@ import { $, instrumentBadge, restartAnimation } from './dom.js';
 import { latencyOf } from './latency.js';
 
 /** What an away row says, by why the seat is away. */
-export const AWAY_TEXT = { silent: 'no signal', disconnected: 'reconnecting…' };
+export const AWAY_TEXT = { silent: 'no signal', disconnected: 'reconnecting…', unknown: 'away' };
 
 export function createPlayerList({ client, colors, mixer, roster }) {
   /** participant id -> notes heard from them */
@@ -44,8 +44,8 @@ export function createPlayerList({ client, colors, mixer, roster }) {
     li.dataset.userId = p.id;
     li.innerHTML =
       '<span class="avatar" aria-hidden="true"></span>' +
-      '<span class="who"><span class="name"></span><span class="tags"></span></span>' +
-      '<span class="meta"><span class="inst muted"></span></span>' +
+      '<span class="who"><span class="name"></span></span>' +
+      '<span class="meta"><span class="inst muted"></span><span class="tags"></span></span>' +
       '<span class="lat" data-testid="latency"><span class="light" aria-hidden="true"></span><span class="lat-text"></span></span>' +
       '<span class="away-tag" data-testid="away-tag"><span class="light" aria-hidden="true"></span><span class="away-text"></span></span>';
     rows.set(p.id, li);
@@ -93,9 +93,12 @@ export function createPlayerList({ client, colors, mixer, roster }) {
       li.querySelector('.inst').replaceChildren(badge);
       li.querySelector('.inst').title = badge.textContent;
       li.querySelector('.away-text').textContent = reason ? AWAY_TEXT[reason] : '';
-      li.querySelector('.away-tag').title = reason === 'silent'
-        ? `Nothing has come from ${p.name} for a few seconds: their connection is open but silent`
-        : `${p.name}'s connection ended; the server holds their seat while they reconnect`;
+      li.querySelector('.away-tag').title =
+        reason === 'silent'
+          ? `Nothing has come from ${p.name} for a few seconds: their connection is open but silent`
+          : reason === 'disconnected'
+            ? `${p.name}'s connection ended; the server holds their seat while they reconnect`
+            : `${p.name} is away; the server holds their seat`;
       // Latency: one-way to you and its grade; your own round trip, graded, on your row.
       const lat = latencyOf(client, p);
       const latEl = li.querySelector('.lat');

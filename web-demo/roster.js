@@ -8,7 +8,8 @@
 // last); whether a player announced as joining was here already (a seat
 // brought back after a restart is back, not new); why each away player is
 // away ('silent': the connection is open but nothing came from it;
-// 'disconnected': it ended, docs/protocol.md §11); and the last name seen
+// 'disconnected': it ended, docs/protocol.md §11; 'unknown' for a seat that
+// was away before the page came and said nothing since); and the last name seen
 // for each id (chat lines and tempo changes of someone who left). Does not
 // own: the room itself (jam-client.js keeps `client.room`), drawing
 // (players.js) or the words said (views.js).
@@ -138,11 +139,12 @@ export function createRoster({ client }) {
     return order.indexOf(id);
   }
 
-  /** Why participant `p` is away: 'silent', 'disconnected', or null when not away. */
+  /** Why participant `p` is away: 'silent', 'disconnected', 'unknown', or null when not away. */
   function awayReason(p) {
     if (!p || p.status !== 'away') return null;
     if (p.awayReason === 'silent' || p.awayReason === 'disconnected') return p.awayReason;
-    return reasons.get(p.id) || 'disconnected';
+    // The room's snapshot says who is away, not why.
+    return reasons.get(p.id) || 'unknown';
   }
 
   /** The last name seen for `id`, or null. */

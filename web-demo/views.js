@@ -24,12 +24,18 @@ import { $, instrumentIcon, instrumentBadge, loadText, storeText } from './dom.j
 const MOVING_TEXT = 'Moving to another server…';
 
 /**
- * How long the server holds a seat whose connection is gone: its resume window
- * (docs/protocol.md §6; `--resume-window`, 30 s unless the server is started
- * with another). The page counts from when it noticed the link was down, which
- * is never before the server's window starts.
+ * How long the server holds a seat once it has lost the connection: its
+ * resume window (docs/protocol.md §6; `--resume-window`, 30 s unless the
+ * server is started with another).
  */
 const RESUME_WINDOW_S = 30;
+/**
+ * How long the server may take to find a link that went dark without closing
+ * gone: its peer timeout (`--peer-timeout`, 15 s by default; §3, §4). Its
+ * window starts then, so a seat is held between RESUME_WINDOW_S and
+ * RESUME_WINDOW_S + PEER_TIMEOUT_S after the page finds the link down.
+ */
+const PEER_TIMEOUT_S = 15;
 
 /** Errors of a request that mean the server could not be reached (they go once connected). */
 const LINK_CODES = new Set(['connect_failed', 'not_connected', 'disconnected', 'timeout']);
@@ -227,32 +233,39 @@ export function createViews({ client, state, status, playArea, players, voices, 
 
   /**
    * In a session with the link down: the page says that played notes reach
-   * nobody, and what happens to the seat: held for the resume window, then
-   * given up, after which the page joins the room again as a new player.
+   * nobody, and what happens to the seat. The server holds it for its resume
+   * window from when it loses the connection, which is at once for a link
+   * that closed and up to its peer timeout later for one that went dark; once
+   * the seat is gone, the page (still reconnecting) joins the room again as a
+   * new player.
    */
   function renderOffline() {
     const offline = status.offline();
     $('session').dataset.offline = String(offline);
     document.body.dataset.offline = String(offline);
-    if (offline && offlineSince === null) {
-      offlineSince = performance.now();
-      clearTimeout(offlineTimer);
-      offlineTimer = setTimeout(renderOffline, RESUME_WINDOW_S * 1000 + 50);
-    } else if (!offline) {
-      offlineSince = null;
-      clearTimeout(offlineTimer);
+    clearTimeout(offlineTimer);
+    if (offline && offlineSince === null) offlineSince = performance.now();
+    else if (!offline) offlineSince = null;
+    const away = offline ? (performance.now() - offlineSince) / 1000 : 0;
+    const seat = !offline || away < RESUME_WINDOW_S ? 'held' : away < RESUME_WINDOW_S + PEER_TIMEOUT_S ? 'maybe-gone' : 'gone';
+    // Say it again when the seat's fate changes.
+    if (offline && seat !== 'gone') {
+      const next = seat === 'held' ? RESUME_WINDOW_S : RESUME_WINDOW_S + PEER_TIMEOUT_S;
+      offlineTimer = setTimeout(renderOffline, (next - away) * 1000 + 50);
     }
-    const seatGone = offline && performance.now() - offlineSince >= RESUME_WINDOW_S * 1000;
-    $('session').dataset.seat = seatGone ? 'given-up' : 'held';
+    $('session').dataset.seat = seat;
+    const rejoin = 'When the link is back, this page joins the room again as a new player.';
     if (offline && moving) status.setBanner(MOVING_TEXT);
-    else if (offline && seatGone) {
+    else if (offline && seat === 'gone') {
+      status.setBanner(`Offline for more than ${RESUME_WINDOW_S + PEER_TIMEOUT_S} s — the server has given your seat up. Still reconnecting. ${rejoin}`);
+    } else if (offline && seat === 'maybe-gone') {
       status.setBanner(
-        `Offline for more than ${RESUME_WINDOW_S} s — the server gives a seat up after ${RESUME_WINDOW_S} s away, so yours is gone. ` +
-          'Still reconnecting: when the link is back, this page joins the room again as a new player, if anyone is still in it.',
+        `Offline for more than ${RESUME_WINDOW_S} s — the server holds a seat for ${RESUME_WINDOW_S} s after it loses the connection, so yours may be gone. ` +
+          `Still reconnecting: the page takes the seat back if it can. ${rejoin.replace('When', 'If not, when')}`,
       );
     } else if (offline) {
       status.setBanner(
-        `Offline — your notes are not reaching the room. Reconnecting; the others see you greyed out, and the server keeps your seat for ${RESUME_WINDOW_S} s.`,
+        `Offline — your notes are not reaching the room. Reconnecting; the others see you greyed out, and the server keeps your seat for at least ${RESUME_WINDOW_S} s.`,
       );
     } else if (showingOffline || state.view === 'session') status.setBanner('');
     showingOffline = offline;
