@@ -9,13 +9,16 @@
 // view or collapsed, the keys given back after sending, Escape), a reload that
 // keeps the chat and the metronome, and a server restart without a room store
 // after which every page shows the room's order and tempo and nobody is
-// announced as joined. Ana (piano) and Ben (drums) reach the server over
+// announced as joined; a player whose link goes silent shown "no signal" on
+// the others' pages, and the offline banner's words as the seat is held and
+// then given up. Ana (piano) and Ben (drums) reach the server over
 // WebSocket through relays that can cut their links; the others play straight
 // to it, most over WebTransport.
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
+  ARTIFACTS,
   TIMEOUT,
   TcpRelay,
   createSession,
@@ -262,6 +265,12 @@ describe('a band on laptops, phones and tablets', { timeout: 240_000 }, () => {
 
     // Online, no tempo change on its way: the instrument on screen, at every size.
     await band.Ana.page.waitForFunction(() => window.jam.client.pendingTempo === null, null, { timeout: 30_000 });
+    // With six, Finn holds E4 for the pictures: Ana's key and Ben's strip light in his colour.
+    if (count === 6) {
+      await band.Finn.page.keyboard.down('d');
+      await band.Ana.page.locator('[data-testid="key-64"].remote').waitFor();
+      await band.Ben.page.locator('[data-testid="strip-64"].lit').waitFor();
+    }
     for (const viewport of VIEWPORTS) {
       await resize(viewport);
       for (const v of viewers()) {
@@ -274,6 +283,8 @@ describe('a band on laptops, phones and tablets', { timeout: 240_000 }, () => {
         if (count === 6) await screenshot(v.page, `band-${v.name.toLowerCase()}-${viewport.width}x${viewport.height}.png`, { fullPage: false });
       }
     }
+
+    if (count === 6) await band.Finn.page.keyboard.up('d');
 
     // A tempo change on its way: its line was there all along, nothing moves.
     await band.Ana.page.setViewportSize({ width: 1280, height: 800 });
@@ -421,6 +432,56 @@ describe('a band on laptops, phones and tablets', { timeout: 240_000 }, () => {
     await band.Cleo.page.getByTestId('chat-send').click();
     await ana.page.locator('[data-testid="chat-line"]', { hasText: 'welcome back' }).waitFor();
     assert.equal(await ana.page.locator('[data-testid="chat-line"]').count(), lines.length + 1);
+  });
+
+  test('a player whose link goes silent is greyed "no signal" on the other pages within 4 s, and is back when it returns', async (t) => {
+    const { Ana: ana, Ben: ben, Cleo: cleo } = band;
+    await ana.page.setViewportSize({ width: 1280, height: 800 });
+    for (const p of [ana, cleo]) await p.page.locator('[data-testid="participant"][data-name="Ben"][data-status="active"]').waitFor();
+    const resumes = (await stats(ben.page)).resumes;
+    // Ben's Wi-Fi drops: nothing gets through either way, and nothing is closed.
+    ben.relay.goDark();
+    const darkAt = Date.now();
+    for (const p of [ana, cleo]) {
+      await p.page.locator('[data-testid="participant"][data-name="Ben"][data-away-reason="silent"]').waitFor({ timeout: 4000 });
+    }
+    const tookMs = Date.now() - darkAt;
+    t.diagnostic(`Ben shown "no signal" ${tookMs} ms after his link went dark`);
+    assert.ok(tookMs <= 4000, `shown after ${tookMs} ms`);
+    for (const p of [ana, cleo]) {
+      const row = (await participants(p.page)).find((r) => r.name === 'Ben');
+      assert.equal(row.status, 'away');
+      assert.match(row.text, /no signal/);
+      assert.doesNotMatch(row.text, /reconnecting/);
+      await p.page.locator('[data-testid="legend-item"][data-name="Ben"].away').waitFor();
+    }
+    await screenshot(ana.page, 'band-no-signal-1280x800.png', { fullPage: false });
+    await ana.page.locator('.people').screenshot({ path: `${ARTIFACTS}/band-no-signal-players.png` });
+
+    ben.relay.restore();
+    await ben.page.evaluate(() => window.jam.client.reconnectNow());
+    await ben.page.waitForFunction((n) => window.jam.client.stats.resumes > n && window.jam.client.state === 'connected', resumes, { timeout: TIMEOUT.reconnect });
+    for (const p of [ana, cleo]) await p.page.locator('[data-testid="participant"][data-name="Ben"][data-status="active"]').waitFor();
+  });
+
+  test('the offline banner follows the seat: held for 30 s, then maybe gone, given up after 45 s', async () => {
+    const { Ben: ben } = band;
+    // Ben's page runs on a clock the test moves; the server keeps its own time.
+    await ben.page.clock.install();
+    const resumes = (await stats(ben.page)).resumes;
+    ben.relay.cut();
+    const banner = ben.page.getByTestId('session-banner');
+    await banner.filter({ hasText: 'keeps your seat for at least 30 s' }).waitFor();
+    await ben.page.clock.fastForward(31_000);
+    await banner.filter({ hasText: 'so yours may be gone' }).waitFor();
+    assert.match(await banner.textContent(), /joins the room again as a new player/);
+    await ben.page.clock.fastForward(15_000);
+    await banner.filter({ hasText: 'the server has given your seat up' }).waitFor();
+    // The server's own clock moved a few seconds: the seat is still there to take back.
+    ben.relay.restore();
+    await ben.page.evaluate(() => window.jam.client.reconnectNow());
+    await ben.page.waitForFunction((n) => window.jam.client.stats.resumes > n && window.jam.client.state === 'connected', resumes, { timeout: TIMEOUT.reconnect });
+    await banner.waitFor({ state: 'hidden' });
   });
 
   test('no page threw an uncaught error', () => {
