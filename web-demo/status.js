@@ -5,8 +5,8 @@
 // notes are not reaching the room"), its Retry button, the banner over a
 // session, the dismissable error alert (one about reaching the server goes by
 // itself once the page is connected again, by Retry or on its own), passing
-// announcements ("Ben joined", gone after a few seconds or when the view
-// changes), and connecting (so every attempt shows its outcome in the bar). Does not own: the
+// announcements ("Ben joined", gone after a few seconds, when the view
+// changes or when the link goes down), and connecting (so every attempt shows its outcome in the bar). Does not own: the
 // connection itself (jam-client.js), or what the page does when a session is
 // lost or regained (views.js).
 
@@ -114,6 +114,11 @@ export function createStatusBar({ client, state }) {
 
   client.on('state', ({ state: now }) => {
     if (now === 'connected' && linkError) clearError();
+    // What was announced before the link went down is stale once it is back.
+    if (now !== 'connected' && announcement) {
+      clearTimeout(announceTimer);
+      announcement = null;
+    }
     render();
   });
 
