@@ -270,8 +270,15 @@ export async function openPlayer(browser, server, { query = '/', initScript, vie
   if (rewriteConnect) {
     // `/connect`, and `/connect?room=CODE` when the client looks its room up.
     await context.route((url) => url.pathname === '/connect', async (route) => {
-      const res = await route.fetch();
-      await route.fulfill({ response: res, json: rewriteConnect(await res.json()) });
+      let res;
+      try {
+        res = await route.fetch();
+      } catch {
+        // The server is down (a restart): the page sees what it would without the route.
+        await route.abort('connectionrefused').catch(() => {});
+        return;
+      }
+      await route.fulfill({ response: res, json: rewriteConnect(await res.json()) }).catch(() => {});
     });
   }
   const page = await context.newPage();
