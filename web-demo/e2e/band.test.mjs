@@ -7,16 +7,17 @@
 // every other and from the violet of your own keys, and the same on every
 // page, in the room's order. Then the chat (an unread count while it is out of
 // view or collapsed, the keys given back after sending, Escape), a reload that
-// keeps the chat and the metronome, and a server restart without a room store
-// after which every page shows the room's order and tempo and nobody is
-// announced as joined; a player whose link goes silent shown "no signal" on
-// the others' pages, and the offline banner's words as the seat is held and
-// then given up. Ana (piano) and Ben (drums) reach the server over
+// keeps the chat and the metronome, a player whose link goes silent shown "no
+// signal" on the others' pages, the offline banner's words as the seat is held
+// and then given up, "set by" for someone who left and came back, and a server
+// restart without a room store after which every page shows the room's order
+// and tempo and nobody is announced as joined (and an error about reaching the
+// server goes once Retry gets through). Ana (piano) and Ben (drums) reach the server over
 // WebSocket through relays that can cut their links; the others play straight
 // to it, most over WebTransport.
 
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import {
   ARTIFACTS,
   TIMEOUT,
@@ -24,6 +25,7 @@ import {
   createSession,
   identities,
   joinSession,
+  leaveSession,
   participants,
   screenshot,
   settle,
@@ -178,6 +180,9 @@ describe('a band on laptops, phones and tablets', { timeout: 240_000 }, () => {
   /** name -> { page, context, relay? } */
   const band = {};
   const relays = [];
+  after(async () => {
+    for (const r of relays) await r.close();
+  });
   let roomCode;
   /** name -> viewport label -> the instrument online, for the states that must not move it */
   const online = {};
@@ -279,6 +284,12 @@ describe('a band on laptops, phones and tablets', { timeout: 240_000 }, () => {
         readable = Math.min(readable, assertReadable(m, `${count} players, ${v.name} at ${viewport.label}`));
         smallest = Math.min(smallest, m.names ? m.names.px : Infinity);
         if (['desktop', 'tablet'].includes(viewport.label) && !m.drums) assert.equal(m.keyCount, 25, `two octaves at ${viewport.label}`);
+        // Every name whole, and where the share link shows, all of it.
+        const cut = await v.page.$$eval('[data-testid="participant"] .name', (els) => els.filter((el) => el.scrollWidth > el.clientWidth + 0.5).map((el) => el.textContent));
+        assert.deepEqual(cut, [], `${count} players, ${v.name} at ${viewport.label}: names cut short`);
+        if (['desktop', 'tablet'].includes(viewport.label)) {
+          assert.ok(await v.page.getByTestId('share-link').evaluate((el) => el.scrollWidth <= el.clientWidth), `${viewport.label}: the whole share link shows`);
+        }
         online[v.name] = { ...online[v.name], [viewport.label]: m };
         if (count === 6) await screenshot(v.page, `band-${v.name.toLowerCase()}-${viewport.width}x${viewport.height}.png`, { fullPage: false });
       }
@@ -484,19 +495,30 @@ describe('a band on laptops, phones and tablets', { timeout: 240_000 }, () => {
     await banner.waitFor({ state: 'hidden' });
   });
 
+  test('"set by" names whoever set the tempo, after they left and when they are back', async () => {
+    const { Ana: ana, Dan: dan } = band;
+    await dan.page.getByTestId('bpm-input').fill('90');
+    await dan.page.getByTestId('bpb-input').selectOption('4');
+    await dan.page.getByTestId('tempo-set').click();
+    await ana.page.getByTestId('tempo-setby').filter({ hasText: /^set by Dan$/ }).waitFor({ timeout: 60_000 });
+    await leaveSession(dan.page);
+    await ana.page.getByTestId('tempo-setby').filter({ hasText: /^set by Dan, who has left$/ }).waitFor();
+    await joinSession(dan.page, { name: 'Dan', instrument: 'synth', roomCode });
+    await ana.page.getByTestId('tempo-setby').filter({ hasText: /^set by Dan$/ }).waitFor();
+  });
+
   test('no page threw an uncaught error', () => {
     const errors = stage.players.flatMap((p) => p.errors.map((e) => e.stack || String(e)));
     assert.deepEqual(errors, []);
-  });
-
-  test('the relays close', async () => {
-    for (const r of relays) await r.close();
   });
 });
 
 describe('a server restart without a room store', { timeout: 120_000 }, () => {
   const stage = useStage({ logName: 'server-band-restart.log', store: false });
   const relays = [];
+  after(async () => {
+    for (const r of relays) await r.close();
+  });
   const pages = {};
   const NAMES = ['Ana', 'Ben', 'Cleo'];
 
@@ -527,12 +549,22 @@ describe('a server restart without a room store', { timeout: 120_000 }, () => {
       });
     }
 
+    // Someone still in the lobby, to see an error about reaching the server go by itself.
+    const lobby = await stage.player({ query: '/' });
+
     // The server restarts; the seats come back last joined first (Cleo, Ben, Ana):
     // the order in which the server hears of them is not the room's.
     await stage.server.stop();
     for (const name of NAMES) pages[name].relay.cut();
     for (const name of NAMES) await pages[name].page.locator('[data-testid="status"][data-offline="true"]').waitFor();
+    await lobby.page.waitForFunction(() => window.jam.client.state === 'reconnecting', null, { timeout: TIMEOUT.reconnect });
+    await lobby.page.getByTestId('name-input').fill('Dan');
+    await lobby.page.getByTestId('create-button').click();
+    await lobby.page.getByTestId('error-text').filter({ hasText: /reconnecting/i }).waitFor();
     await stage.server.start();
+    await lobby.page.getByTestId('retry-button').click();
+    await lobby.page.waitForFunction(() => window.jam.client.state === 'connected', null, { timeout: TIMEOUT.reconnect });
+    await lobby.page.getByTestId('error').waitFor({ state: 'hidden' });
     for (const name of [...NAMES].reverse()) {
       const { page, relay } = pages[name];
       const resumes = (await stats(page)).resumes;
@@ -565,6 +597,5 @@ describe('a server restart without a room store', { timeout: 120_000 }, () => {
     await pages.Ana.page.keyboard.press('a');
     await waitForRemoteNotes(pages.Cleo.page, heard + 1);
     for (const p of stage.players) assert.deepEqual(p.errors, []);
-    for (const r of relays) await r.close();
   });
 });
