@@ -7,7 +7,7 @@
 // cache), and the `window.jam` debug hook. Does not own: any view, input or
 // sound itself (status.js, views.js, players.js, play-area.js, input.js,
 // voices.js, latency.js, tempo.js, metronome.js, playout.js, mixer.js,
-// chat.js, remote-view.js, colors.js), the connection's workings
+// chat.js, remote-view.js, colors.js, roster.js), the connection's workings
 // (jam-client.js), how notes sound (audio.js) or the audio clock
 // (audio-clock.js).
 //
@@ -28,6 +28,7 @@ import { createInput } from './input.js';
 import { createViews } from './views.js';
 import { createAudioClock } from './audio-clock.js';
 import { createColors } from './colors.js';
+import { createRoster } from './roster.js';
 import { createLatencyReadout } from './latency.js';
 import { createMixer } from './mixer.js';
 import { createPlayout } from './playout.js';
@@ -59,20 +60,21 @@ const state = {
 };
 
 const audioClock = createAudioClock(synth);
-const colors = createColors({ client });
+const roster = createRoster({ client });
+const colors = createColors({ roster });
 const status = createStatusBar({ client, state });
 createLatencyReadout({ client });
 const playArea = createPlayArea({ state });
 const mixer = createMixer({ client, synth });
-const players = createPlayerList({ client, colors, mixer });
-const remoteView = createRemoteView({ client, colors, playArea });
+const players = createPlayerList({ client, colors, mixer, roster });
+const remoteView = createRemoteView({ client, colors, playArea, roster });
 const playout = createPlayout({ client, audioClock, names: (id) => (players.lastSeen(id) || { name: 'someone' }).name });
 const voices = createVoices({ client, synth, state, playArea, players, playout, mixer, remoteView });
 const input = createInput({ state, synth, playArea, voices });
 const metronome = createMetronome({ client, synth, audioClock });
-const tempoPanel = createTempoPanel({ client, state, status });
-const chat = createChat({ client, colors });
-const views = createViews({ client, state, status, playArea, players, voices, input, tempoPanel, remoteView, chat });
+const tempoPanel = createTempoPanel({ client, state, status, roster });
+const chat = createChat({ client, colors, roster, focusPlay: () => playArea.focus() });
+const views = createViews({ client, state, status, playArea, players, voices, input, tempoPanel, remoteView, chat, roster });
 
 // Debug hook, not an interface for the page's own code (the parts get what they
 // need as arguments): `window.jam.client` is the JamClient, for the console and
@@ -80,7 +82,7 @@ const views = createViews({ client, state, status, playArea, players, voices, in
 // `window.jam.state` is the shared state above; `window.jam.parts` the parts
 // whose workings the tests read (the metronome's clicks, the remote onsets in
 // `voices.trace`, the playout delays, the audio clock).
-window.jam = { client, state, parts: { synth, audioClock, metronome, playout, mixer, voices, colors } };
+window.jam = { client, state, parts: { synth, audioClock, metronome, playout, mixer, voices, colors, roster } };
 
 // Leaving the page (a reload, a closed tab, navigating away): close the
 // connection without leaving the room. The server holds the seat for its resume

@@ -16,16 +16,16 @@ export const INSTRUMENTS = [
   { id: 'drums', label: 'Drums' },
 ];
 
-/** Drum pads: General MIDI percussion notes, in pad order. */
+/** Drum pads: General MIDI percussion notes, in pad order; `short` fits a narrow strip. */
 export const DRUM_PADS = [
-  { note: 36, id: 'kick', label: 'Kick' },
-  { note: 38, id: 'snare', label: 'Snare' },
-  { note: 42, id: 'hat', label: 'Hi-hat' },
-  { note: 46, id: 'openhat', label: 'Open hat' },
-  { note: 39, id: 'clap', label: 'Clap' },
-  { note: 45, id: 'lowtom', label: 'Low tom' },
-  { note: 50, id: 'hitom', label: 'High tom' },
-  { note: 49, id: 'crash', label: 'Crash' },
+  { note: 36, id: 'kick', label: 'Kick', short: 'Kick' },
+  { note: 38, id: 'snare', label: 'Snare', short: 'Snare' },
+  { note: 42, id: 'hat', label: 'Hi-hat', short: 'Hat' },
+  { note: 46, id: 'openhat', label: 'Open hat', short: 'Open' },
+  { note: 39, id: 'clap', label: 'Clap', short: 'Clap' },
+  { note: 45, id: 'lowtom', label: 'Low tom', short: 'Tom L' },
+  { note: 50, id: 'hitom', label: 'High tom', short: 'Tom H' },
+  { note: 49, id: 'crash', label: 'Crash', short: 'Crash' },
 ];
 
 /** The pad a MIDI note plays: its own pad when it has one, else one by position. */

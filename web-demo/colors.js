@@ -1,54 +1,45 @@
 // colors.js: a colour for each player.
 //
-// Owns: which colour each participant gets: one of a fixed palette whose hues
-// all stay clear of the page's own highlight (the violet of keys you press),
-// picked from the player's name (names are unique in a room and survive a
-// reconnect or a fresh join), moved on to the next free colour when another
-// player in the room has it, and kept for the life of the page once given.
-// Does not own: who is in the room (jam-client.js).
+// Owns: which colour each participant gets. The colour follows the player's
+// place in the room's join order (roster.js), which every page learns from the
+// server, so every page gives a player the same colour, and a seat that
+// resumes (a blip, a reload, a server restart) keeps its place and its
+// colour. The hues are spread around the colour wheel away from the violet of
+// your own pressed keys: the first ten players are at least 32 degrees from
+// each other and from that violet, and the first few further (two players
+// 98 degrees apart, up to four at least 65). Beyond ten, hues fall between those
+// (16 degrees apart). A player who leaves moves the colours of those who
+// joined after them. Does not own: who is in the room or its order
+// (jam-client.js, roster.js).
 
-/** Hues (degrees) far from the violet of your own keys (about 245) and its pink accent. */
-export const PALETTE = [145, 30, 190, 0, 60, 170, 20, 95, 205, 345, 45, 120];
-
-/** The hue your own pressed keys use; no player colour comes within 40 degrees of it. */
+/** The hue your own pressed keys use (the page's violet, `--accent`). */
 export const OWN_HUE = 248;
 
-function nameKey(name) {
-  return String(name || '').normalize('NFKC').toLowerCase();
-}
+/**
+ * Hues by place in the room's join order. The first ten are the ten hues that
+ * split the wheel into eleven equal steps with OWN_HUE (32.7 degrees apart),
+ * taken in an order that keeps every first few far apart; the rest lie
+ * halfway between them, away from OWN_HUE.
+ */
+export const HUES = [19, 117, 183, 313, 52, 346, 150, 84, 215, 281, 35, 133, 199, 330, 68, 2, 166, 100, 297];
 
-function hash(text) {
-  let h = 2166136261;
-  for (const c of text) h = Math.imul(h ^ c.codePointAt(0), 16777619) >>> 0;
-  return h;
-}
+export function createColors({ roster }) {
+  /** user id -> the hue last given, for someone who has left (their chat lines) */
+  const last = new Map();
 
-export function createColors({ client }) {
-  /** name key -> palette index, never changed once given */
-  const given = new Map();
-
-  /** The hue of participant `p` (`{ id, name }`). */
+  /** The hue of participant `p` (`{ id }`). */
   function hueOf(p) {
-    if (!p) return PALETTE[0];
-    const key = nameKey(p.name);
-    if (!given.has(key)) {
-      const room = client.room;
-      const taken = new Set();
-      for (const other of room ? room.participants : []) {
-        const k = nameKey(other.name);
-        if (k !== key && given.has(k)) taken.add(given.get(k));
-      }
-      let i = hash(key) % PALETTE.length;
-      for (let n = 0; n < PALETTE.length && taken.has(i); n++) i = (i + 1) % PALETTE.length;
-      given.set(key, i);
-    }
-    return PALETTE[given.get(key)];
+    if (!p) return HUES[0];
+    const i = roster.place(p.id);
+    if (i < 0) return last.get(p.id) ?? HUES[HUES.length - 1];
+    const hue = HUES[i % HUES.length];
+    last.set(p.id, hue);
+    return hue;
   }
 
-  /** The hue of the participant with id `id` in the room (or `fallback`'s). */
-  function hueOfId(id, fallback) {
-    const p = (client.room && client.room.participants.find((q) => q.id === id)) || fallback;
-    return hueOf(p || { name: id });
+  /** The hue of the participant with id `id`. */
+  function hueOfId(id) {
+    return hueOf({ id });
   }
 
   return { hueOf, hueOfId };

@@ -2,7 +2,8 @@
 //
 // Owns: finding an element by id, replaying a one-shot
 // CSS animation, the inline instrument icons and badges, and reading and
-// writing a setting in localStorage (which may be off). Does not own: any
+// writing a setting in localStorage, or what a reload of this tab keeps in
+// sessionStorage (either may be off). Does not own: any
 // state, or which elements exist and when (views.js, players.js,
 // play-area.js).
 
@@ -42,6 +43,26 @@ export function loadJson(key, fallback) {
 /** Keeps `value` as JSON under `key` in localStorage; nothing when storage is off. */
 export function storeJson(key, value) {
   storeText(key, JSON.stringify(value));
+}
+
+/** The value kept as JSON under `key` in sessionStorage (this tab, across reloads), or `fallback`. */
+export function loadSession(key, fallback) {
+  try {
+    const v = sessionStorage.getItem(key);
+    return v === null ? fallback : JSON.parse(v);
+  } catch {
+    return fallback;
+  }
+}
+
+/** Keeps `value` as JSON under `key` in sessionStorage (null removes it); nothing when storage is off. */
+export function storeSession(key, value) {
+  try {
+    if (value === null) sessionStorage.removeItem(key);
+    else sessionStorage.setItem(key, JSON.stringify(value));
+  } catch {
+    /* storage may be off or full */
+  }
 }
 
 /** Plays a one-shot CSS animation again, even while the last one runs. */

@@ -1,6 +1,7 @@
 // metronome.js: the room's beat, heard.
 //
-// Owns: the metronome (on/off, volume, an accented downbeat) and scheduling
+// Owns: the metronome (on/off, kept for this tab so a reload keeps it; the
+// volume, kept in localStorage; an accented downbeat) and scheduling
 // its clicks: a tick every TICK_MS looks LOOKAHEAD_MS ahead and starts, on the
 // audio clock, each click of a room beat in that window, at the beat's server
 // time converted to local time (jam-client.js's clock estimate) and then to
@@ -11,7 +12,7 @@
 // wrong tempo. Does not own: the tempo (jam-client.js keeps it, tempo.js
 // shows and sets it) or the click's sound (audio.js).
 
-import { $, loadJson, storeJson } from './dom.js';
+import { $, loadJson, loadSession, storeJson, storeSession } from './dom.js';
 
 const TICK_MS = 25;
 /** Beyond the output latency (tens of ms) the audio clock runs ahead by. */
@@ -22,6 +23,8 @@ const KEEP = 256;
 
 const load = (key, fallback) => loadJson(`jam.metronome.${key}`, fallback);
 const store = (key, value) => storeJson(`jam.metronome.${key}`, value);
+/** Where a reload finds whether the metronome was on (this tab only: a new tab starts quiet). */
+const ON_KEY = 'jam.metronome.on';
 
 export function createMetronome({ client, synth, audioClock }) {
   let on = false;
@@ -56,10 +59,14 @@ export function createMetronome({ client, synth, audioClock }) {
     }
   }
 
-  function setOn(next) {
+  /** `wake`: a gesture turned it on, so the audio may start now. */
+  function setOn(next, { wake = true } = {}) {
     on = !!next;
     last = null;
-    if (on) synth.wake();
+    storeSession(ON_KEY, on);
+    // Browsers start audio only after a gesture: after a reload the clicks
+    // begin with the first touch or key (input.js wakes the audio on any).
+    if (on && wake) synth.wake();
     const button = $('metronome-toggle');
     button.setAttribute('aria-pressed', String(on));
     button.textContent = on ? 'Metronome on' : 'Metronome off';
@@ -73,6 +80,8 @@ export function createMetronome({ client, synth, audioClock }) {
     level = Number(slider.value) / 100;
     store('level', level);
   });
+
+  if (loadSession(ON_KEY, false) === true) setOn(true, { wake: false });
 
   // The scheduler runs while the page lives; a tick without work costs nothing.
   timer = setInterval(tick, TICK_MS);

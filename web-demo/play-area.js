@@ -78,6 +78,7 @@ export function createPlayArea({ state }) {
     kb.replaceChildren();
     const count = fittingKeyCount();
     state.keyCount = count;
+    kb.dataset.keyCount = String(count);
     // Two octaves from a high octave would pass the top MIDI note: start an octave lower.
     while (state.base + count - 1 > 127) state.base -= 12;
     kb.setAttribute(
@@ -209,14 +210,11 @@ export function createPlayArea({ state }) {
     if (el) restartAnimation(el, 'hit');
   }
 
-  // A phone turned on its side, a window resized: refit the keys when their count changes.
-  let resizeTimer = null;
-  window.addEventListener('resize', () => {
-    clearTimeout(resizeTimer);
-    resizeTimer = setTimeout(() => {
-      if (state.view === 'session' && !isDrums() && fittingKeyCount() !== state.keyCount) renderKeyboard();
-    }, 150);
-  });
+  // A phone turned on its side, a window resized: refit the keys when their
+  // count changes (before the next frame is drawn).
+  new ResizeObserver(() => {
+    if (state.view === 'session' && !isDrums() && fittingKeyCount() !== state.keyCount) renderKeyboard();
+  }).observe($('keyboard'));
 
   return { isDrums, render, renderKeyboard, focus, paint, paintRemote, hit };
 }

@@ -1,20 +1,26 @@
 // players.js: the list of players in the session.
 //
-// Owns: drawing the participant list (name, instrument, host and you tags, a
-// colour each from colors.js, a latency light from latency.js, and the mixer's
-// mute button and volume slider for each other player), a player whose
-// connection dropped greyed with "reconnecting…" (the server holds the seat),
-// the whole list greyed while our own link is down, how many notes each
-// participant has played, flashing a participant as they play, and the last
-// list seen. Rows are updated in place, so a slider being dragged survives a
-// latency update. Does not own: who is in the room and their status
-// (jam-client.js keeps `client.room`), the measurements (jam-client.js), the
-// levels (mixer.js) or announcing arrivals and departures (views.js).
+// Owns: drawing the participant list in the room's order (roster.js): name,
+// instrument, host and you tags, a colour each from colors.js, a latency
+// light from latency.js on every row (your own graded by your round trip),
+// and the mixer's mute button and volume slider for each other player; an
+// away player greyed with why ("no signal" when their connection is open but
+// silent, "reconnecting…" when it ended); the whole list greyed while our
+// own link is down; how many notes each participant has played, flashing a
+// participant as they play, and the last list seen. Rows are updated in
+// place, so a slider being dragged survives a latency update. Does not own:
+// who is in the room and their status (jam-client.js keeps `client.room`),
+// the order and the away reasons (roster.js), the measurements
+// (jam-client.js), the levels (mixer.js) or announcing arrivals and
+// departures (views.js).
 
 import { $, instrumentBadge, restartAnimation } from './dom.js';
 import { latencyOf } from './latency.js';
 
-export function createPlayerList({ client, colors, mixer }) {
+/** What an away row says, by why the seat is away. */
+export const AWAY_TEXT = { silent: 'no signal', disconnected: 'reconnecting…', unknown: 'away' };
+
+export function createPlayerList({ client, colors, mixer, roster }) {
   /** participant id -> notes heard from them */
   const perParticipant = new Map();
   /** participant id -> row */
@@ -38,9 +44,10 @@ export function createPlayerList({ client, colors, mixer }) {
     li.dataset.userId = p.id;
     li.innerHTML =
       '<span class="avatar" aria-hidden="true"></span>' +
-      '<span class="who"><span class="name"></span><span class="inst muted"></span></span>' +
+      '<span class="who"><span class="name"></span></span>' +
+      '<span class="meta"><span class="inst muted"></span><span class="tags"></span></span>' +
       '<span class="lat" data-testid="latency"><span class="light" aria-hidden="true"></span><span class="lat-text"></span></span>' +
-      '<span class="tags"></span>';
+      '<span class="away-tag" data-testid="away-tag"><span class="light" aria-hidden="true"></span><span class="away-text"></span></span>';
     rows.set(p.id, li);
     return li;
   }
@@ -51,7 +58,7 @@ export function createPlayerList({ client, colors, mixer }) {
     const online = client.state === 'connected';
     // While our own link is down, nobody's status is current.
     const stale = !room || !online;
-    const people = room ? room.participants : lastParticipants;
+    const people = roster.sorted(room ? room.participants : lastParticipants);
     if (room) lastParticipants = room.participants;
     list.classList.toggle('stale', stale);
     $('people-count').textContent = String(people.length);
@@ -70,39 +77,38 @@ export function createPlayerList({ client, colors, mixer }) {
       li.dataset.hue = String(hue);
       const isYou = !!room && p.id === room.userId;
       const isHost = !!room && p.id === room.hostId;
-      const away = p.status === 'away' && !isYou;
-      li.dataset.status = away ? 'away' : 'active';
-      li.classList.toggle('away', away);
+      const reason = isYou ? null : roster.awayReason(p);
+      li.dataset.status = reason ? 'away' : 'active';
+      li.classList.toggle('away', !!reason);
+      if (reason) li.dataset.awayReason = reason;
+      else delete li.dataset.awayReason;
       if (isYou) li.dataset.you = 'true';
       else delete li.dataset.you;
       if (isHost) li.dataset.host = 'true';
       else delete li.dataset.host;
       li.querySelector('.avatar').textContent = [...p.name][0] ? [...p.name][0].toUpperCase() : '?';
       li.querySelector('.name').textContent = p.name;
-      li.querySelector('.inst').replaceChildren(instrumentBadge(p.instrument));
-      // Latency: one-way to you and its grade; your own round trip on your row.
+      li.querySelector('.name').title = p.name;
+      const badge = instrumentBadge(p.instrument);
+      li.querySelector('.inst').replaceChildren(badge);
+      li.querySelector('.inst').title = badge.textContent;
+      li.querySelector('.away-text').textContent = reason ? AWAY_TEXT[reason] : '';
+      li.querySelector('.away-tag').title =
+        reason === 'silent'
+          ? `Nothing has come from ${p.name} for a few seconds: their connection is open but silent`
+          : reason === 'disconnected'
+            ? `${p.name}'s connection ended; the server holds their seat while they reconnect`
+            : `${p.name} is away; the server holds their seat`;
+      // Latency: one-way to you and its grade; your own round trip, graded, on your row.
       const lat = latencyOf(client, p);
       const latEl = li.querySelector('.lat');
-      latEl.dataset.grade = lat.grade || (isYou ? 'you' : 'unknown');
+      latEl.dataset.grade = isYou && !online ? 'offline' : lat.grade || 'unknown';
       latEl.dataset.oneWay = lat.oneWayMs === null ? '' : String(Math.round(lat.oneWayMs));
       latEl.dataset.rtt = lat.rttMs === null ? '' : String(Math.round(lat.rttMs));
-      latEl.title = isYou ? `Your round trip to the server: ${lat.text}` : `Sound from ${p.name} takes about ${lat.text}`;
-      latEl.querySelector('.lat-text').textContent = isYou
-        ? lat.rttMs === null
-          ? '…'
-          : `${Math.round(lat.rttMs)} ms`
-        : lat.oneWayMs === null
-          ? '…'
-          : `${Math.round(lat.oneWayMs)} ms`;
+      latEl.title = lat.title;
+      latEl.querySelector('.lat-text').textContent = isYou && !online ? 'offline' : lat.short;
       const tags = li.querySelector('.tags');
-      tags.replaceChildren(
-        ...[
-          away && tag('reconnecting…', 'away'),
-          isYou && !online && tag('offline', 'away'),
-          isHost && tag('Host', 'host'),
-          isYou && tag('You', 'you'),
-        ].filter(Boolean),
-      );
+      tags.replaceChildren(...[isHost && tag('Host', 'host'), isYou && tag('You', 'you')].filter(Boolean));
       // The mixer's controls for everyone but you.
       const mix = li.querySelector('.mix');
       if (!isYou) {
@@ -137,6 +143,7 @@ export function createPlayerList({ client, colors, mixer }) {
 
   client.on('room', () => render());
   client.on('state', () => render());
+  roster.onChange(() => render());
   client.on('clock', () => {
     // Your own round trip shows the clock's until the server has measured it.
     const room = client.room;

@@ -3,8 +3,10 @@
 // Owns: the playout mode ("immediate": a note sounds as it arrives; "steady":
 // it sounds a playout delay after it was played, so a phrase keeps its rhythm
 // whatever the network did to it on the way here), the delay each sender gets
-// (adapted to that sender's recent jitter), the mode control and the delay
-// readout. Does not own: sounding or drawing the note (voices.js), the clocks
+// (adapted to that sender's recent jitter), the mode control and what it
+// says: steady's real delay beside its name (worked out in immediate mode
+// too, from the notes heard, so the choice shows its cost before it is made),
+// one line on when to choose it, and the per-player delays. Does not own: sounding or drawing the note (voices.js), the clocks
 // (jam-client.js for the server's, audio-clock.js for the audio clock).
 //
 // When a note was played is its `at` (the sender's room-clock time of the
@@ -55,6 +57,8 @@ export function createPlayout({ client, audioClock, names }) {
   let mode = load() === 'steady' ? 'steady' : 'immediate';
   /** sender id -> { needed: [{ needed, played }], delayMs, mapSec (server s -> audio s), lastPlayed } */
   const senders = new Map();
+  /** the same, worked out in immediate mode: what steady would cost (shown, never used to play) */
+  const estimates = new Map();
 
   /** The audio time of server time `t`, by the clocks now (seconds), or null. */
   function serverToAudio(t) {
@@ -76,13 +80,22 @@ export function createPlayout({ client, audioClock, names }) {
    */
   function place(senderId, when, { onset = true } = {}) {
     const now = { audioTime: null, localMs: null, delayMs: null, late: false };
-    if (mode !== 'steady' || typeof when.serverTime !== 'number') return now;
+    if (typeof when.serverTime !== 'number') return now;
     const serverTime = playedAt(when);
     audioClock.sample();
     const arrival = client.serverNow();
     const mapNow = serverToAudio(0);
     if (arrival === null || mapNow === null) return now;
-    let s = senders.get(senderId);
+    // Immediate: the note sounds now, and the delay steady would take is
+    // worked out all the same, so the choice shows what it costs.
+    if (mode !== 'steady') {
+      if (onset) {
+        learn(estimates, senderId, serverTime, mapNow);
+        render();
+      }
+      return now;
+    }
+    const s = senders.get(senderId);
     // A note's end keeps to the delay its start set: a late "off" ends the note
     // a little late (its time passed: now), rather than moving the next onsets.
     if (!onset) {
@@ -90,9 +103,29 @@ export function createPlayout({ client, audioClock, names }) {
       const at = serverTime + s.delayMs;
       return { audioTime: at / 1000 + s.mapSec, localMs: client.clock.toLocalTime(at), delayMs: s.delayMs, anchor: s.mapSec, late: false };
     }
+    const { state, late } = learn(senders, senderId, serverTime, mapNow);
+    render();
+    const at = serverTime + state.delayMs;
+    return {
+      audioTime: at / 1000 + state.mapSec,
+      localMs: client.clock.toLocalTime(at),
+      delayMs: state.delayMs,
+      anchor: state.mapSec,
+      late,
+    };
+  }
+
+  /**
+   * Takes the note-on of `senderId` played at server time `serverTime` into
+   * that sender's delay in `map`; `mapNow` is server s -> audio s now.
+   * Returns `{ state, late }`: the sender's state, and whether this note
+   * needed more than the delay it found.
+   */
+  function learn(map, senderId, serverTime, mapNow) {
+    let s = map.get(senderId);
     if (!s) {
       s = { needed: [], delayMs: null, mapSec: null, lastPlayed: -Infinity };
-      senders.set(senderId, s);
+      map.set(senderId, s);
     }
     // The delay at which this note would start SAFETY_MS after the earliest it can.
     const needed = (audioClock.earliest() - (serverTime / 1000 + mapNow)) * 1000 + SAFETY_MS;
@@ -112,19 +145,12 @@ export function createPlayout({ client, audioClock, names }) {
     }
     if (Math.abs(mapNow - s.mapSec) * 1000 > REMAP_MS) s.mapSec = mapNow;
     s.lastPlayed = Math.max(s.lastPlayed, serverTime);
-    render();
-    const at = serverTime + s.delayMs;
-    return {
-      audioTime: at / 1000 + s.mapSec,
-      localMs: client.clock.toLocalTime(at),
-      delayMs: s.delayMs,
-      anchor: s.mapSec,
-      late,
-    };
+    return { state: s, late };
   }
 
   function forget(senderId) {
     senders.delete(senderId);
+    estimates.delete(senderId);
     render();
   }
 
@@ -136,24 +162,41 @@ export function createPlayout({ client, audioClock, names }) {
     render();
   }
 
+  /** The delay steady takes (or would take) for the players heard, ms: `[name, ms]` pairs, worst last. */
+  function delays() {
+    const room = client.room;
+    const out = [];
+    for (const id of new Set([...senders.keys(), ...estimates.keys()])) {
+      // Steady's own delay once it has one; until then what immediate mode worked out.
+      const s = (mode === 'steady' && senders.get(id)) || estimates.get(id);
+      if (!s || s.delayMs === null || !room || !room.participants.some((p) => p.id === id)) continue;
+      out.push([names(id), s.delayMs]);
+    }
+    return out.sort((a, b) => a[1] - b[1]);
+  }
+
   function render() {
     const el = $('playout-delay');
     el.dataset.mode = mode;
+    const known = delays();
+    const worst = known.length ? known[known.length - 1][1] : null;
+    // Beside "steady": its real delay (measured in either mode), worst player.
+    const label = $('playout-steady-delay');
+    label.textContent = worst === null ? '' : ` · ${Math.round(worst)} ms`;
+    label.dataset.delay = worst === null ? '' : worst.toFixed(1);
+    const later = worst === null ? 'a little later' : `${Math.round(worst)} ms later`;
+    $('playout-steady-label').title = `Each player's notes keep the rhythm they were played in, ${later}`;
+    $('playout-immediate-label').title = "Each note sounds the moment it arrives: least delay, the network's unevenness included";
+    $('playout-when').textContent = mode === 'steady'
+      ? `Each player's rhythm kept, ${later}. Notes come in evenly? Immediate is quicker.`
+      : `Notes sound uneven? Steady keeps each player's rhythm, ${later}.`;
     if (mode !== 'steady') {
       el.textContent = 'notes sound as they arrive';
       el.dataset.delay = '';
       return;
     }
-    const room = client.room;
-    const parts = [];
-    let max = null;
-    for (const [id, s] of senders) {
-      if (s.delayMs === null || !room || !room.participants.some((p) => p.id === id)) continue;
-      max = Math.max(max ?? 0, s.delayMs);
-      parts.push(`${names(id)} ${Math.round(s.delayMs)} ms`);
-    }
-    el.dataset.delay = max === null ? '' : max.toFixed(1);
-    el.textContent = parts.length ? `delay ${parts.join(', ')}` : 'delay set by the first notes heard';
+    el.dataset.delay = worst === null ? '' : worst.toFixed(1);
+    el.textContent = known.length ? `delay ${known.map(([n, ms]) => `${n} ${Math.round(ms)} ms`).join(', ')}` : 'delay set by the first notes heard';
   }
 
   for (const input of document.querySelectorAll('input[name="playout"]')) {

@@ -1,12 +1,13 @@
 // remote-view.js: seeing the others play.
 //
-// Owns: the legend (each other player in their colour, lit as they play), and
-// drawing remote notes in the player's colour on whatever you show: melodic
-// notes on your keyboard's keys, or, when you play drums, on a strip of five
-// octaves above your pads; drum hits on your pads, or, when you play a
-// keyboard, on a strip of small pads above it. Does not own: the keys and
-// pads (play-area.js), the colours (colors.js) or which notes sound
-// (voices.js, which calls `noteOn`, `noteOff` and `hit` when a note sounds).
+// Owns: the legend (each other player in their colour, in the room's order,
+// lit as they play, greyed while away), and drawing remote notes in the
+// player's colour on whatever you show: melodic notes on your keyboard's
+// keys, or, when you play drums, on a strip of five octaves above your pads;
+// drum hits on your pads, or, when you play a keyboard, on a strip of small
+// pads above it. Does not own: the keys and pads (play-area.js), the colours
+// and the order (colors.js, roster.js) or which notes sound (voices.js, which
+// calls `noteOn`, `noteOff` and `hit` when a note sounds).
 
 import { DRUM_PADS, drumPadFor, noteName } from './audio.js';
 import { $, instrumentBadge, restartAnimation } from './dom.js';
@@ -16,7 +17,7 @@ const STRIP_LOW = 36;
 const STRIP_HIGH = 96;
 const BLACK = new Set([1, 3, 6, 8, 10]);
 
-export function createRemoteView({ client, colors, playArea }) {
+export function createRemoteView({ client, colors, playArea, roster }) {
   /** note -> [senderId, ...] holding it, latest last */
   const holders = new Map();
 
@@ -29,7 +30,7 @@ export function createRemoteView({ client, colors, playArea }) {
   function renderLegend() {
     const room = client.room;
     const list = $('legend');
-    const others = room ? room.participants.filter((p) => p.id !== room.userId) : [];
+    const others = room ? roster.sorted(room.participants.filter((p) => p.id !== room.userId)) : [];
     $('legend-box').hidden = others.length === 0;
     const existing = new Map([...list.children].map((li) => [li.dataset.userId, li]));
     list.replaceChildren(
@@ -41,7 +42,7 @@ export function createRemoteView({ client, colors, playArea }) {
         li.dataset.name = p.name;
         li.style.setProperty('--hue', colors.hueOf(p));
         li.dataset.hue = String(colors.hueOf(p));
-        li.classList.toggle('away', p.status === 'away');
+        li.classList.toggle('away', roster.awayReason(p) !== null);
         const swatch = document.createElement('span');
         swatch.className = 'swatch';
         swatch.setAttribute('aria-hidden', 'true');
@@ -79,7 +80,8 @@ export function createRemoteView({ client, colors, playArea }) {
           cell.className = 'hit-cell';
           cell.dataset.note = String(pad.note);
           cell.dataset.testid = `hit-${pad.id}`;
-          cell.textContent = pad.label;
+          cell.textContent = pad.short;
+          cell.title = pad.label;
           return cell;
         }),
       );
@@ -159,6 +161,7 @@ export function createRemoteView({ client, colors, playArea }) {
   }
 
   client.on('room', () => renderLegend());
+  roster.onChange(() => renderLegend());
 
   return { renderLegend, renderStrips, noteOn, noteOff, hit, clear };
 }

@@ -1,11 +1,12 @@
 // status.js: the status bar, the session banner and error messages.
 //
-// Owns: the connection state and transport shown in the top bar (in a
-// session, a link that is down reads "offline — your notes are not reaching
-// the room"), its Retry button, the banner over a session, the dismissable
-// error alert, passing announcements ("Ben joined", gone after a few seconds
-// or when the view changes), and connecting (so every attempt shows its
-// outcome in the bar). Does not own: the
+// Owns: the connection state and transport shown in the top bar (one line
+// whatever it says; in a session, a link that is down reads "offline — your
+// notes are not reaching the room"), its Retry button, the banner over a
+// session, the dismissable error alert (one about reaching the server goes by
+// itself once the page is connected again, by Retry or on its own), passing
+// announcements ("Ben joined", gone after a few seconds, when the view
+// changes or when the link goes down), and connecting (so every attempt shows its outcome in the bar). Does not own: the
 // connection itself (jam-client.js), or what the page does when a session is
 // lost or regained (views.js).
 
@@ -76,14 +77,20 @@ export function createStatusBar({ client, state }) {
     render();
   }
 
-  function showError(text) {
+  /** whether the error shown is about reaching the server (gone once connected) */
+  let linkError = false;
+
+  /** Shows an error; `link`: it is about reaching the server, and goes once the page is connected. */
+  function showError(text, { link = false } = {}) {
     $('alert-text').textContent = text;
     $('alert').hidden = false;
+    linkError = link;
   }
 
   function clearError() {
     $('alert').hidden = true;
     $('alert-text').textContent = '';
+    linkError = false;
   }
 
   function setBanner(text) {
@@ -96,6 +103,7 @@ export function createStatusBar({ client, state }) {
     render();
     try {
       await client.connect();
+      if (linkError) clearError();
       render();
       return true;
     } catch (err) {
@@ -104,7 +112,15 @@ export function createStatusBar({ client, state }) {
     }
   }
 
-  client.on('state', () => render());
+  client.on('state', ({ state: now }) => {
+    if (now === 'connected' && linkError) clearError();
+    // What was announced before the link went down is stale once it is back.
+    if (now !== 'connected' && announcement) {
+      clearTimeout(announceTimer);
+      announcement = null;
+    }
+    render();
+  });
 
   client.on('rejoin-retry', ({ attempt, delayMs }) => {
     render(`Reconnected; waiting for the server to free your old seat (try ${attempt}, in ${(delayMs / 1000).toFixed(1)} s)…`);

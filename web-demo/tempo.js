@@ -1,24 +1,30 @@
 // tempo.js: the room's tempo, shown and set.
 //
-// Owns: the tempo panel: BPM and beats per bar in effect, who set them, a
-// change that is on its way (it takes effect on a bar line), the form anyone
-// in the room uses to change them, and the beat lights that follow the room's
-// beat. Does not own: the tempo itself (jam-client.js) or the metronome
+// Owns: the tempo panel: BPM and beats per bar in effect, who set them (by
+// name, even after they left; roster.js remembers names), a change that is on
+// its way (it takes effect on a bar line; its line is there, empty, when no
+// change is coming, so one arriving moves nothing), the form anyone in the
+// room uses to change them, and the beat lights that follow the room's beat.
+// Does not own: the tempo itself (jam-client.js) or the metronome
 // (metronome.js).
 
 import { describeError } from './errors.js';
 import { $ } from './dom.js';
 
-export function createTempoPanel({ client, state, status }) {
+export function createTempoPanel({ client, state, status, roster }) {
   let raf = null;
   let lastBeat = null;
 
+  /** Who `id` is, in the words of "set by …". */
   function nameOf(id) {
     if (!id) return null;
     const room = client.room;
-    const p = room && room.participants.find((q) => q.id === id);
     if (room && id === room.userId) return 'you';
-    return p ? p.name : 'someone who left';
+    const name = roster.nameOf(id);
+    if (!name) return 'someone who has left';
+    // Still here, or here again under the same name (a fresh seat after a long drop-out).
+    const here = room && room.participants.some((q) => q.id === id || q.name === name);
+    return here ? name : `${name}, who has left`;
   }
 
   function render() {
@@ -32,9 +38,10 @@ export function createTempoPanel({ client, state, status }) {
     $('tempo-panel').dataset.bpm = String(tempo.bpm);
     $('tempo-panel').dataset.beatsPerBar = String(tempo.beatsPerBar);
     const pend = $('tempo-pending');
-    pend.hidden = !pending;
-    if (pending) pend.textContent = `→ ${Math.round(pending.bpm * 10) / 10} BPM, ${pending.beatsPerBar}/4 from the next bar (${nameOf(pending.setBy) || 'someone'})`;
+    pend.dataset.pending = String(!!pending);
+    pend.textContent = pending ? `→ ${Math.round(pending.bpm * 10) / 10} BPM, ${pending.beatsPerBar}/4 from the next bar (${nameOf(pending.setBy) || 'someone'})` : '';
     const dots = $('beat-dots');
+    dots.classList.toggle('many', tempo.beatsPerBar > 8);
     if (dots.children.length !== tempo.beatsPerBar) {
       dots.replaceChildren(
         ...Array.from({ length: tempo.beatsPerBar }, (_, i) => {

@@ -2,15 +2,19 @@
 //
 // Owns: the lobby (display name, instrument picker, create and join, an
 // invitation from a `?room=` link), the session view (room code, share link,
-// copy buttons, leaving), the session-ended view, the `?room=` in the address,
-// remembering name and instrument, taking back the seat after a reload, and
-// what the page does as the link goes down (the offline state), as the seat is
-// regained or lost for good, or as people drop out, come back, come and go.
-// On entering a session the page scrolls back to the top, so the status bar
-// and the players are in view. Does not own: the status bar's wording
-// (status.js), the player list's drawing (players.js), the keys
-// (play-area.js), the tempo panel (tempo.js), the legend (remote-view.js),
-// the chat (chat.js), input (input.js) or sound (voices.js).
+// copy buttons, leaving after a confirmation), the session-ended view, the
+// `?room=` in the address, remembering name and instrument, taking back the
+// seat after a reload, and what the page does and says as the link goes down
+// (the offline state, and its banner, whose words follow what the server
+// does: the seat is held for the resume window, then given up), as the seat
+// is regained or lost for good, or as people drop out (no signal, or
+// disconnected), come back, come and go (a seat brought back after a server
+// restart is back, not new). On entering a session the page scrolls back to
+// the top, so the status bar and the players are in view. Does not own: the
+// status bar's wording (status.js), the player list's drawing (players.js),
+// the room's order (roster.js), the keys (play-area.js), the tempo panel
+// (tempo.js), the legend (remote-view.js), the chat (chat.js), input
+// (input.js) or sound (voices.js).
 
 import { describeError } from './errors.js';
 import { INSTRUMENTS } from './audio.js';
@@ -18,6 +22,23 @@ import { $, instrumentIcon, instrumentBadge, loadText, storeText } from './dom.j
 
 /** What the page says while the room moves to another server. */
 const MOVING_TEXT = 'Moving to another server…';
+
+/**
+ * How long the server holds a seat once it has lost the connection: its
+ * resume window (docs/protocol.md §6; `--resume-window`, 30 s unless the
+ * server is started with another).
+ */
+const RESUME_WINDOW_S = 30;
+/**
+ * How long the server may take to find a link that went dark without closing
+ * gone: its peer timeout (`--peer-timeout`, 15 s by default; §3, §4). Its
+ * window starts then, so a seat is held between RESUME_WINDOW_S and
+ * RESUME_WINDOW_S + PEER_TIMEOUT_S after the page finds the link down.
+ */
+const PEER_TIMEOUT_S = 15;
+
+/** Errors of a request that mean the server could not be reached (they go once connected). */
+const LINK_CODES = new Set(['connect_failed', 'not_connected', 'disconnected', 'timeout']);
 
 /** Where the keyboard starts for an instrument, when not middle C (C4 = 60). */
 const DEFAULT_BASE = { bass: 36 };
@@ -60,13 +81,16 @@ function shareLink(roomCode) {
  * at the instrument's default octave). `input.releaseAll` and
  * `voices.releaseAllRemote` silence the page when a session ends.
  */
-export function createViews({ client, state, status, playArea, players, voices, input, tempoPanel, remoteView, chat }) {
+export function createViews({ client, state, status, playArea, players, voices, input, tempoPanel, remoteView, chat, roster }) {
   /** the room the page shows (kept while rejoining) */
   let roomCode = null;
   /** whether the banner says we are offline (so coming back clears it, and nothing else) */
   let showingOffline = false;
   // The room is moving to another server (`moving` until `reconnected`).
   let moving = false;
+  /** when the page last saw the link go down in a session (performance.now()), or null */
+  let offlineSince = null;
+  let offlineTimer = null;
 
   function showView(view) {
     if (state.view !== view) status.clearAnnouncement();
@@ -127,11 +151,11 @@ export function createViews({ client, state, status, playArea, players, voices, 
   async function ensureConnected() {
     if (client.state === 'connected') return true;
     if (client.state === 'reconnecting') {
-      status.showError('Still reconnecting to the server; try again in a moment.');
+      status.showError('Still reconnecting to the server; try again in a moment.', { link: true });
       return false;
     }
     const ok = await status.connect();
-    if (!ok) status.showError('Cannot reach the server. Check that it is running, then press Retry now.');
+    if (!ok) status.showError('Cannot reach the server. Check that it is running, then press Retry now.', { link: true });
     return ok;
   }
 
@@ -145,7 +169,7 @@ export function createViews({ client, state, status, playArea, players, voices, 
       const room = await client.create({ name, instrument: state.instrument });
       enterSession(room);
     } catch (err) {
-      status.showError(`Could not create the session: ${describeError(err)}`);
+      status.showError(`Could not create the session: ${describeError(err)}`, { link: LINK_CODES.has(err.code) });
     } finally {
       setBusy(false);
     }
@@ -168,7 +192,7 @@ export function createViews({ client, state, status, playArea, players, voices, 
       const room = await client.join({ roomCode: code, name, instrument: state.instrument });
       enterSession(room);
     } catch (err) {
-      status.showError(`Could not join ${code.toUpperCase()}: ${describeError(err)}`);
+      status.showError(`Could not join ${code.toUpperCase()}: ${describeError(err)}`, { link: LINK_CODES.has(err.code) });
     } finally {
       setBusy(false);
     }
@@ -207,13 +231,43 @@ export function createViews({ client, state, status, playArea, players, voices, 
 
   // --- session ----------------------------------------------------------------
 
-  /** In a session with the link down: the page says that played notes reach nobody. */
+  /**
+   * In a session with the link down: the page says that played notes reach
+   * nobody, and what happens to the seat. The server holds it for its resume
+   * window from when it loses the connection, which is at once for a link
+   * that closed and up to its peer timeout later for one that went dark; once
+   * the seat is gone, the page (still reconnecting) joins the room again as a
+   * new player.
+   */
   function renderOffline() {
     const offline = status.offline();
     $('session').dataset.offline = String(offline);
+    document.body.dataset.offline = String(offline);
+    clearTimeout(offlineTimer);
+    if (offline && offlineSince === null) offlineSince = performance.now();
+    else if (!offline) offlineSince = null;
+    const away = offline ? (performance.now() - offlineSince) / 1000 : 0;
+    const seat = !offline || away < RESUME_WINDOW_S ? 'held' : away < RESUME_WINDOW_S + PEER_TIMEOUT_S ? 'maybe-gone' : 'gone';
+    // Say it again when the seat's fate changes.
+    if (offline && seat !== 'gone') {
+      const next = seat === 'held' ? RESUME_WINDOW_S : RESUME_WINDOW_S + PEER_TIMEOUT_S;
+      offlineTimer = setTimeout(renderOffline, (next - away) * 1000 + 50);
+    }
+    $('session').dataset.seat = seat;
+    const rejoin = 'When the link is back, this page joins the room again as a new player.';
     if (offline && moving) status.setBanner(MOVING_TEXT);
-    else if (offline) status.setBanner('Offline — your notes are not reaching the room. Reconnecting; the others see you as reconnecting, and your seat is kept for you.');
-    else if (showingOffline) status.setBanner('');
+    else if (offline && seat === 'gone') {
+      status.setBanner(`Offline for more than ${RESUME_WINDOW_S + PEER_TIMEOUT_S} s — the server has given your seat up. Still reconnecting. ${rejoin}`);
+    } else if (offline && seat === 'maybe-gone') {
+      status.setBanner(
+        `Offline for more than ${RESUME_WINDOW_S} s — the server holds a seat for ${RESUME_WINDOW_S} s after it loses the connection, so yours may be gone. ` +
+          `Still reconnecting: the page takes the seat back if it can. ${rejoin.replace('When', 'If not, when')}`,
+      );
+    } else if (offline) {
+      status.setBanner(
+        `Offline — your notes are not reaching the room. Reconnecting; the others see you greyed out, and the server keeps your seat for at least ${RESUME_WINDOW_S} s.`,
+      );
+    } else if (showingOffline || state.view === 'session') status.setBanner('');
     showingOffline = offline;
   }
 
@@ -227,12 +281,11 @@ export function createViews({ client, state, status, playArea, players, voices, 
     const url = new URL(location.href);
     url.searchParams.set('room', room.roomCode);
     history.replaceState(null, '', url);
-    // A rejoin after a reconnect keeps the octave and the chat the player had.
+    // A rejoin after a reconnect keeps the octave the player had; the chat
+    // keeps the room's lines (a reload finds them in sessionStorage).
     const fresh = roomCode !== room.roomCode;
-    if (fresh) {
-      state.base = DEFAULT_BASE[state.instrument] ?? 60;
-      chat.clear();
-    }
+    if (fresh) state.base = DEFAULT_BASE[state.instrument] ?? 60;
+    chat.open(room.roomCode);
     roomCode = room.roomCode;
     $('invite').hidden = true;
     status.setBanner('');
@@ -245,7 +298,11 @@ export function createViews({ client, state, status, playArea, players, voices, 
     tempoPanel.start();
     // The lobby may have been scrolled (a phone's keyboard, a long invite):
     // the session starts at the top, status bar and players in view.
-    if (fresh) window.scrollTo(0, 0);
+    if (fresh) {
+      window.scrollTo(0, 0);
+      $('deck').scrollTop = 0;
+      closeLeave();
+    }
     if (!document.activeElement || document.activeElement === document.body || $('lobby').contains(document.activeElement) || $('ended').contains(document.activeElement)) {
       playArea.focus();
     }
@@ -265,8 +322,10 @@ export function createViews({ client, state, status, playArea, players, voices, 
   }
 
   async function leaveSession() {
+    closeLeave();
     input.releaseAll();
     voices.releaseAllRemote();
+    chat.close();
     try {
       await client.leave();
     } catch {
@@ -275,9 +334,34 @@ export function createViews({ client, state, status, playArea, players, voices, 
     backToLobby();
   }
 
+  // Leaving takes a second tap: the button is far from the share link, and asks first.
+  function askLeave() {
+    $('leave-confirm').hidden = false;
+    $('leave').hidden = true;
+    $('leave-no').focus();
+  }
+
+  function closeLeave() {
+    const wasOpen = !$('leave-confirm').hidden;
+    $('leave-confirm').hidden = true;
+    $('leave').hidden = false;
+    return wasOpen;
+  }
+
   $('create').addEventListener('click', createSession);
   $('join-form').addEventListener('submit', joinSession);
-  $('leave').addEventListener('click', leaveSession);
+  $('leave').addEventListener('click', askLeave);
+  $('leave-yes').addEventListener('click', leaveSession);
+  $('leave-no').addEventListener('click', () => {
+    closeLeave();
+    playArea.focus();
+  });
+  $('leave-confirm').addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && closeLeave()) {
+      e.preventDefault();
+      playArea.focus();
+    }
+  });
   $('new-session').addEventListener('click', createSession);
   $('back').addEventListener('click', backToLobby);
   $('copy-code').addEventListener('click', (e) => copyText($('room-code-display').textContent, e.currentTarget));
@@ -328,6 +412,7 @@ export function createViews({ client, state, status, playArea, players, voices, 
     voices.releaseAllRemote();
     input.releaseAll();
     roomCode = null;
+    chat.close();
     const why =
       code === 'room_not_found'
         ? `The session ${endedCode} no longer exists: the server could not give your seat back (it restarted too long ago, or forgot the session) and everyone else has left.`
@@ -340,16 +425,20 @@ export function createViews({ client, state, status, playArea, players, voices, 
     $('new-session').focus();
   });
 
-  client.on('session:user-joined', ({ user }) => {
-    if (state.view === 'session' && user) status.announce(`${user.name} joined`);
+  // A seat the page knew that comes back (restored after a server restart) is back, not new.
+  roster.onArrival(({ user, back }) => {
+    if (state.view === 'session') status.announce(back ? `${user.name} is back` : `${user.name} joined`);
   });
 
-  client.on('user-away', ({ user }) => {
-    if (state.view === 'session' && user) status.announce(`${user.name} lost the connection — reconnecting…`);
+  client.on('session:user-away', (data, envelope) => {
+    const who = data && players.lastSeen(data.userId);
+    if (state.view !== 'session' || !who || (envelope && envelope.replayed)) return;
+    status.announce(data.reason === 'silent' ? `${who.name}: no signal` : `${who.name} lost the connection — reconnecting…`);
   });
 
-  client.on('user-back', ({ user }) => {
-    if (state.view === 'session' && user) status.announce(`${user.name} is back`);
+  client.on('session:user-back', (data, envelope) => {
+    const who = data && players.lastSeen(data.userId);
+    if (state.view === 'session' && who && !(envelope && envelope.replayed)) status.announce(`${who.name} is back`);
   });
 
   client.on('session:user-left', ({ userId }) => {

@@ -9,7 +9,9 @@
 // on its note-off or when its player drops out or leaves (never on a timer: a
 // note may be held as long as its player holds it), and the notes sent / not
 // sent / heard counters (a note played while our link is down sounds here but
-// is counted as not sent). Does not own: where notes come from (input.js), how
+// is counted as lost, and so is one sent into a link that had gone silent: a
+// clock ping follows a played note shortly, and when the link is found dead
+// the notes no answered ping vouches for move from "sent" to "lost"). Does not own: where notes come from (input.js), how
 // they sound (audio.js), when remote ones sound (playout.js), their level
 // (mixer.js) or how keys and lanes light up (play-area.js, remote-view.js).
 
@@ -21,6 +23,11 @@ import { $ } from './dom.js';
 const TRACE_KEEP = 400;
 /** How long a note-off that overtook its note-on is remembered. */
 const EARLY_OFF_MS = 3000;
+/**
+ * How soon after a note a clock ping asks the server to vouch for it (at most
+ * one ping per this long: a few a second, well inside the server's 20).
+ */
+const CONFIRM_AFTER_MS = 150;
 
 function push(list, item) {
   list.push(item);
@@ -42,9 +49,16 @@ export function createVoices({ client, synth, state, playArea, players, playout,
   const timers = new Set();
   let localCount = 0;
   let unsentCount = 0;
+  /**
+   * Local times (localNow) of the notes counted as sent that nothing from the
+   * server has vouched for yet: the answer to a ping sent after them says they
+   * went through (docs/web-demo.md).
+   */
+  let unconfirmed = [];
+  let confirmTimer = null;
   let remoteCount = 0;
-  /** What happened, for the console and the tests: sent notes, remote onsets. */
-  const trace = { sent: [], onsets: [], started: new Map(), mutedSkipped: new Map() };
+  /** What happened, for the console and the tests: sent notes, remote onsets, pings that vouch for notes. */
+  const trace = { sent: [], onsets: [], started: new Map(), mutedSkipped: new Map(), confirmPings: 0 };
 
   function count(map, id) {
     map.set(id, (map.get(id) || 0) + 1);
@@ -84,14 +98,55 @@ export function createVoices({ client, synth, state, playArea, players, playout,
     // Offline, the note sounds here but reaches nobody: count it apart.
     if (send('on', note, velocity)) {
       localCount++;
-      $('local-count').textContent = String(localCount);
+      unconfirmed.push(localNowMs());
+      confirmSoon();
+      renderCounts();
       if (client.room) players.flash(client.room.userId);
     } else {
       unsentCount++;
-      $('unsent-count').textContent = String(unsentCount);
-      $('unsent').hidden = false;
+      renderCounts();
     }
   }
+
+  function renderCounts() {
+    $('local-count').textContent = String(localCount);
+    $('local-count').dataset.unconfirmed = String(unconfirmed.length);
+    $('unsent-count').textContent = String(unsentCount);
+    $('unsent').dataset.shown = String(unsentCount > 0);
+  }
+
+  /** Everything sent before local time `t0` reached the server (a ping sent then was answered). */
+  function confirmed(t0) {
+    const before = unconfirmed.length;
+    unconfirmed = unconfirmed.filter((t) => t > t0);
+    if (unconfirmed.length !== before) renderCounts();
+  }
+
+  /** A ping shortly after the notes just played, whose answer vouches for them. */
+  function confirmSoon() {
+    if (confirmTimer !== null) return;
+    confirmTimer = setTimeout(() => {
+      confirmTimer = null;
+      if (!unconfirmed.length || client.state !== 'connected') return;
+      const t0 = localNowMs();
+      trace.confirmPings++;
+      client.request('clock:ping', { t0 }).then(() => confirmed(t0), () => {});
+    }, CONFIRM_AFTER_MS);
+  }
+
+  // The client's own pings (the heartbeat's every second) vouch too.
+  client.on('clock:pong', (data) => {
+    if (data && typeof data.t0 === 'number') confirmed(data.t0);
+  });
+
+  // The link was found dead: what the server never answered for was lost with it.
+  client.on('state', ({ state: now }) => {
+    if (now === 'connected' || unconfirmed.length === 0) return;
+    localCount -= unconfirmed.length;
+    unsentCount += unconfirmed.length;
+    unconfirmed = [];
+    renderCounts();
+  });
 
   /** One input lets go of `note`: it stops when the last one does. */
   function localOff(note) {

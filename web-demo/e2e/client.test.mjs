@@ -16,9 +16,9 @@ function participant(id, name, instrument = 'piano') {
   return { id, name, instrument };
 }
 
-/** A participant as the client lists it (protocol 1.0 servers send no status and no round trip). */
-function listed(id, name, instrument = 'piano', status = 'active', rttMs = null) {
-  return { id, name, instrument, status, rttMs };
+/** A participant as the client lists it (protocol 1.0 servers send no status and no round trip; an active seat has no away reason). */
+function listed(id, name, instrument = 'piano', status = 'active', rttMs = null, awayReason = null) {
+  return { id, name, instrument, status, awayReason, rttMs };
 }
 
 /** Resolves with the first `name` event's arguments, or rejects after `ms`. */

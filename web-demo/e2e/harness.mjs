@@ -24,8 +24,9 @@ export const TIMEOUT = {
 
 /** The real server as a child process, restartable on the same ports and certificate. */
 export class JamServer {
-  constructor({ httpPort, wtPort, certDir, logFile, extraArgs = [] }) {
+  constructor({ httpPort, wtPort, certDir, logFile, extraArgs = [], store = true }) {
     this.extraArgs = extraArgs;
+    this.store = store;
     this.httpPort = httpPort;
     this.wtPort = wtPort;
     this.certDir = certDir;
@@ -34,8 +35,13 @@ export class JamServer {
     this.baseUrl = `http://127.0.0.1:${httpPort}`;
   }
 
-  /** `extraArgs`: more server flags, e.g. `['--max-room-size', '2']`. */
-  static async create({ extraArgs = [], logName = 'server.log' } = {}) {
+  /**
+   * `extraArgs`: more server flags, e.g. `['--max-room-size', '2']`. `store`
+   * false: no room store (rooms in memory, as a server with `--ephemeral-cert`
+   * keeps them), so a restart brings rooms back only from the seats' tokens
+   * (docs/protocol.md §6, Restart); the resume key is still kept on disk.
+   */
+  static async create({ extraArgs = [], logName = 'server.log', store = true } = {}) {
     const certDir = fs.mkdtempSync(path.join(os.tmpdir(), 'jam-e2e-cert-'));
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     return new JamServer({
@@ -44,6 +50,7 @@ export class JamServer {
       certDir,
       logFile: path.join(ARTIFACTS, logName),
       extraArgs,
+      store,
     });
   }
 
@@ -52,7 +59,7 @@ export class JamServer {
       '--http-addr', `127.0.0.1:${this.httpPort}`,
       '--wt-addr', `[::]:${this.wtPort}`,
       '--cert-dir', this.certDir,
-      '--data-dir', this.dataDir,
+      ...(this.store ? ['--data-dir', this.dataDir] : ['--ephemeral-cert', '--resume-key-file', this.resumeKeyFile]),
       ...ONE_ADDRESS_ARGS,
       ...this.extraArgs,
     ];
@@ -263,8 +270,15 @@ export async function openPlayer(browser, server, { query = '/', initScript, vie
   if (rewriteConnect) {
     // `/connect`, and `/connect?room=CODE` when the client looks its room up.
     await context.route((url) => url.pathname === '/connect', async (route) => {
-      const res = await route.fetch();
-      await route.fulfill({ response: res, json: rewriteConnect(await res.json()) });
+      let res;
+      try {
+        res = await route.fetch();
+      } catch {
+        // The server is down (a restart): the page sees what it would without the route.
+        await route.abort('connectionrefused').catch(() => {});
+        return;
+      }
+      await route.fulfill({ response: res, json: rewriteConnect(await res.json()) }).catch(() => {});
     });
   }
   const page = await context.newPage();
@@ -280,12 +294,12 @@ export async function openPlayer(browser, server, { query = '/', initScript, vie
 /**
  * What a `describe` block of browser tests plays on, opened by its `before` hook and
  * closed by its `after` hook (call this in the block): `server`, a started `JamServer`
- * (`extraArgs`, `logName` as for `JamServer.create`); `relay`, what `relay(server)`
+ * (`extraArgs`, `logName`, `store` as for `JamServer.create`); `relay`, what `relay(server)`
  * resolves to when given (a `TcpRelay` or `JitterRelay`); `browser`, Chromium.
  * `player(opts)` opens a page (`openPlayer`); it and every other entry of `players`
  * (anything with a `context`) is closed at the end.
  */
-export function useStage({ extraArgs = [], logName, relay } = {}) {
+export function useStage({ extraArgs = [], logName, relay, store = true } = {}) {
   const stage = {
     server: null,
     relay: null,
@@ -298,7 +312,7 @@ export function useStage({ extraArgs = [], logName, relay } = {}) {
     },
   };
   before(async () => {
-    stage.server = await JamServer.create({ extraArgs, logName });
+    stage.server = await JamServer.create({ extraArgs, logName, store });
     await stage.server.start();
     if (relay) stage.relay = await relay(stage.server);
     stage.browser = await launchBrowser();
@@ -352,6 +366,18 @@ export async function submitJoin(page, { name, instrument = 'piano', roomCode })
 export async function joinSession(page, opts) {
   await submitJoin(page, opts);
   await page.getByTestId('session').waitFor({ state: 'visible' });
+}
+
+/** Leaves the session the way a person does: Leave, then the confirmation. */
+export async function leaveSession(page) {
+  await page.getByTestId('leave-button').click();
+  await page.getByTestId('leave-confirm').click();
+  await page.getByTestId('lobby').waitFor();
+}
+
+/** Resolves after the page has drawn two more frames (a resize or a change has been laid out). */
+export function settle(page) {
+  return page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
 }
 
 /** The participant list as the page shows it. */

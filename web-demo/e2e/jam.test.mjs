@@ -15,6 +15,7 @@ import {
   createSession,
   identities,
   joinSession,
+  leaveSession,
   participants,
   recordNotes,
   recordedNotes,
@@ -119,7 +120,11 @@ describe('JamSession in Chromium', { timeout: 240_000 }, () => {
     // Note-ons go as datagrams (fast); note-offs on the control stream (a lost
     // "off" would leave the note hanging on every other page).
     assert.equal(sent, 5, `5 notes on went as datagrams (got ${sent})`);
-    assert.equal(after.streamSent - before.streamSent, 5, 'their 5 offs went on the control stream');
+    const offs = await ana.page.evaluate(() => window.jam.parts.voices.trace.sent.filter((x) => x.type === 'off').map((x) => x.path));
+    assert.deepEqual(offs, ['stream', 'stream', 'stream', 'stream', 'stream'], 'their 5 offs went on the control stream');
+    // Beside them on the stream only the pings that ask the server to vouch for the notes.
+    const pings = await ana.page.evaluate(() => window.jam.parts.voices.trace.confirmPings);
+    assert.equal(after.streamSent - before.streamSent, 5 + pings);
 
     const heard = (await recordedNotes(ben.page)).filter((n) => n.payload.type === 'on');
     assert.deepEqual(
@@ -319,8 +324,7 @@ describe('JamSession in Chromium', { timeout: 240_000 }, () => {
     assert.ok((await stats(dan.page)).datagramsReceived >= 1);
 
     // Leave frees the seat at once (no resume window), and forgets it.
-    await dan.page.getByTestId('leave-button').click();
-    await dan.page.getByTestId('lobby').waitFor();
+    await leaveSession(dan.page);
     await waitForNames(ana.page, ['Ana', 'Ben', 'Cleo'], RESUME_WINDOW_S * 1000 / 2);
     assert.equal(await dan.page.evaluate(() => sessionStorage.getItem('jam.seat')), null);
     await dan.context.close();
@@ -463,8 +467,7 @@ describe('JamSession in Chromium', { timeout: 240_000 }, () => {
     await screenshot(ana.page, 'after-restart-new-session.png');
 
     // Leaving goes back to the lobby, and so does "Back to start".
-    await ana.page.getByTestId('leave-button').click();
-    await ana.page.getByTestId('lobby').waitFor();
+    await leaveSession(ana.page);
     assert.equal(new URL(ana.page.url()).searchParams.get('room'), null);
     await cleo.page.getByTestId('back-button').click();
     await cleo.page.getByTestId('lobby').waitFor();
