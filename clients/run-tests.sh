@@ -26,7 +26,7 @@ npx tsc -p types-check/tsconfig.json
 node types-check/must-fail.mjs
 
 echo "== clients/js: node tests against the real server"
-node --test --test-concurrency=1 --test-reporter=spec test/room.test.mjs test/real-server.test.mjs test/readme.test.mjs test/nodes.test.mjs
+node --test --test-concurrency=1 --test-reporter=spec test/room.test.mjs test/real-server.test.mjs test/sign-in.test.mjs test/readme.test.mjs test/nodes.test.mjs
 
 echo "== examples/react: npm ci, tsc --noEmit, vite build (one React), vitest against the real server"
 cd "$repo/examples/react"
