@@ -3,20 +3,26 @@
 // `unauthorized` and `forbidden` in plain words, the token's `name`, a resume
 // that needs no token, the refresh that keeps a short-lived seat, and a seat
 // whose token runs out: `token_expired`, the close, `session-ended`, and no
-// reconnect. Tokens are HS256, signed here with `jose`.
+// reconnect; and the backend's signing snippet of docs/signing-in.md, run as
+// written. Tokens are HS256, signed here with `jose`.
 //
 // The server's leeway on `exp` is 30 s: a token whose `exp` is 28 s past is
 // still taken at a join, and its seat runs out about 2 s later. That is how
 // these tests see an expiry in seconds.
 
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { SignJWT } from 'jose';
 import { WebSocket } from 'ws';
 import { JamClient, describeError } from 'jam-client';
 import { refreshDelayMs, tokenTimes } from '../src/sign-in.js';
 import { openWebTransport } from '../src/webtransport.js';
-import { JamServer, dropTransport, nextEvent } from './server.mjs';
+import { JamServer, REPO, dropTransport, nextEvent } from './server.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
 
 const encoder = new TextEncoder();
 const nowSec = () => Math.floor(Date.now() / 1000);
@@ -230,6 +236,32 @@ describe('jam-client against a jam-server with sign-in on', { timeout: 90_000 },
       const signature = t.split('.')[2];
       for (const w of words) assert.ok(!w.includes(signature), `a token in: ${w}`);
     }
+  });
+
+  test('the backend snippet of docs/signing-in.md signs tokens the server takes', async () => {
+    const doc = fs.readFileSync(path.join(REPO, 'docs', 'signing-in.md'), 'utf8');
+    const blocks = [...doc.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]).filter((b) => b.includes("from 'jose'"));
+    assert.equal(blocks.length, 1, 'one js block of docs/signing-in.md signs with jose');
+    // Inside the package, so that 'jose' resolves as in an app; it reads the secret file at import.
+    const file = path.join(here, `.signing-snippet-${process.pid}.mjs`);
+    fs.writeFileSync(file, blocks[0]);
+    const before = process.env.JAM_JWT_SECRET_FILE;
+    process.env.JAM_JWT_SECRET_FILE = server.secretFile;
+    let jamToken;
+    try {
+      ({ jamToken } = await import(pathToFileURL(file).href));
+    } finally {
+      if (before === undefined) delete process.env.JAM_JWT_SECRET_FILE;
+      else process.env.JAM_JWT_SECRET_FILE = before;
+      fs.rmSync(file, { force: true });
+    }
+    const user = { id: 42, name: 'Ana from the docs' };
+    const times = tokenTimes(await jamToken(user));
+    assert.equal(times.exp - times.iat, 15 * 60);
+    const ana = client({ getToken: () => jamToken(user) });
+    await ana.connect();
+    const { participants } = await ana.create({ name: 'Ana' });
+    assert.deepEqual(participants.map((p) => p.name), ['Ana from the docs']);
   });
 
   test('the token\'s name replaces the name asked for', async () => {
