@@ -467,7 +467,8 @@ export class JamClient {
    * app gave `getToken`; returns it (null when none is sent).
    */
   async _tokenFor(data, what) {
-    if (!this._signIn.active) return null;
+    // Not connected: the request fails as `not_connected` without asking the app.
+    if (!this._conn || !this._signIn.active) return null;
     data.token = await this._signIn.token(what);
     return data.token;
   }

@@ -171,6 +171,11 @@ describe('jam-client against a jam-server with sign-in on', { timeout: 90_000 },
     assert.equal(joined.roomCode, created.roomCode);
     assert.equal(getBen.calls, 1);
     assert.deepEqual(ben.room.participants.map((p) => p.name), ['Ana', 'Ben']);
+
+    // Not connected: the request fails without asking the app for a token.
+    ben.close();
+    await assert.rejects(ben.join({ roomCode: created.roomCode, name: 'Ben' }), { code: 'not_connected' });
+    assert.equal(getBen.calls, 1);
   });
 
   test('no token, a bad one, or one that does not allow this: unauthorized or forbidden, in plain words', async () => {
