@@ -9,8 +9,8 @@
 /** The protocol version this client speaks (`protocol` in `GET /connect`): 1. */
 export declare const PROTOCOL_VERSION: 1;
 
-/** The protocol 1.1 features this client uses when `GET /connect` lists them. */
-export declare const PROTOCOL_FEATURES: readonly ['resume', 'clock', 'latency', 'tempo', 'origins'];
+/** The protocol features this client uses when `GET /connect` lists them: 1.1's, and sign-in (`auth`). */
+export declare const PROTOCOL_FEATURES: readonly ['resume', 'clock', 'latency', 'tempo', 'origins', 'auth'];
 
 /** This package's version; its major and minor are the protocol's (1.2). */
 export declare const VERSION: string;
@@ -132,6 +132,8 @@ export interface ConnectInfo {
   features?: string[];
   /** The node that answered, or that holds the room asked for with `?room=` (1.2). */
   node?: string;
+  /** `'required'` when the server lets only signed-in users create and join (`auth` in `features`). */
+  auth?: 'required';
 }
 
 /** A message as it travels: `{ event, data, id?, seq? }`. */
@@ -207,7 +209,13 @@ export type ServerErrorCode =
   | 'rate_limited'
   | 'resume_failed'
   | 'unavailable'
-  | 'room_elsewhere';
+  | 'room_elsewhere'
+  /** Sign-in: no token, or one the server does not accept (a bad signature, expired, …). */
+  | 'unauthorized'
+  /** Sign-in: the token does not allow this (a room outside its `rooms`, a create with `create: false`, a refresh for another user). */
+  | 'forbidden'
+  /** Sign-in: the seat's token ran out without a refresh; the server ended the seat and closed the connection. */
+  | 'token_expired';
 
 /** The client's own error codes. */
 export type ClientErrorCode =
@@ -290,6 +298,13 @@ export interface JamClientOptions {
   fetch?: FetchLike;
   /** Replaces `describeError` for the `message` of the client's own events. */
   describeError?: (err: Describable) => string;
+  /**
+   * Signing in with the app's tokens: returns the JWT your backend signed for
+   * this user (or a promise of it). On a server that asks for sign-in the
+   * client calls it for every create and join, and again to refresh the seat's
+   * token when a quarter of its lifetime is left. Default: none, no token sent.
+   */
+  getToken?: () => string | Promise<string>;
   /** How long WebTransport may take to open before falling back, ms. Default 3000. */
   webTransportTimeoutMs?: number;
   /** How long a WebSocket may take to open, ms. Default 5000. */
@@ -359,6 +374,8 @@ export interface JamEvents {
   'event:broadcast': ServerEvent<BroadcastEvent>;
   'clock:pong': ServerEvent<{ t0: unknown; serverTime: number }>;
   'session:moved': ServerEvent<{ roomCode: string; connect: ConnectInfo }>;
+  /** The seat's token was replaced (`auth:refresh`); `exp` in seconds since the Unix epoch. */
+  'auth:refreshed': ServerEvent<{ exp: number }>;
   error: ServerEvent<{ code: ServerErrorCode | (string & {}); message: string; connect?: ConnectInfo }>;
 
   /** Every server envelope. */
@@ -398,8 +415,19 @@ export interface JamEvents {
    * another server…", not an error.
    */
   moving: [{ roomCode: string; node: string | null }];
-  /** The seat is gone for good. */
+  /**
+   * The seat is gone for good. With code `'token_expired'` its sign-in ran out
+   * without a refresh: the client has stopped (no reconnect); sign in and join again.
+   */
   'session-ended': [{ roomCode: string; code: ErrorCode | (string & {}); message: string }];
+  /** The seat's sign-in token was refreshed with one from `getToken`; it now expires at `exp` (seconds since the Unix epoch). */
+  'token-refreshed': [{ exp: number }];
+  /**
+   * The seat's token could not be refreshed (`getToken` failed twice, or gave
+   * a token the server refused twice, or one no newer): the seat ends when the
+   * token runs out, unless a later refresh succeeds.
+   */
+  'token-refresh-failed': [{ code: ErrorCode | (string & {}); message: string }];
   /** The client stopped for good. */
   disconnected: [{ reason: string }];
 }
@@ -463,9 +491,9 @@ export declare class JamClient {
   /** Whether `/connect` listed this feature. */
   hasFeature(name: string): boolean;
 
-  /** Creates a room; this client is its host. */
+  /** Creates a room; this client is its host. With sign-in on, the token comes from `getToken`. */
   create(args: { name: string; instrument?: string | null }): Promise<SeatAnswer>;
-  /** Joins a room by code (case and look-alikes forgiven). */
+  /** Joins a room by code (case and look-alikes forgiven). With sign-in on, the token comes from `getToken`. */
   join(args: { roomCode: string; name: string; instrument?: string | null }): Promise<SeatAnswer>;
   /** Leaves the room for good; resolves to the room left (null: none). */
   leave(): Promise<{ roomCode: string | null }>;

@@ -15,7 +15,10 @@ import type {
   Transport,
 } from './jam-client.js';
 
-/** `useJamSession(options)`: the client's options, read once, plus `autoConnect`. */
+/**
+ * `useJamSession(options)`: the client's options, read once (but `getToken`,
+ * whose latest version is always the one called), plus `autoConnect`.
+ */
 export interface UseJamSessionOptions extends JamClientOptions {
   /** Connect on mount (or take back the seat a reload left). Default true. */
   autoConnect?: boolean;

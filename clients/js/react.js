@@ -1,8 +1,9 @@
 // react.js: `jam-client/react`, React bindings for jam-client.
 //
 // Owns: `useJamSession` (one JamClient per mounted component: its connection
-// state, transport, room and last error as React state, and create / join /
-// leave / broadcast that report failures as that error instead of throwing)
+// state, transport, room and last error as React state, create / join /
+// leave / broadcast that report failures as that error instead of throwing,
+// and the `getToken` of the latest render handed to the client)
 // and `useJamEvent` (a typed subscription to any client event that follows
 // the component's lifecycle). Does not own: the client's workings
 // (jam-client.js) or any wording or markup (the app's).
@@ -31,16 +32,27 @@ function asJamError(err) {
  * (with `options`, read once), connects it (or takes back the seat a reload
  * left) unless `autoConnect` is false, and closes it when the component
  * unmounts (without leaving: the server holds the seat for its resume window).
+ * `getToken` is the exception to "read once": the client calls the one of the
+ * latest render, so it may close over state (the signed-in user).
  */
 export function useJamSession(options = {}) {
   // The options of the first render: a new client per render would drop the room.
   const first = useRef(options);
+  const getToken = useRef(options.getToken);
+  useLayoutEffect(() => {
+    getToken.current = options.getToken;
+  });
   const [client, setClient] = useState(null);
   const [snapshot, setSnapshot] = useState(() => snapshotOf(null));
   const [error, setError] = useState(null);
 
   useEffect(() => {
     const { autoConnect = true, ...clientOptions } = first.current;
+    // A client made with `getToken` asks the latest one; one made without never sends a token.
+    const firstGetToken = clientOptions.getToken;
+    if (typeof firstGetToken === 'function') {
+      clientOptions.getToken = () => (typeof getToken.current === 'function' ? getToken.current : firstGetToken)();
+    }
     const c = new JamClient(clientOptions);
     const update = () => setSnapshot(snapshotOf(c));
     const offs = [

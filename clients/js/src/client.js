@@ -10,7 +10,8 @@
 // and emitting every event the page hears. Does not own: the transports'
 // framing (websocket.js, webtransport.js), how a message changes the room
 // (room.js), the clock and tempo arithmetic (clock.js, tempo.js), storage
-// (seat-store.js) or the words of errors (errors.js). The API is described in
+// (seat-store.js), the app's sign-in tokens and their refresh (sign-in.js) or
+// the words of errors (errors.js). The API is described in
 // jam-client.d.ts and the package README.
 
 import { PROTOCOL_VERSION, VERSION } from './version.js';
@@ -19,12 +20,13 @@ import { ClockEstimator, localNow, now } from './clock.js';
 import { TempoTimeline, parseTempo } from './tempo.js';
 import { expectedDelayMs } from './latency.js';
 import { SeatStore } from './seat-store.js';
+import { SignIn } from './sign-in.js';
 import { isSeatAnswer, reduceRoom } from './room.js';
 import { openWebSocket } from './websocket.js';
 import { openWebTransport } from './webtransport.js';
 
 /** Answers that settle a request carrying an `id`. */
-const ANSWER_EVENTS = new Set(['session:created', 'session:joined', 'session:resumed', 'session:left', 'clock:pong', 'tempo:changed', 'error']);
+const ANSWER_EVENTS = new Set(['session:created', 'session:joined', 'session:resumed', 'session:left', 'clock:pong', 'tempo:changed', 'auth:refreshed', 'error']);
 
 /** Errors that mean the connection, not the request, failed. */
 const LINK_ERRORS = new Set(['disconnected', 'not_connected', 'timeout']);
@@ -47,6 +49,14 @@ const DEFAULTS = {
    * the default is `describeError`.
    */
   describeError: undefined,
+  /**
+   * Signing in with the app's tokens (docs/protocol.md §13): a function, sync or
+   * async, that returns the JWT the app's backend signed for this user. On a
+   * server that asks for tokens (`auth` in `/connect`) the client calls it for
+   * every create and join, and again to refresh the seat's token while a
+   * quarter of its lifetime is left. Undefined: no token is ever sent.
+   */
+  getToken: undefined,
   /** 'auto' | 'webtransport' | 'websocket'. */
   transport: 'auto',
   /** How long WebTransport may take to open before falling back. */
@@ -203,6 +213,14 @@ export class JamClient {
     this._seatedConn = null; // the connection the seat is on, once the server said so
     this._replayUntil = 0; // messages up to this `seq` are replays of a resume
     this._store = new SeatStore(this.options.storage, this.options.storageKey, () => this._seat);
+    this._signIn = new SignIn(this.options.getToken, {
+      enabled: () => this.hasFeature('auth'),
+      seated: () => this._conn !== null && this._seatedConn === this._conn,
+      request: (event, data) => this.request(event, data),
+      now: () => this.serverNow() ?? localNow(),
+      emit: (name, data) => this._emit(name, data),
+      describe: (err) => this._describe(err),
+    });
     this._heartbeat = null;
     this._clockTimer = null;
     this._clockPings = new Map(); // id -> local send time, for pings of this connection
@@ -398,8 +416,16 @@ export class JamClient {
    * (`restore()`). `leave()` is how a person leaves.
    */
   close(reason = 'closed by client') {
+    this._halt(reason);
+    this._emit('disconnected', { reason });
+  }
+
+  /** Everything `close()` does but say so: the client stops for good, keeping the seat stored. */
+  _halt(reason) {
+    // Stops a reconnect under way too: it checks this after every wait.
     this._closedByUser = true;
     this._saveSeat();
+    this._signIn.pause();
     if (this._wake) this._wake();
     this._stopHeartbeat();
     this._stopClock();
@@ -411,7 +437,6 @@ export class JamClient {
     this._setRoom(null);
     this.transport = null;
     this._setState('disconnected');
-    this._emit('disconnected', { reason });
   }
 
   /**
@@ -425,9 +450,27 @@ export class JamClient {
 
   // --- requests -----------------------------------------------------------
 
-  /** Creates a room; resolves to `{ roomCode, userId, hostId, participants, ... }`. */
-  create({ name, instrument } = {}) {
-    return this.request('session:create', { name, instrument: instrument ?? '' });
+  /**
+   * Creates a room; resolves to `{ roomCode, userId, hostId, participants, ... }`.
+   * On a server that asks for sign-in, with a token from `getToken`.
+   */
+  async create({ name, instrument } = {}) {
+    const data = { name, instrument: instrument ?? '' };
+    const token = await this._tokenFor(data, 'creating a room');
+    const answer = await this.request('session:create', data);
+    if (token !== null) this._signIn.held(token);
+    return answer;
+  }
+
+  /**
+   * Adds `token` to a create or join when the server asks for sign-in and the
+   * app gave `getToken`; returns it (null when none is sent).
+   */
+  async _tokenFor(data, what) {
+    // Not connected: the request fails as `not_connected` without asking the app.
+    if (!this._conn || !this._signIn.active) return null;
+    data.token = await this._signIn.token(what);
+    return data.token;
   }
 
   /**
@@ -437,13 +480,17 @@ export class JamClient {
    */
   async join({ roomCode, name, instrument } = {}) {
     const data = { roomCode, name, instrument: instrument ?? '' };
+    const token = await this._tokenFor(data, 'joining a room');
+    let answer;
     try {
-      return await this.request('session:join', data);
+      answer = await this.request('session:join', data);
     } catch (err) {
       if (err.code !== 'room_elsewhere' || !err.connect) throw err;
       await this._moveTo(err.connect);
-      return this.request('session:join', data);
+      answer = await this.request('session:join', data);
     }
+    if (token !== null) this._signIn.held(token);
+    return answer;
   }
 
   /** Replaces the connection with one to the node a `/connect` answer names. */
@@ -840,6 +887,7 @@ export class JamClient {
       }
       this._takeSeat(conn, env.event, data, reduced.room);
       tempoChanged = !this._tempo.isEmpty;
+      if (env.event === 'session:resumed') this._signIn.seatBack();
     } else if (env.event === 'session:left') {
       this._dropSeat();
     } else if (env.event === 'session:moved' && data.connect && typeof data.connect === 'object') {
@@ -885,6 +933,7 @@ export class JamClient {
       this._emitTempo();
       this._scheduleTempo();
     }
+    if (env.event === 'error' && data.code === 'token_expired') this._endSignedOut(conn, 'sign-in expired');
   }
 
   /**
@@ -929,6 +978,7 @@ export class JamClient {
 
   /** Forgets the seat, in memory and in storage. */
   _dropSeat() {
+    this._signIn.stop();
     this._seat = null;
     this._seatedConn = null;
     this._replayUntil = 0;
@@ -989,8 +1039,12 @@ export class JamClient {
     return { roomCode: this._seat.roomCode, name: this._seat.name, instrument: this._seat.instrument };
   }
 
-  _handleClose(conn, { reason, takenOver = false }) {
+  _handleClose(conn, { reason, takenOver = false, tokenExpired = false }) {
     if (!conn || conn !== this._conn) return;
+    if (tokenExpired) {
+      this._endSignedOut(conn, reason);
+      return;
+    }
     this._stopHeartbeat();
     this._stopClock();
     this._conn = null;
@@ -1011,6 +1065,7 @@ export class JamClient {
     }
     if (!this.options.reconnect) {
       this._saveSeat();
+      this._signIn.pause();
       this._setRoom(null);
       this._setState('disconnected');
       this._emit('disconnected', { reason });
@@ -1020,6 +1075,23 @@ export class JamClient {
     // until the seat is back (or gone for good).
     // A loss during a reconnect attempt is handled by the loop already running.
     if (!this._reconnecting) this._reconnectLoop(reason);
+  }
+
+  /**
+   * The server ended the seat because its sign-in token ran out without a
+   * refresh (`token_expired`, then the close 4003 or WebTransport 7): the
+   * seat is gone, with nothing to resume, and a reconnect would only learn
+   * that again. The client stops and says so in `session-ended`; joining
+   * again (with a fresh token) is the app's call.
+   */
+  _endSignedOut(conn, reason) {
+    if (conn !== this._conn) return;
+    const seat = this._seat;
+    const roomCode = seat ? seat.roomCode : this.room ? this.room.roomCode : null;
+    this._dropSeat();
+    this._halt(reason);
+    if (roomCode) this._emit('session-ended', { roomCode, code: 'token_expired', message: this._describe('token_expired') });
+    this._emit('disconnected', { reason });
   }
 
   /** A reconnect met a server of another protocol version: the seat ends, and the client stops. */
@@ -1065,6 +1137,7 @@ export class JamClient {
       for (let attempt = 0; ; ) {
         if (attempt >= this.options.reconnectMaxAttempts) {
           this._saveSeat();
+          this._signIn.pause();
           this._setRoom(null);
           this._setState('disconnected');
           this._emit('disconnected', { reason: `gave up after ${attempt} attempts: ${reason}` });

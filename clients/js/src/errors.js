@@ -18,7 +18,8 @@ export class JamError extends Error {
 
 /**
  * Every error code a client may meet, each with a short default text: the
- * protocol's (`error` answers) and the client's own (`timeout`,
+ * protocol's (`error` answers; the sign-in ones, `unauthorized`, `forbidden`
+ * and `token_expired`, in sentences a person can act on) and the client's own (`timeout`,
  * `disconnected`, `not_connected`, `connect_failed`, `protocol_mismatch`,
  * `origin_not_allowed`, and `resumed_elsewhere` in `session-ended`). An app
  * shows its own words for them (the jam-server page passes its own from
@@ -36,6 +37,9 @@ export const ERROR_CODES = Object.freeze({
   resume_failed: 'the seat could not be resumed',
   unavailable: 'the server cannot open rooms right now',
   room_elsewhere: 'the room is on another server',
+  unauthorized: 'This server lets only signed-in players in, and your sign-in was missing or not accepted. Sign in again.',
+  forbidden: 'Your sign-in does not allow this: that room is not open to you, or you may not create rooms.',
+  token_expired: 'Your sign-in expired; sign in again to rejoin.',
   timeout: 'no answer in time',
   disconnected: 'the connection was lost',
   not_connected: 'not connected',

@@ -3,7 +3,8 @@
 // Owns: opening a WebSocket (the page's, or the `ws` package's in Node), one
 // JSON envelope per text message, and reporting the socket's end exactly once
 // through `onClose` (`takenOver` when the server closed it because the seat
-// was resumed on another connection). Like webtransport.js it offers
+// was resumed on another connection, `tokenExpired` when it ended the seat
+// because its sign-in token ran out). Like webtransport.js it offers
 // "envelope text in, envelope text out" and knows nothing about rooms or
 // reconnecting. WebSocket has no datagrams: everything takes the one reliable path.
 
@@ -11,6 +12,8 @@ import { JamError } from './errors.js';
 
 /** The WebSocket close code of a seat resumed on another connection. */
 const WS_CLOSE_RESUMED_ELSEWHERE = 4000;
+/** The WebSocket close code of a seat whose sign-in token ran out (docs/protocol.md §13). */
+const WS_CLOSE_TOKEN_EXPIRED = 4003;
 
 /** Opens a WebSocket. Resolves to a transport object once it is open. */
 export function openWebSocket(url, { WebSocket, timeoutMs, onMessage, onClose }) {
@@ -46,10 +49,10 @@ export function openWebSocket(url, { WebSocket, timeoutMs, onMessage, onClose })
       },
     };
 
-    function finish(reason, takenOver = false) {
+    function finish(reason, code = null) {
       if (closed) return;
       closed = true;
-      if (opened) onClose({ reason, takenOver });
+      if (opened) onClose({ reason, takenOver: code === WS_CLOSE_RESUMED_ELSEWHERE, tokenExpired: code === WS_CLOSE_TOKEN_EXPIRED });
     }
 
     ws.onopen = () => {
@@ -69,7 +72,7 @@ export function openWebSocket(url, { WebSocket, timeoutMs, onMessage, onClose })
     ws.onclose = (ev) => {
       clearTimeout(timer);
       if (!opened) reject(new JamError('connect_failed', `WebSocket to ${url} closed (${ev.code})`));
-      finish(`socket closed (${ev.code}${ev.reason ? ': ' + ev.reason : ''})`, ev.code === WS_CLOSE_RESUMED_ELSEWHERE);
+      finish(`socket closed (${ev.code}${ev.reason ? ': ' + ev.reason : ''})`, ev.code);
     };
   });
 }

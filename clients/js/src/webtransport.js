@@ -4,13 +4,16 @@
 // (hexToBytes), its control stream (newline-delimited JSON) and its datagrams
 // (one JSON envelope each), and reporting the session's end exactly once
 // through `onClose` (`takenOver` when the server closed it because the seat
-// was resumed on another connection). Like websocket.js it offers "envelope
+// was resumed on another connection, `tokenExpired` when it ended the seat
+// because its sign-in token ran out). Like websocket.js it offers "envelope
 // text in, envelope text out" and knows nothing about rooms or reconnecting.
 
 import { JamError, withTimeout } from './errors.js';
 
 /** The WebTransport close code of a seat resumed on another connection. */
 const WT_CLOSE_RESUMED_ELSEWHERE = 5;
+/** The WebTransport close code of a seat whose sign-in token ran out (docs/protocol.md §13). */
+const WT_CLOSE_TOKEN_EXPIRED = 7;
 
 const encoder = new TextEncoder();
 
@@ -82,15 +85,15 @@ export async function openWebTransport(info, { WebTransport, timeoutMs, fallback
     },
   };
 
-  function finish(reason, takenOver = false) {
+  function finish(reason, code = null) {
     if (closed) return;
     closed = true;
     try { wt.close(); } catch { /* already closed */ }
-    onClose({ reason, takenOver });
+    onClose({ reason, takenOver: code === WT_CLOSE_RESUMED_ELSEWHERE, tokenExpired: code === WT_CLOSE_TOKEN_EXPIRED });
   }
 
   wt.closed.then(
-    (info2) => finish((info2 && info2.reason) || 'session closed', info2 && info2.closeCode === WT_CLOSE_RESUMED_ELSEWHERE),
+    (info2) => finish((info2 && info2.reason) || 'session closed', info2 ? info2.closeCode : null),
     (err) => finish((err && err.message) || 'session failed'),
   );
 

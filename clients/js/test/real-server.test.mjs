@@ -27,7 +27,7 @@ test('the package\'s version states the protocol it speaks (1.2.x: protocol 1 wi
   const pkg = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
   assert.equal(VERSION, pkg.version);
   assert.match(pkg.version, new RegExp(`^${PROTOCOL_VERSION}\\.2\\.\\d+$`));
-  assert.deepEqual([...PROTOCOL_FEATURES], ['resume', 'clock', 'latency', 'tempo', 'origins']);
+  assert.deepEqual([...PROTOCOL_FEATURES], ['resume', 'clock', 'latency', 'tempo', 'origins', 'auth']);
 });
 
 describe('jam-client against the real jam-server', { timeout: 60_000 }, () => {

@@ -9,8 +9,14 @@ export declare const READY_MS: number;
 export declare function dropTransport(client: JamClient): void;
 export declare class JamServer {
   static start(extraArgs?: string[]): Promise<JamServer>;
+  /** The server with sign-in on: a fresh HS256 secret in a temporary file, `--jwt-secret-file`. */
+  static startWithSecret(extraArgs?: string[]): Promise<JamServer>;
   /** `http://127.0.0.1:PORT` of the running server. */
   baseUrl: string;
+  /** With sign-in on: the HS256 secret (else null). */
+  secret: string | null;
+  /** With sign-in on: the file that holds it (else null). */
+  secretFile: string | null;
   log: string;
   stop(): Promise<void>;
 }

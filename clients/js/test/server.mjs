@@ -1,9 +1,12 @@
 // server.mjs: the real jam-server for the package's tests, started on
 // loopback port 0 (the port it bound is read from its "listening" log line),
-// and the test hook that drops a client's transport.
+// with sign-in on when asked (a fresh HS256 secret in a temporary file), and
+// the test hook that drops a client's transport.
 
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 // The repository's other node tests stop the server the same way (node's own modules only).
@@ -43,10 +46,38 @@ export class JamServer {
     return server;
   }
 
+  /**
+   * The server with sign-in on (docs/protocol.md §13): a fresh random HS256
+   * secret written to a temporary file (mode 0600) and passed as
+   * `--jwt-secret-file`. The secret is `server.secret`, the file
+   * `server.secretFile`; `stop()` removes it.
+   */
+  static async startWithSecret(extraArgs = []) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jam-jwt-'));
+    const secretFile = path.join(dir, 'jwt-secret');
+    const secret = crypto.randomBytes(32).toString('base64url');
+    fs.writeFileSync(secretFile, `${secret}\n`, { mode: 0o600 });
+    let server;
+    try {
+      server = await JamServer.start(['--jwt-secret-file', secretFile, ...extraArgs]);
+    } catch (err) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
+    server.secret = secret;
+    server.secretFile = secretFile;
+    server._tempDir = dir;
+    return server;
+  }
+
   constructor(proc) {
     this.proc = proc;
     this.log = '';
     this.baseUrl = null;
+    /** With sign-in on: the HS256 secret, and the file that holds it. */
+    this.secret = null;
+    this.secretFile = null;
+    this._tempDir = null;
   }
 
   _ready() {
@@ -76,6 +107,7 @@ export class JamServer {
 
   async stop() {
     await stopProcess(this.proc);
+    if (this._tempDir) fs.rmSync(this._tempDir, { recursive: true, force: true });
   }
 }
 

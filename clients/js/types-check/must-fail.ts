@@ -30,6 +30,10 @@ export function mistakes(client: JamClient, jam: JamSession): void {
   void describeError('room_full', { room_full: 404 });
   // @ts-expect-error the hook checks event names too
   useJamEvent(client, 'user-joined', () => {});
+  // @ts-expect-error getToken returns the token (a string), not an object
+  void new JamClient({ getToken: () => ({ token: 'x' }) });
+  // @ts-expect-error a refresh says when the token expires, nothing about the user
+  client.on('token-refreshed', ({ sub }) => console.log(sub));
   // @ts-expect-error the hook's broadcast takes the client's options, no others
   jam.broadcast('note', { note: 60 }, { ephemral: true });
 }

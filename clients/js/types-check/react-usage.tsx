@@ -51,3 +51,16 @@ export function Presence() {
     </div>
   );
 }
+
+/** The hook with the app's tokens: getToken may close over the signed-in user. */
+export function SignedIn({ user }: { user: string }) {
+  const jam = useJamSession({
+    baseUrl: 'http://localhost:3001',
+    getToken: async () => {
+      const res = await fetch('/api/jam-token', { method: 'POST', body: JSON.stringify({ user }) });
+      return ((await res.json()) as { token: string }).token;
+    },
+  });
+  useJamEvent(jam.client, 'token-refresh-failed', ({ message }) => console.log(message));
+  return <p>{jam.error?.code === 'token_expired' ? 'Sign in again' : jam.state}</p>;
+}

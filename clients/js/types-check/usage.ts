@@ -63,5 +63,14 @@ export function typed(client: import('jam-client').JamClient): void {
   client.on('clock', ({ offsetMs, errorMs }) => console.log(offsetMs, errorMs));
   const args: JamEvents['session:user-joined'] = [{ user: who[0] }, { event: 'session:user-joined', data: { user: who[0] } }, 'stream'];
   const answer: Promise<SeatAnswer> = client.join({ roomCode: 'ABC123', name: 'Ben', instrument: null });
-  void [v, s, text, grade, beatMs, t, rtt, tempo, sent, offset, next, beatInBar, path, args, answer];
+  // Signing in: getToken sync or async; the sign-in errors and events.
+  const signedIn = new JamClient({ getToken: async () => (await fetch('/api/jam-token')).text() });
+  const signedInSync = new JamClient({ getToken: () => 'header.payload.signature' });
+  const expired: string = ERROR_CODES.token_expired + ERROR_CODES.unauthorized + ERROR_CODES.forbidden;
+  signedIn.on('token-refreshed', ({ exp }) => console.log(exp.toFixed()));
+  signedIn.on('token-refresh-failed', ({ code, message }) => console.log(code, message));
+  signedIn.on('auth:refreshed', ({ exp }, envelope) => console.log(exp, envelope.id));
+  signedIn.on('session-ended', ({ code }) => console.log(code === 'token_expired' ? 'sign in again' : code));
+  const required: 'required' | undefined = signedInSync.connectInfo?.auth;
+  void [v, s, text, grade, beatMs, t, rtt, tempo, sent, offset, next, beatInBar, path, args, answer, expired, required];
 }

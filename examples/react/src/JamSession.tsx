@@ -1,7 +1,9 @@
 // JamSession.tsx: the jam view. Connect, create a session or join one by its
 // code, see who is in it (instrument, host), play notes on a small keyboard and
 // hear the others'. Everything about the connection comes from jam-client's
-// `useJamSession` hook; this file is only the view.
+// `useJamSession` hook; this file is only the view. Signed in (App.tsx), it
+// plays under the user's name and hands the hook `getToken`; without, it asks
+// for a name (a server without sign-in).
 
 import { useState, type FormEvent } from 'react';
 import { describeError, type JamError } from 'jam-client';
@@ -28,6 +30,10 @@ const PLAIN_WORDS: Record<string, string> = {
   name_taken: 'Someone in that session already uses that name. Please pick another one.',
   room_full: 'That session is full.',
   invalid_message: 'Names need 1 to 32 characters.',
+  unauthorized: 'The jam server did not accept your sign-in. Sign out and sign in again.',
+  forbidden: 'Your sign-in does not let you into that session.',
+  // The seat ended; getToken fetches a fresh token, so joining again is all it takes.
+  token_expired: 'Your sign-in expired, so you left the session. Join it again to carry on.',
   connect_failed: 'Cannot reach the jam server. Is it running?',
   protocol_mismatch: 'This app and the jam server speak different protocol versions.',
   disconnected: 'The connection to the server was lost.',
@@ -56,11 +62,24 @@ interface Props {
   serverUrl?: string;
   /** More client options (tests pass the `ws` WebSocket here). */
   options?: UseJamSessionOptions;
+  /** The signed-in user's name: the name played under (the token says it too). */
+  user?: string;
+  /** The user's jam sign-in token, fresh from the app's backend. */
+  getToken?: () => Promise<string>;
+  /** Signs the user out. */
+  onSignOut?: () => void;
 }
 
-export default function JamSession({ serverUrl = import.meta.env.VITE_JAM_SERVER ?? 'http://localhost:3001', options }: Props) {
-  const jam = useJamSession({ baseUrl: serverUrl, ...options });
-  const [name, setName] = useState('');
+export default function JamSession({
+  serverUrl = import.meta.env.VITE_JAM_SERVER ?? 'http://localhost:3001',
+  options,
+  user,
+  getToken,
+  onSignOut,
+}: Props) {
+  const jam = useJamSession({ baseUrl: serverUrl, getToken, ...options });
+  const [typedName, setTypedName] = useState('');
+  const name = user ?? typedName;
   const [instrument, setInstrument] = useState('piano');
   const [code, setCode] = useState('');
   const [heard, setHeard] = useState<{ from: string; note: number } | null>(null);
@@ -108,9 +127,16 @@ export default function JamSession({ serverUrl = import.meta.env.VITE_JAM_SERVER
 
       {!jam.room ? (
         <section aria-label="lobby">
-          <label>
-            Your name <input value={name} onChange={(e) => setName(e.target.value)} maxLength={32} />
-          </label>
+          {user === undefined ? (
+            <label>
+              Your name <input value={typedName} onChange={(e) => setTypedName(e.target.value)} maxLength={32} />
+            </label>
+          ) : (
+            <p>
+              Signed in as <output aria-label="signed in as">{user}</output>{' '}
+              {onSignOut && <button onClick={onSignOut}>Sign out</button>}
+            </p>
+          )}
           <label>
             Instrument{' '}
             <select value={instrument} onChange={(e) => setInstrument(e.target.value)}>

@@ -1,10 +1,10 @@
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import './JamSession.css';
-import JamSession from './JamSession';
+import App from './App';
 
 createRoot(document.getElementById('root')!).render(
   <StrictMode>
-    <JamSession />
+    <App />
   </StrictMode>,
 );
