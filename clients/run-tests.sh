@@ -43,5 +43,8 @@ echo "== examples/react: the build signs in and creates a room in headless Chrom
 (cd "$repo/web-demo/e2e" && export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 && npm_ci)
 node --test --test-reporter=spec test/signin.browser.test.mjs
 
+echo "== the web demo signs in through the example's dev token endpoint (?tokenUrl=) in headless Chromium"
+(cd "$repo/web-demo/e2e" && node --test --test-reporter=spec signin.test.mjs)
+
 echo "== a fresh React app with jam-client installed as its README says"
 bash "$here/fresh-app.sh"

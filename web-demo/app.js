@@ -40,7 +40,29 @@ import { createChat } from './chat.js';
 const params = new URLSearchParams(location.search);
 const forcedTransport = ['webtransport', 'websocket'].includes(params.get('transport')) ? params.get('transport') : 'auto';
 
-const client = new JamClient({ transport: forcedTransport, describeError });
+/**
+ * Sign-in (docs/protocol.md §13): on a server that requires it, `?tokenUrl=` names the
+ * app's token endpoint, asked with POST {"name"} for {"token"} (the React example's dev
+ * endpoint speaks this). Without it, creating or joining there answers `unauthorized`,
+ * which the status bar explains.
+ */
+const tokenUrl = params.get('tokenUrl');
+async function getToken() {
+  const name = document.getElementById('name').value.trim();
+  const res = await fetch(tokenUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name }),
+  });
+  if (!res.ok) throw new Error(`the sign-in endpoint answered ${res.status}`);
+  return (await res.json()).token;
+}
+
+const client = new JamClient({
+  transport: forcedTransport,
+  describeError,
+  ...(tokenUrl ? { getToken } : {}),
+});
 const synth = new Synth();
 
 /** What more than one part reads; each part keeps its own bookkeeping to itself. */

@@ -64,9 +64,22 @@ function answer(res, status, body) {
  * id (`sub`) is made from the name, so one name is one user: a second tab with the same
  * name cannot take a second seat in a room (`name_taken`).
  */
-export async function startTokenServer({ secretFile = DEFAULT_SECRET_FILE, port = 3002, host = '127.0.0.1', lifetimeS = 600 } = {}) {
+export async function startTokenServer({
+  secretFile = DEFAULT_SECRET_FILE, port = 3002, host = '127.0.0.1', lifetimeS = 600, allowOrigins = [],
+} = {}) {
   const key = new TextEncoder().encode(readOrMakeSecret(secretFile));
   const server = http.createServer(async (req, res) => {
+    // A page on another origin (the web demo served by jam-server, `?tokenUrl=`) may ask
+    // when its origin is listed ($TOKEN_ALLOW_ORIGINS).
+    const origin = req.headers.origin;
+    if (origin && allowOrigins.includes(origin)) {
+      res.setHeader('access-control-allow-origin', origin);
+      res.setHeader('vary', 'origin');
+      if (req.method === 'OPTIONS') {
+        res.writeHead(204, { 'access-control-allow-methods': 'POST', 'access-control-allow-headers': 'content-type' });
+        return res.end();
+      }
+    }
     const url = new URL(req.url, 'http://x');
     if (url.pathname !== '/token') return answer(res, 404, { error: 'POST /token {"name": "..."}' });
     if (req.method !== 'POST') return answer(res, 405, { error: 'POST only' });
@@ -109,6 +122,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.ar
     secretFile,
     port: Number(process.env.TOKEN_PORT || 3002),
     lifetimeS: Number(process.env.TOKEN_LIFETIME || 600),
+    allowOrigins: (process.env.TOKEN_ALLOW_ORIGINS || '').split(',').filter(Boolean),
   });
   console.log(`token endpoint listening at ${endpoint.url}, signing with ${secretFile}`);
   console.log(`run jam-server with the same secret: cargo run --release -- --jwt-secret-file ${secretFile}`);
