@@ -108,6 +108,20 @@ fn away_of(r: &Received) -> Option<(&str, Option<AwayReason>)> {
     }
 }
 
+/// The next presence notice (away or back) or relayed event `c` hears.
+async fn next_notice(c: &mut Client) -> Received {
+    c.wait_for(T, |r| {
+        matches!(
+            r.event(),
+            ServerEvent::UserAway { .. }
+                | ServerEvent::UserBack { .. }
+                | ServerEvent::Broadcast { .. }
+        )
+    })
+    .await
+    .unwrap()
+}
+
 /// Three `clock:ping`s: the connection is heartbeating. Returns when the last was sent.
 async fn heartbeat(c: &mut Client) -> Instant {
     let mut sent = Instant::now();
@@ -164,15 +178,7 @@ async fn a_heartbeating_seat_that_goes_quiet_is_away_silent_and_back_on_the_firs
 
         // The first thing heard turns it back, before the note itself is relayed.
         b.broadcast(&code, "note", &json!({"n": 1})).await.unwrap();
-        let back = a
-            .wait_for(T, |r| {
-                matches!(
-                    r.event(),
-                    ServerEvent::UserBack { .. } | ServerEvent::Broadcast { .. }
-                )
-            })
-            .await
-            .unwrap();
+        let back = next_notice(&mut a).await;
         assert_eq!(
             back.event(),
             &ServerEvent::UserBack {
@@ -262,15 +268,7 @@ async fn a_silent_seat_whose_connection_ends_stays_away_unannounced_and_its_wind
             .await
             .expect("the seat is held: its window started when the connection ended");
         assert_eq!(resumed.user_id, joined.user_id);
-        let next = a
-            .wait_for(T, |r| {
-                matches!(
-                    r.event(),
-                    ServerEvent::UserAway { .. } | ServerEvent::UserBack { .. }
-                )
-            })
-            .await
-            .unwrap();
+        let next = next_notice(&mut a).await;
         assert_eq!(
             next.event(),
             &ServerEvent::UserBack {

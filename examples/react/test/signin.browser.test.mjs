@@ -10,25 +10,19 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { JamServer, TIMEOUT, freeTcpPort, launchBrowser } from '../../../web-demo/e2e/harness.mjs';
 import { stopProcess } from '../../../web-demo/e2e/server.mjs';
+import { serveDir } from '../../../clients/static-site.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const EXAMPLE = path.resolve(here, '..');
 const DIST = path.join(EXAMPLE, 'dist');
 /** docs/protocol.md: six characters of this alphabet. */
 const ROOM_CODE = /^[0-9ABCDEFGHJKMNPQRSTVWXYZ]{6}$/;
-const TYPES = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.map': 'application/json',
-};
 
 /** dev/token-server.mjs as a child process; resolves once it listens. */
 async function startTokenEndpoint(secretFile) {
@@ -57,46 +51,6 @@ async function startTokenEndpoint(secretFile) {
   return { proc, port, output: () => output };
 }
 
-/** dist/ on 127.0.0.1, with `/token` passed on to the endpoint on `tokenPort`. */
-async function serveApp(tokenPort) {
-  const server = http.createServer((req, res) => {
-    const url = new URL(req.url, 'http://x');
-    if (url.pathname === '/token') {
-      const upstream = http.request({ host: '127.0.0.1', port: tokenPort, path: '/token', method: req.method, headers: req.headers }, (answer) => {
-        res.writeHead(answer.statusCode, answer.headers);
-        answer.pipe(res);
-      });
-      upstream.on('error', () => {
-        res.writeHead(502);
-        res.end();
-      });
-      req.pipe(upstream);
-      return;
-    }
-    const rel = url.pathname === '/' ? 'index.html' : decodeURIComponent(url.pathname).slice(1);
-    const file = path.resolve(DIST, rel);
-    if (!file.startsWith(DIST + path.sep) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
-      res.writeHead(404, { 'content-type': 'text/plain' });
-      res.end('not found');
-      return;
-    }
-    res.writeHead(200, { 'content-type': TYPES[path.extname(file)] || 'application/octet-stream', 'cache-control': 'no-store' });
-    res.end(fs.readFileSync(file));
-  });
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  return {
-    origin: `http://127.0.0.1:${server.address().port}`,
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(resolve);
-      }),
-  };
-}
-
 let dir;
 let endpoint;
 let site;
@@ -109,7 +63,7 @@ before(async () => {
   const secretFile = path.join(dir, 'jwt-secret');
   endpoint = await startTokenEndpoint(secretFile);
   assert.ok(fs.existsSync(secretFile), 'the endpoint made its secret file');
-  site = await serveApp(endpoint.port);
+  site = await serveDir(DIST, { proxy: { path: '/token', port: endpoint.port } });
   jam = await JamServer.create({
     extraArgs: ['--jwt-secret-file', secretFile, '--allowed-origins', site.origin],
     logName: 'react-signin-server.log',
