@@ -12,6 +12,7 @@ use crate::auth::{Auth, AuthFlags, KeyError};
 use crate::handshakes::{self, RetryPolicy};
 use crate::history::HistoryLimits;
 use crate::origins::{BadOrigin, OriginPolicy};
+use crate::proxies::TrustedProxies;
 use crate::room::Limits;
 use crate::session::SessionLimits;
 
@@ -63,6 +64,9 @@ pub enum ConfigError {
     /// `--data-dir` is empty.
     #[error("--data-dir must name a directory")]
     DataDir,
+    /// `--trusted-proxies` holds something that is not an address or network.
+    #[error("--trusted-proxies: {0}")]
+    TrustedProxies(String),
     /// A sign-in key flag that cannot be used.
     #[error(transparent)]
     Jwt(#[from] KeyError),
@@ -90,6 +94,14 @@ pub struct Config {
     /// (`[::]:$PORT`).
     #[arg(long, env = "JAM_HTTP_ADDR", default_value = "[::]:3001")]
     pub http_addr: SocketAddr,
+
+    /// Reverse proxies whose forwarding headers are believed, as addresses or networks
+    /// (`10.0.0.0/8,fdaa::/16,127.0.0.1`; default: none). Only from these peers is the
+    /// client's address taken from `X-Forwarded-For` / `Forwarded` / `Fly-Client-IP`, and
+    /// the scheme and host from `X-Forwarded-Proto` / `X-Forwarded-Host` / `Forwarded`;
+    /// every per-address limit then counts the client, not the proxy.
+    #[arg(long, env = "JAM_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
 
     /// When set, `/metrics` and `/stats` are served only on this TCP address (a private
     /// network or loopback), not on the public HTTP port; `/healthz` and `/readyz` are
@@ -590,6 +602,7 @@ impl Config {
             Duration::from_secs(3600),
         )?;
         self.origin_policy().map_err(ConfigError::Origins)?;
+        self.proxies()?;
         self.auth()?;
         if let Some(url) = &self.redis_url {
             redis::Client::open(url.as_str()).map_err(|e| ConfigError::RedisUrl(e.to_string()))?;
@@ -660,6 +673,11 @@ impl Config {
             room_creates_per_minute: self.room_creates_per_minute,
             max_away_seats_per_address: self.max_away_seats_per_address,
         }
+    }
+
+    /// The `--trusted-proxies`.
+    pub fn proxies(&self) -> Result<TrustedProxies, ConfigError> {
+        TrustedProxies::parse(&self.trusted_proxies).map_err(ConfigError::TrustedProxies)
     }
 
     /// Sign-in as the `--jwt-*` flags configure it: `None` when off.

@@ -29,6 +29,7 @@ use crate::origins::{OriginPolicy, RefusedOrigins};
 use crate::outbox::{
     Bounds, CloseReason, DatagramSink, Inbox, Outbox, Queued, DEFAULT_BUDGET_BYTES,
 };
+use crate::proxies::TrustedProxies;
 use crate::room::Hub;
 use crate::session::{Session, SessionLimits};
 use crate::stats::{OpenConnection, Transport};
@@ -70,6 +71,8 @@ pub struct Context {
     pub cluster: Option<Arc<Cluster>>,
     /// Sign-in with the app's JWTs, when on (docs/protocol.md §13).
     pub auth: Option<Arc<Auth>>,
+    /// The reverse proxies whose forwarding headers are believed.
+    pub proxies: TrustedProxies,
     next_conn: AtomicU64,
 }
 
@@ -123,7 +126,7 @@ impl Drop for Place {
 #[derive(Debug)]
 pub struct TcpPlace {
     _open: Place,
-    _address: AddressSlot,
+    _address: Option<AddressSlot>,
 }
 
 /// A TCP connection accepted over the server's cap: it may ask for `/healthz` and
@@ -167,6 +170,12 @@ impl Context {
     /// (`--outbox-bytes`).
     pub fn with_outbox_bytes(mut self, bytes: usize) -> Self {
         self.outbox_bytes = bytes;
+        self
+    }
+
+    /// Sets the reverse proxies whose forwarding headers are believed.
+    pub fn with_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.proxies = proxies;
         self
     }
 
@@ -223,6 +232,7 @@ impl Context {
             refused_origins: RefusedOrigins::default(),
             cluster: None,
             auth: None,
+            proxies: TrustedProxies::default(),
             next_conn: AtomicU64::new(0),
         }
     }
@@ -266,13 +276,22 @@ impl Context {
             stats.refused_server_full.fetch_add(1, Ordering::Relaxed);
             return Err(Refused::ServerFull);
         };
+        // A trusted proxy carries every client: its sockets count against the server's
+        // cap only, and each client's connections against its own address once its
+        // request says who it is.
+        if self.proxies.trusts(peer.ip()) {
+            return Ok(TcpPlace {
+                _open: open,
+                _address: None,
+            });
+        }
         let Some(address) = AddressSlot::take(&self.tcp_addresses, peer.ip()) else {
             stats.refused_tcp_address.fetch_add(1, Ordering::Relaxed);
             return Err(Refused::TooManyFromAddress);
         };
         Ok(TcpPlace {
             _open: open,
-            _address: address,
+            _address: Some(address),
         })
     }
 

@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path as UrlPath, State};
+use axum::extract::{ConnectInfo, Path as UrlPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -20,6 +20,7 @@ use tokio::io::AsyncReadExt;
 use tokio_util::io::ReaderStream;
 
 use crate::conn::Context;
+use crate::proxies;
 use crate::transport;
 
 /// What `GET /connect` publishes, kept current across certificate renewals.
@@ -186,18 +187,47 @@ pub fn router(
         .with_state(state)
         .merge(ws)
         .merge(transport::sio::router(ctx.clone()));
-    match admin {
+    let all = match admin {
         true => public,
-        false => public
-            .merge(crate::metrics::router(ctx.clone()))
-            .merge(Router::new().route("/stats", get(stats)).with_state(ctx)),
-    }
+        false => public.merge(crate::metrics::router(ctx.clone())).merge(
+            Router::new()
+                .route("/stats", get(stats))
+                .with_state(ctx.clone()),
+        ),
+    };
+    all.layer(axum::middleware::from_fn_with_state(ctx, forwarded))
 }
 
-/// The host name the request used, without its port (IPv6 stays in brackets).
+/// Who the client is (`--trusted-proxies`): a request from a trusted proxy takes the client
+/// address its forwarding headers give, as the peer every route and limit sees; from
+/// anyone else those headers are dropped before any route reads them.
+async fn forwarded(
+    State(ctx): State<Arc<Context>>,
+    mut req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    match peer.and_then(|p| Some((p, ctx.proxies.forwarded(p.ip(), req.headers())?))) {
+        Some((peer, said)) => {
+            proxies::normalize(req.headers_mut(), &said);
+            let client = proxies::client_addr(&said, peer);
+            req.extensions_mut().insert(ConnectInfo(client));
+        }
+        None => proxies::strip(req.headers_mut()),
+    }
+    next.run(req).await
+}
+
+/// The host name the request used (as a trusted proxy forwarded it, else its `Host`),
+/// without its port (IPv6 stays in brackets).
 fn request_host(headers: &HeaderMap) -> String {
+    // `X-Forwarded-Host` reaches here only from a trusted proxy ([`forwarded`]).
     let host = headers
-        .get(header::HOST)
+        .get("x-forwarded-host")
+        .or_else(|| headers.get(header::HOST))
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
     if host.starts_with('[') {
@@ -208,6 +238,18 @@ fn request_host(headers: &HeaderMap) -> String {
     } else {
         host.split(':').next().unwrap_or("localhost").to_owned()
     }
+}
+
+/// The host and port the client asked for, as a trusted proxy forwarded them (else the
+/// `Host` header): where the proxy takes WebSocket connections too.
+fn request_authority(headers: &HeaderMap) -> String {
+    headers
+        .get("x-forwarded-host")
+        .or_else(|| headers.get(header::HOST))
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && !h.contains(['/', ' ', '@']))
+        .unwrap_or("localhost")
+        .to_owned()
 }
 
 /// CORS for `/connect` (docs/protocol.md §10): an allowed `Origin` is echoed with `Vary:
@@ -314,10 +356,16 @@ fn own_answer(state: &HttpState, headers: &HeaderMap) -> serde_json::Value {
         return p.answer();
     }
     let host = request_host(headers);
-    // Behind a TLS-terminating proxy the page is https, so the socket must be wss.
-    let ws_scheme = match headers.get("x-forwarded-proto").map(|v| v.as_bytes()) {
-        Some(b"https") => "wss",
-        _ => "ws",
+    // Behind a trusted proxy (the only way `X-Forwarded-Proto` reaches here) the client
+    // reaches the WebSocket where it reached this answer: the proxy's scheme, host and
+    // port; an https page needs wss.
+    let proxied = headers.get("x-forwarded-proto").map(|v| v.as_bytes());
+    let ws_url = match proxied {
+        Some(proto) => {
+            let scheme = if proto == b"https" { "wss" } else { "ws" };
+            format!("{scheme}://{}/ws", request_authority(headers))
+        }
+        None => format!("ws://{host}:{}/ws", p.http_addr.port()),
     };
     // `null` with `--wt-addr off`: clients go straight to the WebSocket.
     let wt = p
@@ -325,7 +373,7 @@ fn own_answer(state: &HttpState, headers: &HeaderMap) -> serde_json::Value {
         .map(|a| format!("https://{host}:{}{}", a.port(), transport::wt::PATH));
     let mut answer = json!({
         "webtransport": wt.map(|url| p.webtransport(url)),
-        "websocket": { "url": format!("{ws_scheme}://{host}:{}/ws", p.http_addr.port()) },
+        "websocket": { "url": ws_url },
         "protocol": PROTOCOL_VERSION,
         "features": p.features,
         "node": p.node,

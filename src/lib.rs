@@ -26,6 +26,7 @@
 //!   auth                   signing in with the app's JWTs: the key, its one algorithm,
 //!                          the claims a seat takes (§13)
 //!   origins                which web origins may connect (--allowed-origins)
+//!   proxies                clients behind a trusted reverse proxy (--trusted-proxies)
 //!   store/                 the room store: each room's state beyond the process (memory,
 //!                          an embedded database file, Redis), written off the event path
 //!   outbox                 delivery: a member's bounded queue + datagram sink, encode-once
@@ -85,6 +86,7 @@ pub mod metrics;
 pub mod origins;
 pub mod outbox;
 pub mod private_file;
+pub mod proxies;
 pub mod rate;
 pub mod room;
 pub mod server;

@@ -124,6 +124,7 @@ impl RunningServer {
             .with_outbox_bytes(config.outbox_bytes)
             .with_cluster(cluster.clone())
             .with_auth(auth.clone())
+            .with_proxies(config.proxies()?)
             .with_handshakes(
                 config.quic_retry,
                 config.max_handshakes_per_address,

@@ -70,6 +70,7 @@ const CRATES: &[(&str, &[&str])] = &[
             "auth",
             "history",
             "origins",
+            "proxies",
             "store store::memory store::file store::redis",
             "outbox",
             "room::join_limit",
