@@ -359,6 +359,11 @@ pub struct Config {
     #[arg(long, env = "JAM_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
 
+    /// How often `--cert` and `--key` are looked at for a change (a minute; SIGHUP looks at
+    /// once; tests shorten it).
+    #[arg(skip = std::time::Duration::from_secs(60))]
+    pub cert_check_interval: Duration,
+
     /// The leeway on a token's `exp` and `nbf` (30 s; tests of expiry shorten it).
     #[arg(skip = crate::auth::LEEWAY)]
     pub jwt_leeway: Duration,

@@ -5,6 +5,7 @@
 //! Tests use [`RunningServer`] in-process on ephemeral ports; `main.rs` uses it too.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -249,6 +250,15 @@ impl RunningServer {
             published.clone(),
             ctx.shutdown.clone(),
         )));
+        if let (CertSource::Files { cert, key }, Some(wt)) = (&cert_source, &wt) {
+            tasks.push(tokio::spawn(reload_certificate_files(
+                (cert.clone(), key.clone()),
+                config.cert_check_interval,
+                wt.clone(),
+                published.clone(),
+                ctx.shutdown.clone(),
+            )));
+        }
 
         info!(
             max_connections,
@@ -604,6 +614,72 @@ fn renew_once(
         .unwrap_or_else(|e| e.into_inner()) = identity.hash_hex.clone();
     info!(cert_sha256 = %identity.hash_hex, "renewed the development certificate");
     Ok(Some((identity.hash_hex, identity.not_after)))
+}
+
+/// When a file was last changed (`None` when it cannot be read).
+fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Reloads `--cert` and `--key` when either file changes (looked at every `every`, and at
+/// once on SIGHUP), as a renewal (certbot, Caddy) leaves them: new WebTransport sessions
+/// get the new certificate, sessions open on the old one carry on. A pair that does not
+/// load (half written, a key that does not match) is reported once and the old one kept;
+/// the next change is tried again.
+async fn reload_certificate_files(
+    (cert, key): (PathBuf, PathBuf),
+    every: Duration,
+    wt: Arc<WtServer>,
+    published: Arc<Published>,
+    shutdown: CancellationToken,
+) {
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut seen = (modified(&cert), modified(&key));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        #[cfg(unix)]
+        let hangup = async {
+            match hup.as_mut() {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hangup = std::future::pending::<Option<()>>();
+        let asked = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => false,
+            _ = hangup => true,
+        };
+        let now = (modified(&cert), modified(&key));
+        if now == seen && !asked {
+            continue;
+        }
+        seen = now;
+        let source = CertSource::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        };
+        match source.load().and_then(|id| {
+            wt.reload_identity(&id)?;
+            Ok(id)
+        }) {
+            Ok(id) => {
+                *published
+                    .cert_hash
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner()) = id.hash_hex.clone();
+                info!(cert_sha256 = %id.hash_hex, "reloaded the certificate files");
+            }
+            Err(e) => warn!(
+                error = %format!("{e:#}"),
+                "the certificate files changed but do not load; keeping the current certificate"
+            ),
+        }
+    }
 }
 
 /// Renews the development certificate [`tls::RENEW_BEFORE`] before it expires.

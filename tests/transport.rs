@@ -710,3 +710,63 @@ async fn the_development_certificate_is_stored_and_reused_across_restarts() {
     let mut c = second.wt().await;
     create(&mut c, "Again").await;
 }
+
+#[tokio::test]
+async fn certificate_files_are_reloaded_when_they_change_and_open_sessions_carry_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let write = |pair: &(String, String)| {
+        std::fs::write(&key, &pair.1).unwrap();
+        std::fs::write(&cert, &pair.0).unwrap();
+    };
+    let (first_id, first_cert, first_key) = jam_server::tls::make_dev().unwrap();
+    write(&(first_cert, first_key));
+    let (c, k) = (cert.clone(), key.clone());
+    let s = TestServer::start_with(move |cfg| {
+        cfg.cert = Some(c);
+        cfg.key = Some(k);
+        cfg.cert_check_interval = Duration::from_millis(100);
+    })
+    .await;
+    let old = first_id.hash_hex.clone();
+    assert_eq!(s.server.cert_hash(), old);
+    let mut before = Client::connect_wt(&s.server.wt_url(), &old, Encoding::Json)
+        .await
+        .unwrap();
+    let room = create(&mut before, "Before").await;
+
+    // A renewal writes new files: the server takes them without a restart.
+    let (second_id, second_cert, second_key) = jam_server::tls::make_dev().unwrap();
+    write(&(second_cert, second_key));
+    let new = second_id.hash_hex.clone();
+    let deadline = std::time::Instant::now() + T;
+    while s.server.cert_hash() != new {
+        assert!(std::time::Instant::now() < deadline, "reloaded in time");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, body) = s.get("/connect").await;
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        v["webtransport"]["certificateHashes"][0]["value"],
+        json!(new)
+    );
+    assert!(Client::connect_wt(&s.server.wt_url(), &old, Encoding::Json)
+        .await
+        .is_err());
+    let mut after = Client::connect_wt(&s.server.wt_url(), &new, Encoding::Json)
+        .await
+        .unwrap();
+    after.join(&room.room_code, "After", "").await.unwrap();
+    assert!(matches!(
+        next_event(&mut before).await,
+        ServerEvent::UserJoined(_)
+    ));
+
+    // A half-written file is not taken: the current certificate stays.
+    std::fs::write(&cert, "-----BEGIN CERTIFICATE-----\nnot yet\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(s.server.cert_hash(), new);
+    Client::connect_wt(&s.server.wt_url(), &new, Encoding::Json)
+        .await
+        .expect("still served");
+}
