@@ -87,7 +87,7 @@ pub enum ConfigError {
 
 /// jam-server: real-time jam sessions over WebTransport and WebSocket.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "jam-server", version, about)]
+#[command(name = "jam-server", version, about, args_override_self = true)]
 pub struct Config {
     /// TCP address for HTTP, the web demo and WebSocket (`[::]` is dual-stack). When
     /// neither this nor `JAM_HTTP_ADDR` is given, a platform's `PORT` sets the port
@@ -359,6 +359,14 @@ pub struct Config {
     #[arg(long, env = "JAM_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
 
+    /// How long each development certificate lasts (the managed self-signed mode, used
+    /// when no `--cert` is given): it is replaced a quarter of that (at most a day) before
+    /// it expires, and the next one's hash is in `/connect` an eighth (at most an hour)
+    /// before the switch. At most 14 days less an hour (Chromium's limit); short ones are
+    /// for tests.
+    #[arg(long, env = "JAM_DEV_CERT_LIFETIME", default_value = "311h", value_parser = humantime::parse_duration)]
+    pub dev_cert_lifetime: Duration,
+
     /// How often `--cert` and `--key` are looked at for a change (a minute; SIGHUP looks at
     /// once; tests shorten it).
     #[arg(skip = std::time::Duration::from_secs(60))]
@@ -592,6 +600,12 @@ impl Config {
             DAY,
         )?;
         duration("--resume-window", self.resume_window, Duration::ZERO, DAY)?;
+        duration(
+            "--dev-cert-lifetime",
+            self.dev_cert_lifetime,
+            Duration::from_secs(8),
+            crate::tls::MAX_DEV_CERT_LIFETIME,
+        )?;
         if !self.silence_limit.is_zero() {
             duration(
                 "--silence-limit",

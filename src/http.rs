@@ -32,6 +32,8 @@ pub struct Published {
     pub wt_addr: Option<SocketAddr>,
     /// SHA-256 of the current WebTransport certificate.
     pub cert_hash: RwLock<String>,
+    /// SHA-256 of the development certificate served next, while it is announced.
+    pub next_hash: RwLock<Option<String>>,
     /// This node's id (docs/protocol.md §12).
     pub node: String,
     /// `--public-url`: the base URL clients reach this node's HTTP side at.
@@ -82,12 +84,19 @@ impl Published {
         answer
     }
 
-    /// The `webtransport` entry of a `/connect` answer for `url`.
+    /// The `webtransport` entry of a `/connect` answer for `url`: the current certificate's
+    /// hash, and the next one's while it is announced.
     fn webtransport(&self, url: String) -> serde_json::Value {
-        json!({
-            "url": url,
-            "certificateHashes": [{ "algorithm": "sha-256", "value": self.cert_hash() }],
-        })
+        let next = self
+            .next_hash
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let hashes: Vec<_> = std::iter::once(self.cert_hash())
+            .chain(next)
+            .map(|value| json!({ "algorithm": "sha-256", "value": value }))
+            .collect();
+        json!({ "url": url, "certificateHashes": hashes })
     }
 
     /// Adds `"auth": "required"` to a `/connect` answer when sign-in is on.

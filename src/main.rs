@@ -53,6 +53,7 @@ async fn run(config: Config) -> Result<()> {
     if config.make_cert {
         let source = jam_server::tls::CertSource::Dev {
             dir: Some(config.cert_dir.clone()),
+            lifetime: config.dev_cert_lifetime,
         };
         if let Some(id) = source.renew()? {
             println!("{}", id.hash_hex);

@@ -54,9 +54,13 @@ impl RunningServer {
                 cert: cert.clone(),
                 key: key.clone(),
             },
-            _ if config.ephemeral_cert => CertSource::Dev { dir: None },
+            _ if config.ephemeral_cert => CertSource::Dev {
+                dir: None,
+                lifetime: config.dev_cert_lifetime,
+            },
             _ => CertSource::Dev {
                 dir: Some(config.cert_dir.clone()),
+                lifetime: config.dev_cert_lifetime,
             },
         };
         let web_dir = match &config.web_dir {
@@ -77,7 +81,7 @@ impl RunningServer {
 
         let resume_key = match (&config.resume_key_file, &cert_source) {
             (Some(path), _) => Some(path.clone()),
-            (None, CertSource::Dev { dir: None }) => None,
+            (None, CertSource::Dev { dir: None, .. }) => None,
             (None, _) => Some(config.cert_dir.join(credentials::RESUME_KEY_FILE)),
         };
         let resume_key = match resume_key {
@@ -174,6 +178,7 @@ impl RunningServer {
             http_addr,
             wt_addr,
             cert_hash: RwLock::new(identity.hash_hex.clone()),
+            next_hash: RwLock::new(None),
             node: node.clone(),
             public_url: config.public_url.clone(),
             public_wt_url: config.public_wt_url.clone(),
@@ -612,6 +617,10 @@ fn renew_once(
         .cert_hash
         .write()
         .unwrap_or_else(|e| e.into_inner()) = identity.hash_hex.clone();
+    *published
+        .next_hash
+        .write()
+        .unwrap_or_else(|e| e.into_inner()) = None;
     info!(cert_sha256 = %identity.hash_hex, "renewed the development certificate");
     Ok(Some((identity.hash_hex, identity.not_after)))
 }
@@ -682,7 +691,12 @@ async fn reload_certificate_files(
     }
 }
 
-/// Renews the development certificate [`tls::RENEW_BEFORE`] before it expires.
+/// Rotates the development certificate (the managed self-signed mode): a quarter of its
+/// lifetime (at most a day) before it expires the next one is made and its hash announced
+/// in `/connect` beside the current one; an eighth of the lifetime (at most an hour) later
+/// WebTransport serves it. A client that fetched `/connect` just before the switch holds
+/// both hashes and connects either side of it; sessions open on the old certificate carry
+/// on.
 async fn renew_certificates(
     source: CertSource,
     mut not_after: std::time::SystemTime,
@@ -690,24 +704,54 @@ async fn renew_certificates(
     published: Arc<Published>,
     shutdown: CancellationToken,
 ) {
-    if matches!(source, CertSource::Files { .. }) || wt.is_none() {
+    let (CertSource::Dev { lifetime, .. }, Some(wt)) = (&source, wt) else {
         return;
-    }
+    };
+    let (renew_before, overlap) = tls::rotation(*lifetime);
+    let until = |at: std::time::SystemTime| {
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+    };
     loop {
-        let left = not_after
-            .duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO);
-        let wait = left
-            .saturating_sub(tls::RENEW_BEFORE)
-            .max(Duration::from_secs(60));
+        let switch_at = not_after - renew_before;
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep(until(switch_at - overlap)) => {}
         }
-        match renew_once(&source, wt.as_deref(), &published) {
-            Ok(Some((_, next))) => not_after = next,
+        let next = match source.renew() {
+            Ok(Some(next)) => next,
             Ok(None) => return,
-            Err(e) => warn!(error = %e, "certificate renewal failed; retrying in a minute"),
+            Err(e) => {
+                let retry = Duration::from_secs(60).min(overlap);
+                warn!(error = %format!("{e:#}"), ?retry, "making the next development certificate failed");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(retry) => continue,
+                }
+            }
+        };
+        *published
+            .next_hash
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(next.hash_hex.clone());
+        info!(next_sha256 = %next.hash_hex, "announced the next development certificate");
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(until(switch_at)) => {}
         }
+        if let Err(e) = wt.reload_identity(&next) {
+            warn!(error = %format!("{e:#}"), "could not serve the next development certificate");
+            continue;
+        }
+        *published
+            .cert_hash
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = next.hash_hex.clone();
+        *published
+            .next_hash
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+        info!(cert_sha256 = %next.hash_hex, "renewed the development certificate");
+        not_after = next.not_after;
     }
 }

@@ -15,13 +15,26 @@ use wtransport::Identity;
 
 use crate::private_file::{read_small, write_private, MAX_CERT_BYTES, MAX_KEY_BYTES};
 
-/// Total validity of a development certificate (Chromium's limit is 14 days).
-pub const DEV_CERT_VALIDITY: Duration = Duration::from_secs(13 * 24 * 3600);
 /// How far `notBefore` is back-dated, for clocks that are slightly behind.
 const BACKDATE: Duration = Duration::from_secs(3600);
 /// A stored development certificate is reused only while it has more than this left,
-/// and the running server renews it this long before it expires.
+/// and the running server renews it this long before it expires (a quarter of a shorter
+/// lifetime: [`rotation`]).
 pub const RENEW_BEFORE: Duration = Duration::from_secs(24 * 3600);
+/// How long before the switch the next development certificate's hash is announced in
+/// `/connect` beside the current one (an eighth of a shorter lifetime).
+pub const OVERLAP: Duration = Duration::from_secs(3600);
+/// A development certificate's lifetime from when it is made (`--dev-cert-lifetime`).
+pub const DEV_CERT_LIFETIME: Duration = Duration::from_secs(13 * 24 * 3600 - 3600);
+/// The longest lifetime Chromium accepts for a certificate it checks by hash (14 days
+/// from `notBefore`, which is back-dated an hour).
+pub const MAX_DEV_CERT_LIFETIME: Duration = Duration::from_secs(14 * 24 * 3600 - 3600);
+
+/// For a development certificate of `lifetime`: how long before it expires it is
+/// replaced, and how long before that its successor's hash is announced.
+pub fn rotation(lifetime: Duration) -> (Duration, Duration) {
+    (RENEW_BEFORE.min(lifetime / 4), OVERLAP.min(lifetime / 8))
+}
 
 const DEV_CERT_FILE: &str = "dev-cert.pem";
 const DEV_KEY_FILE: &str = "dev-key.pem";
@@ -36,10 +49,13 @@ pub enum CertSource {
         /// Private key.
         key: PathBuf,
     },
-    /// A development certificate, stored in `dir` (or only in memory when `None`).
+    /// A development certificate, stored in `dir` (or only in memory when `None`), made
+    /// to last `lifetime`.
     Dev {
         /// Directory for `dev-cert.pem` and `dev-key.pem`.
         dir: Option<PathBuf>,
+        /// How long each certificate lasts from when it is made.
+        lifetime: Duration,
     },
 }
 
@@ -67,8 +83,14 @@ impl CertSource {
     pub fn load(&self) -> Result<TlsIdentity> {
         match self {
             CertSource::Files { cert, key } => load_pem_files(cert, key),
-            CertSource::Dev { dir: Some(dir) } => load_or_make_dev(dir),
-            CertSource::Dev { dir: None } => Ok(make_dev()?.0),
+            CertSource::Dev {
+                dir: Some(dir),
+                lifetime,
+            } => load_or_make_dev(dir, *lifetime),
+            CertSource::Dev {
+                dir: None,
+                lifetime,
+            } => Ok(make_dev_for(*lifetime)?.0),
         }
     }
 
@@ -77,8 +99,8 @@ impl CertSource {
     pub fn renew(&self) -> Result<Option<TlsIdentity>> {
         match self {
             CertSource::Files { .. } => Ok(None),
-            CertSource::Dev { dir } => {
-                let (id, cert_pem, key_pem) = make_dev()?;
+            CertSource::Dev { dir, lifetime } => {
+                let (id, cert_pem, key_pem) = make_dev_for(*lifetime)?;
                 if let Some(dir) = dir {
                     store(dir, &cert_pem, &key_pem)?;
                 }
@@ -170,8 +192,14 @@ fn load_pem_files(cert: &Path, key: &Path) -> Result<TlsIdentity> {
 }
 
 /// Makes a development certificate: ECDSA P-256, for `localhost`, `127.0.0.1` and `::1`,
-/// valid for [`DEV_CERT_VALIDITY`] from an hour ago. Returns it with its PEM text.
+/// valid from an hour ago for [`DEV_CERT_LIFETIME`] from now. Returns it with its PEM
+/// text.
 pub fn make_dev() -> Result<(TlsIdentity, String, String)> {
+    make_dev_for(DEV_CERT_LIFETIME)
+}
+
+/// [`make_dev`] valid for `lifetime` from now.
+pub fn make_dev_for(lifetime: Duration) -> Result<(TlsIdentity, String, String)> {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
         .context("generating a P-256 key")?;
     let mut params = rcgen::CertificateParams::new(vec![
@@ -185,9 +213,8 @@ pub fn make_dev() -> Result<(TlsIdentity, String, String)> {
         "jam-server development certificate",
     );
     let now = time::OffsetDateTime::now_utc();
-    let not_before = now - BACKDATE;
-    params.not_before = not_before;
-    params.not_after = not_before + DEV_CERT_VALIDITY;
+    params.not_before = now - BACKDATE;
+    params.not_after = now + lifetime.min(MAX_DEV_CERT_LIFETIME);
     let cert = params
         .self_signed(&key)
         .context("signing the certificate")?;
@@ -206,14 +233,16 @@ fn store(dir: &Path, cert_pem: &str, key_pem: &str) -> Result<()> {
     Ok(())
 }
 
-/// Reuses the stored development certificate while it has more than [`RENEW_BEFORE`]
-/// left (and is one Chromium accepts); otherwise makes and stores a new one.
-pub fn load_or_make_dev(dir: &Path) -> Result<TlsIdentity> {
+/// Reuses the stored development certificate while it has more than its renewal time
+/// ([`rotation`]) left (and is one Chromium accepts); otherwise makes and stores a new
+/// one lasting `lifetime`.
+pub fn load_or_make_dev(dir: &Path, lifetime: Duration) -> Result<TlsIdentity> {
+    let (renew_before, _) = rotation(lifetime);
     let cert = dir.join(DEV_CERT_FILE);
     let key = dir.join(DEV_KEY_FILE);
     if cert.exists() && key.exists() {
         match load_pem_files(&cert, &key) {
-            Ok(id) if remaining(&id) > RENEW_BEFORE => return Ok(id),
+            Ok(id) if remaining(&id) > renew_before => return Ok(id),
             Ok(_) => {
                 tracing::info!("stored development certificate expires soon; making a new one")
             }
@@ -222,7 +251,7 @@ pub fn load_or_make_dev(dir: &Path) -> Result<TlsIdentity> {
             }
         }
     }
-    let (id, cert_pem, key_pem) = make_dev()?;
+    let (id, cert_pem, key_pem) = make_dev_for(lifetime)?;
     store(dir, &cert_pem, &key_pem)?;
     Ok(id)
 }
@@ -300,18 +329,21 @@ mod tests {
     #[test]
     fn stored_certificate_is_reused() {
         let dir = tempfile::tempdir().unwrap();
-        let a = load_or_make_dev(dir.path()).unwrap();
-        let b = load_or_make_dev(dir.path()).unwrap();
+        let a = load_or_make_dev(dir.path(), DEV_CERT_LIFETIME).unwrap();
+        let b = load_or_make_dev(dir.path(), DEV_CERT_LIFETIME).unwrap();
         assert_eq!(a.hash_hex, b.hash_hex);
         let renewed = CertSource::Dev {
             dir: Some(dir.path().into()),
+            lifetime: DEV_CERT_LIFETIME,
         }
         .renew()
         .unwrap()
         .unwrap();
         assert_ne!(renewed.hash_hex, a.hash_hex);
         assert_eq!(
-            load_or_make_dev(dir.path()).unwrap().hash_hex,
+            load_or_make_dev(dir.path(), DEV_CERT_LIFETIME)
+                .unwrap()
+                .hash_hex,
             renewed.hash_hex
         );
     }

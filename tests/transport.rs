@@ -770,3 +770,58 @@ async fn certificate_files_are_reloaded_when_they_change_and_open_sessions_carry
         .await
         .expect("still served");
 }
+
+/// The hashes `/connect` lists now.
+async fn advertised(s: &TestServer) -> Vec<String> {
+    let (_, body) = s.get("/connect").await;
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    v["webtransport"]["certificateHashes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["value"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Polls `/connect` until `done` holds of its hashes (bounded).
+async fn advertised_until(s: &TestServer, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let hashes = advertised(s).await;
+        if done(&hashes) {
+            return hashes;
+        }
+        assert!(std::time::Instant::now() < deadline, "{hashes:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn managed_certificates_rotate_announcing_the_next_hash_first() {
+    // Certificates of 8 s: the next is announced 5 s in, served from 6 s.
+    let s = TestServer::start_with(|c| c.dev_cert_lifetime = Duration::from_secs(8)).await;
+    let first = s.server.cert_hash();
+    assert_eq!(advertised(&s).await, vec![first.clone()]);
+    let mut before = Client::connect_wt(&s.server.wt_url(), &first, Encoding::Json)
+        .await
+        .unwrap();
+    let room = create(&mut before, "Before").await;
+
+    // The overlap: both hashes listed, the first still served.
+    let both = advertised_until(&s, |h| h.len() == 2).await;
+    assert_eq!(both[0], first);
+    let next = both[1].clone();
+    assert_ne!(next, first);
+    // The switch: only the next is listed, and served.
+    advertised_until(&s, |h| h == std::slice::from_ref(&next)).await;
+    assert_eq!(s.server.cert_hash(), next);
+    let mut after = Client::connect_wt(&s.server.wt_url(), &next, Encoding::Json)
+        .await
+        .unwrap();
+    after.join(&room.room_code, "After", "").await.unwrap();
+    // The session opened on the first certificate carries on.
+    assert!(matches!(
+        next_event(&mut before).await,
+        ServerEvent::UserJoined(_)
+    ));
+}

@@ -26,4 +26,4 @@ PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefer-offline --no-audit --no-fund
 (cd "$repo" && cargo build --bin jam-server)
 
 mkdir -p "$repo/target/e2e"
-exec node --test --test-concurrency=1 --test-reporter=spec "$@" client.test.mjs timing.test.mjs jam.test.mjs resume.test.mjs origins.test.mjs musician.test.mjs band.test.mjs playout.test.mjs nodes.test.mjs
+exec node --test --test-concurrency=1 --test-reporter=spec "$@" client.test.mjs timing.test.mjs jam.test.mjs resume.test.mjs origins.test.mjs musician.test.mjs band.test.mjs playout.test.mjs nodes.test.mjs webtransport.test.mjs
