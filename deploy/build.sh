@@ -8,8 +8,8 @@
 #   <prefix>/bin/jam-healthcheck  GET /healthz with bash alone (deploy/healthcheck.sh)
 #
 # The Dockerfile's build stage runs `deploy/build.sh /out/usr/local`; CI runs it into a
-# temporary directory (deploy/check-build.sh) after its own release build, where cargo has
-# nothing left to compile. CARGO_TARGET_DIR is honoured.
+# temporary directory (deploy/check-build.sh) after its own release build. CARGO_TARGET_DIR
+# is honoured.
 #
 # Usage: deploy/build.sh <prefix>
 set -euo pipefail
@@ -18,7 +18,11 @@ prefix=${1:?usage: deploy/build.sh <prefix>}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-cargo build --release --locked --bin jam-server
+# `--workspace` selects every member for feature resolution (only the jam-server binary and
+# what it needs are compiled), so its dependencies get the same features as in CI's
+# `cargo build --release --workspace --bins`: the image's binary is the one CI builds, and
+# after that build this one has nothing to do.
+cargo build --release --locked --workspace --bin jam-server
 
 target=${CARGO_TARGET_DIR:-target}
 install -d "$prefix/bin"

@@ -315,7 +315,7 @@ fn the_dockerfile_runs_the_build_script_and_sets_up_the_runtime_it_documents() {
             "{installed}"
         );
     }
-    assert!(build.contains("cargo build --release --locked --bin jam-server"));
+    assert!(build.contains("cargo build --release --locked --workspace --bin jam-server"));
     assert!(read("deploy/entrypoint.sh").contains("exec setpriv --reuid=jam --regid=jam"));
 
     // Nothing built or kept locally goes into the build context.
