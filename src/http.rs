@@ -32,6 +32,9 @@ pub struct Published {
     pub wt_addr: Option<SocketAddr>,
     /// SHA-256 of the current WebTransport certificate.
     pub cert_hash: RwLock<String>,
+    /// Whether `/connect` offers the hashes: only for certificates a browser can check by
+    /// hash (ECDSA P-256, at most 14 days); others are checked by name.
+    pub offer_hash: std::sync::atomic::AtomicBool,
     /// SHA-256 of the development certificate served next, while it is announced.
     pub next_hash: RwLock<Option<String>>,
     /// This node's id (docs/protocol.md §12).
@@ -92,8 +95,10 @@ impl Published {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
+        let offer = self.offer_hash.load(std::sync::atomic::Ordering::Relaxed);
         let hashes: Vec<_> = std::iter::once(self.cert_hash())
             .chain(next)
+            .filter(|_| offer)
             .map(|value| json!({ "algorithm": "sha-256", "value": value }))
             .collect();
         json!({ "url": url, "certificateHashes": hashes })

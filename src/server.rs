@@ -179,6 +179,7 @@ impl RunningServer {
             wt_addr,
             cert_hash: RwLock::new(identity.hash_hex.clone()),
             next_hash: RwLock::new(None),
+            offer_hash: std::sync::atomic::AtomicBool::new(identity.hash_checkable),
             node: node.clone(),
             public_url: config.public_url.clone(),
             public_wt_url: config.public_wt_url.clone(),
@@ -256,6 +257,9 @@ impl RunningServer {
             ctx.shutdown.clone(),
         )));
         if let (CertSource::Files { cert, key }, Some(wt)) = (&cert_source, &wt) {
+            if !identity.hash_checkable {
+                info!("the certificate is checked by its name (it is not ECDSA P-256 of at most 14 days): /connect offers no hash");
+            }
             tasks.push(tokio::spawn(reload_certificate_files(
                 (cert.clone(), key.clone()),
                 config.cert_check_interval,
@@ -263,6 +267,10 @@ impl RunningServer {
                 published.clone(),
                 ctx.shutdown.clone(),
             )));
+        } else {
+            // A SIGHUP (`systemctl reload`) finds nothing to reload, and must not stop the
+            // server as it would by default.
+            tasks.push(tokio::spawn(ignore_hangups(ctx.shutdown.clone())));
         }
 
         info!(
@@ -625,6 +633,26 @@ fn renew_once(
     Ok(Some((identity.hash_hex, identity.not_after)))
 }
 
+/// Takes SIGHUP without doing anything but saying so, for a server with no certificate
+/// files to reload.
+async fn ignore_hangups(shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = hup.recv() => info!("SIGHUP: no certificate files to reload"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    shutdown.cancelled().await
+}
+
 /// When a file was last changed (`None` when it cannot be read).
 fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
@@ -681,6 +709,9 @@ async fn reload_certificate_files(
                     .cert_hash
                     .write()
                     .unwrap_or_else(|e| e.into_inner()) = id.hash_hex.clone();
+                published
+                    .offer_hash
+                    .store(id.hash_checkable, std::sync::atomic::Ordering::Relaxed);
                 info!(cert_sha256 = %id.hash_hex, "reloaded the certificate files");
             }
             Err(e) => warn!(

@@ -67,6 +67,10 @@ pub struct TlsIdentity {
     pub hash_hex: String,
     /// When the leaf certificate expires.
     pub not_after: SystemTime,
+    /// Whether a browser can check the certificate by its hash alone: ECDSA P-256 and
+    /// valid for at most 14 days (WebTransport's `serverCertificateHashes`). Only then
+    /// does `/connect` offer the hash; any other certificate is checked by its name.
+    pub hash_checkable: bool,
 }
 
 impl std::fmt::Debug for TlsIdentity {
@@ -129,6 +133,10 @@ fn identity_from_pem(cert_pem: &str, key_pem: &str) -> Result<TlsIdentity> {
         bail!("no certificate in the PEM file");
     };
     let (not_before, not_after) = leaf_validity(&leaf)?;
+    let hash_checkable = not_after
+        .duration_since(not_before)
+        .is_ok_and(|d| d <= Duration::from_secs(14 * 24 * 3600))
+        && is_p256(&leaf);
     let now = SystemTime::now();
     if now > not_after {
         bail!(
@@ -167,7 +175,24 @@ fn identity_from_pem(cert_pem: &str, key_pem: &str) -> Result<TlsIdentity> {
         identity: Identity::new(CertificateChain::new(chain), key),
         hash_hex,
         not_after,
+        hash_checkable,
     })
+}
+
+/// Whether the leaf certificate's key is ECDSA on P-256.
+fn is_p256(der: &[u8]) -> bool {
+    const EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+    const P256: &str = "1.2.840.10045.3.1.7";
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return false;
+    };
+    let alg = &cert.public_key().algorithm;
+    alg.algorithm.to_id_string() == EC_PUBLIC_KEY
+        && alg
+            .parameters
+            .as_ref()
+            .and_then(|p| p.as_oid().ok())
+            .is_some_and(|oid| oid.to_id_string() == P256)
 }
 
 /// The leaf certificate's validity: not before, not after.

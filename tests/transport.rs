@@ -825,3 +825,30 @@ async fn managed_certificates_rotate_announcing_the_next_hash_first() {
         ServerEvent::UserJoined(_)
     ));
 }
+
+#[tokio::test]
+async fn a_certificate_checked_by_name_is_offered_without_a_hash() {
+    // A 90-day certificate, as Let's Encrypt gives: a browser given its hash would refuse
+    // it (hashes are for ECDSA P-256 of at most 14 days), so /connect offers none and the
+    // browser checks it by name.
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::days(90);
+    let cert = params.self_signed(&key).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (c, k) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&c, cert.pem()).unwrap();
+    std::fs::write(&k, key.serialize_pem()).unwrap();
+    let s = TestServer::start_with(move |cfg| {
+        cfg.cert = Some(c);
+        cfg.key = Some(k);
+    })
+    .await;
+    let hashes = advertised(&s).await;
+    assert!(hashes.is_empty(), "{hashes:?}");
+    // The development certificate (13 days, P-256) is offered by hash.
+    let dev = TestServer::start().await;
+    assert_eq!(advertised(&dev).await, vec![dev.server.cert_hash()]);
+}
