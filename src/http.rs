@@ -111,6 +111,20 @@ impl Published {
         }
     }
 
+    /// Publishes `id` as the certificate served now (its hash, whether to offer it) and
+    /// drops any announced next one.
+    pub fn serve(&self, id: &crate::tls::TlsIdentity) {
+        *self.cert_hash.write().unwrap_or_else(|e| e.into_inner()) = id.hash_hex.clone();
+        self.offer_hash
+            .store(id.hash_checkable, std::sync::atomic::Ordering::Relaxed);
+        *self.next_hash.write().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Announces the hash of the certificate served next, beside the current one.
+    pub fn announce_next(&self, hash: &str) {
+        *self.next_hash.write().unwrap_or_else(|e| e.into_inner()) = Some(hash.to_owned());
+    }
+
     /// The current certificate hash.
     pub fn cert_hash(&self) -> String {
         self.cert_hash

@@ -621,14 +621,7 @@ fn renew_once(
     if let Some(wt) = wt {
         wt.reload_identity(&identity)?;
     }
-    *published
-        .cert_hash
-        .write()
-        .unwrap_or_else(|e| e.into_inner()) = identity.hash_hex.clone();
-    *published
-        .next_hash
-        .write()
-        .unwrap_or_else(|e| e.into_inner()) = None;
+    published.serve(&identity);
     info!(cert_sha256 = %identity.hash_hex, "renewed the development certificate");
     Ok(Some((identity.hash_hex, identity.not_after)))
 }
@@ -705,13 +698,7 @@ async fn reload_certificate_files(
             Ok(id)
         }) {
             Ok(id) => {
-                *published
-                    .cert_hash
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner()) = id.hash_hex.clone();
-                published
-                    .offer_hash
-                    .store(id.hash_checkable, std::sync::atomic::Ordering::Relaxed);
+                published.serve(&id);
                 info!(cert_sha256 = %id.hash_hex, "reloaded the certificate files");
             }
             Err(e) => warn!(
@@ -761,10 +748,7 @@ async fn renew_certificates(
                 }
             }
         };
-        *published
-            .next_hash
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = Some(next.hash_hex.clone());
+        published.announce_next(&next.hash_hex);
         info!(next_sha256 = %next.hash_hex, "announced the next development certificate");
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -774,14 +758,7 @@ async fn renew_certificates(
             warn!(error = %format!("{e:#}"), "could not serve the next development certificate");
             continue;
         }
-        *published
-            .cert_hash
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = next.hash_hex.clone();
-        *published
-            .next_hash
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = None;
+        published.serve(&next);
         info!(cert_sha256 = %next.hash_hex, "renewed the development certificate");
         not_after = next.not_after;
     }
