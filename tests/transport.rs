@@ -607,6 +607,19 @@ async fn certificate_renewal_changes_the_published_hash_for_new_sessions() {
         .unwrap()
         .expect("dev certificate renews");
     assert_ne!(old, new);
+    new_certificate_takes_over(&s, &old, &new, &room.room_code, &mut before).await;
+}
+
+/// After a switch from the certificate `old` to `new`: `/connect` lists `new`, a new
+/// session with the old hash is refused and one with the new joins `room`, and `before`,
+/// opened on the old certificate, carries on (it hears the join).
+async fn new_certificate_takes_over(
+    s: &TestServer,
+    old: &str,
+    new: &str,
+    room: &str,
+    before: &mut Client,
+) {
     let (_, body) = s.get("/connect").await;
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(
@@ -614,16 +627,16 @@ async fn certificate_renewal_changes_the_published_hash_for_new_sessions() {
         json!(new)
     );
     // New sessions get the new certificate: the old hash no longer matches.
-    assert!(Client::connect_wt(&s.server.wt_url(), &old, Encoding::Json)
+    assert!(Client::connect_wt(&s.server.wt_url(), old, Encoding::Json)
         .await
         .is_err());
-    let mut after = Client::connect_wt(&s.server.wt_url(), &new, Encoding::Json)
+    let mut after = Client::connect_wt(&s.server.wt_url(), new, Encoding::Json)
         .await
         .unwrap();
-    after.join(&room.room_code, "After", "").await.unwrap();
-    // The session opened before the renewal carries on.
+    after.join(room, "After", "").await.unwrap();
+    // The session opened before the switch carries on.
     assert!(matches!(
-        next_event(&mut before).await,
+        next_event(before).await,
         ServerEvent::UserJoined(_)
     ));
 }
@@ -744,23 +757,7 @@ async fn certificate_files_are_reloaded_when_they_change_and_open_sessions_carry
         assert!(std::time::Instant::now() < deadline, "reloaded in time");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (_, body) = s.get("/connect").await;
-    let v: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(
-        v["webtransport"]["certificateHashes"][0]["value"],
-        json!(new)
-    );
-    assert!(Client::connect_wt(&s.server.wt_url(), &old, Encoding::Json)
-        .await
-        .is_err());
-    let mut after = Client::connect_wt(&s.server.wt_url(), &new, Encoding::Json)
-        .await
-        .unwrap();
-    after.join(&room.room_code, "After", "").await.unwrap();
-    assert!(matches!(
-        next_event(&mut before).await,
-        ServerEvent::UserJoined(_)
-    ));
+    new_certificate_takes_over(&s, &old, &new, &room.room_code, &mut before).await;
 
     // A half-written file is not taken: the current certificate stays.
     std::fs::write(&cert, "-----BEGIN CERTIFICATE-----\nnot yet\n").unwrap();

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { T, next, nextData, sockets, startServer } from './harness.mjs';
+import { T, next, nextData, withServer } from './harness.mjs';
 
 const SECRET = 'the app secret for the Socket.IO tests';
 const now = () => Math.floor(Date.now() / 1000);
@@ -21,18 +21,14 @@ function token(claims) {
   return `${body}.${sig}`;
 }
 
+/** `withServer` with sign-in on, verifying with `SECRET`. */
 async function withSignIn(body) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jam-sio-auth-'));
   const file = path.join(dir, 'secret');
   fs.writeFileSync(file, `${SECRET}\n`);
-  const srv = await startServer(['--jwt-secret-file', file]);
-  const s = sockets();
   try {
-    await body(srv, s);
-    assert.ok(srv.alive(), 'the server is still running');
+    await withServer(['--jwt-secret-file', file], body);
   } finally {
-    s.closeAll();
-    await srv.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -1,6 +1,7 @@
 // harness.mjs: the real jam-server as a child process on free ports, and small
 // bounded waits for socket.io-client events. Every wait has a timeout.
 
+import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -54,6 +55,23 @@ export function sockets() {
       for (const s of open) s.disconnect();
     },
   };
+}
+
+/**
+ * Runs `body(srv, s)` against a server started with `args` (`startServer`) and the
+ * sockets `s` of the test; checks the server is still running at the end, then closes
+ * the sockets and stops it.
+ */
+export async function withServer(args, body) {
+  const srv = await startServer(args);
+  const s = sockets();
+  try {
+    await body(srv, s);
+    assert.ok(srv.alive(), 'the server is still running');
+  } finally {
+    s.closeAll();
+    await srv.stop();
+  }
 }
 
 /** Runs `body(s)` with the sockets `s` of one test, and closes them all at its end. */

@@ -5,21 +5,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  T, connected, next, nextData, roomOfTwo, sockets, startServer,
+  T, connected, next, nextData, roomOfTwo, withServer,
 } from './harness.mjs';
-
-/** Runs `body(srv, s)` against a server started with `args`. */
-async function withServer(args, body) {
-  const srv = await startServer(args);
-  const s = sockets();
-  try {
-    await body(srv, s);
-    assert.ok(srv.alive(), 'the server is still running');
-  } finally {
-    s.closeAll();
-    await srv.stop();
-  }
-}
 
 /**
  * Long-polls `url` until a response matches `pattern` (at most five polls): an
