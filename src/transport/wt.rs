@@ -357,6 +357,9 @@ async fn serve(connection: Connection, encoding: Encoding, admission: &Admission
     let mut finished = false;
     // QUIC's smoothed round-trip estimate, sampled at once and every ping interval (§8).
     let mut rtt = tokio::time::interval(ctx.ping_interval);
+    // A stray stream's acceptance is one future for the session's life, not one made (and
+    // its locks taken) again at every wake-up.
+    let mut stray = std::pin::pin!(connection.accept_bi());
     let reason = loop {
         let lobby = session.lobby_deadline();
         // The silence limit counts from the last line, part of a line or datagram (§11).
@@ -392,11 +395,12 @@ async fn serve(connection: Connection, encoding: Encoding, admission: &Admission
                 Err(_) => break CloseReason::PeerClosed,
             },
             _ = rtt.tick() => outbox.set_rtt(connection.rtt()),
-            s = connection.accept_bi() => match s {
+            s = &mut stray => match s {
                 // Only one control stream per session.
                 Ok((mut s, r)) => {
                     let _ = s.reset(VarInt::from_u32(close_code::PROTOCOL));
                     r.stop(VarInt::from_u32(close_code::PROTOCOL));
+                    stray.set(connection.accept_bi());
                 }
                 Err(_) => break CloseReason::PeerClosed,
             },

@@ -1,9 +1,9 @@
 //! # jam-wt
 //!
 //! WebTransport plumbing that both ends of a jam connection use, on wtransport: reading a
-//! session's datagrams (mostly straight from quinn, past wtransport's driver task) and the
-//! session header every datagram carries. The server's transport adapter and the Rust
-//! client depend on it; it knows nothing of rooms or messages.
+//! session's datagrams and the session header every datagram carries. The server's
+//! transport adapter and the Rust client depend on it; it knows nothing of rooms or
+//! messages.
 
 #![warn(missing_docs)]
 
@@ -12,14 +12,13 @@ use jam_protocol::datagram::{parse_varint, quic_varint};
 use wtransport::error::ConnectionError;
 use wtransport::Connection;
 
-/// Receives a session's datagrams, mostly straight from quinn.
+/// Receives a session's datagrams, straight from quinn in the caller's task.
 ///
-/// wtransport passes every received datagram through its connection driver task: a
-/// wake-up, a channel hop and a fresh `select!` over a dozen futures per datagram. That
-/// task reads a datagram only after reserving room in its one-slot channel, so once it
-/// holds one it stops competing; this reader takes the datagram it holds first (keeping
-/// arrival order) and otherwise reads quinn directly. Every datagram is still read
-/// exactly once, by one of the two.
+/// wtransport (as patched in `vendor/`) no longer relays datagrams through its connection
+/// driver task, which cost a wake-up of that task, a poll of each of its dozen futures and a
+/// channel hop per datagram. Reading here also keeps the project's rule for a datagram
+/// whose session header is another session's or broken: it is dropped and the session
+/// carries on.
 pub struct DatagramReader {
     connection: Connection,
     quarter_id: u64,
@@ -34,24 +33,25 @@ impl DatagramReader {
         }
     }
 
-    /// The next datagram's payload (the session header taken off). Cancel-safe.
+    /// The next datagram's payload (the session header taken off), with no copy.
+    /// Cancel-safe.
     pub async fn next(&self) -> Result<Bytes, ConnectionError> {
+        let quic = self.connection.quic_connection();
         loop {
-            tokio::select! {
-                biased;
-                d = self.connection.receive_datagram() => return d.map(|d| d.payload()),
-                q = self.connection.quic_connection().read_datagram() => match q {
-                    Ok(q) => match parse_varint(&q) {
-                        Some((id, used)) if id == self.quarter_id => return Ok(q.slice(used..)),
-                        // Not this session's (or no header): dropped, as wtransport does.
-                        _ => continue,
-                    },
-                    // The connection is gone: wtransport reports it (after any datagram
-                    // it still holds).
-                    Err(_) => {
-                        return self.connection.receive_datagram().await.map(|d| d.payload())
-                    }
+            match quic.read_datagram().await {
+                Ok(q) => match parse_varint(&q) {
+                    Some((id, used)) if id == self.quarter_id => return Ok(q.slice(used..)),
+                    // Not this session's (or no header): dropped.
+                    _ => continue,
                 },
+                // The connection is gone: wtransport tells why.
+                Err(_) => {
+                    return self
+                        .connection
+                        .receive_datagram()
+                        .await
+                        .map(|d| d.payload())
+                }
             }
         }
     }
