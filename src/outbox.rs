@@ -89,15 +89,15 @@ pub enum Path {
 
 /// A member's unreliable channel (a WebTransport session's datagrams).
 pub trait DatagramSink: Send + Sync + 'static {
-    /// The largest payload the peer takes now, without the prefix; `None` when datagrams
-    /// are unavailable.
-    fn max_size(&self) -> Option<usize>;
     /// Bytes the transport puts before every payload (for WebTransport, the session's
     /// quarter stream id). Receivers that share a prefix share one framed copy per event.
     fn prefix(&self) -> &[u8];
-    /// Sends one framed datagram (prefix + payload) without waiting; `false` when it was
-    /// not sent.
-    fn send(&self, framed: Bytes) -> bool;
+    /// Sends one framed datagram (prefix + payload) without waiting: `Some(true)` when it
+    /// went out, `Some(false)` when it was lost, `None` when the peer takes no datagrams or
+    /// none this large now (the caller then uses the reliable channel). The size is checked
+    /// by the send itself: asking for the limit first would take the connection's lock twice
+    /// per delivery.
+    fn send(&self, framed: Bytes) -> Option<bool>;
 }
 
 /// Longest datagram prefix that [`Relayed`] caches (a QUIC varint is at most 8 bytes).
@@ -553,11 +553,8 @@ impl Outbox {
     /// or `None` when the member has no datagrams or the event does not fit them.
     fn try_datagram(&self, event: &Relayed) -> Option<bool> {
         let (sink, encoding) = self.0.datagrams.as_ref()?;
-        if event.encoded(*encoding)?.len() > sink.max_size()? {
-            return None;
-        }
         let framed = event.framed(*encoding, sink.prefix())?;
-        Some(sink.send(framed))
+        sink.send(framed)
     }
 
     /// Records the connection's round-trip time, as its transport measured it.

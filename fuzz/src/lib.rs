@@ -260,17 +260,16 @@ struct Datagrams {
 }
 
 impl DatagramSink for Datagrams {
-    fn max_size(&self) -> Option<usize> {
-        Some(1200)
-    }
-
     fn prefix(&self) -> &[u8] {
         &self.prefix
     }
 
-    fn send(&self, framed: Bytes) -> bool {
+    fn send(&self, framed: Bytes) -> Option<bool> {
+        if framed.len() > 1200 {
+            return None;
+        }
         self.sent.lock().unwrap().push(framed);
-        true
+        Some(true)
     }
 }
 

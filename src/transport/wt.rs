@@ -214,20 +214,23 @@ impl WtDatagrams {
 }
 
 impl DatagramSink for WtDatagrams {
-    fn max_size(&self) -> Option<usize> {
-        self.connection.max_datagram_size()
-    }
-
     fn prefix(&self) -> &[u8] {
         &self.header
     }
 
-    fn send(&self, framed: Bytes) -> bool {
-        // A failed send is a lost note, never the end of the session.
-        self.connection
-            .quic_connection()
-            .send_datagram(framed)
-            .is_ok()
+    fn send(&self, framed: Bytes) -> Option<bool> {
+        use wtransport::quinn::SendDatagramError;
+        match self.connection.quic_connection().send_datagram(framed) {
+            Ok(()) => Some(true),
+            // Too large for the path now, or the peer takes no datagrams: the control
+            // stream carries it.
+            Err(SendDatagramError::TooLarge)
+            | Err(SendDatagramError::UnsupportedByPeer)
+            | Err(SendDatagramError::Disabled) => None,
+            // A lost note, never the end of the session (the session learns of the close
+            // on its own).
+            Err(SendDatagramError::ConnectionLost(_)) => Some(false),
+        }
     }
 }
 
