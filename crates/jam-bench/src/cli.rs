@@ -147,6 +147,12 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub summarize: Option<String>,
 
+    /// Also count the server's system calls over the window, by name, with `perf stat`
+    /// on the kernel's syscall tracepoints (needs `perf` and permission to trace the
+    /// server; the tracing itself costs the server a little CPU).
+    #[arg(long)]
+    pub syscalls: bool,
+
     /// Print only the JSON line (no table).
     #[arg(long)]
     pub json: bool,

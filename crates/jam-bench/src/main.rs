@@ -12,6 +12,7 @@
 //!   wire      the note event and its stamp [sender, seq, intended, actual]
 //!   ledger    books of sends and deliveries; receivers write through a client Tap
 //!   monitor   a thread sampling /proc and /stats over the measured window
+//!   counters  context switches, system calls (perf), QUIC packets and ACKs per delivery
 //!   report    JSON line and table;  idle: memory per idle connection
 //!   summary   Markdown tables from collected JSON lines
 //! ```
@@ -21,6 +22,7 @@
 //! send to when the receiver's reader got the bytes.
 
 mod cli;
+mod counters;
 mod hostile;
 mod idle;
 mod idle_spin;
@@ -358,6 +360,16 @@ async fn smoke(args: &Args, epoch: Instant) -> Result<ExitCode> {
                 "{name}: {} duplicates, {} reordered",
                 report.duplicates, report.reordered
             ));
+        }
+        let counters = &report.server.counters;
+        if counters.context_switches_per_delivery.is_none() {
+            problems.push(format!("{name}: no context switches counted"));
+        }
+        if transport != Transport::Ws
+            && (counters.quic_packets_from_server.unwrap_or(0) == 0
+                || counters.quic_acks_to_server.is_none())
+        {
+            problems.push(format!("{name}: no QUIC packet or ACK counts"));
         }
         if report.connect_failures > 0 || report.disconnected > 0 || !report.server.running {
             problems.push(format!(

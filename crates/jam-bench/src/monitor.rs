@@ -1,12 +1,14 @@
 //! A plain thread (not a task of the bench's runtime, so it never delays a send or a
 //! receive) that samples the server and the bench over the measured window: CPU time and
-//! `/stats` at both ends, resident memory every 100 ms, UDP buffer drops.
+//! `/stats` at both ends, resident memory every 100 ms, UDP buffer drops, the server's
+//! context switches and (when asked) its system calls.
 
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::counters::{SyscallCount, Syscalls};
 use crate::idle_spin;
 use crate::procfs::{self, Proc};
 
@@ -17,6 +19,8 @@ pub struct Sample {
     pub at: Instant,
     /// The server's CPU time, µs.
     pub server_cpu_us: Option<u64>,
+    /// The server threads' context switches so far.
+    pub server_context_switches: Option<u64>,
     /// The bench's CPU time, µs.
     pub bench_cpu_us: Option<u64>,
     /// The server's `/stats`.
@@ -35,6 +39,7 @@ impl Sample {
         Sample {
             at: Instant::now(),
             server_cpu_us: pid.and_then(|p| procfs::cpu_us(Proc::Pid(p))),
+            server_context_switches: pid.and_then(procfs::context_switches),
             bench_cpu_us: procfs::cpu_us(Proc::Me),
             stats: stats_url.and_then(procfs::get_stats),
             udp_rcvbuf_errors: procfs::udp_rcvbuf_errors(),
@@ -55,6 +60,8 @@ pub struct Window {
     pub rss_peak_kib: Option<u64>,
     /// The server's VmHWM at the end, KiB.
     pub hwm_kib: Option<u64>,
+    /// The server's system calls over the window (`--syscalls`).
+    pub syscalls: Option<Syscalls>,
 }
 
 impl Window {
@@ -122,6 +129,15 @@ impl Window {
             .collect()
     }
 
+    /// The server threads' context switches over the window.
+    pub fn server_context_switches(&self) -> Option<u64> {
+        Some(
+            self.end
+                .server_context_switches?
+                .saturating_sub(self.start.server_context_switches?),
+        )
+    }
+
     /// UDP receive-buffer drops over the window.
     pub fn udp_rcvbuf_errors(&self) -> Option<u64> {
         Some(
@@ -132,15 +148,21 @@ impl Window {
     }
 }
 
-/// Samples the window `[from, to)` (instants) on a thread of its own.
+/// Samples the window `[from, to)` (instants) on a thread of its own; with `syscalls`,
+/// `perf stat` counts the server's system calls over it (started just before the window,
+/// so its own start-up is not in it).
 pub fn spawn(
     pid: Option<u32>,
     stats_url: Option<String>,
     from: Instant,
     to: Instant,
+    syscalls: bool,
 ) -> JoinHandle<Window> {
     std::thread::spawn(move || {
         sleep_until(from);
+        let count = pid
+            .filter(|_| syscalls)
+            .and_then(|p| SyscallCount::start(p, (to - Instant::now()).as_secs_f64()));
         let start = Sample::take(pid, stats_url.as_deref());
         let rss = || pid.and_then(|p| procfs::rss_kib(Proc::Pid(p)));
         let mut peak = rss();
@@ -156,6 +178,7 @@ pub fn spawn(
             end,
             rss_peak_kib: peak,
             hwm_kib: pid.and_then(|p| procfs::hwm_kib(Proc::Pid(p))),
+            syscalls: count.and_then(SyscallCount::finish),
         }
     })
 }

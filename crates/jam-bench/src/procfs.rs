@@ -87,6 +87,31 @@ pub fn cpus(p: Proc) -> Option<String> {
     status_field(p, "Cpus_allowed_list")
 }
 
+/// Context switches of all the process's threads so far (voluntary: it slept and was
+/// woken; involuntary: it was preempted).
+pub fn context_switches(pid: u32) -> Option<u64> {
+    let mut total = 0;
+    let mut any = false;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+            continue;
+        };
+        for line in status.lines() {
+            let v = line
+                .strip_prefix("voluntary_ctxt_switches:")
+                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"));
+            if let Some(n) = v.and_then(|v| v.trim().parse::<u64>().ok()) {
+                total += n;
+                any = true;
+            }
+        }
+    }
+    any.then_some(total)
+}
+
 /// Whether the process still exists.
 pub fn alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()

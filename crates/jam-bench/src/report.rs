@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cli::Args;
+use crate::counters::{CountersReport, QuicTotals};
 use crate::hostile::AttackReport;
 use crate::ledger::{Ledger, PATHS};
 use crate::monitor::Window;
@@ -80,6 +81,9 @@ pub struct ServerReport {
     pub stats: Option<Value>,
     /// Whether it was still running after the run.
     pub running: bool,
+    /// Where a delivery's cost goes: context switches, system calls, QUIC packets and
+    /// ACKs, each also per delivery.
+    pub counters: CountersReport,
 }
 
 /// The bench side of a run.
@@ -322,6 +326,7 @@ impl Report {
         churn: Option<ChurnReport>,
         setup_seconds: f64,
         server_running: bool,
+        quic: Option<QuicTotals>,
     ) -> Report {
         let secs = w.seconds().max(1e-9);
         let participants = (args.rooms * args.per_room as usize - connect_errors.len()) as u64;
@@ -400,6 +405,12 @@ impl Report {
                 vm_hwm_kib: w.hwm_kib,
                 stats: w.stats_delta(),
                 running: server_running,
+                counters: CountersReport::new(
+                    server_deliveries.unwrap_or(l.received),
+                    w.server_context_switches(),
+                    w.syscalls.clone(),
+                    quic,
+                ),
             },
             bench: BenchReport {
                 cpus: procfs::cpus(Proc::Me),
@@ -589,6 +600,9 @@ impl Report {
                     .map_or("n/a".into(), |v| v.to_string())
             ),
         );
+        for (k, v) in self.server.counters.lines() {
+            row(k, v);
+        }
         if let Some(s) = &self.server.stats {
             row("server /stats (window)", s.to_string());
         }

@@ -21,6 +21,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::cli::{Args, Enc, Kind, Pattern};
+use crate::counters::QuicTotals;
 use crate::hostile::Attacks;
 use crate::idle_spin;
 use crate::ledger::{self, Ledger, Shared};
@@ -191,7 +192,29 @@ pub async fn run(args: &Args, target: &mut Target, epoch: Instant) -> Result<Rep
     let w1 = w0 + secs_ns(args.seconds);
     ledger::lock(&ledger).set_window(w0, w1);
     let at = |ns: u64| epoch + Duration::from_nanos(ns);
-    let monitor = monitor::spawn(target.pid, target.stats_url.clone(), at(w0), at(w1));
+    let monitor = monitor::spawn(
+        target.pid,
+        target.stats_url.clone(),
+        at(w0),
+        at(w1),
+        args.syscalls,
+    );
+    // QUIC's own packet and ACK counts over the window, from the bench's side of each
+    // WebTransport connection.
+    let connections: Vec<_> = members
+        .iter()
+        .flatten()
+        .filter_map(|m| m.client.wt_connection().cloned())
+        .collect();
+    let quic = (!connections.is_empty()).then(|| {
+        let (from, to) = (at(w0), at(w1));
+        tokio::spawn(async move {
+            tokio::time::sleep_until(from.into()).await;
+            let before = QuicTotals::of(&connections);
+            tokio::time::sleep_until(to.into()).await;
+            QuicTotals::of(&connections).since(before)
+        })
+    });
 
     // The hostile neighbour (--hostile) from other addresses, from now to the window's end.
     let attacks = if args.hostile {
@@ -230,6 +253,13 @@ pub async fn run(args: &Args, target: &mut Target, epoch: Instant) -> Result<Rep
         .await
         .context("monitor")?
         .map_err(|_| anyhow!("the monitor thread panicked"))?;
+    let quic = match quic {
+        Some(task) => tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .ok()
+            .and_then(Result::ok),
+        None => None,
+    };
     let churn = match churn {
         Some((stats, task)) => {
             let _ = tokio::time::timeout(Duration::from_secs(20), task).await;
@@ -267,6 +297,7 @@ pub async fn run(args: &Args, target: &mut Target, epoch: Instant) -> Result<Rep
         churn,
         setup_secs,
         server_running,
+        quic,
     );
     drop(l);
     drop(members);
