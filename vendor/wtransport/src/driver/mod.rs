@@ -37,15 +37,18 @@ pub enum DriverError {
 #[derive(Debug)]
 pub struct Driver {
     quic_connection: quinn::Connection,
-    ready_settings: Mutex<mpsc::Receiver<Settings>>,
+    ready_settings: Mutex<mpsc::Receiver<Box<Settings>>>,
     ready_sessions: BiChannelEndpoint<StreamSession>,
-    ready_uni_wt_streams: Mutex<mpsc::Receiver<StreamUniRemoteWT>>,
-    ready_bi_wt_streams: Mutex<mpsc::Receiver<StreamBiRemoteWT>>,
+    ready_uni_wt_streams: Mutex<mpsc::Receiver<Box<StreamUniRemoteWT>>>,
+    ready_bi_wt_streams: Mutex<mpsc::Receiver<Box<StreamBiRemoteWT>>>,
     driver_result: SharedResultGet<DriverError>,
 }
 
 impl Driver {
     pub fn init(quic_connection: quinn::Connection) -> Self {
+        // Every channel here carries its items boxed: a tokio channel allocates its first
+        // block of 32 slots up front, whatever its capacity, so a channel of large items
+        // would cost every connection kilobytes while it sits empty.
         let ready_settings = mpsc::channel(1);
         let ready_sessions = bichannel(1);
         let ready_uni_wt_streams = mpsc::channel(4);
@@ -79,7 +82,7 @@ impl Driver {
         let mut lock = self.ready_settings.lock().await;
 
         match lock.recv().await {
-            Some(settings) => Ok(settings),
+            Some(settings) => Ok(*settings),
             None => Err(self.result().await),
         }
     }
@@ -121,6 +124,7 @@ impl Driver {
             let Some(stream) = lock.recv().await else {
                 return Err(self.result().await);
             };
+            let stream = *stream;
 
             if stream.session_id() == session_id {
                 return Ok(stream);
@@ -146,6 +150,7 @@ impl Driver {
             let Some(stream) = lock.recv().await else {
                 return Err(self.result().await);
             };
+            let stream = *stream;
 
             if stream.session_id() == session_id {
                 return Ok(stream);
@@ -264,10 +269,10 @@ mod worker {
 
     pub struct Worker {
         quic_connection: quinn::Connection,
-        ready_settings: mpsc::Sender<Settings>,
+        ready_settings: mpsc::Sender<Box<Settings>>,
         ready_sessions: BiChannelEndpoint<StreamSession>,
-        ready_uni_wt_streams: mpsc::Sender<StreamUniRemoteWT>,
-        ready_bi_wt_streams: mpsc::Sender<StreamBiRemoteWT>,
+        ready_uni_wt_streams: mpsc::Sender<Box<StreamUniRemoteWT>>,
+        ready_bi_wt_streams: mpsc::Sender<Box<StreamBiRemoteWT>>,
         driver_result: SharedResultSet<DriverError>,
         local_settings_stream: LocalSettingsStream,
         remote_settings_stream: RemoteSettingsStream,
@@ -279,10 +284,10 @@ mod worker {
     impl Worker {
         pub fn new(
             quic_connection: quinn::Connection,
-            ready_settings: mpsc::Sender<Settings>,
+            ready_settings: mpsc::Sender<Box<Settings>>,
             ready_sessions: BiChannelEndpoint<StreamSession>,
-            ready_uni_wt_streams: mpsc::Sender<StreamUniRemoteWT>,
-            ready_bi_wt_streams: mpsc::Sender<StreamBiRemoteWT>,
+            ready_uni_wt_streams: mpsc::Sender<Box<StreamUniRemoteWT>>,
+            ready_bi_wt_streams: mpsc::Sender<Box<StreamBiRemoteWT>>,
                 driver_result: SharedResultSet<DriverError>,
         ) -> Self {
             Self {
@@ -329,6 +334,7 @@ mod worker {
 
         async fn run_impl(&mut self) -> Result<(), DriverError> {
             let mut remote_settings_watcher = self.remote_settings_stream.subscribe();
+            // Boxed items, as for the channels in `Driver::init`.
             let mut ready_uni_h3_streams = mpsc::channel(4);
             let mut ready_bi_h3_streams = mpsc::channel(1);
 
@@ -349,12 +355,12 @@ mod worker {
                     }
 
                     uni_h3_stream = ready_uni_h3_streams.1.recv() => {
-                        let uni_h3_stream = uni_h3_stream.expect("Sender cannot be dropped")?;
+                        let uni_h3_stream = (*uni_h3_stream.expect("Sender cannot be dropped"))?;
                         self.handle_uni_h3_stream(uni_h3_stream)?;
                     }
 
                     bi_h3_stream = ready_bi_h3_streams.1.recv() => {
-                        let (bi_h3_stream, first_frame) = bi_h3_stream.expect("Sender cannot be dropped")?;
+                        let (bi_h3_stream, first_frame) = (*bi_h3_stream.expect("Sender cannot be dropped"))?;
                         self.handle_bi_h3_stream(bi_h3_stream, first_frame)?;
                     }
 
@@ -412,8 +418,8 @@ mod worker {
 
         async fn accept_uni(
             quic_connection: &quinn::Connection,
-            ready_uni_h3_streams: &mpsc::Sender<Result<StreamUniRemoteH3, DriverError>>,
-            ready_uni_wt_streams: &mpsc::Sender<StreamUniRemoteWT>,
+            ready_uni_h3_streams: &mpsc::Sender<Box<Result<StreamUniRemoteH3, DriverError>>>,
+            ready_uni_wt_streams: &mpsc::Sender<Box<StreamUniRemoteWT>>,
         ) -> Result<(), DriverError> {
             trace!("H3 uni queue capacity: {}", ready_uni_h3_streams.capacity());
             let h3_slot = ready_uni_h3_streams
@@ -439,7 +445,7 @@ mod worker {
                     let stream_h3 = match stream_quic.upgrade().await {
                         Ok(stream_h3) => stream_h3,
                         Err(ProtoReadError::H3(error_code)) => {
-                            h3_slot.send(Err(DriverError::Proto(error_code)));
+                            h3_slot.send(Box::new(Err(DriverError::Proto(error_code))));
                             return;
                         }
                         Err(ProtoReadError::IO(_)) => {
@@ -452,9 +458,9 @@ mod worker {
 
                     if matches!(stream_kind, StreamKind::WebTransport) {
                         let stream_wt = stream_h3.upgrade();
-                        wt_slot.send(stream_wt);
+                        wt_slot.send(Box::new(stream_wt));
                     } else {
-                        h3_slot.send(Ok(stream_h3));
+                        h3_slot.send(Box::new(Ok(stream_h3)));
                     }
                 }
                 .instrument(debug_span!("Stream", "id={}", stream_id)),
@@ -466,9 +472,9 @@ mod worker {
         async fn accept_bi(
             quic_connection: &quinn::Connection,
             ready_bi_h3_streams: &mpsc::Sender<
-                Result<(StreamBiRemoteH3, Frame<'static>), DriverError>,
+                Box<Result<(StreamBiRemoteH3, Frame<'static>), DriverError>>,
             >,
-            ready_bi_wt_streams: &mpsc::Sender<StreamBiRemoteWT>,
+            ready_bi_wt_streams: &mpsc::Sender<Box<StreamBiRemoteWT>>,
         ) -> Result<(), DriverError> {
             trace!("H3 bi queue capacity: {}", ready_bi_h3_streams.capacity());
             let h3_slot = ready_bi_h3_streams
@@ -502,7 +508,7 @@ mod worker {
                                 }
                             }
                             Err(ProtoReadError::H3(error_code)) => {
-                                h3_slot.send(Err(DriverError::Proto(error_code)));
+                                h3_slot.send(Box::new(Err(DriverError::Proto(error_code))));
                                 return;
                             }
                             Err(ProtoReadError::IO(_)) => {
@@ -516,10 +522,10 @@ mod worker {
                     match frame.session_id() {
                         Some(session_id) => {
                             let stream_wt = stream_h3.upgrade(session_id);
-                            wt_slot.send(stream_wt);
+                            wt_slot.send(Box::new(stream_wt));
                         }
                         None => {
-                            h3_slot.send(Ok((stream_h3, frame)));
+                            h3_slot.send(Box::new(Ok((stream_h3, frame))));
                         }
                     }
                 }
@@ -634,7 +640,7 @@ mod worker {
         fn handle_remote_settings(&mut self, settings: Settings) -> Result<(), DriverError> {
             debug!("Received: {:?}", settings);
 
-            match self.ready_settings.try_send(settings) {
+            match self.ready_settings.try_send(Box::new(settings)) {
                 Ok(()) => Ok(()),
                 Err(mpsc::error::TrySendError::Closed(_)) => Err(DriverError::NotConnected),
                 Err(mpsc::error::TrySendError::Full(_)) => {
