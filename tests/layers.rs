@@ -52,6 +52,8 @@ const CRATES: &[(&str, &[&str])] = &[
             "report",
             "run",
             "idle",
+            "floor::peer",
+            "floor",
         ],
     ),
     (

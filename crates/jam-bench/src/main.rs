@@ -4,7 +4,7 @@
 //! ## How the parts fit
 //!
 //! ```text
-//!   cli       flags: target, load shape, modes (idle, knee, smoke)
+//!   cli       flags: target, load shape, modes (idle, knee, floor, smoke)
 //!   target    spawn jam-server on free ports (or resolve --url); PID, /stats
 //!   hostile   --hostile: attacks from 127.0.0.2-6 beside the rooms, on a thread of their own
 //!   run       connect everyone, open-loop generator, churn, drain  ──► ledger
@@ -14,6 +14,8 @@
 //!   monitor   a thread sampling /proc and /stats over the measured window
 //!   report    JSON line and table;  idle: memory per idle connection
 //!   summary   Markdown tables from collected JSON lines
+//!   floor     --floor: a message's round trip to this program spawned as an echo peer
+//!             over UDP, QUIC, WebTransport or TCP, with no server: the machine's floor
 //! ```
 //!
 //! Every client lives in this process, so every timestamp is on one monotonic clock (one
@@ -21,6 +23,7 @@
 //! send to when the receiver's reader got the bytes.
 
 mod cli;
+mod floor;
 mod hostile;
 mod idle;
 mod idle_spin;
@@ -37,7 +40,6 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context as _, Result};
-use clap::Parser;
 use serde_json::Value;
 use tracing_subscriber::EnvFilter;
 
@@ -52,7 +54,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = Args::parse();
+    let args = Args::from_command_line();
     let runtime = if args.threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -80,6 +82,10 @@ fn main() -> ExitCode {
 }
 
 async fn start(args: Args) -> Result<ExitCode> {
+    if let Some(kind) = args.floor_echo {
+        floor::echo(kind, args.floor_addr).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     procfs::init();
     let epoch = Instant::now();
     if let Some(file) = &args.summarize {
@@ -95,6 +101,14 @@ async fn start(args: Args) -> Result<ExitCode> {
         if let Some(note) = target.stop() {
             eprintln!("jam-bench: {note}");
         }
+        if !args.json {
+            report.print_table();
+        }
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(kind) = args.floor {
+        let report = floor::run(&args, kind).await?;
         if !args.json {
             report.print_table();
         }
