@@ -73,6 +73,9 @@ pub struct FloorReport {
     pub messages_per_sec: f64,
     /// Round trip: send to echo received, µs.
     pub rtt_us: Percentiles,
+    /// Closed loop over datagrams: times nothing came back for [`LOSS_WAIT`] and the
+    /// messages in flight were taken as lost and replaced.
+    pub refills: u64,
     /// Half the round trip: the one-way estimate, µs.
     pub one_way_us: Percentiles,
     /// The echo peer.
@@ -118,6 +121,8 @@ struct Books {
     rtt: Histogram<u64>,
     /// Whether the last message has been sent.
     done_sending: bool,
+    /// Closed loop over datagrams: times the loop was refilled after [`LOSS_WAIT`].
+    refills: u64,
 }
 
 impl Books {
@@ -129,6 +134,7 @@ impl Books {
             window_echoed: 0,
             rtt: ledger::histogram(),
             done_sending: false,
+            refills: 0,
         }
     }
 
@@ -410,6 +416,11 @@ async fn closed_loop(
     }
     let mut deadline: Option<Instant> = None;
     loop {
+        if !ended && (now_ns(epoch) >= plan.w1 || books.window_sent >= plan.limit) {
+            ended = true;
+            marks.end = Some(Mark::now(epoch, echo_pid));
+            deadline = Some(Instant::now() + plan.drain);
+        }
         let in_flight = books.sent.saturating_sub(books.received + written_off);
         if ended && in_flight == 0 {
             break;
@@ -427,13 +438,6 @@ async fn closed_loop(
                     written_off -= 1;
                 }
                 if ended || late {
-                    continue;
-                }
-                let now = now_ns(epoch);
-                if now >= plan.w1 || books.window_sent >= plan.limit {
-                    ended = true;
-                    marks.end = Some(Mark::now(epoch, echo_pid));
-                    deadline = Some(Instant::now() + plan.drain);
                     continue;
                 }
                 next(&mut books, &mut marks, &mut message);
@@ -462,6 +466,7 @@ async fn closed_loop(
                     continue;
                 }
                 // Everything in flight is taken as lost; refill the loop.
+                books.refills += 1;
                 written_off += in_flight;
                 written_off_below = books.sent;
                 for _ in 0..n {
@@ -542,6 +547,13 @@ fn report(
             books.window_sent
         ));
     }
+    if books.refills > 0 {
+        warnings.push(format!(
+            "the closed loop stalled {} times for {} ms and was refilled",
+            books.refills,
+            LOSS_WAIT.as_millis()
+        ));
+    }
     if books.window_sent == 0 {
         warnings.push("no message was sent in the measured window".into());
     }
@@ -573,6 +585,7 @@ fn report(
         } else {
             0.0
         },
+        refills: books.refills,
         one_way_us: halved(&rtt_us),
         rtt_us,
         echo,
