@@ -42,6 +42,7 @@ const CRATES: &[(&str, &[&str])] = &[
         &[
             "cli",
             "procfs",
+            "counters",
             "idle_spin",
             "wire",
             "summary",
@@ -52,6 +53,8 @@ const CRATES: &[(&str, &[&str])] = &[
             "report",
             "run",
             "idle",
+            "floor::peer",
+            "floor",
         ],
     ),
     (

@@ -1,9 +1,15 @@
 //! The command line of `jam-bench`: what to run against, the shape of the load, and the
-//! special modes (idle connections, the knee search, the CI smoke test). Parsing only.
+//! special modes (idle connections, the knee search, the machine's floor, the CI smoke
+//! test). Parsing only.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, ValueEnum};
+
+/// `--rate` in floor mode when the command line does not set it: messages a second.
+pub const FLOOR_DEFAULT_RATE: f64 = 1000.0;
 
 /// jam-bench: open-loop load generator and latency meter for jam-server.
 ///
@@ -35,7 +41,9 @@ pub struct Args {
     #[arg(long)]
     pub server_bin: Option<PathBuf>,
 
-    /// Pin the spawned server to these CPUs (`taskset -c` list, e.g. `1`).
+    /// Pin the spawned server to these CPUs (`taskset -c` list, e.g. `1`). In floor mode
+    /// it pins the echo peer, to CPU 1 when not given on a machine with two CPUs or more;
+    /// `none` leaves it unpinned.
     #[arg(long)]
     pub server_cpus: Option<String>,
 
@@ -130,6 +138,37 @@ pub struct Args {
     #[arg(long, default_value_t = 5000)]
     pub knee_p99_us: u64,
 
+    /// Floor mode: time a small message's round trip to an echo peer (this program,
+    /// spawned pinned to `--server-cpus`) over plain UDP, QUIC datagrams, WebTransport
+    /// datagrams or TCP, with no jam-server in the way: what this machine costs to move a
+    /// note from one process to another. Open loop at `--rate` (1,000 a second unless
+    /// given), or closed loop with `--floor-inflight`.
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub floor: Option<FloorKind>,
+
+    /// Floor mode: bytes in each message (a note datagram is about 150).
+    #[arg(long, default_value_t = 150, value_parser = clap::value_parser!(u16).range(24..=1200))]
+    pub floor_bytes: u16,
+
+    /// Floor mode: keep this many messages in flight, each echo sending the next at once
+    /// (closed loop, as fast as the pair goes); 0 sends at `--rate` whatever comes back.
+    #[arg(long, default_value_t = 0)]
+    pub floor_inflight: usize,
+
+    /// Floor mode: end the measured window after this many messages, if `--seconds` has
+    /// not ended it first.
+    #[arg(long)]
+    pub floor_messages: Option<u64>,
+
+    /// Run as the echo peer of a floor run (what `--floor` spawns): listen on
+    /// `--floor-addr`, print the address, echo every message until stdin closes.
+    #[arg(long, value_enum, value_name = "KIND", hide = true)]
+    pub floor_echo: Option<FloorKind>,
+
+    /// Where the echo peer listens.
+    #[arg(long, default_value = "127.0.0.1:0", hide = true)]
+    pub floor_addr: SocketAddr,
+
     /// Hostile neighbour: run the load twice against fresh servers, quiet and then with
     /// attacks from other loopback addresses (127.0.0.2-6: a connection flood, room
     /// creation with history fill, slow readers, a `clock:ping` flood, unfinished QUIC
@@ -160,6 +199,49 @@ pub struct Args {
     /// A label copied into the JSON line (e.g. the scenario name).
     #[arg(long)]
     pub label: Option<String>,
+}
+
+impl Args {
+    /// The arguments of this process's command line (exits on a bad one, as clap does),
+    /// with floor mode's own `--rate` default when the line does not set it.
+    pub fn from_command_line() -> Args {
+        let matches = Args::command().get_matches();
+        let mut args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        if args.floor.is_some() && matches.value_source("rate") == Some(ValueSource::DefaultValue) {
+            args.rate = FLOOR_DEFAULT_RATE;
+        }
+        args
+    }
+}
+
+/// What carries a floor run's messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FloorKind {
+    /// Plain UDP datagrams.
+    Udp,
+    /// QUIC datagrams (quinn, no WebTransport session).
+    Quic,
+    /// WebTransport datagrams (a wtransport session, read as the server and client read).
+    Wt,
+    /// TCP with `TCP_NODELAY` (what WebSocket rides on).
+    Tcp,
+}
+
+impl FloorKind {
+    /// The flag spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FloorKind::Udp => "udp",
+            FloorKind::Quic => "quic",
+            FloorKind::Wt => "wt",
+            FloorKind::Tcp => "tcp",
+        }
+    }
+
+    /// Whether every message arrives (so a silence is a stall, never a loss).
+    pub fn is_reliable(self) -> bool {
+        matches!(self, FloorKind::Tcp)
+    }
 }
 
 /// How participants connect and send.

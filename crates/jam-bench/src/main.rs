@@ -4,7 +4,7 @@
 //! ## How the parts fit
 //!
 //! ```text
-//!   cli       flags: target, load shape, modes (idle, knee, smoke)
+//!   cli       flags: target, load shape, modes (idle, knee, floor, smoke)
 //!   target    spawn jam-server on free ports (or resolve --url); PID, /stats
 //!   hostile   --hostile: attacks from 127.0.0.2-6 beside the rooms, on a thread of their own
 //!   run       connect everyone, open-loop generator, churn, drain  ──► ledger
@@ -15,6 +15,8 @@
 //!   counters  context switches, system calls (perf), QUIC packets and ACKs per delivery
 //!   report    JSON line and table;  idle: memory per idle connection
 //!   summary   Markdown tables from collected JSON lines
+//!   floor     --floor: a message's round trip to this program spawned as an echo peer
+//!             over UDP, QUIC, WebTransport or TCP, with no server: the machine's floor
 //! ```
 //!
 //! Every client lives in this process, so every timestamp is on one monotonic clock (one
@@ -23,6 +25,7 @@
 
 mod cli;
 mod counters;
+mod floor;
 mod hostile;
 mod idle;
 mod idle_spin;
@@ -39,7 +42,6 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context as _, Result};
-use clap::Parser;
 use serde_json::Value;
 use tracing_subscriber::EnvFilter;
 
@@ -54,7 +56,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = Args::parse();
+    let args = Args::from_command_line();
     let runtime = if args.threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -82,6 +84,10 @@ fn main() -> ExitCode {
 }
 
 async fn start(args: Args) -> Result<ExitCode> {
+    if let Some(kind) = args.floor_echo {
+        floor::echo(kind, args.floor_addr).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     procfs::init();
     let epoch = Instant::now();
     if let Some(file) = &args.summarize {
@@ -97,6 +103,14 @@ async fn start(args: Args) -> Result<ExitCode> {
         if let Some(note) = target.stop() {
             eprintln!("jam-bench: {note}");
         }
+        if !args.json {
+            report.print_table();
+        }
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(kind) = args.floor {
+        let report = floor::run(&args, kind).await?;
         if !args.json {
             report.print_table();
         }
