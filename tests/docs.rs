@@ -3,8 +3,9 @@
 //! `docs/protocol.md §N` cited in the source names a section that `docs/protocol.md` has,
 //! and nothing cites the protocol under its old upper-case file name.
 //!
-//! It reads the files `git ls-files` lists (so `target/` and `node_modules/` never count)
-//! and owns no server: it checks text only. Links to other sites are not followed.
+//! It reads the files `git ls-files` lists (so `target/` and `node_modules/` never count,
+//! nor the patched dependencies' own files under `vendor/`) and owns no server: it checks
+//! text only. Links to other sites are not followed.
 
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
@@ -26,6 +27,9 @@ fn tracked(extensions: &[&str]) -> Vec<PathBuf> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|p| !p.split('/').any(|c| c == "target" || c == "node_modules"))
+        // A patched dependency's own files are its authors' text, as published (its
+        // README's links point into its own repository); `vendor/README.md` is ours.
+        .filter(|p| !(p.starts_with("vendor/") && p.matches('/').count() > 1))
         .filter(|p| extensions.iter().any(|e| p.ends_with(e)))
         .map(PathBuf::from)
         .filter(|p| root().join(p).is_file())
