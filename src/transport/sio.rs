@@ -17,11 +17,12 @@
 //! - **Out.** The writer task drains the session's [`Outbox`] and emits each envelope as
 //!   `emit(event, data)`, or `emit(event, data, { seq })` when it carries a room sequence
 //!   number (docs/protocol.md §6). A relayed event arrives already read into its parts, once
-//!   for all Socket.IO receivers ([`Queued::Relayed`]); socketioxide then frames it per
-//!   socket (it has no public way to send one pre-framed packet to one socket). The answer that echoes a request's `id` is also the
-//!   argument of that request's acknowledgement, as `{ event, data }`; a request with no
-//!   answer (a relayed `event:broadcast`) is acknowledged with no argument once it was
-//!   handled.
+//!   for all Socket.IO receivers ([`Queued::Relayed`]), and the first of them encodes its
+//!   arguments for all ([`Parts::encoded`]), as `emit` would; each receiver sends that
+//!   shared buffer to its socket through socketioxide's local adapter, which only puts the
+//!   packet type in front. The answer that echoes a request's `id` is also the argument of
+//!   that request's acknowledgement, as `{ event, data }`; a request with no answer (a
+//!   relayed `event:broadcast`) is acknowledged with no argument once it was handled.
 //! - **Admission** ([`crate::conn`]). A middleware in front of socketioxide applies the
 //!   origin policy to every request (HTTP 403) and admits against the per-address limit
 //!   (HTTP 429) every new Engine.IO session, which holds its place as long as it lives, and
@@ -39,10 +40,11 @@
 //! [socketioxide]: https://docs.rs/socketioxide
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{ready, Poll};
 use std::time::Duration;
 
@@ -54,10 +56,16 @@ use axum::Router;
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::value::RawValue;
+use socketioxide::adapter::Emitter;
 use socketioxide::extract::{AckSender, SocketRef};
 use socketioxide::handler::{ConnectHandler, FromMessageParts, MessageHandler, Value};
 use socketioxide::socket::{DisconnectReason, Socket};
 use socketioxide::{ParserConfig, SendError, SocketError, SocketIo};
+use socketioxide_core::adapter::{
+    BroadcastOptions, CoreAdapter, CoreLocalAdapter, DefinedAdapter, SocketEmitter,
+};
+use socketioxide_core::packet::Packet;
+use socketioxide_core::parser::Parse;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tracing::{debug, Instrument};
 
@@ -93,7 +101,9 @@ pub fn router(ctx: Arc<Context>) -> Router {
         .max_incoming_binaries(1)
         .max_incoming_binary_buf_size(limits.max_message_bytes)
         .packet_completion_timeout(Duration::from_secs(5));
+    let slot = Slot::default();
     let (svc, io) = SocketIo::builder()
+        .with_adapter::<Local>(slot.clone())
         .ping_interval(ctx.ping_interval)
         // Engine.IO drops a peer that has not answered a ping within the timeout: a
         // silent peer goes within `peer_timeout`, as on the other transports.
@@ -115,9 +125,10 @@ pub fn router(ctx: Arc<Context>) -> Router {
     // connected (emits before that would fail).
     io.ns(
         "/",
-        start.with(move |socket: SocketRef| {
+        start.with(move |socket: SocketRef<Local>| {
             let ctx = on_connect.clone();
-            async move { prepare(socket, ctx) }
+            let local = slot.get().cloned();
+            async move { prepare(socket, ctx, local) }
         }),
     );
     let shutdown = ctx.shutdown.clone();
@@ -133,12 +144,54 @@ pub fn router(ctx: Arc<Context>) -> Router {
         .layer(axum::middleware::from_fn_with_state(ctx, admit))
 }
 
-/// Packets socketioxide queues for one socket (each its own framed copy of an event): as
+/// Packets socketioxide queues for one socket (each its own Engine.IO copy of an event): as
 /// many as the outgoing byte budget holds of the largest messages, so that a receiver
 /// that stops reading holds about that budget there too, and at least 16.
 fn engine_buffer(bounds: Bounds, max_message_bytes: usize) -> usize {
     (bounds.bytes / max_message_bytes.max(1)).clamp(16, bounds.messages.max(16))
 }
+
+/// socketioxide's in-memory adapter, as its own `LocalAdapter` is, except that it also
+/// leaves its local half ([`CoreLocalAdapter`]) in a [`Slot`] for the writers: through
+/// it an event whose arguments were encoded once goes to one socket as it is
+/// ([`send_encoded`]), where `emit` would encode it again for every socket.
+struct Local(Arc<CoreLocalAdapter<Emitter>>);
+
+/// Where the namespace's [`Local`] adapter leaves its local half.
+type Slot = Arc<OnceLock<Arc<CoreLocalAdapter<Emitter>>>>;
+
+impl CoreAdapter<Emitter> for Local {
+    type Error = Infallible;
+    type State = Slot;
+    type AckStream = <Emitter as SocketEmitter>::AckStream;
+    type InitRes = ();
+
+    fn new(slot: &Slot, local: CoreLocalAdapter<Emitter>) -> Self {
+        let local = Arc::new(local);
+        // Only the main namespace is served, so only one is made.
+        let _ = slot.set(local.clone());
+        Local(local)
+    }
+
+    fn init(self: Arc<Self>, on_success: impl FnOnce() + Send + 'static) {
+        on_success();
+    }
+
+    async fn broadcast_with_ack(
+        &self,
+        packet: Packet,
+        opts: BroadcastOptions,
+        timeout: Option<Duration>,
+    ) -> Result<Self::AckStream, Infallible> {
+        Ok(self.0.broadcast_with_ack(packet, opts, timeout).0)
+    }
+
+    fn get_local(&self) -> &CoreLocalAdapter<Emitter> {
+        &self.0
+    }
+}
+
+impl DefinedAdapter for Local {}
 
 /// An admitted Engine.IO session (its place in its address's count), carried in the
 /// handshake request's extensions, which the session keeps for its lifetime.
@@ -350,7 +403,7 @@ impl Conn {
     /// ([`Conn::settle`]).
     fn receive(
         &self,
-        socket: &Arc<Socket>,
+        socket: &Arc<Socket<Local>>,
         mut value: Value,
         ack_id: Option<i64>,
     ) -> Option<(Followup, Arc<Cluster>)> {
@@ -775,7 +828,7 @@ impl Refused {
 
 /// An acknowledgement waiting for its request's answer.
 struct Pending {
-    ack: AckSender,
+    ack: AckSender<Local>,
     /// What it gets when the session sent no answer (else it gets no argument).
     otherwise: Option<Bytes>,
 }
@@ -816,8 +869,8 @@ struct Inbound(Arc<Conn>);
 /// The type parameter of [`Inbound`]'s [`MessageHandler`] implementation.
 struct InOrder;
 
-impl MessageHandler<socketioxide::adapter::LocalAdapter, InOrder> for Inbound {
-    fn call(&self, socket: Arc<Socket>, value: Value, ack_id: Option<i64>) {
+impl MessageHandler<Local, InOrder> for Inbound {
+    fn call(&self, socket: Arc<Socket<Local>>, value: Value, ack_id: Option<i64>) {
         if let Some((followup, cluster)) = self.0.receive(&socket, value, ack_id) {
             tokio::spawn(self.0.clone().settle(followup, cluster, ack_id));
         }
@@ -831,6 +884,7 @@ struct Starter(Arc<Mutex<Option<Writer>>>);
 
 struct Writer {
     conn: Arc<Conn>,
+    local: Arc<CoreLocalAdapter<Emitter>>,
     rx: Inbox<Queued>,
     admission: Admission,
     guard: tokio_util::task::task_tracker::TaskTrackerToken,
@@ -838,7 +892,12 @@ struct Writer {
 
 /// The connect middleware: admits the connection, opens its session and registers its
 /// handlers. An error refuses it (`connect_error` at the client).
-fn prepare(socket: SocketRef, ctx: Arc<Context>) -> Result<(), &'static str> {
+fn prepare(
+    socket: SocketRef<Local>,
+    ctx: Arc<Context>,
+    local: Option<Arc<CoreLocalAdapter<Emitter>>>,
+) -> Result<(), &'static str> {
+    let local = local.ok_or("namespace not ready")?;
     let parts = socket.req_parts();
     let peer = parts
         .extensions
@@ -878,6 +937,7 @@ fn prepare(socket: SocketRef, ctx: Arc<Context>) -> Result<(), &'static str> {
         .extensions
         .insert(Starter(Arc::new(Mutex::new(Some(Writer {
             conn,
+            local,
             rx,
             admission,
             guard: ctx.tracker.token(),
@@ -886,7 +946,7 @@ fn prepare(socket: SocketRef, ctx: Arc<Context>) -> Result<(), &'static str> {
 }
 
 /// The connect handler (a task of its own): runs the writer [`prepare`] left.
-async fn start(socket: SocketRef) {
+async fn start(socket: SocketRef<Local>) {
     let writer = socket
         .extensions
         .remove::<Starter>()
@@ -896,9 +956,11 @@ async fn start(socket: SocketRef) {
     };
     let _guard = w.guard;
     let span = w.admission.span().clone();
-    run(socket, w.conn, w.rx, w.admission)
-        .instrument(span)
-        .await;
+    let out = Out {
+        socket,
+        local: w.local,
+    };
+    run(out, w.conn, w.rx, w.admission).instrument(span).await;
 }
 
 fn close_reason_for(reason: DisconnectReason) -> CloseReason {
@@ -915,7 +977,7 @@ fn close_reason_for(reason: DisconnectReason) -> CloseReason {
 
 /// The writer: drains the outbox onto the socket until the connection ends, then ends
 /// the session.
-async fn run(socket: SocketRef, conn: Arc<Conn>, mut rx: Inbox<Queued>, admission: Admission) {
+async fn run(out: Out, conn: Arc<Conn>, mut rx: Inbox<Queued>, admission: Admission) {
     let token = admission.token().clone();
     loop {
         let lobby = conn.lobby_deadline();
@@ -934,10 +996,10 @@ async fn run(socket: SocketRef, conn: Arc<Conn>, mut rx: Inbox<Queued>, admissio
             _ = until(expires) => conn.expire(),
             m = rx.recv() => {
                 let Some(first) = m else { break };
-                let mut open = emit(&socket, &conn, first);
+                let mut open = emit(&out, &conn, first);
                 for _ in 1..BATCH {
                     match rx.try_recv() {
-                        Ok(m) if open => open = emit(&socket, &conn, m),
+                        Ok(m) if open => open = emit(&out, &conn, m),
                         _ => break,
                     }
                 }
@@ -961,16 +1023,16 @@ async fn run(socket: SocketRef, conn: Arc<Conn>, mut rx: Inbox<Queued>, admissio
         CloseReason::SlowConsumer => {
             // Its buffer is most likely full: the disconnect goes only if it fits; if
             // not, Engine.IO's next ping does not fit either and it drops the client.
-            let _ = socket.clone().disconnect();
+            let _ = out.socket.clone().disconnect();
         }
         _ => {
             // Deliver what is still queued (a last error), then disconnect.
             while let Ok(m) = rx.try_recv() {
-                if !emit(&socket, &conn, m) {
+                if !emit(&out, &conn, m) {
                     break;
                 }
             }
-            let _ = socket.clone().disconnect();
+            let _ = out.socket.clone().disconnect();
         }
     }
     // Pending acknowledgements hold the socket: let them go.
@@ -1003,14 +1065,30 @@ impl<'a> Answer<'a> {
     }
 }
 
+/// Where the writer sends: its socket, and the namespace's local adapter for events
+/// encoded once.
+struct Out {
+    socket: SocketRef<Local>,
+    local: Arc<CoreLocalAdapter<Emitter>>,
+}
+
 /// Emits one queued item (or runs an acknowledgement marker); `false` when the
-/// connection is over. A relayed event comes read into its parts, once for every
-/// Socket.IO receiver; only the server's own envelopes to this connection are read here.
-fn emit(socket: &SocketRef, conn: &Conn, item: Queued) -> bool {
+/// connection is over. A relayed event comes read into its parts, and its arguments are
+/// encoded once, by its first Socket.IO receiver, for all of them; only the server's own
+/// envelopes to this connection are read and encoded here.
+fn emit(out: &Out, conn: &Conn, item: Queued) -> bool {
     match item {
-        Queued::Relayed(parts) => emit_parts(socket, conn, &parts),
+        Queued::Relayed(parts) => {
+            let args = parts
+                .encoded
+                .get_or_init(|| arguments(out.local.parser(), &parts));
+            emit_parts(out, conn, &parts, args.clone())
+        }
         Queued::Envelope(json) => match Parts::read(&json) {
-            Ok(parts) => emit_parts(socket, conn, &parts),
+            Ok(parts) => {
+                let args = arguments(out.local.parser(), &parts);
+                emit_parts(out, conn, &parts, args)
+            }
             Err(e) => {
                 debug!(error = %e, "socket.io: an envelope without event or data");
                 true
@@ -1020,21 +1098,47 @@ fn emit(socket: &SocketRef, conn: &Conn, item: Queued) -> bool {
     }
 }
 
-/// Emits `emit(event, data)`, or `emit(event, data, { seq })`, and acknowledges the
-/// request whose `id` it answers.
-fn emit_parts(socket: &SocketRef, conn: &Conn, parts: &Parts) -> bool {
+/// The arguments of `emit(event, data)`, or of `emit(event, data, { seq })`, encoded by
+/// `parser` exactly as `emit` encodes them; `None` when they cannot be.
+fn arguments(parser: impl Parse, parts: &Parts) -> Option<Value> {
     let data: &RawValue = &parts.data;
-    let emitted = match parts.seq {
-        Some(seq) => socket.emit(&*parts.event, &(data, Meta { seq })),
-        None => socket.emit(&*parts.event, &(data,)),
+    let event = Some(&*parts.event);
+    let encoded = match parts.seq {
+        Some(seq) => parser.encode_value(&(data, Meta { seq }), event),
+        None => parser.encode_value(&(data,), event),
     };
-    if !sent(conn, emitted) {
-        return false;
+    encoded
+        .map_err(|e| debug!(error = %e, "socket.io: an event not encoded"))
+        .ok()
+}
+
+/// Sends the event whose arguments are `args` (see [`arguments`]), and acknowledges the
+/// request whose `id` it answers.
+fn emit_parts(out: &Out, conn: &Conn, parts: &Parts, args: Option<Value>) -> bool {
+    if let Some(args) = args {
+        if !sent(conn, send_encoded(out, args)) {
+            return false;
+        }
     }
     match parts.id.and_then(|id| conn.lock_acks().remove(&id)) {
         Some(pending) => sent(conn, pending.ack.send(&Answer::of(parts))),
         None => true,
     }
+}
+
+/// What `emit` does once it has encoded the arguments: an EVENT packet with them, on the
+/// socket's namespace, to the socket alone. The packet is put together from the shared
+/// arguments (a reference-counted buffer) for this socket.
+fn send_encoded(out: &Out, args: Value) -> Result<(), SendError> {
+    if !out.socket.connected() {
+        return Err(SendError::Socket(SocketError::Closed));
+    }
+    let packet = Packet::event(out.local.path().clone(), args);
+    out.local
+        .broadcast(packet, BroadcastOptions::new(out.socket.id))
+        .map_err(|errors| {
+            SendError::Socket(errors.into_iter().next().unwrap_or(SocketError::Closed))
+        })
 }
 
 /// The end of request `id`'s answers: its acknowledgement, if no answer took it, gets the
