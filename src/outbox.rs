@@ -134,6 +134,10 @@ pub struct Parts {
     pub id: Option<i64>,
     /// The room sequence number (docs/protocol.md §6), when it carries one.
     pub seq: Option<u64>,
+    /// The event's Socket.IO arguments (`["event",data]`, or `["event",data,{"seq":n}]`)
+    /// as the Socket.IO parser encodes them, left by the first receiver that sent them
+    /// for the others; `None` inside when they could not be encoded.
+    pub encoded: OnceLock<Option<socketioxide::handler::Value>>,
 }
 
 /// The fields [`Parts`] reads, borrowed from the envelope.
@@ -156,6 +160,7 @@ impl Parts {
             data: f.data.to_owned(),
             id: f.id.and_then(|id| id.get().parse().ok()),
             seq: f.seq,
+            encoded: OnceLock::new(),
         })
     }
 }

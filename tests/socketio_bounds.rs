@@ -360,6 +360,57 @@ async fn malformed_events_answer_invalid_message_over_websocket() {
     malformed_events_answer_invalid_message(Eio::ws(&s).await).await;
 }
 
+/// A relayed event reaches every Socket.IO receiver as the same packet, whichever
+/// Engine.IO transport it rides: `42["event:broadcast",data,{"seq":n}]` for a numbered
+/// event, `42["event:broadcast",data]` for an ephemeral one, with the payload as sent.
+#[tokio::test]
+async fn a_relayed_event_reaches_every_socket_io_receiver_as_one_packet() {
+    let _serial = SERIAL.lock().await;
+    let s = TestServer::start_with_peer_timeout(Duration::from_secs(3)).await;
+    let mut sender = s.wt().await;
+    let room = create(&mut sender, "S").await;
+    let mut receivers = [Eio::ws(&s).await, Eio::polling(&s).await];
+    for (i, eio) in receivers.iter_mut().enumerate() {
+        eio.send(&format!(
+            r#"42["session:join",{{"roomCode":"{}","name":"R{i}"}}]"#,
+            room.room_code
+        ))
+        .await;
+        eio.recv_starting(r#"42["session:joined""#).await;
+        next_event(&mut sender).await;
+    }
+    let payload = serde_json::json!({"text": "a \"quote\", é and \u{1f3b8}", "n": [1, 2.5]});
+    sender
+        .broadcast(&room.room_code, "chat", &payload)
+        .await
+        .unwrap();
+    sender
+        .broadcast_datagram(&room.room_code, "note", &payload)
+        .unwrap();
+    for (name, numbered) in [("chat", true), ("note", false)] {
+        let mut got = Vec::new();
+        for eio in receivers.iter_mut() {
+            got.push(eio.recv_starting(r#"42["event:broadcast""#).await);
+        }
+        assert_eq!(got[0], got[1], "{name}");
+        let packet = &got[0];
+        let args: Vec<serde_json::Value> = serde_json::from_str(&packet[2..]).unwrap();
+        assert_eq!(args[1]["eventName"], name, "{packet}");
+        assert_eq!(args[1]["payload"], payload, "{packet}");
+        if numbered {
+            assert_eq!(args.len(), 3, "{packet}");
+            let seq = args[2]["seq"].as_u64().expect("a seq");
+            assert!(
+                packet.ends_with(&format!(r#"}},{{"seq":{seq}}}]"#)),
+                "{packet}"
+            );
+        } else {
+            assert_eq!(args.len(), 2, "{packet}");
+            assert_eq!(args[1]["ephemeral"], true, "{packet}");
+        }
+    }
+}
+
 /// The state of the TCP socket on `local` connected to `remote`, as `/proc/net/tcp`
 /// writes it (`01` established, `04` FIN-WAIT-1, ...); `None` once it is gone.
 fn tcp_state(local: std::net::SocketAddr, remote: std::net::SocketAddr) -> Option<String> {
