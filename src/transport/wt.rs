@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use bytes::{Bytes, BytesMut};
 use jam_protocol::Encoding;
 use jam_wt::{datagram_header, DatagramReader};
@@ -43,6 +43,11 @@ const SEND_WINDOW: u64 = 512 * 1024;
 /// every second one (or within their max ACK delay, 25 ms). A listener receives a note
 /// datagram from each player, and each acknowledgement is a packet both ends pay for.
 const ACK_ELICITING_THRESHOLD: u32 = 10;
+/// The UDP socket's receive buffer. One socket carries every session's packets (each
+/// player's notes and ACKs); the kernel's usual 208 KiB overflowed in bursts at about
+/// 45,000 packets a second in, dropping notes while the server's core still had room.
+/// Linux caps it at `net.core.rmem_max` (and doubles it for its own bookkeeping).
+const UDP_RECV_BUFFER: usize = 2 << 20;
 /// Client-opened bidirectional streams a session may have open at once: the extended
 /// CONNECT stream, the control stream, and room for a stray one that is reset at once.
 /// quinn keeps a map entry for every stream it allows up front (its default of 100 per
@@ -111,7 +116,9 @@ pub struct WtServer {
 impl WtServer {
     /// Binds the UDP socket with the given identity.
     pub fn bind(config: WtConfig, identity: &TlsIdentity) -> Result<Self> {
-        let endpoint = Endpoint::server(server_config(&config, identity))?;
+        let socket = udp_socket(config.addr)
+            .with_context(|| format!("binding the WebTransport UDP socket {}", config.addr))?;
+        let endpoint = Endpoint::server(server_config(&config, identity, Some(socket)))?;
         // Port 0 becomes the port the OS chose, so a renewal rebinds nothing new.
         let config = WtConfig {
             addr: endpoint.local_addr()?,
@@ -128,7 +135,7 @@ impl WtServer {
     /// Installs a new certificate for new sessions; open sessions keep theirs.
     pub fn reload_identity(&self, identity: &TlsIdentity) -> Result<()> {
         self.endpoint
-            .reload_config(server_config(&self.config, identity), false)?;
+            .reload_config(server_config(&self.config, identity, None), false)?;
         Ok(())
     }
 
@@ -146,7 +153,27 @@ impl WtServer {
     }
 }
 
-fn server_config(config: &WtConfig, identity: &TlsIdentity) -> ServerConfig {
+/// The endpoint's UDP socket, bound to `addr` (`[::]` takes IPv4 too), with the receive
+/// buffer [`UDP_RECV_BUFFER`].
+fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if let SocketAddr::V6(v6) = addr {
+        socket.set_only_v6(!v6.ip().is_unspecified())?;
+    }
+    // A smaller buffer than asked for (a low `rmem_max`) still works.
+    let _ = socket.set_recv_buffer_size(UDP_RECV_BUFFER);
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+/// The endpoint's configuration: on `socket` when binding, or (for a certificate reload,
+/// which keeps the bound socket) on the configured address.
+fn server_config(
+    config: &WtConfig,
+    identity: &TlsIdentity,
+    socket: Option<std::net::UdpSocket>,
+) -> ServerConfig {
     let mut transport = QuicTransportConfig::default();
     transport
         .keep_alive_interval(Some(config.ping_interval))
@@ -159,11 +186,12 @@ fn server_config(config: &WtConfig, identity: &TlsIdentity) -> ServerConfig {
     acks.ack_eliciting_threshold(ACK_ELICITING_THRESHOLD.into());
     transport.ack_frequency_config(Some(acks));
     let builder = ServerConfig::builder();
-    let builder = match config.addr {
-        SocketAddr::V6(v6) if v6.ip().is_unspecified() => {
+    let builder = match (socket, config.addr) {
+        (Some(socket), _) => builder.with_bind_socket(socket),
+        (None, SocketAddr::V6(v6)) if v6.ip().is_unspecified() => {
             builder.with_bind_address_v6(v6, Ipv6DualStackConfig::Allow)
         }
-        other => builder.with_bind_address(other),
+        (None, other) => builder.with_bind_address(other),
     };
     builder
         .with_custom_transport(identity.identity.clone_identity(), transport)
