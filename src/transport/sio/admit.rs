@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tracing::debug;
 
 use super::check::checked_payload;
-use super::MAX_PAYLOAD_BYTES;
+use super::check::MAX_PAYLOAD_BYTES;
 use crate::conn::{Admission, Context, Refused as RefusedConn};
 use crate::stats::Transport;
 

@@ -8,7 +8,9 @@ use std::task::{ready, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::MAX_PAYLOAD_BYTES;
+/// The largest Engine.IO payload (a polling request body, a WebSocket message): the
+/// WebSocket endpoint's frame limit. Larger events up to it answer `payload_too_large`.
+pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 
 /// The event name an EVENT packet that socketioxide could not read is rewritten to
 /// ([`checked_packet`]): socketioxide ends the session on an event whose first element

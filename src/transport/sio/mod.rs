@@ -69,9 +69,7 @@ use encode::{Local, Slot};
 /// Where the endpoint listens: socket.io-client's default path.
 pub const PATH: &str = "/socket.io/";
 
-/// The largest Engine.IO payload (a polling request body, a WebSocket message): the
-/// WebSocket endpoint's frame limit. Larger events up to it answer `payload_too_large`.
-pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
+pub use check::MAX_PAYLOAD_BYTES;
 
 /// How long an Engine.IO session may stay without joining the Socket.IO namespace.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
