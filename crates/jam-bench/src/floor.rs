@@ -519,16 +519,8 @@ fn report(
     let bench = side(std::process::id(), procfs::cpus(Proc::Me), |m| {
         m.bench_cpu_us
     });
-    let cpu_busy_pct: Vec<f64> = match (&marks.start, &marks.end) {
-        (Some(a), Some(b)) => a
-            .cpus
-            .iter()
-            .zip(&b.cpus)
-            .map(|(&(busy0, total0), &(busy1, total1))| {
-                let total = total1.saturating_sub(total0).max(1) as f64;
-                (busy1.saturating_sub(busy0) as f64 / total * 1000.0).round() / 10.0
-            })
-            .collect(),
+    let cpu_busy_pct = match (&marks.start, &marks.end) {
+        (Some(a), Some(b)) => procfs::cpu_busy_pct(&a.cpus, &b.cpus),
         _ => Vec::new(),
     };
     let lost = books.window_sent.saturating_sub(echoes);

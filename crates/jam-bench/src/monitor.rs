@@ -117,16 +117,7 @@ impl Window {
 
     /// How busy each CPU was over the window, percent (everyone: server, bench, others).
     pub fn cpu_busy_pct(&self) -> Vec<f64> {
-        self.start
-            .cpu_times
-            .iter()
-            .zip(&self.end.cpu_times)
-            .map(|(a, b)| {
-                let busy = b.0.saturating_sub(a.0) as f64;
-                let total = b.1.saturating_sub(a.1).max(1) as f64;
-                (busy / total * 1000.0).round() / 10.0
-            })
-            .collect()
+        procfs::cpu_busy_pct(&self.start.cpu_times, &self.end.cpu_times)
     }
 
     /// The server threads' context switches over the window.

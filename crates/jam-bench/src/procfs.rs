@@ -138,6 +138,20 @@ pub fn cpu_times() -> Vec<(u64, u64)> {
         .collect()
 }
 
+/// How busy each CPU was between two [`cpu_times`] readings, percent to one decimal
+/// (everyone: the server or echo peer, the bench, others).
+pub fn cpu_busy_pct(start: &[(u64, u64)], end: &[(u64, u64)]) -> Vec<f64> {
+    start
+        .iter()
+        .zip(end)
+        .map(|(a, b)| {
+            let busy = b.0.saturating_sub(a.0) as f64;
+            let total = b.1.saturating_sub(a.1).max(1) as f64;
+            (busy / total * 1000.0).round() / 10.0
+        })
+        .collect()
+}
+
 /// The 1-minute load average.
 pub fn loadavg() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg")
