@@ -13,7 +13,7 @@ use jam_protocol::Encoding;
 use jam_wt::{datagram_header, DatagramReader};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn, Instrument};
-use wtransport::config::{Ipv6DualStackConfig, QuicTransportConfig};
+use wtransport::config::QuicTransportConfig;
 use wtransport::endpoint::endpoint_side::Server;
 use wtransport::endpoint::IncomingSession;
 use wtransport::stream::SendStream;
@@ -167,8 +167,8 @@ fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     Ok(socket.into())
 }
 
-/// The endpoint's configuration: on `socket` when binding, or (for a certificate reload,
-/// which keeps the bound socket) on the configured address.
+/// The endpoint's configuration: on `socket` when binding; a certificate reload keeps
+/// the bound socket, and the address it names then is not used.
 fn server_config(
     config: &WtConfig,
     identity: &TlsIdentity,
@@ -186,12 +186,9 @@ fn server_config(
     acks.ack_eliciting_threshold(ACK_ELICITING_THRESHOLD.into());
     transport.ack_frequency_config(Some(acks));
     let builder = ServerConfig::builder();
-    let builder = match (socket, config.addr) {
-        (Some(socket), _) => builder.with_bind_socket(socket),
-        (None, SocketAddr::V6(v6)) if v6.ip().is_unspecified() => {
-            builder.with_bind_address_v6(v6, Ipv6DualStackConfig::Allow)
-        }
-        (None, other) => builder.with_bind_address(other),
+    let builder = match socket {
+        Some(socket) => builder.with_bind_socket(socket),
+        None => builder.with_bind_address(config.addr),
     };
     builder
         .with_custom_transport(identity.identity.clone_identity(), transport)
