@@ -94,15 +94,16 @@ pub use crate::send_stream::{SendStream, StoppedError, WriteError};
 mod tests;
 
 #[derive(Debug)]
+/// Sent to a connection boxed (`Box<ConnectionEvent>`): an unbounded tokio channel
+/// allocates its first block of 32 slots when it is created, so every connection's event
+/// channel held 32 unboxed events (about 7 KiB) while idle. Boxed, the block is 32
+/// pointers.
 enum ConnectionEvent {
     Close {
         error_code: VarInt,
         reason: bytes::Bytes,
     },
-    /// Boxed: an unbounded tokio channel allocates its first block of 32 slots when it is
-    /// created, so every connection's event channel held 32 unboxed events (about 7 KiB)
-    /// while idle. Boxed, the block is 32 pointers-and-tags.
-    Proto(Box<proto::ConnectionEvent>),
+    Proto(proto::ConnectionEvent),
     Rebind(Arc<dyn AsyncUdpSocket>),
 }
 

@@ -15,6 +15,7 @@ use crate::stream::OpeningBiStream;
 use crate::stream::OpeningUniStream;
 use crate::SessionId;
 use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 use tokio::sync::Mutex;
 use tracing::debug;
 use tracing::debug_span;
@@ -37,7 +38,7 @@ pub enum DriverError {
 #[derive(Debug)]
 pub struct Driver {
     quic_connection: quinn::Connection,
-    ready_settings: Mutex<mpsc::Receiver<Box<Settings>>>,
+    ready_settings: Mutex<Option<oneshot::Receiver<Settings>>>,
     ready_sessions: BiChannelEndpoint<StreamSession>,
     ready_uni_wt_streams: Mutex<mpsc::Receiver<Box<StreamUniRemoteWT>>>,
     ready_bi_wt_streams: Mutex<mpsc::Receiver<Box<StreamBiRemoteWT>>>,
@@ -49,7 +50,9 @@ impl Driver {
         // Every channel here carries its items boxed: a tokio channel allocates its first
         // block of 32 slots up front, whatever its capacity, so a channel of large items
         // would cost every connection kilobytes while it sits empty.
-        let ready_settings = mpsc::channel(1);
+        // The peer's settings come once: a oneshot channel, freed once they have come (an
+        // mpsc channel would hold its block for the connection's life).
+        let ready_settings = oneshot::channel();
         let ready_sessions = bichannel(1);
         let ready_uni_wt_streams = mpsc::channel(4);
         let ready_bi_wt_streams = mpsc::channel(1);
@@ -58,7 +61,7 @@ impl Driver {
         tokio::spawn(
             worker::Worker::new(
                 quic_connection.clone(),
-                ready_settings.0,
+                Some(ready_settings.0),
                 ready_sessions.0,
                 ready_uni_wt_streams.0,
                 ready_bi_wt_streams.0,
@@ -70,7 +73,7 @@ impl Driver {
 
         Self {
             quic_connection,
-            ready_settings: Mutex::new(ready_settings.1),
+            ready_settings: Mutex::new(Some(ready_settings.1)),
             ready_sessions: ready_sessions.1,
             ready_uni_wt_streams: Mutex::new(ready_uni_wt_streams.1),
             ready_bi_wt_streams: Mutex::new(ready_bi_wt_streams.1),
@@ -80,9 +83,14 @@ impl Driver {
 
     pub async fn accept_settings(&self) -> Result<Settings, DriverError> {
         let mut lock = self.ready_settings.lock().await;
+        let received = match lock.as_mut() {
+            Some(receiver) => receiver.await.ok(),
+            None => None,
+        };
+        *lock = None;
 
-        match lock.recv().await {
-            Some(settings) => Ok(*settings),
+        match received {
+            Some(settings) => Ok(settings),
             None => Err(self.result().await),
         }
     }
@@ -269,7 +277,7 @@ mod worker {
 
     pub struct Worker {
         quic_connection: quinn::Connection,
-        ready_settings: mpsc::Sender<Box<Settings>>,
+        ready_settings: Option<oneshot::Sender<Settings>>,
         ready_sessions: BiChannelEndpoint<StreamSession>,
         ready_uni_wt_streams: mpsc::Sender<Box<StreamUniRemoteWT>>,
         ready_bi_wt_streams: mpsc::Sender<Box<StreamBiRemoteWT>>,
@@ -284,7 +292,7 @@ mod worker {
     impl Worker {
         pub fn new(
             quic_connection: quinn::Connection,
-            ready_settings: mpsc::Sender<Box<Settings>>,
+            ready_settings: Option<oneshot::Sender<Settings>>,
             ready_sessions: BiChannelEndpoint<StreamSession>,
             ready_uni_wt_streams: mpsc::Sender<Box<StreamUniRemoteWT>>,
             ready_bi_wt_streams: mpsc::Sender<Box<StreamBiRemoteWT>>,
@@ -640,12 +648,11 @@ mod worker {
         fn handle_remote_settings(&mut self, settings: Settings) -> Result<(), DriverError> {
             debug!("Received: {:?}", settings);
 
-            match self.ready_settings.try_send(Box::new(settings)) {
-                Ok(()) => Ok(()),
-                Err(mpsc::error::TrySendError::Closed(_)) => Err(DriverError::NotConnected),
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    unreachable!("No more than 1 setting frame can be processed")
-                }
+            match self.ready_settings.take() {
+                Some(sender) => sender
+                    .send(settings)
+                    .map_err(|_| DriverError::NotConnected),
+                None => unreachable!("No more than 1 setting frame can be processed"),
             }
         }
     }
