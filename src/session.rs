@@ -252,7 +252,7 @@ impl Session {
     /// directory has answered. Transports await this after each message they hand over.
     pub async fn settle(&mut self) {
         if let Some((followup, cluster)) = self.take_followup() {
-            let settled = followup.run(&cluster, &self.hub).await;
+            let settled = Box::pin(followup.run(&cluster, &self.hub)).await;
             self.apply(settled);
         }
     }
