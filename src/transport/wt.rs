@@ -473,20 +473,34 @@ async fn guarded<E>(
     outbox: &Outbox,
     deadline: Duration,
 ) -> bool {
-    // The write is polled first: one that completes at once goes out even when
-    // the connection is being closed (a last message, such as `session:moved`, is
-    // not lost to the close that follows it).
-    tokio::select! {
-        biased;
-        r = tokio::time::timeout(deadline, write) => match r {
-            Ok(r) => r.is_ok(),
-            Err(_) => {
-                outbox.cut_off_slow();
-                false
-            }
-        },
-        _ = token.cancelled() => false,
+    // The write is polled first: one that completes at once (quinn takes the bytes while
+    // the send window has room, nearly always) goes out even when the connection is being
+    // closed (a last message, such as `session:moved`, is not lost to the close that
+    // follows it), and needs no timer. Only a write that has to wait gets the deadline's
+    // timer and the token, boxed so that an idle writer's task stays small.
+    let mut write = std::pin::pin!(write);
+    let at_once = std::future::poll_fn(|cx| match write.as_mut().poll(cx) {
+        std::task::Poll::Ready(r) => std::task::Poll::Ready(Some(r)),
+        std::task::Poll::Pending => std::task::Poll::Ready(None),
+    })
+    .await;
+    if let Some(r) = at_once {
+        return r.is_ok();
     }
+    Box::pin(async move {
+        tokio::select! {
+            biased;
+            r = tokio::time::timeout(deadline, write) => match r {
+                Ok(r) => r.is_ok(),
+                Err(_) => {
+                    outbox.cut_off_slow();
+                    false
+                }
+            },
+            _ = token.cancelled() => false,
+        }
+    })
+    .await
 }
 
 /// Ends every control-stream line.
