@@ -4,18 +4,23 @@
 #   bash bench/scenarios.sh          full: 10 s windows, 5,000/2,000 idle connections
 #   bash bench/scenarios.sh quick    a few seconds each, smaller idle counts
 #   ONLY="floor busy" bash bench/scenarios.sh   run only some of:
-#        floor busy downbeat knee idle churn loss
+#        wire floor busy downbeat knee idle churn loss
 #   SERVER_BIN=/path/to/jam-server bash bench/scenarios.sh   measure another build
+#   SYSCALLS=1 bash bench/scenarios.sh   also count the server's system calls in the busy
+#        runs (jam-bench --syscalls: perf stat on the syscall tracepoints; needs perf and
+#        permission to trace, and the tracing costs the server a little CPU)
 #
-# Every run spawns a fresh jam-server (release build, next to jam-bench) on free loopback
-# ports. Placement: the server is pinned to CPU 1 (taskset, via --server-cpus), the load
+# Every run but wire spawns a fresh jam-server (release build, next to jam-bench) on free
+# loopback ports; wire spawns jam-bench itself as an echo peer instead (--floor). Placement:
+# the server or echo peer is pinned to CPU 1 (taskset, via --server-cpus), the load
 # generator to CPU 0. Results: target/bench-results/<time>/results.jsonl (one JSON line per run),
 # report.txt (the tables as printed) and summary.md (Markdown tables).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MODE=${1:-full}
-ONLY=${ONLY:-floor busy downbeat knee idle churn loss}
+ONLY=${ONLY:-wire floor busy downbeat knee idle churn loss}
+SYSCALLS=${SYSCALLS:-0}
 if [[ $MODE == quick ]]; then
     SECS=3 WARM=1 IDLE_WS=500 IDLE_WT=200 IDLE_HOLD=5 KNEE_SECS=3
     KNEE_STEPS=5,10,20,40,60,80
@@ -45,11 +50,23 @@ has() { [[ " $ONLY " == *" $1 "* ]]; }
 {
     echo "# jam-bench scenarios ($MODE), $(date -u +%FT%TZ)"
     echo "# machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $(free -g | awk '/Mem:/{print $2}') GiB"
-    echo "# placement: jam-server on CPU $SERVER_CPU, jam-bench on CPU $BENCH_CPU (taskset); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "# placement: jam-server (wire: the echo peer) on CPU $SERVER_CPU, jam-bench on CPU $BENCH_CPU (taskset); load average $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?') $(git diff --quiet 2>/dev/null || echo '(with local changes)')"
 } | tee -a "$REPORT"
 
 LOAD=(--seconds "$SECS" --warmup "$WARM")
+BUSY_EXTRA=()
+if [[ $SYSCALLS == 1 ]]; then BUSY_EXTRA=(--syscalls); fi
+
+if has wire; then
+    # 0. The machine's own floor, no jam-server: a 150-byte message's round trip to an echo
+    #    peer over each carrier, open loop at 1,000 a second and closed loop with 8 in
+    #    flight (as fast as the pair goes).
+    for k in udp tcp quic wt; do
+        bench --label "wire $k open" --floor "$k" --rate 1000 "${LOAD[@]}"
+        bench --label "wire $k closed" --floor "$k" --floor-inflight 8 "${LOAD[@]}"
+    done
+fi
 
 if has floor; then
     # 1. Latency floor: one room of 8 at 40 Hz, a steady beat.
@@ -61,7 +78,8 @@ fi
 if has busy; then
     # 2. Busy server: 50 rooms of 8 at 50 Hz (20,000 events/s in, 140,000 deliveries/s out).
     for t in wt-datagram ws wt-stream mixed; do
-        bench --label "busy $t" --transport "$t" --rooms 50 --per-room 8 --rate 50 --pattern poisson "${LOAD[@]}"
+        bench --label "busy $t" --transport "$t" --rooms 50 --per-room 8 --rate 50 --pattern poisson \
+            "${LOAD[@]}" "${BUSY_EXTRA[@]}"
     done
 fi
 
