@@ -33,6 +33,9 @@ fn warnings(v: &Value) -> String {
         .unwrap_or_default()
 }
 
+/// Prints one kind of run as a Markdown table.
+type Table = fn(&[&Value]);
+
 /// Prints the tables for the JSON lines in `path`.
 pub fn print(path: &str) -> Result<()> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
@@ -41,43 +44,29 @@ pub fn print(path: &str) -> Result<()> {
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
     let of = |mode: &'static str| lines.iter().filter(move |v| s(v, "mode") == mode);
-    // A blank line between tables, none before the first.
-    let mut tables = 0;
-    let mut gap = || {
-        if tables > 0 {
-            println!();
-        }
-        tables += 1;
-    };
-
     let loads: Vec<&Value> = of("load").collect();
-    if !loads.is_empty() {
-        gap();
-        load_table(&loads);
-    }
     let counted: Vec<&Value> = loads
         .iter()
         .copied()
         .filter(|v| v["server"]["counters"].is_object())
         .collect();
-    if !counted.is_empty() {
-        gap();
-        counters_table(&counted);
-    }
-    let knees: Vec<&Value> = of("knee").collect();
-    if !knees.is_empty() {
-        gap();
-        knee_table(&knees);
-    }
-    let idles: Vec<&Value> = of("idle").collect();
-    if !idles.is_empty() {
-        gap();
-        idle_table(&idles);
-    }
-    let floors: Vec<&Value> = of("floor").collect();
-    if !floors.is_empty() {
-        gap();
-        floor_table(&floors);
+    let tables: [(Vec<&Value>, Table); 5] = [
+        (loads, load_table),
+        (counted, counters_table),
+        (of("knee").collect(), knee_table),
+        (of("idle").collect(), idle_table),
+        (of("floor").collect(), floor_table),
+    ];
+    // Only the tables with rows, a blank line between them.
+    for (i, (rows, print_table)) in tables
+        .iter()
+        .filter(|(rows, _)| !rows.is_empty())
+        .enumerate()
+    {
+        if i > 0 {
+            println!();
+        }
+        print_table(rows);
     }
     Ok(())
 }

@@ -2,66 +2,31 @@
 //! peer it spawns, open and closed loop, checking that every echo came back and that the
 //! JSON line carries the round trip, the one-way estimate and the echo peer's CPU.
 
-use std::io::Read as _;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
 use serde_json::Value;
 
-/// Longest a run may take; the binary's own timeouts end a stuck run well before.
-const RUN_LIMIT: Duration = Duration::from_secs(30);
+use common::jam_bench;
 
 /// Messages in each run's measured window.
 const MESSAGES: u64 = 200;
 
 /// Runs `jam-bench --floor KIND` with `extra` flags and returns its JSON line.
 fn floor(kind: &str, extra: &[&str]) -> Value {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jam-bench"))
-        .args([
-            "--floor",
-            kind,
-            "--json",
-            "--warmup",
-            "0.05",
-            "--seconds",
-            "5",
-        ])
-        .args(["--floor-messages", &MESSAGES.to_string()])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting jam-bench");
-    let deadline = Instant::now() + RUN_LIMIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for jam-bench") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("jam-bench --floor {kind} {extra:?} ran over {RUN_LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    assert!(
-        status.success(),
-        "jam-bench --floor {kind} {extra:?} failed ({status}): {stderr}"
-    );
+    let messages = MESSAGES.to_string();
+    let mut args = vec![
+        "--floor",
+        kind,
+        "--json",
+        "--warmup",
+        "0.05",
+        "--seconds",
+        "5",
+        "--floor-messages",
+    ];
+    args.push(&messages);
+    args.extend_from_slice(extra);
+    let stdout = jam_bench(&args);
     let line = stdout
         .lines()
         .find(|l| l.starts_with('{'))

@@ -2,60 +2,16 @@
 //! runs with their per-delivery counters, one with `--syscalls`) and the line of a short
 //! live floor run become the floor table and the counters table.
 
-use std::io::Read as _;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-/// Longest a command may take; a floor run of a few dozen messages ends well before.
-const RUN_LIMIT: Duration = Duration::from_secs(30);
+use std::path::PathBuf;
+
+use common::jam_bench;
 
 /// Recorded lines: an open-loop UDP floor run, the same with three messages lost, a
 /// WebTransport load run (QUIC counters, no system calls) and a WebSocket load run with
 /// `--syscalls`.
 const RECORDED: &str = include_str!("data/summary-runs.jsonl");
-
-/// Runs jam-bench with `args` and returns its standard output; fails the test if it
-/// exits non-zero or runs over [`RUN_LIMIT`].
-fn jam_bench(args: &[&str]) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jam-bench"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting jam-bench");
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    // Read both pipes on their own threads so that a full pipe cannot stall the child.
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        stdout.read_to_string(&mut s).map(|_| s)
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        stderr.read_to_string(&mut s).map(|_| s)
-    });
-    let deadline = Instant::now() + RUN_LIMIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for jam-bench") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("jam-bench {args:?} ran over {RUN_LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = out.join().unwrap().expect("reading stdout");
-    let stderr = err.join().unwrap().expect("reading stderr");
-    assert!(
-        status.success(),
-        "jam-bench {args:?} failed ({status}): {stderr}"
-    );
-    stdout
-}
 
 /// The table whose header row starts with `| first |`: its header and its rows.
 fn table<'a>(summary: &'a str, first: &str) -> Vec<&'a str> {
