@@ -93,11 +93,11 @@ pub use crate::send_stream::{SendStream, StoppedError, WriteError};
 #[cfg(test)]
 mod tests;
 
-#[derive(Debug)]
 /// Sent to a connection boxed (`Box<ConnectionEvent>`): an unbounded tokio channel
 /// allocates its first block of 32 slots when it is created, so every connection's event
 /// channel held 32 unboxed events (about 7 KiB) while idle. Boxed, the block is 32
 /// pointers.
+#[derive(Debug)]
 enum ConnectionEvent {
     Close {
         error_code: VarInt,
