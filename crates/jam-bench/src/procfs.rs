@@ -62,10 +62,15 @@ pub fn cpu_us(p: Proc) -> Option<u64> {
 
 fn status_field(p: Proc, key: &str) -> Option<String> {
     let status = std::fs::read_to_string(p.path("status")).ok()?;
+    field(&status, key).map(str::to_owned)
+}
+
+/// The value of line `key:` in a `status` file.
+fn field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
     status
         .lines()
         .find_map(|l| l.strip_prefix(key))
-        .map(|v| v.trim_start_matches(':').trim().to_owned())
+        .map(|v| v.trim_start_matches(':').trim())
 }
 
 fn kib(v: Option<String>) -> Option<u64> {
@@ -99,11 +104,8 @@ pub fn context_switches(pid: u32) -> Option<u64> {
         let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
             continue;
         };
-        for line in status.lines() {
-            let v = line
-                .strip_prefix("voluntary_ctxt_switches:")
-                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"));
-            if let Some(n) = v.and_then(|v| v.trim().parse::<u64>().ok()) {
+        for key in ["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"] {
+            if let Some(n) = field(&status, key).and_then(|v| v.parse::<u64>().ok()) {
                 total += n;
                 any = true;
             }

@@ -137,14 +137,7 @@ impl Target {
             ]);
         }
         server_args.extend(args.server_args.iter().cloned());
-        let mut cmd = match &args.server_cpus {
-            Some(cpus) => {
-                let mut c = Command::new("taskset");
-                c.arg("-c").arg(cpus).arg(&bin);
-                c
-            }
-            None => Command::new(&bin),
-        };
+        let mut cmd = pinned(&bin, args.server_cpus.as_deref());
         cmd.args(&server_args)
             .env("RUST_LOG", &args.server_log)
             .stdin(Stdio::null())
@@ -302,4 +295,16 @@ fn free_tcp_port() -> Result<u16> {
 
 fn free_udp_port() -> Result<u16> {
     Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// `program`, run under `taskset -c CPUS` when `cpus` is given.
+pub fn pinned(program: &std::path::Path, cpus: Option<&str>) -> Command {
+    match cpus {
+        Some(cpus) => {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(cpus).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
 }

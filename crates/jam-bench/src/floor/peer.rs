@@ -438,14 +438,7 @@ impl Echo {
     /// and waits for its address.
     pub async fn spawn(args: &Args, kind: FloorKind) -> Result<Echo> {
         let me = std::env::current_exe().context("locating jam-bench")?;
-        let mut cmd = match echo_cpus(args) {
-            Some(cpus) => {
-                let mut c = Command::new("taskset");
-                c.arg("-c").arg(cpus).arg(&me);
-                c
-            }
-            None => Command::new(&me),
-        };
+        let mut cmd = Command::from(crate::target::pinned(&me, echo_cpus(args).as_deref()));
         cmd.arg("--floor-echo")
             .arg(kind.as_str())
             .arg("--floor-addr")
